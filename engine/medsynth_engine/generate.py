@@ -1,0 +1,128 @@
+"""Batch generation: a model, a seed and parameters in; an anonymised, complete set on disk out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from MedSynthLib.conventions import BRATS_LABEL_NAMES, BRATS_LABELS, parse_channels
+
+from . import __version__
+from .device import select_device
+from .errors import MedSynthError
+from .export import LAYOUTS, SetWriter, space_error
+from .registry import ModelRegistry
+
+__all__ = ["GenerateRequest", "case_seed", "generate_set", "MAX_CASES"]
+
+MAX_CASES = 1_000_000
+
+
+@dataclass
+class GenerateRequest:
+    """Everything ``medsynth generate`` takes; ``shape``/``spacing`` default to the model's own."""
+
+    model: str
+    n: int
+    seed: int
+    out: Path
+    channels: tuple[str, ...] = ("t1", "t1ce", "t2", "flair", "seg")
+    layout: str = "brats"
+    shape: tuple[int, int, int] | None = None
+    spacing: tuple[float, float, float] | None = None
+    tumour: bool = True
+    device: str | None = None
+    workers: int = 2
+
+    def validate(self) -> None:
+        if not isinstance(self.n, int) or self.n < 1:
+            raise MedSynthError(f"The number of cases must be at least 1, not {self.n}.")
+        if self.n > MAX_CASES:
+            raise MedSynthError(f"{self.n:,} cases is more than one run makes ({MAX_CASES:,}); split it into several runs.")
+        if not 0 <= self.seed < 2**63:
+            raise MedSynthError(f"The seed must be a non-negative integer below 2**63, not {self.seed}.")
+        if self.layout not in LAYOUTS:
+            raise MedSynthError(f"Unknown layout '{self.layout}'; use brats or nnunet.")
+        try:
+            self.channels = parse_channels(self.channels)
+        except ValueError as exc:
+            raise MedSynthError(str(exc)) from None
+
+
+def case_seed(seed: int, index: int) -> int:
+    """Seed of case ``index`` of a run: depends on the run seed and the index only, not on n."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1, dtype=np.uint32)[0])
+
+
+def generate_set(
+    request: GenerateRequest,
+    registry: ModelRegistry,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Generate ``request.n`` cases and write them as one complete set; returns the set's folder."""
+    request.validate()
+    plugin = registry.get(request.model)
+    shape = tuple(request.shape or plugin.card.shape)
+    spacing = tuple(request.spacing or plugin.card.spacing)
+    plugin.check_request(channels=request.channels, shape=shape, spacing=spacing)
+    device = select_device(request.device)
+    parameters = {
+        "n": request.n,
+        "seed": request.seed,
+        "channels": list(request.channels),
+        "layout": request.layout,
+        "shape": list(shape),
+        "spacing": list(spacing),
+        "tumour": request.tumour,
+    }
+    manifest = {
+        "format": "medsynth-synthetic-set",
+        "format_version": 1,
+        "software": {"name": "MedSynth", "version": __version__},
+        "model": {
+            "id": plugin.card.id,
+            "kind": plugin.card.kind,
+            "architecture": plugin.card.architecture,
+            "weights_sha256": plugin.weights_sha256(),
+        },
+        "parameters": parameters,
+        "channels": list(request.channels),
+        "labels": {str(k): v for k, v in BRATS_LABELS.items()},
+        "label_names": {str(k): v for k, v in BRATS_LABEL_NAMES.items()},
+        "synthetic": True,
+    }
+    try:
+        with SetWriter(request.out, request.layout, request.channels, workers=request.workers) as writer:
+            for index in range(request.n):
+                seed = case_seed(request.seed, index)
+                case = plugin.generate(
+                    seed=seed, channels=request.channels, shape=shape, spacing=spacing, tumour=request.tumour, device=device
+                )
+                _check_case(case.arrays, request.channels, shape, plugin.id)
+                writer.add(case, seed)
+                if progress:
+                    progress(index + 1, request.n)
+            return writer.commit(manifest)
+    except OSError as exc:
+        error = space_error(exc, Path(request.out))
+        if error is not None:
+            raise error from None
+        raise MedSynthError(f"Could not write {request.out}: {exc.strerror or exc}.") from None
+
+
+def _check_case(arrays: dict[str, np.ndarray], channels: tuple[str, ...], shape: tuple[int, ...], model: str) -> None:
+    for channel in channels:
+        array = arrays.get(channel)
+        if array is None or tuple(array.shape) != tuple(shape):
+            raise MedSynthError(f"Model '{model}' returned no {shape} volume for channel {channel}; the plugin is faulty.")
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            raise MedSynthError(f"Model '{model}' produced NaN or infinite voxels in channel {channel}; nothing was written.")
+
+
+def request_dict(request: GenerateRequest) -> dict:
+    data = asdict(request)
+    data["out"] = str(request.out)
+    return data

@@ -1,0 +1,1 @@
+"""Built-in model plugins, one module each; every module has ``register(registry)``."""
