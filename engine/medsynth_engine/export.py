@@ -22,7 +22,6 @@ import numpy as np
 
 from MedSynthLib.conventions import BRATS_LABELS, LABEL_CHANNEL, NNUNET_FROM_BRATS
 
-from . import __version__
 from .errors import MedSynthError
 from .nifti_io import write_nifti
 from .registry import SynthCase

@@ -1,0 +1,62 @@
+"""Shared fixtures: small phantom sets made in-process (no downloads), cached for the whole session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+REPO = Path(__file__).resolve().parents[1]
+MEDSYNTH_BIN = Path(sys.executable).parent / "medsynth"
+ENGINE_BIN = Path(sys.executable).parent / "medsynth-engine"
+
+
+@pytest.fixture(scope="session")
+def registry():
+    from medsynth_engine.registry import default_registry
+
+    return default_registry()
+
+
+@pytest.fixture(scope="session")
+def make_phantom_set(tmp_path_factory, registry):
+    """Factory: ``make_phantom_set(n=4, shape=(24, 24, 24), spacing=6.0, channels=..., layout="brats", seed=0)``.
+
+    Returns the path of a complete set written by the real generate pipeline; identical requests share one set.
+    Treat the returned folder as read-only (copy it before changing anything).
+    """
+    from medsynth_engine.generate import GenerateRequest, generate_set
+
+    cache: dict[tuple, Path] = {}
+
+    def make(
+        n: int = 4,
+        shape: tuple[int, int, int] = (24, 24, 24),
+        spacing: float = 6.0,
+        channels: str = "t1,t1ce,t2,flair,seg",
+        layout: str = "brats",
+        seed: int = 0,
+        tumour: bool = True,
+    ) -> Path:
+        key = (n, tuple(shape), spacing, channels, layout, seed, tumour)
+        if key not in cache:
+            out = tmp_path_factory.mktemp("phantom-set") / "set"
+            request = GenerateRequest(
+                model="phantom",
+                n=n,
+                seed=seed,
+                out=out,
+                channels=channels,
+                layout=layout,
+                shape=tuple(shape),
+                spacing=(spacing,) * 3,
+                tumour=tumour,
+                device="cpu",
+            )
+            cache[key] = generate_set(request, registry)
+        return cache[key]
+
+    return make
