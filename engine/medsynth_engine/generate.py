@@ -106,6 +106,8 @@ def generate_set(
                 if progress:
                     progress(index + 1, request.n)
             return writer.commit(manifest)
+    except PermissionError:
+        raise MedSynthError(f"Cannot write into {Path(request.out).absolute().parent}; choose an output folder you may write to.") from None
     except OSError as exc:
         error = space_error(exc, Path(request.out))
         if error is not None:

@@ -124,7 +124,7 @@ def render(
     vc_np = atlas_to_subject(params, atlas, atlas.ventricle_centre_mm)
     vc = torch.tensor(vc_np, dtype=torch.float32, device=device)
     rv = torch.linalg.norm(x - vc, dim=-1)
-    enlarge = 1.0 + (params.ventricle_enlargement - 1.0) * torch.exp(-((rv / (1.2 * atlas.ventricle_radius_mm)) ** 2))
+    enlarge = 1.0 + (params.ventricle_enlargement - 1.0) * torch.exp(-((rv / (1.6 * atlas.ventricle_radius_mm)) ** 2))
     x = _radial_warp(x, vc, 1.0 / enlarge)
     flat = x.reshape(-1, 3)
     deformation = FourierField(params.deformation_seed, wavelength_mm=60.0, components=3)(flat)
