@@ -1,0 +1,524 @@
+"""The scheduler: checks a job on submission, queues it, runs it in its lane, and records every change.
+
+Lanes keep heavy work apart: ``generate`` jobs run one at a time inside the engine (warm models);
+``finetune`` jobs run one at a time per device (``device:cuda:0``...) in child processes; ``export`` jobs
+run one at a time in child processes. Jobs of different lanes run side by side; the rest queue.
+Cancelling a child-process job asks it to stop (a fine-tune writes a checkpoint), then kills its whole
+process tree after ``cancel_grace`` seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from .. import __file__ as _package_file
+from ..device import select_device
+from ..errors import MedSynthError
+from ..export import check_target
+from ..generate import GenerateRequest, generate_set
+from ..registry import ModelRegistry
+from .modelcache import ModelCache
+from .params import ExportParams, FinetuneParams, GenerateParams
+from .paths import PathPolicy
+from .store import JobStore, new_job_id
+from .worker import EXIT_DONE, finetune_fields
+
+__all__ = ["JobRunner", "JobNotFound", "JobConflict"]
+
+#: Seconds between progress writes to the store (the last one is always written).
+PROGRESS_INTERVAL = 0.25
+
+
+class JobNotFound(MedSynthError):
+    """HTTP 404."""
+
+
+class JobConflict(MedSynthError):
+    """The job is in a state that does not allow the request (HTTP 409)."""
+
+
+class _Cancelled(Exception):
+    pass
+
+
+@dataclass
+class _Running:
+    job_id: str
+    lane: str
+    stop: threading.Event = field(default_factory=threading.Event)
+    reason: str = ""
+    proc: subprocess.Popen | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class JobRunner:
+    """Owns the queue and the running jobs of one engine."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        jobs_dir: Path,
+        registry: ModelRegistry,
+        policy: PathPolicy,
+        *,
+        default_device: str | None = None,
+        max_models: int = 2,
+        cancel_grace: float = 5.0,
+        python: str = sys.executable,
+    ) -> None:
+        self.store = store
+        self.jobs_dir = Path(jobs_dir)
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.registry = registry
+        self.cache = ModelCache(registry, max_models)
+        self.policy = policy
+        self.default_device = default_device
+        self.cancel_grace = cancel_grace
+        self.python = python
+        self._cond = threading.Condition()
+        self._queue: list[str] = []
+        self._lanes: dict[str, str] = {}
+        self._busy: set[str] = set()
+        self._running: dict[str, _Running] = {}
+        self._stopping = False
+        self._recover()
+        self._dispatcher = threading.Thread(target=self._dispatch, name="medsynth-dispatch", daemon=True)
+        self._dispatcher.start()
+
+    # -- submission -------------------------------------------------------------------------------------
+
+    def submit(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Check ``params`` for ``kind``, create the job and queue it; MedSynthError if they cannot work."""
+        job_id = new_job_id()
+        job_dir = self.jobs_dir / job_id
+        job_dir.mkdir(parents=True)
+        try:
+            prepare = {"generate": self._prepare_generate, "finetune": self._prepare_finetune, "export": self._prepare_export}
+            if kind not in prepare:
+                raise MedSynthError(f"Unknown job kind '{kind}'; use generate, finetune or export.")
+            stored, output_dir = prepare[kind](params, job_dir)
+        except BaseException:
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise
+        (job_dir / "task.json").write_text(json.dumps({"kind": kind, "params": stored}))
+        job = self.store.create(kind, stored, output_dir, job_id=job_id)
+        with self._cond:
+            self._lanes[job_id] = _lane(kind, stored)
+            self._queue.append(job_id)
+            self._cond.notify_all()
+        return job
+
+    def _prepare_generate(self, raw: dict[str, Any], job_dir: Path) -> tuple[dict[str, Any], Path]:
+        params = GenerateParams.model_validate(raw)
+        model = params.model if params.model in self.registry.ids() else str(self.policy.check(params.model, "model"))
+        out = self.policy.check(params.out, "out") if params.out else job_dir / "output"
+        request = GenerateRequest(
+            model=model,
+            n=params.n,
+            seed=params.seed,
+            out=out,
+            channels=params.channels,
+            layout=params.layout,
+            shape=tuple(params.shape) if params.shape else None,
+            spacing=tuple(params.spacing) if params.spacing else None,
+            tumour=params.tumour,
+            device=params.device or self.default_device,
+        )
+        request.validate()
+        plugin = self.cache.get(model)
+        shape = tuple(request.shape or plugin.card.shape)
+        spacing = tuple(request.spacing or plugin.card.spacing)
+        plugin.check_request(channels=request.channels, shape=shape, spacing=spacing)
+        select_device(request.device)
+        check_target(out)
+        stored = params.model_dump()
+        stored.update(model=model, out=str(out), channels=list(request.channels), device=request.device)
+        return stored, out
+
+    def _prepare_finetune(self, raw: dict[str, Any], job_dir: Path) -> tuple[dict[str, Any], Path]:
+        params = FinetuneParams.model_validate(raw)
+        try:
+            from ..training.finetune import FinetuneRequest
+        except ImportError:
+            raise MedSynthError("Fine-tuning is not available in this engine (medsynth_engine.training is not installed).") from None
+        model = params.model if params.model in self.registry.ids() else str(self.policy.check(params.model, "model"))
+        data = self.policy.check(params.data, "data")
+        if not data.is_dir():
+            raise MedSynthError(f"The training data folder {data} does not exist.")
+        out = self.policy.check(params.out, "out") if params.out else job_dir / "model"
+        device = select_device(params.device or self.default_device)
+        stored = params.model_dump()
+        stored.update(model=model, data=str(data), out=str(out), device=_device_name(device))
+        try:
+            request = FinetuneRequest(**finetune_fields(stored))
+            if hasattr(request, "validate"):
+                request.validate()
+        except (TypeError, ValueError) as exc:
+            raise MedSynthError(f"The fine-tune parameters are not valid: {exc}.") from None
+        return stored, out
+
+    def _prepare_export(self, raw: dict[str, Any], job_dir: Path) -> tuple[dict[str, Any], Path]:
+        from ..relayout import read_set_manifest
+
+        params = ExportParams.model_validate(raw)
+        if (params.source is None) == (params.job is None):
+            raise MedSynthError("An export job needs exactly one of 'source' (a set folder) or 'job' (a finished job's id).")
+        if params.job is not None:
+            source_job = self.store.get(params.job)
+            if source_job is None:
+                raise MedSynthError(f"There is no job '{params.job}' to export from.")
+            if source_job["state"] != "succeeded":
+                raise MedSynthError(f"Job {params.job} has not succeeded ({source_job['state']}); only finished sets can be exported.")
+            source = Path(source_job["output_dir"])
+        else:
+            source = self.policy.check(params.source, "source")
+        read_set_manifest(source)
+        out = self.policy.check(params.out, "out") if params.out else job_dir / "output"
+        check_target(out)
+        stored = params.model_dump()
+        stored.update(source=str(source), out=str(out))
+        return stored, out
+
+    # -- control ------------------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        job = self.store.get(job_id)
+        if job is None:
+            raise JobNotFound(f"There is no job '{job_id}'.")
+        return job
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel a queued job at once, or stop a running one (killing its process tree if it has one)."""
+        job = self.get(job_id)
+        with self._cond:
+            if job_id in self._queue:
+                self._queue.remove(job_id)
+                self.store.update(job_id, state="cancelled", message="Cancelled before it started.")
+                return self.get(job_id)
+            handle = self._running.get(job_id)
+        if handle is None:
+            raise JobConflict(f"Job {job_id} has already ended ({job['state']}); there is nothing to cancel.")
+        handle.reason = handle.reason or "cancel"
+        handle.stop.set()
+        self.store.update(job_id, message="Cancelling.")
+        if handle.proc is not None:
+            self._stop_process(handle.proc)
+            handle.done.wait(self.cancel_grace + 30)
+        else:
+            handle.done.wait(2.0)
+        return self.get(job_id)
+
+    def resume(self, job_id: str) -> dict[str, Any]:
+        """Queue an interrupted or cancelled fine-tune again; it continues from its last checkpoint."""
+        job = self.get(job_id)
+        if job["kind"] != "finetune":
+            raise JobConflict(f"Job {job_id} is a {job['kind']} job; only fine-tunes resume, submit it again instead.")
+        with self._cond:
+            if job_id in self._running or job["state"] not in ("interrupted", "cancelled"):
+                raise JobConflict(f"Job {job_id} is {job['state']}; only interrupted or cancelled fine-tunes can be resumed.")
+            params = dict(job["params"])
+            out = Path(params["out"])
+            params["resume"] = out.is_dir() and any(out.iterdir())
+            self.store.update(
+                job_id, state="queued", params=params, error=None, progress=job["progress"],
+                message="Queued to resume from its last checkpoint." if params["resume"] else "Queued to start again.",
+            )
+            (self.jobs_dir / job_id).mkdir(parents=True, exist_ok=True)
+            (self.jobs_dir / job_id / "task.json").write_text(json.dumps({"kind": "finetune", "params": params}))
+            self._lanes[job_id] = _lane("finetune", params)
+            self._queue.append(job_id)
+            self._cond.notify_all()
+        return self.get(job_id)
+
+    def shutdown(self, wait: float = 10.0) -> None:
+        """Stop everything: running jobs end as ``interrupted`` (fine-tunes checkpoint first if they can)."""
+        with self._cond:
+            self._stopping = True
+            handles = list(self._running.values())
+            self._cond.notify_all()
+        for handle in handles:
+            handle.reason = handle.reason or "shutdown"
+            handle.stop.set()
+        for handle in handles:
+            if handle.proc is not None:
+                self._stop_process(handle.proc)
+        deadline = time.monotonic() + wait
+        for handle in handles:
+            handle.done.wait(max(0.0, deadline - time.monotonic()))
+
+    def busy_lanes(self) -> dict[str, str]:
+        with self._cond:
+            return {handle.lane: job_id for job_id, handle in self._running.items()}
+
+    # -- running --------------------------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopping and not self._startable():
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                for job_id in self._startable():
+                    lane = self._lanes[job_id]
+                    if lane in self._busy:
+                        continue
+                    self._queue.remove(job_id)
+                    self._busy.add(lane)
+                    handle = _Running(job_id, lane)
+                    self._running[job_id] = handle
+                    self.store.update(job_id, state="running", message="Started.", worker_pid=None, worker_started=None)
+                    threading.Thread(target=self._run, args=(handle,), name=f"medsynth-{job_id}", daemon=True).start()
+
+    def _startable(self) -> list[str]:
+        return [job_id for job_id in self._queue if self._lanes[job_id] not in self._busy]
+
+    def _run(self, handle: _Running) -> None:
+        job = self.store.get(handle.job_id)
+        outcome: dict[str, Any]
+        try:
+            if job["kind"] == "generate":
+                outcome = self._run_generate(handle, job)
+            else:
+                outcome = self._run_child(handle, job)
+        except _Cancelled:
+            outcome = {}
+        except MedSynthError as exc:
+            outcome = {"error": str(exc)}
+        except Exception as exc:  # a bug must end as a failed job with its reason, not a silent thread death
+            outcome = {"error": f"The job failed unexpectedly ({exc.__class__.__name__}: {exc})."}
+        finally:
+            with self._cond:
+                self._running.pop(handle.job_id, None)
+                self._busy.discard(handle.lane)
+                self._cond.notify_all()
+        if handle.reason == "cancel":
+            fields = {"state": "cancelled", "message": "Cancelled."}
+        elif handle.reason == "shutdown":
+            fields = {"state": "interrupted", "message": "The engine stopped while this job ran."}
+        elif "error" in outcome:
+            fields = {"state": "failed", "message": "Failed.", "error": outcome["error"]}
+        else:
+            fields = {"state": "succeeded", "message": "Done.", "progress": 1.0}
+        self.store.update(handle.job_id, worker_pid=None, worker_started=None, **fields)
+        handle.done.set()
+
+    def _run_generate(self, handle: _Running, job: dict[str, Any]) -> dict[str, Any]:
+        params = job["params"]
+        request = GenerateRequest(
+            model=params["model"],
+            n=params["n"],
+            seed=params["seed"],
+            out=Path(params["out"]),
+            channels=tuple(params["channels"]),
+            layout=params["layout"],
+            shape=tuple(params["shape"]) if params["shape"] else None,
+            spacing=tuple(params["spacing"]) if params["spacing"] else None,
+            tumour=params["tumour"],
+            device=params["device"],
+        )
+        report = _Throttled(self.store, handle.job_id)
+        started = time.monotonic()
+
+        def progress(done: int, total: int) -> None:
+            report(done / total, f"case {done}/{total}", {"step": done, "total": total, "seconds": round(time.monotonic() - started, 3)})
+            if handle.stop.is_set():
+                raise _Cancelled
+
+        generate_set(request, _CacheAsRegistry(self.cache), progress=progress)
+        report.flush()
+        self.store.append_log(handle.job_id, [f"Wrote {request.n} case(s) to {request.out}."])
+        return {}
+
+    def _run_child(self, handle: _Running, job: dict[str, Any]) -> dict[str, Any]:
+        job_dir = self.jobs_dir / handle.job_id
+        job_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(_import_roots()))
+        with open(job_dir / "job.log", "ab") as log:
+            proc = subprocess.Popen(
+                [self.python, "-m", "medsynth_engine.jobs.worker", str(job_dir)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=env,
+                start_new_session=True,
+            )
+        handle.proc = proc
+        try:
+            started = psutil.Process(proc.pid).create_time()
+        except psutil.NoSuchProcess:
+            started = None
+        self.store.update(handle.job_id, worker_pid=proc.pid, worker_started=started, message="Running in a worker process.")
+        if handle.stop.is_set():
+            self._stop_process(proc)
+        report = _Throttled(self.store, handle.job_id)
+        outcome: dict[str, Any] = {}
+        with open(job_dir / "job.log", "a", encoding="utf-8") as log:
+            for raw in proc.stdout:
+                try:
+                    event = json.loads(raw)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    continue
+                log.write(raw.decode("utf-8", "replace"))
+                log.flush()
+                if "progress" in event and isinstance(event["progress"], dict):
+                    info = event["progress"]
+                    total = info.get("total") or 0
+                    fraction = min(1.0, float(info.get("step", 0)) / total) if total else 0.0
+                    message = info.get("message") or (f"step {info.get('step')}/{total}" if total else "running")
+                    report(fraction, str(message), info)
+                elif "log" in event:
+                    self.store.append_log(handle.job_id, [str(event["log"])])
+                elif "error" in event:
+                    outcome = {"error": str(event["error"])}
+                elif "result" in event:
+                    outcome = {"result": event["result"]}
+        code = proc.wait()
+        report.flush()
+        if handle.reason:
+            return {}
+        if "error" in outcome:
+            self.store.append_log(handle.job_id, _tail(job_dir / "job.log"))
+            return outcome
+        if code != EXIT_DONE or "result" not in outcome:
+            self.store.append_log(handle.job_id, _tail(job_dir / "job.log"))
+            return {"error": f"The worker process ended unexpectedly (exit code {code}); see the job log."}
+        return {}
+
+    def _stop_process(self, proc: subprocess.Popen) -> None:
+        """SIGTERM (a fine-tune checkpoints and returns), then after the grace time kill the whole tree."""
+        try:
+            root = psutil.Process(proc.pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
+        try:
+            root.terminate()
+        except psutil.NoSuchProcess:
+            pass
+        try:
+            proc.wait(self.cancel_grace)
+        except subprocess.TimeoutExpired:
+            pass
+        _kill_all(tree)
+
+    def _recover(self) -> None:
+        """After a restart: running jobs become interrupted (their leftover workers killed); queued ones queue again."""
+        for job_id in self.store.ids_in_state("running"):
+            pid, started = self.store.worker(job_id)
+            if pid is not None:
+                _kill_stale_worker(pid, started, self.cancel_grace)
+            job = self.store.get(job_id)
+            if job["kind"] == "generate":
+                _remove_partials(Path(job["output_dir"]))
+            self.store.update(
+                job_id,
+                state="interrupted",
+                worker_pid=None,
+                worker_started=None,
+                message="The engine stopped while this job ran; resume it (fine-tunes) or submit it again.",
+            )
+        for job_id in self.store.ids_in_state("queued"):
+            job = self.store.get(job_id)
+            self._lanes[job_id] = _lane(job["kind"], job["params"])
+            self._queue.append(job_id)
+
+
+class _CacheAsRegistry:
+    """What ``generate_set`` needs of a registry (``get``), served from the warm cache."""
+
+    def __init__(self, cache: ModelCache) -> None:
+        self._cache = cache
+
+    def get(self, model: str):
+        return self._cache.get(model)
+
+
+class _Throttled:
+    """Writes progress to the store at most every PROGRESS_INTERVAL seconds."""
+
+    def __init__(self, store: JobStore, job_id: str) -> None:
+        self.store = store
+        self.job_id = job_id
+        self.last = 0.0
+        self.pending: dict[str, Any] | None = None
+
+    def __call__(self, fraction: float, message: str, metrics: dict[str, Any]) -> None:
+        self.pending = {"progress": max(0.0, min(1.0, fraction)), "message": message, "metrics": metrics}
+        if time.monotonic() - self.last >= PROGRESS_INTERVAL:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending is not None:
+            self.store.update(self.job_id, **self.pending)
+            self.pending = None
+            self.last = time.monotonic()
+
+
+def _lane(kind: str, params: dict[str, Any]) -> str:
+    if kind == "finetune":
+        return f"device:{params.get('device') or 'cpu'}"
+    return kind
+
+
+def _device_name(device: Any) -> str:
+    if device.type == "cuda" and device.index is None:
+        import torch
+
+        return f"cuda:{torch.cuda.current_device()}"
+    return str(device)
+
+
+def _import_roots() -> list[str]:
+    """Folders that make ``medsynth_engine`` and ``MedSynthLib`` importable in a worker, wherever they live."""
+    import MedSynthLib
+
+    roots = [str(Path(_package_file).resolve().parents[1]), str(Path(MedSynthLib.__file__).resolve().parents[1])]
+    extra = os.environ.get("PYTHONPATH")
+    return roots + ([extra] if extra else [])
+
+
+def _kill_all(processes: list[psutil.Process]) -> None:
+    for process in processes:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(processes, timeout=5)
+
+
+def _kill_stale_worker(pid: int, started: float | None, grace: float) -> None:
+    """Stop a worker left running by an engine that died (if that pid is still the same process): SIGTERM, then kill."""
+    try:
+        process = psutil.Process(pid)
+        if started is None or abs(process.create_time() - started) > 0.5:
+            return
+        tree = [process, *process.children(recursive=True)]
+        process.terminate()
+        psutil.wait_procs([process], timeout=grace)
+    except psutil.NoSuchProcess:
+        return
+    _kill_all(tree)
+
+
+def _remove_partials(out: Path) -> None:
+    for partial in out.parent.glob(f".{out.name}.partial-*"):
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _tail(path: Path, lines: int = 15) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+    except OSError:
+        return []

@@ -1,0 +1,114 @@
+"""The child process that runs one long job (fine-tune or export): ``python -m medsynth_engine.jobs.worker JOB_DIR``.
+
+It reads ``JOB_DIR/task.json`` (``{"kind", "params"}``) and reports on stdout, one JSON object per line:
+``{"progress": {...}}``, ``{"log": "..."}``, then ``{"result": {...}}`` or ``{"error": "..."}``. SIGTERM,
+or the engine going away, asks the job to stop at its next safe point (a fine-tune writes a checkpoint);
+the engine kills the whole process tree if that takes too long.
+Exit codes: 0 done, 2 refused (MedSynthError), 3 stopped on request, 1 crashed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from ..errors import MedSynthError
+
+__all__ = ["main", "EXIT_DONE", "EXIT_REFUSED", "EXIT_STOPPED", "EXIT_CRASHED"]
+
+EXIT_DONE, EXIT_CRASHED, EXIT_REFUSED, EXIT_STOPPED = 0, 1, 2, 3
+_stdout_lock = threading.Lock()
+
+
+def _emit(event: dict[str, Any]) -> None:
+    with _stdout_lock:
+        sys.stdout.write(json.dumps(event, default=str) + "\n")
+        sys.stdout.flush()
+
+
+def _watch_parent(stop: threading.Event) -> None:
+    """Stop when the engine that started us is gone (killed engines must not leave trainers running)."""
+    parent = os.getppid()
+    while not stop.wait(1.0):
+        if os.getppid() != parent:
+            stop.set()
+
+
+def run_finetune_task(params: dict[str, Any], stop: threading.Event) -> dict[str, Any]:
+    from ..training.finetune import FinetuneRequest, run_finetune
+
+    request = FinetuneRequest(**finetune_fields(params))
+
+    def progress(info: dict[str, Any]) -> None:
+        _emit({"progress": info})
+
+    folder = run_finetune(request, progress=progress, should_stop=stop.is_set)
+    return {"output_dir": str(folder), "stopped": stop.is_set()}
+
+
+def finetune_fields(params: dict[str, Any]) -> dict[str, Any]:
+    """FinetuneRequest keyword arguments from job parameters (paths as Path, channels as a tuple)."""
+    fields = {k: v for k, v in params.items() if v is not None}
+    for name in ("data", "out"):
+        if name in fields:
+            fields[name] = Path(fields[name])
+    if isinstance(fields.get("channels"), str):
+        fields["channels"] = tuple(c.strip() for c in fields["channels"].split(",") if c.strip())
+    elif isinstance(fields.get("channels"), list):
+        fields["channels"] = tuple(fields["channels"])
+    return fields
+
+
+def run_export_task(params: dict[str, Any], stop: threading.Event) -> dict[str, Any]:
+    from ..relayout import export_set
+
+    started = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        _emit({"progress": {"step": done, "total": total, "message": f"case {done}/{total}"}})
+        if stop.is_set():
+            raise _Stopped
+
+    out = export_set(Path(params["source"]), Path(params["out"]), layout=params["layout"], channels=params.get("channels"), progress=progress)
+    return {"output_dir": str(out), "seconds": round(time.monotonic() - started, 3)}
+
+
+class _Stopped(Exception):
+    pass
+
+
+TASKS = {"finetune": run_finetune_task, "export": run_export_task}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    job_dir = Path(argv[0])
+    task = json.loads((job_dir / "task.json").read_text())
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    threading.Thread(target=_watch_parent, args=(stop,), daemon=True).start()
+    try:
+        result = TASKS[task["kind"]](task["params"], stop)
+    except _Stopped:
+        _emit({"log": "Stopped on request."})
+        return EXIT_STOPPED
+    except MedSynthError as exc:
+        _emit({"error": str(exc)})
+        return EXIT_REFUSED
+    except Exception as exc:  # report every crash as a job failure, with the traceback in the log
+        traceback.print_exc()
+        _emit({"error": f"The {task['kind']} job crashed ({exc.__class__.__name__}: {exc}); see the job log."})
+        return EXIT_CRASHED
+    _emit({"result": result})
+    return EXIT_STOPPED if result.get("stopped") else EXIT_DONE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

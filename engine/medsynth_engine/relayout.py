@@ -1,0 +1,124 @@
+"""Re-write an existing synthetic set in another layout or with a subset of its channels.
+
+Every volume is read and written again through ``nifti_io.write_nifti`` (so the result is anonymised however
+the source files were made), into a temporary folder renamed into place only when complete. The new
+manifest keeps the source's model and each case's seed and parameters, so any case can still be replayed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from MedSynthLib.conventions import LABEL_CHANNEL, NNUNET_FROM_BRATS, parse_channels
+
+from .errors import MedSynthError
+from .export import LAYOUTS, SetWriter, space_error
+from .nifti_io import read_nifti
+from .registry import SynthCase
+
+__all__ = ["read_set_manifest", "export_set"]
+
+_KEEP = ("format", "format_version", "software", "model", "parameters", "labels", "label_names", "synthetic")
+
+
+def read_set_manifest(source: Path) -> dict[str, Any]:
+    """The manifest of a MedSynth set, checked enough that a re-layout can rely on it."""
+    source = Path(source)
+    path = source / "manifest.json"
+    if not source.is_dir():
+        raise MedSynthError(f"The source {source} is not a folder; give the folder of a MedSynth set.")
+    if not path.is_file():
+        raise MedSynthError(f"{source} is not a MedSynth set: it has no manifest.json.")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise MedSynthError(f"The manifest {path} is not valid JSON.") from None
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != "medsynth-synthetic-set"
+        or manifest.get("layout") not in LAYOUTS
+        or not isinstance(manifest.get("cases"), list)
+        or not isinstance(manifest.get("channels"), list)
+    ):
+        raise MedSynthError(f"The manifest {path} does not describe a MedSynth set (format, layout, channels or cases missing).")
+    for case in manifest["cases"]:
+        if not isinstance(case, dict) or not isinstance(case.get("files"), dict):
+            raise MedSynthError(f"The manifest {path} has a case without its file list.")
+    return manifest
+
+
+def export_set(
+    source: Path,
+    out: Path,
+    *,
+    layout: str = "brats",
+    channels: str | list[str] | tuple[str, ...] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Write the set at ``source`` again into the new folder ``out``; returns ``out``.
+
+    Args:
+        source: a set written by ``medsynth generate`` (or by an earlier export).
+        out: new or empty folder.
+        layout: ``brats`` or ``nnunet``.
+        channels: subset of the source's channels (default: all of them).
+        progress: called with (cases done, cases in all).
+    """
+    source = Path(source).resolve()
+    manifest = read_set_manifest(source)
+    available = tuple(manifest["channels"])
+    try:
+        wanted = parse_channels(channels) if channels is not None else parse_channels(available)
+    except ValueError as exc:
+        raise MedSynthError(str(exc)) from None
+    missing = [c for c in wanted if c not in available]
+    if missing:
+        raise MedSynthError(f"The source set has no {', '.join(missing)} channel; it holds {', '.join(available)}.")
+    if layout not in LAYOUTS:
+        raise MedSynthError(f"Unknown layout '{layout}'; use brats or nnunet.")
+    cases = manifest["cases"]
+    for case in cases:
+        for channel in wanted:
+            rel = case["files"].get(channel)
+            if not isinstance(rel, str) or not _inside(source, rel) or not (source / rel).is_file():
+                raise MedSynthError(f"Case {case.get('id')} of {source} lacks its {channel} file; the set is incomplete.")
+    kept = {k: manifest[k] for k in _KEEP if k in manifest}
+    kept["channels"] = list(wanted)
+    kept["export"] = {"source_layout": manifest["layout"], "source_channels": list(available)}
+    from_nnunet = manifest["layout"] == "nnunet"
+    try:
+        with SetWriter(Path(out), layout, wanted) as writer:
+            for index, case in enumerate(cases):
+                arrays: dict[str, np.ndarray] = {}
+                affine = None
+                for channel in wanted:
+                    array, affine_here = read_nifti(source / case["files"][channel])
+                    if channel == LABEL_CHANNEL and from_nnunet:
+                        array = _to_brats_labels(array)
+                    arrays[channel] = array
+                    affine = affine_here if affine is None else affine
+                writer.add(SynthCase(arrays=arrays, affine=affine, params=case.get("params", {})), int(case.get("seed", 0)))
+                if progress:
+                    progress(index + 1, len(cases))
+            return writer.commit(kept)
+    except OSError as exc:
+        error = space_error(exc, Path(out))
+        if error is not None:
+            raise error from None
+        raise MedSynthError(f"Could not write {out}: {exc.strerror or exc}.") from None
+
+
+def _inside(root: Path, rel: str) -> bool:
+    return (root / rel).resolve().is_relative_to(root)
+
+
+def _to_brats_labels(seg: np.ndarray) -> np.ndarray:
+    lut = np.zeros(256, dtype=np.uint8)
+    for brats, nnunet in NNUNET_FROM_BRATS.items():
+        lut[nnunet] = brats
+    return lut[np.clip(seg, 0, 255).astype(np.uint8)]
