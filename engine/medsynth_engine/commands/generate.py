@@ -27,9 +27,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--no-tumour", action="store_true", help="healthy brains, empty label maps")
     gen.add_argument("--device", default=None, help="auto (default: cuda > mps > cpu), cpu, cuda, cuda:N or mps")
     gen.add_argument("--quiet", action="store_true", help="no progress bar; print only the output folder")
+    gen.add_argument("--engine", metavar="URL", help="run the job on the engine at URL instead of in this process")
+    gen.add_argument("--token-file", type=Path, help="the engine's token file (default: the default state folder's)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.engine:
+        from ..jobs.remote import run_generate_on_engine
+
+        return run_generate_on_engine(args)
     from ..generate import GenerateRequest, generate_set
     from ..progress import ProgressBar
     from ..registry import default_registry

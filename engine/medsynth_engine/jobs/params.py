@@ -78,7 +78,14 @@ class FinetuneParams(_Params):
     device: str | None = Field(None, max_length=64)
     checkpoint_every: int | None = Field(None, ge=1, le=10_000_000)
     freeze_stages: int | None = Field(None, ge=0, le=64)
-    seed: int | None = Field(None, ge=0, lt=2**63)
+    seed: int | None = Field(None, ge=0, lt=2**62)
+    spacing: float | None = Field(None, gt=0, le=100)
+    width: int | None = Field(None, ge=1, le=4096)
+    augment: bool | None = None
+    amp: bool | None = None
+    log_every: int | None = Field(None, ge=1, le=10_000_000)
+    description: str | None = Field(None, max_length=4000)
+    licence: str | None = Field(None, max_length=1000)
 
 
 class ExportParams(_Params):

@@ -157,13 +157,15 @@ class JobRunner:
         if not data.is_dir():
             raise MedSynthError(f"The training data folder {data} does not exist.")
         out = self.policy.check(params.out, "out") if params.out else job_dir / "model"
+        if params.resume and not self._has_checkpoint(job_dir.name, out):
+            raise MedSynthError(f"{out} holds no checkpoint to resume; submit the fine-tune without resume.")
+        if not params.resume and out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise MedSynthError(f"{out} is not empty; choose a new folder for the model, or resume the run in it.")
         device = select_device(params.device or self.default_device)
         stored = params.model_dump()
         stored.update(model=model, data=str(data), out=str(out), device=_device_name(device))
         try:
-            request = FinetuneRequest(**finetune_fields(stored))
-            if hasattr(request, "validate"):
-                request.validate()
+            FinetuneRequest(**finetune_fields(stored)).validate()
         except (TypeError, ValueError) as exc:
             raise MedSynthError(f"The fine-tune parameters are not valid: {exc}.") from None
         return stored, out
@@ -228,8 +230,7 @@ class JobRunner:
             if job_id in self._running or job["state"] not in ("interrupted", "cancelled"):
                 raise JobConflict(f"Job {job_id} is {job['state']}; only interrupted or cancelled fine-tunes can be resumed.")
             params = dict(job["params"])
-            out = Path(params["out"])
-            params["resume"] = out.is_dir() and any(out.iterdir())
+            params["resume"] = self._has_checkpoint(job_id, Path(params["out"]))
             self.store.update(
                 job_id, state="queued", params=params, error=None, progress=job["progress"],
                 message="Queued to resume from its last checkpoint." if params["resume"] else "Queued to start again.",
@@ -240,6 +241,19 @@ class JobRunner:
             self._queue.append(job_id)
             self._cond.notify_all()
         return self.get(job_id)
+
+    def _has_checkpoint(self, job_id: str, out: Path) -> bool:
+        """Whether ``out`` holds a checkpoint; a job-owned folder without one is cleared so the run can start again."""
+        from ..training.checkpoint import read_state
+
+        try:
+            if read_state(out) is not None:
+                return True
+        except MedSynthError:
+            return True  # a damaged checkpoint: resuming reports it as the job's error
+        if out.is_dir() and out.resolve().is_relative_to((self.jobs_dir / job_id).resolve()):
+            shutil.rmtree(out, ignore_errors=True)
+        return False
 
     def shutdown(self, wait: float = 10.0) -> None:
         """Stop everything: running jobs end as ``interrupted`` (fine-tunes checkpoint first if they can)."""

@@ -54,15 +54,14 @@ def run_finetune_task(params: dict[str, Any], stop: threading.Event) -> dict[str
 
 
 def finetune_fields(params: dict[str, Any]) -> dict[str, Any]:
-    """FinetuneRequest keyword arguments from job parameters (paths as Path, channels as a tuple)."""
+    """FinetuneRequest keyword arguments from job parameters: unset ones left to its defaults, paths as Path.
+
+    Channels stay a string or list, which ``FinetuneRequest.validate`` parses (and checks).
+    """
     fields = {k: v for k, v in params.items() if v is not None}
     for name in ("data", "out"):
         if name in fields:
             fields[name] = Path(fields[name])
-    if isinstance(fields.get("channels"), str):
-        fields["channels"] = tuple(c.strip() for c in fields["channels"].split(",") if c.strip())
-    elif isinstance(fields.get("channels"), list):
-        fields["channels"] = tuple(fields["channels"])
     return fields
 
 
