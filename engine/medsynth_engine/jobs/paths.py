@@ -23,7 +23,10 @@ class PathPolicy:
         """The absolute, resolved ``path`` if it lies under an allowed folder, else a MedSynthError."""
         if "\x00" in str(path):
             raise MedSynthError(f"The {what} path contains a NUL character.")
-        resolved = Path(os.path.expanduser(str(path))).resolve()
+        given = Path(os.path.expanduser(str(path)))
+        if not given.is_absolute():
+            raise MedSynthError(f"The {what} path '{path}' must be absolute (the engine's working folder is not yours).")
+        resolved = given.resolve()
         if not any(resolved == root or resolved.is_relative_to(root) for root in self.allowed):
             roots = ", ".join(str(r) for r in self.allowed)
             raise MedSynthError(f"The {what} path {resolved} is outside the folders this engine may use ({roots}).")

@@ -22,10 +22,12 @@ from typing import Any
 
 import psutil
 
+from MedSynthLib.conventions import parse_channels
+
 from .. import __file__ as _package_file
 from ..device import select_device
 from ..errors import MedSynthError
-from ..export import check_target
+from ..export import SetWriter
 from ..generate import GenerateRequest, generate_set
 from ..registry import ModelRegistry
 from .modelcache import ModelCache
@@ -121,7 +123,7 @@ class JobRunner:
 
     def _prepare_generate(self, raw: dict[str, Any], job_dir: Path) -> tuple[dict[str, Any], Path]:
         params = GenerateParams.model_validate(raw)
-        model = params.model if params.model in self.registry.ids() else str(self.policy.check(params.model, "model"))
+        model = self._model_ref(params.model)
         out = self.policy.check(params.out, "out") if params.out else job_dir / "output"
         request = GenerateRequest(
             model=model,
@@ -141,7 +143,7 @@ class JobRunner:
         spacing = tuple(request.spacing or plugin.card.spacing)
         plugin.check_request(channels=request.channels, shape=shape, spacing=spacing)
         select_device(request.device)
-        check_target(out)
+        SetWriter(out, request.layout, request.channels, workers=1)  # checks layout, channels and target; writes nothing
         stored = params.model_dump()
         stored.update(model=model, out=str(out), channels=list(request.channels), device=request.device)
         return stored, out
@@ -152,7 +154,8 @@ class JobRunner:
             from ..training.finetune import FinetuneRequest
         except ImportError:
             raise MedSynthError("Fine-tuning is not available in this engine (medsynth_engine.training is not installed).") from None
-        model = params.model if params.model in self.registry.ids() else str(self.policy.check(params.model, "model"))
+        # A name (pgan3d, pgan3d-phantom...) is the fine-tune's to judge; a folder must be one this engine may read.
+        model = str(self.policy.check(params.model, "model")) if Path(os.path.expanduser(params.model)).is_absolute() else params.model
         data = self.policy.check(params.data, "data")
         if not data.is_dir():
             raise MedSynthError(f"The training data folder {data} does not exist.")
@@ -170,6 +173,15 @@ class JobRunner:
             raise MedSynthError(f"The fine-tune parameters are not valid: {exc}.") from None
         return stored, out
 
+    def _model_ref(self, model: str) -> str:
+        """A registered model id as it is, or the checked absolute path of a model folder."""
+        if model in self.registry.ids():
+            return model
+        if not Path(os.path.expanduser(model)).is_absolute():
+            known = ", ".join(self.registry.ids())
+            raise MedSynthError(f"Unknown model '{model}'; known models: {known} (or give the absolute path of a model folder).")
+        return str(self.policy.check(model, "model"))
+
     def _prepare_export(self, raw: dict[str, Any], job_dir: Path) -> tuple[dict[str, Any], Path]:
         from ..relayout import read_set_manifest
 
@@ -185,9 +197,16 @@ class JobRunner:
             source = Path(source_job["output_dir"])
         else:
             source = self.policy.check(params.source, "source")
-        read_set_manifest(source)
+        manifest = read_set_manifest(source)
         out = self.policy.check(params.out, "out") if params.out else job_dir / "output"
-        check_target(out)
+        try:
+            channels = parse_channels(params.channels if params.channels is not None else manifest["channels"])
+        except ValueError as exc:
+            raise MedSynthError(str(exc)) from None
+        missing = [c for c in channels if c not in manifest["channels"]]
+        if missing:
+            raise MedSynthError(f"The source set has no {', '.join(missing)} channel; it holds {', '.join(manifest['channels'])}.")
+        SetWriter(out, params.layout, channels, workers=1)  # checks layout, channels and target; writes nothing
         stored = params.model_dump()
         stored.update(source=str(source), out=str(out))
         return stored, out
