@@ -1,0 +1,465 @@
+"""What the MedSynth panel knows and decides, in plain Python, shared by the Slicer module and ``medsynth-studio``.
+
+The two front ends only draw: they turn widget values into calls on :class:`PanelController`, call
+:meth:`PanelController.poll` from a timer, and show :meth:`PanelController.view` (texts, progress, which buttons
+are enabled and why). Everything here is standard library only, so it runs in Slicer's Python and is testable
+without any GUI. Network calls use short timeouts so a timer tick never freezes the GUI for long.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .client import TERMINAL_STATES, EngineClient, EngineError
+from .conventions import parse_channels
+
+__all__ = [
+    "InputError",
+    "EngineSession",
+    "JobTracker",
+    "PanelController",
+    "PanelView",
+    "validate_generate",
+    "validate_finetune",
+    "validate_export",
+    "first_case_dir",
+    "latest_mosaic",
+    "CHANNEL_TOOLS",
+    "loss_series",
+]
+
+#: The "add a channel" tools of the Channels section: the engine model kind each needs and what it adds.
+CHANNEL_TOOLS: dict[str, dict[str, str]] = {
+    "seg": {"model_kind": "segmentation", "label": "segmentation"},
+    "ct": {"model_kind": "mr2ct", "label": "CT channel"},
+}
+_ACTIVE_STATES = ("queued", "running")
+_MOSAIC = re.compile(r"mosaic_step(\d+)\.png$")
+
+
+class InputError(ValueError):
+    """A panel input that cannot be used, said in one sentence that says what to change."""
+
+
+# -- validation -------------------------------------------------------------------------------------------
+
+
+def _channels(text: str | list[str] | tuple[str, ...]) -> list[str]:
+    try:
+        return list(parse_channels(text))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def validate_generate(
+    *, model: str, count: int, seed: int, channels: str | list[str], tumour: bool, shape: int | None = None,
+    spacing: float | None = None,
+) -> dict[str, Any]:
+    """Parameters of a ``generate`` job (BraTS layout, so the first case can be loaded), or an InputError."""
+    if not model:
+        raise InputError("No model is selected; connect to the engine and pick a model.")
+    if not 1 <= int(count) <= 10_000:
+        raise InputError(f"Count {count} is out of range; generate between 1 and 10000 cases.")
+    if int(seed) < 0:
+        raise InputError("The seed must be zero or positive.")
+    params: dict[str, Any] = {
+        "model": model, "n": int(count), "seed": int(seed), "channels": _channels(channels),
+        "layout": "brats", "tumour": bool(tumour),
+    }
+    if shape:
+        params["shape"] = int(shape)
+    if spacing:
+        params["spacing"] = float(spacing)
+    return params
+
+
+def _case_folders(data: Path) -> list[Path]:
+    """Sub-folders that hold at least one NIfTI file (a BraTS-style case)."""
+    folders = []
+    for child in sorted(data.iterdir()):
+        if child.is_dir() and any(p.name.endswith((".nii.gz", ".nii")) for p in child.iterdir()):
+            folders.append(child)
+    return folders
+
+
+def validate_finetune(
+    *, data: str | os.PathLike, model: str, channels: str | list[str], steps: int, out: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Parameters of a ``finetune`` job; the data folder must hold BraTS-style case folders."""
+    if not str(data).strip():
+        raise InputError("No data folder is chosen; pick a BraTS-style folder with one sub-folder per case.")
+    folder = Path(data).expanduser()
+    if not folder.is_dir():
+        raise InputError(f"The data folder {folder} does not exist; pick a BraTS-style folder with one sub-folder per case.")
+    try:
+        cases = _case_folders(folder)
+    except PermissionError:
+        raise InputError(f"The data folder {folder} cannot be read; check its permissions.") from None
+    if not cases:
+        raise InputError(
+            f"The data folder {folder} holds no case folders with NIfTI files; pick a BraTS-style folder "
+            "(<case>/<case>_t1.nii.gz, ...)."
+        )
+    if not model:
+        raise InputError("No base model is selected; pick the model to fine-tune.")
+    if not 1 <= int(steps) <= 10_000_000:
+        raise InputError(f"Steps {steps} is out of range; choose at least 1 step.")
+    params: dict[str, Any] = {"model": model, "data": str(folder.absolute()), "steps": int(steps), "channels": _channels(channels)}
+    if out is not None and str(out).strip():
+        params["out"] = str(_writable_new_folder(Path(out).expanduser(), "model"))
+    return params
+
+
+def _writable_new_folder(out: Path, what: str) -> Path:
+    out = out.absolute()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"The {what} folder {out} is not empty; choose a new folder (nothing is overwritten).")
+    parent = out.parent
+    if not parent.is_dir():
+        raise InputError(f"The folder {parent} does not exist; create it or choose another {what} folder.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"Cannot write into {parent}; choose a {what} folder you may write to.")
+    return out
+
+
+def validate_export(
+    *, out: str | os.PathLike, layout: str, channels: str | list[str], job: str | None = None,
+    source: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Parameters of an ``export`` job re-writing a generated set (a job's output or a set folder) into ``out``."""
+    if not str(out).strip():
+        raise InputError("No export folder is chosen; pick a new, empty folder.")
+    if layout not in ("brats", "nnunet"):
+        raise InputError(f"Unknown layout '{layout}'; choose brats or nnunet.")
+    if not job and not (source and str(source).strip()):
+        raise InputError("There is nothing to export yet; generate a set first (or choose a set folder).")
+    params: dict[str, Any] = {"out": str(_writable_new_folder(Path(out).expanduser(), "export")), "layout": layout}
+    params["channels"] = _channels(channels)
+    if job:
+        params["job"] = job
+    else:
+        params["source"] = str(Path(source).expanduser().absolute())
+    return params
+
+
+# -- results ----------------------------------------------------------------------------------------------
+
+
+def first_case_dir(set_dir: str | os.PathLike) -> Path:
+    """The folder of the first case of a BraTS-style set (from its manifest, else the first case sub-folder)."""
+    set_dir = Path(set_dir)
+    manifest = set_dir / "manifest.json"
+    if manifest.is_file():
+        try:
+            cases = json.loads(manifest.read_text())["cases"]
+            files = cases[0]["files"]
+            return set_dir / Path(next(iter(files.values()))).parent
+        except (OSError, ValueError, KeyError, IndexError, TypeError, StopIteration):
+            pass
+    cases = _case_folders(set_dir) if set_dir.is_dir() else []
+    if not cases:
+        raise InputError(f"{set_dir} holds no case folder to show.")
+    return cases[0]
+
+
+def latest_mosaic(files: list[str]) -> str | None:
+    """The sample mosaic with the highest step among a job's files (``samples/mosaic_step<N>.png``)."""
+    best: tuple[int, str] | None = None
+    for name in files:
+        match = _MOSAIC.search(name)
+        if match and (best is None or int(match.group(1)) > best[0]):
+            best = (int(match.group(1)), name)
+    return best[1] if best else None
+
+
+# -- engine and jobs --------------------------------------------------------------------------------------
+
+
+@dataclass
+class EngineSession:
+    """The engine the panel talks to: one it started (``process``) or one it connected to by URL."""
+
+    client: EngineClient | None = None
+    process: Any = None  # MedSynthLib.launcher.EngineProcess when this panel started it
+    health: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None
+
+    def start_local(self, python: str | os.PathLike, state_dir: str | os.PathLike, device: str | None = None,
+                    extra_args: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Start the engine with ``python`` (an interpreter whose environment has the engine installed)."""
+        from .launcher import EngineProcess
+
+        if not str(python).strip():
+            raise InputError("No Python interpreter is set for the engine; choose the engine environment's python.")
+        if not Path(python).expanduser().is_file():
+            raise InputError(f"The engine interpreter {python} does not exist; choose the engine environment's python.")
+        process = EngineProcess.start(Path(python).expanduser(), state_dir=state_dir, device=device or None,
+                                      extra_args=extra_args)
+        try:
+            return self._attach(process.client(timeout=5.0), process)
+        except EngineError:
+            process.stop()
+            raise
+
+    def connect(self, url: str, token: str | None = None, token_file: str | None = None) -> dict[str, Any]:
+        """Connect to a running engine by URL (and token)."""
+        if not url.strip().startswith(("http://", "https://")):
+            raise InputError(f"'{url}' is not an engine address; give one like http://127.0.0.1:8765.")
+        client = EngineClient(url.strip(), token or None, token_file=token_file or None, timeout=5.0)
+        return self._attach(client, None)
+
+    def _attach(self, client: EngineClient, process: Any) -> dict[str, Any]:
+        health = client.health()
+        client.models()  # checks the token too: /health needs none
+        self.client, self.process, self.health = client, process, health
+        return health
+
+    def alive(self) -> bool:
+        """Whether a started engine process still runs (True for a URL connection: that is checked by polling)."""
+        return self.process is None or self.process.alive()
+
+    def stop(self) -> None:
+        """Stop an engine this panel started; forget a connected one."""
+        if self.process is not None:
+            self.process.stop()
+        self.client, self.process, self.health = None, None, {}
+
+
+@dataclass
+class JobTracker:
+    """The one job the panel follows: its last record, loss history and what went wrong."""
+
+    job: dict[str, Any] | None = None
+    losses: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    lost: str = ""  # set when the engine stopped answering about this job
+
+    @property
+    def active(self) -> bool:
+        return self.job is not None and not self.lost and self.job.get("state") in _ACTIVE_STATES
+
+    @property
+    def kind(self) -> str:
+        return self.job.get("kind", "") if self.job else ""
+
+    def follow(self, job: dict[str, Any]) -> None:
+        self.job, self.losses, self.lost = job, [], ""
+        self._record(job)
+
+    def update(self, job: dict[str, Any]) -> None:
+        self.job = job
+        self._record(job)
+
+    def _record(self, job: dict[str, Any]) -> None:
+        metrics = job.get("metrics") or {}
+        losses = metrics.get("losses")
+        step = metrics.get("step")
+        if isinstance(losses, dict) and isinstance(step, int) and (not self.losses or step > self.losses[-1][0]):
+            self.losses.append((step, {k: float(v) for k, v in losses.items() if isinstance(v, (int, float))}))
+
+
+@dataclass
+class PanelView:
+    """Everything the front ends show: status texts, progress and, per button, enabled or not (and why not)."""
+
+    engine_status: str
+    job_status: str
+    progress: int  # 0-100
+    enabled: dict[str, bool]
+    reasons: dict[str, str]
+    error: str = ""
+
+
+class PanelController:
+    """Holds the panel's state and turns user actions into engine jobs; the front ends call it and draw its view."""
+
+    def __init__(self, session: EngineSession | None = None) -> None:
+        self.session = session or EngineSession()
+        self.tracker = JobTracker()
+        self.models: list[dict[str, Any]] = []
+        self.error = ""
+        self.last_generate_job: str | None = None
+        self.finished: dict[str, Any] | None = None  # a job that ended since the front end last asked
+
+    # -- actions (each returns nothing or the job; raises InputError/EngineError with one sentence) --------
+
+    def start_engine(self, python: str, state_dir: str, device: str | None = None) -> dict[str, Any]:
+        return self._connected(self.session.start_local(python, state_dir, device))
+
+    def connect(self, url: str, token: str | None = None, token_file: str | None = None) -> dict[str, Any]:
+        return self._connected(self.session.connect(url, token, token_file))
+
+    def _connected(self, health: dict[str, Any]) -> dict[str, Any]:
+        self.error = ""
+        self.models = self._client().models()
+        return health
+
+    def stop_engine(self, force: bool = False) -> bool:
+        """Stop the engine unless a job runs (``force`` stops it anyway); returns whether it was stopped."""
+        if self.tracker.active and not force:
+            return False
+        self.session.stop()
+        self.models = []
+        return True
+
+    def generate(self, **inputs: Any) -> dict[str, Any]:
+        return self._submit("generate", validate_generate(**inputs))
+
+    def finetune(self, **inputs: Any) -> dict[str, Any]:
+        return self._submit("finetune", validate_finetune(**inputs))
+
+    def export(self, **inputs: Any) -> dict[str, Any]:
+        if "job" not in inputs and "source" not in inputs:
+            inputs["job"] = self.last_generate_job
+        return self._submit("export", validate_export(**inputs))
+
+    def cancel(self) -> dict[str, Any]:
+        if not self.tracker.active:
+            raise InputError("No job is running; there is nothing to cancel.")
+        job = self._client().cancel(self.tracker.job["id"])
+        self.tracker.update(job)
+        return job
+
+    def resume(self) -> dict[str, Any]:
+        job = self.tracker.job
+        if not job or job.get("kind") != "finetune" or job.get("state") not in ("cancelled", "interrupted"):
+            raise InputError("Only a cancelled or interrupted fine-tune can be resumed.")
+        job = self._client().resume(job["id"])
+        self.tracker.update(job)
+        self.tracker.lost = ""
+        return job
+
+    def channel_tool(self, channel: str, volume_name: str | None) -> str:
+        """What adding a ``seg``/``ct`` channel needs; raises InputError naming what is missing (no fake result)."""
+        reason = self.channel_tool_reason(channel, volume_name)
+        raise InputError(reason or f"The engine has a {CHANNEL_TOOLS[channel]['label']} model but no job kind to run it yet.")
+
+    def channel_tool_reason(self, channel: str, volume_name: str | None) -> str:
+        tool = CHANNEL_TOOLS[channel]
+        if not self.session.connected:
+            return f"Adding a {tool['label']} needs the engine; start or connect it first."
+        if not volume_name:
+            return f"Adding a {tool['label']} needs a loaded volume; generate a case or load one first."
+        if not any(m.get("kind") == tool["model_kind"] for m in self.models):
+            return (
+                f"Adding a {tool['label']} needs a '{tool['model_kind']}' model, which this engine does not have yet "
+                "(it comes with a later MedSynth release)."
+            )
+        return ""
+
+    def _submit(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+        if self.tracker.active:
+            raise InputError(f"A {self.tracker.kind} job is still running; wait for it or cancel it first.")
+        job = self._client().submit(kind, params)
+        self.error = ""
+        self.tracker.follow(job)
+        if kind == "generate":
+            self.last_generate_job = None
+        return job
+
+    def _client(self) -> EngineClient:
+        if not self.session.connected:
+            raise InputError("The engine is not running; start it or connect to it first.")
+        return self.session.client
+
+    # -- polling ----------------------------------------------------------------------------------------
+
+    def poll(self) -> dict[str, Any] | None:
+        """One timer tick: refresh the followed job. A job that just ended is kept in ``finished`` for the front end."""
+        tracker = self.tracker
+        if not tracker.active:
+            return tracker.job
+        if not self.session.alive():
+            self._lose("The engine process stopped")
+            return tracker.job
+        try:
+            job = self._client().job(tracker.job["id"])
+        except EngineError as exc:
+            if exc.status is None:
+                self._lose("The engine stopped answering")
+                return tracker.job
+            raise
+        tracker.update(job)
+        if job["state"] in TERMINAL_STATES:
+            self.finished = job
+            if job["state"] == "succeeded" and job["kind"] == "generate":
+                self.last_generate_job = job["id"]
+            if job["state"] == "failed":
+                self.error = job.get("error") or f"The {job['kind']} job failed."
+        return job
+
+    def _lose(self, what: str) -> None:
+        kind = self.tracker.kind or "running"
+        self.tracker.lost = (
+            f"{what} during the {kind} job; start the engine again (finished results are kept, a fine-tune can be resumed)."
+        )
+        self.error = self.tracker.lost
+        if self.session.process is not None and not self.session.process.alive():
+            self.session.stop()
+        else:
+            self.session.client = None
+        self.models = []
+
+    def take_finished(self) -> dict[str, Any] | None:
+        """The job that ended since the last call (once), so the front end loads or shows its result once."""
+        job, self.finished = self.finished, None
+        return job
+
+    # -- view -------------------------------------------------------------------------------------------
+
+    def view(self, inputs: dict[str, Any] | None = None) -> PanelView:
+        """Texts, progress and enablement for the current state (``inputs``: the channel tools' selected volume)."""
+        inputs = inputs or {}
+        connected = self.session.connected
+        busy = self.tracker.active
+        if connected:
+            device = self.session.health.get("device", "?")
+            version = self.session.health.get("version", "?")
+            where = "started here" if self.session.process is not None else self.session.client.url
+            engine_status = f"Engine {version} running on {device} ({where})."
+        else:
+            engine_status = "Engine not running."
+        job = self.tracker.job
+        if self.tracker.lost:
+            job_status, progress = self.tracker.lost, int(round(100 * float(job.get("progress") or 0)))
+        elif job:
+            message = job.get("error") if job.get("state") == "failed" else job.get("message")
+            job_status = f"{job['kind'].capitalize()} job {job['state']}" + (f": {message}" if message else ".")
+            progress = int(round(100 * float(job.get("progress") or 0)))
+        else:
+            job_status, progress = "No job yet.", 0
+        reasons: dict[str, str] = {}
+        not_connected = "Start or connect the engine first."
+        running = f"A {self.tracker.kind} job is running; wait for it or cancel it."
+        for name in ("generate", "finetune", "export"):
+            reasons[name] = not_connected if not connected else running if busy else ""
+        if not reasons["export"] and not self.last_generate_job:
+            reasons["export"] = "Generate a set first; export re-writes it as an anonymised set."
+        reasons["cancel"] = "" if busy else "No job is running."
+        can_resume = bool(job) and job.get("kind") == "finetune" and job.get("state") in ("cancelled", "interrupted")
+        reasons["resume"] = "" if (can_resume and connected and not busy) else "Only a stopped fine-tune can be resumed."
+        reasons["start_engine"] = "The engine is already connected." if connected else ""
+        reasons["stop_engine"] = "" if connected else "The engine is not running."
+        volume = inputs.get("volume")
+        for channel in CHANNEL_TOOLS:
+            reasons[f"add_{channel}"] = self.channel_tool_reason(channel, volume)
+        enabled = {name: not reason for name, reason in reasons.items()}
+        return PanelView(engine_status, job_status, progress, enabled, reasons, self.error)
+
+
+def loss_series(losses: list[tuple[int, dict[str, float]]]) -> dict[str, tuple[list[int], list[float]]]:
+    """Per loss name, (steps, values): what the loss chart plots."""
+    series: dict[str, tuple[list[int], list[float]]] = {}
+    for step, values in losses:
+        for name, value in values.items():
+            steps, ys = series.setdefault(name, ([], []))
+            steps.append(step)
+            ys.append(value)
+    return series
