@@ -50,6 +50,7 @@ def tiny_finetune(data: Path, out: Path | None = None, **extra) -> dict:
         "batch_size": 2,
         "checkpoint_every": 3,
         "log_every": 1,
+        "channels": "t1,t1ce,t2,flair,seg",
         "seed": 0,
         "device": "cpu",
     }

@@ -16,7 +16,7 @@ import secrets
 import socket
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -29,10 +29,11 @@ from MedSynthLib.launcher import TOKEN_FILE_NAME, default_state_dir
 
 from . import __version__
 from .errors import MedSynthError
-from .jobs.params import validation_sentence
-from .jobs.paths import PathPolicy, safe_join
-from .jobs.runner import JobConflict, JobNotFound, JobRunner
-from .jobs.store import JobStore
+from .jobs.paths import safe_join
+from .jobs.store import JobConflict, JobNotFound
+
+if TYPE_CHECKING:
+    from .jobs.runner import JobRunner
 
 __all__ = ["create_app", "add_serve_parser", "serve"]
 
@@ -82,6 +83,7 @@ _ERRORS = {
 
 def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
     """The FastAPI application serving ``runner``; ``token`` guards every route but /health."""
+    from .jobs.params import validation_sentence
 
     def authorised(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> None:
         if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), token.encode()):
@@ -232,11 +234,6 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     """Run the engine until SIGTERM or Ctrl-C."""
-    import uvicorn
-
-    from .device import select_device
-    from .registry import default_registry
-
     host = args.host
     if not _is_loopback(host) and not args.allow_remote:
         raise MedSynthError(f"Refusing to listen on {host}, which is not a loopback address; add --allow-remote to serve other machines.")
@@ -250,6 +247,14 @@ def serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise MedSynthError(f"Cannot create the state folder {state_dir} ({exc.strerror or exc}).") from None
     lock = _lock_state_dir(state_dir)
+    import uvicorn
+
+    from .device import select_device
+    from .jobs.paths import PathPolicy
+    from .jobs.runner import JobRunner
+    from .jobs.store import JobStore
+    from .registry import default_registry
+
     device = select_device(args.device)
     allowed = [state_dir, *(args.allow_dir if args.allow_dir else [Path.home()])]
     for folder in allowed:

@@ -33,21 +33,13 @@ from ..registry import ModelRegistry
 from .modelcache import ModelCache
 from .params import ExportParams, FinetuneParams, GenerateParams
 from .paths import PathPolicy
-from .store import JobStore, new_job_id
+from .store import JobConflict, JobNotFound, JobStore, new_job_id
 from .worker import EXIT_DONE, finetune_fields
 
 __all__ = ["JobRunner", "JobNotFound", "JobConflict"]
 
 #: Seconds between progress writes to the store (the last one is always written).
 PROGRESS_INTERVAL = 0.25
-
-
-class JobNotFound(MedSynthError):
-    """HTTP 404."""
-
-
-class JobConflict(MedSynthError):
-    """The job is in a state that does not allow the request (HTTP 409)."""
 
 
 class _Cancelled(Exception):

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import MedSynthError
 
-__all__ = ["JobStore", "STATES", "TERMINAL_STATES", "KINDS", "LOG_LINES"]
+__all__ = ["JobStore", "JobNotFound", "JobConflict", "STATES", "TERMINAL_STATES", "KINDS", "LOG_LINES"]
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
@@ -45,6 +45,14 @@ CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created);
 """
 _JSON_FIELDS = ("log", "params", "metrics")
 _COLUMNS = ("id", "kind", "state", "progress", "message", "log", "error", "params", "output_dir", "created", "updated", "metrics")
+
+
+class JobNotFound(MedSynthError):
+    """No such job (HTTP 404)."""
+
+
+class JobConflict(MedSynthError):
+    """The job is in a state that does not allow the request (HTTP 409)."""
 
 
 class JobStore:
