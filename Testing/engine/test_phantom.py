@@ -137,3 +137,10 @@ def test_params_roundtrip_through_json(atlas):
     params = draw_subject(9, atlas)
     again = SubjectParams.from_dict(json.loads(json.dumps(params.to_dict())))
     assert again == params
+
+
+def test_neutral_phantom_t1_matches_the_real_population_template():
+    """The phantom's T1 of the atlas itself correlates with the MNI152 T1 template (real scans, averaged)."""
+    from medsynth_engine.phantom.validate import correlations
+
+    assert correlations(spacing=4.0)["phantom T1 vs real T1 template"] > 0.9

@@ -14,7 +14,7 @@ import numpy as np
 
 from .atlas import Atlas
 
-__all__ = ["SubjectParams", "TumourParams", "draw_subject", "subject_matrix", "atlas_to_subject"]
+__all__ = ["SubjectParams", "TumourParams", "draw_subject", "neutral_subject", "subject_matrix", "atlas_to_subject"]
 
 
 @dataclass
@@ -129,3 +129,27 @@ def draw_subject(seed: int, atlas: Atlas, *, tumour: bool = True) -> SubjectPara
             shape_seed=int(rng.integers(2**31)),
         )
     return params
+
+
+def neutral_subject() -> SubjectParams:
+    """The atlas itself: no deformation, bias, noise or jitter, no tumour (for validation against real templates)."""
+    return SubjectParams(
+        seed=0,
+        scale=[1.0, 1.0, 1.0],
+        rotation_deg=[0.0, 0.0, 0.0],
+        translation_mm=[0.0, 0.0, 0.0],
+        deformation_mm=0.0,
+        deformation_seed=0,
+        ventricle_enlargement=1.0,
+        relaxation_jitter={name: [1.0, 1.0] for name in ("white_matter", "grey_matter", "csf", "oedema", "enhancing_tumour", "necrosis")},
+        gain=1.0,
+        bias_amplitude=0.0,
+        bias_seed=0,
+        noise_fraction=0.0,
+        acquisition_fwhm_mm=[1.0, 1.0, 1.0],
+        skull_mm=6.5,
+        scalp_mm=5.5,
+        csf_rim_mm=1.75,
+        shell_seed=0,
+        ct_noise_hu=0.0,
+    )
