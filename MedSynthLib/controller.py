@@ -57,7 +57,7 @@ def _channels(text: str | list[str] | tuple[str, ...]) -> list[str]:
 
 
 def validate_generate(
-    *, model: str, count: int, seed: int, channels: str | list[str], tumour: bool, shape: int | None = None,
+    *, model: str, count: int, seed: int, channels: str | list[str], tumour: bool, shape: int | list[int] | None = None,
     spacing: float | None = None,
 ) -> dict[str, Any]:
     """Parameters of a ``generate`` job (BraTS layout, so the first case can be loaded), or an InputError."""
@@ -72,7 +72,7 @@ def validate_generate(
         "layout": "brats", "tumour": bool(tumour),
     }
     if shape:
-        params["shape"] = int(shape)
+        params["shape"] = [int(n) for n in shape] if isinstance(shape, (list, tuple)) else int(shape)
     if spacing:
         params["spacing"] = float(spacing)
     return params
@@ -309,8 +309,21 @@ class PanelController:
         self.models = []
         return True
 
-    def generate(self, **inputs: Any) -> dict[str, Any]:
+    def generate(self, *, voxel_size: float | None = None, **inputs: Any) -> dict[str, Any]:
+        """Submit a generate job; ``voxel_size`` (mm) keeps the model's field of view at a coarser or finer grid."""
+        if voxel_size:
+            inputs.update(self.grid_for(inputs.get("model", ""), float(voxel_size)))
         return self._submit("generate", validate_generate(**inputs))
+
+    def grid_for(self, model_id: str, voxel_size: float) -> dict[str, Any]:
+        """Shape and spacing that cover the model's field of view with cubic voxels of ``voxel_size`` mm."""
+        if not 0.5 <= voxel_size <= 16:
+            raise InputError(f"Voxel size {voxel_size:g} mm is out of range; choose between 0.5 and 16 mm.")
+        card = next((m for m in self.models if m.get("id") == model_id), None)
+        if not card or not card.get("shape") or not card.get("spacing"):
+            return {}
+        field_mm = [n * s for n, s in zip(card["shape"], card["spacing"], strict=True)]
+        return {"shape": [max(8, round(f / voxel_size)) for f in field_mm], "spacing": voxel_size}
 
     def finetune(self, **inputs: Any) -> dict[str, Any]:
         return self._submit("finetune", validate_finetune(**inputs))

@@ -1,0 +1,58 @@
+"""Studio fixtures: a real X server (Xvfb) for VTK views, and a folder nobody may write into."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def xvfb_display():
+    """Start Xvfb on a free display number and yield ``":N"`` (VTK renders black on Qt's offscreen platform)."""
+    binary = shutil.which("Xvfb")
+    if binary is None:
+        pytest.fail("Xvfb is not installed; install it (apt-get install xvfb) -- .ci/run does this.")
+    for number in range(90, 140):
+        if Path(f"/tmp/.X11-unix/X{number}").exists() or Path(f"/tmp/.X{number}-lock").exists():
+            continue
+        process = subprocess.Popen(
+            [binary, f":{number}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and process.poll() is None:
+            if Path(f"/tmp/.X11-unix/X{number}").exists():
+                break
+            time.sleep(0.05)
+        if process.poll() is None and Path(f"/tmp/.X11-unix/X{number}").exists():
+            try:
+                yield f":{number}"
+            finally:
+                process.terminate()
+                process.wait(10)
+            return
+        process.kill()
+        process.wait()
+    pytest.fail("Could not start Xvfb on any display :90-:139.")
+
+
+@contextmanager
+def read_only_folder(path: Path):
+    """A folder nobody may write into: mode 0500, and for root (which ignores modes) the immutable attribute."""
+    path.mkdir()
+    path.chmod(0o500)
+    immutable = os.geteuid() == 0
+    if immutable:
+        subprocess.run(["chattr", "+i", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        path.chmod(0o700)
