@@ -48,7 +48,7 @@ class TrainingRun:
             config = PGANConfig.from_dict(state["config"])
             spacing = float(state["spacing"])
             base = BaseModel(config=config, spacing=spacing, start_stage=int(state["start_stage"]), origin=state["base_origin"])
-            channels = tuple(state["request"]["channels"])
+            channels = tuple(state["channels"])
         else:
             channels = self._channels()
             base = resolve_base(request.model, channels, request.resolution, request.spacing, request.width)
@@ -57,7 +57,11 @@ class TrainingRun:
         self.spec = PreprocessSpec(shape=(res,) * 3, spacing=(base.spacing,) * 3)
         self.data = self._load_data()
         settings = TrainSettings(
-            batch_size=request.batch_size, augment=request.augment, amp=request.amp, freeze_stages=request.freeze_stages
+            batch_size=request.batch_size,
+            augment=request.augment,
+            amp=request.amp,
+            freeze_stages=request.freeze_stages,
+            channels_last=context.device.type == "cpu",  # oneDNN's 3D convolutions are ~2.5x faster so (bench/)
         )
         self.trainer = GANTrainer(self.config, self.data, settings, context.device, request.seed, rank=context.rank, world=context.world)
         self.schedule = Schedule(request.steps, self.config.stages, base.start_stage)
@@ -183,6 +187,7 @@ class TrainingRun:
             "alpha": alpha,
             "request": self.request.to_json(),
             "config": self.config.to_dict(),
+            "channels": list(self.channels),
             "spacing": self.base.spacing,
             "start_stage": self.base.start_stage,
             "base_origin": self.base.origin,
