@@ -201,6 +201,16 @@ def test_empty_existing_target_is_used(tmp_path, capsys):
     assert (out / "manifest.json").is_file()
 
 
+def test_missing_parent_folders_are_created_and_a_file_parent_is_refused(tmp_path, capsys):
+    nested = tmp_path / "sets" / "2026" / "small"
+    assert main(["generate", "--out", str(nested), "--quiet", "--channels", "t1", "--shape", "12", "--spacing", "10"]) == 0
+    assert (nested / "manifest.json").is_file()
+    capsys.readouterr()
+    (tmp_path / "afile").write_text("x")
+    assert main(["generate", "--out", str(tmp_path / "afile" / "set"), "--channels", "t1", "--shape", "12", "--spacing", "10"]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
 def test_cli_errors_have_no_traceback_and_exit_2():
     result = _run("generate", "-n", "0", "--out", "/tmp/never-written-medsynth")
     assert result.returncode == 2 and "Traceback" not in result.stderr and "at least 1" in result.stderr

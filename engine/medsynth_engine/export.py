@@ -39,7 +39,7 @@ def new_case_id() -> str:
 
 
 def check_target(out: Path) -> Path:
-    """Refuse a target that exists and is not an empty folder, or whose parent is not writable."""
+    """Refuse a target that exists and is not an empty folder, or whose parent cannot be written; create missing parents."""
     out = Path(out).absolute()
     if out.exists():
         if not out.is_dir():
@@ -47,8 +47,12 @@ def check_target(out: Path) -> Path:
         if any(out.iterdir()):
             raise MedSynthError(f"{out} is not empty; choose a new output folder (nothing is ever overwritten).")
     parent = out.parent
-    if not parent.is_dir():
-        raise MedSynthError(f"The folder {parent} does not exist; create it or choose another output folder.")
+    if parent.exists() and not parent.is_dir():
+        raise MedSynthError(f"{parent} is a file, not a folder; choose another output folder.")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except PermissionError:
+        raise MedSynthError(f"Cannot create {parent}; choose an output folder you may write to.") from None
     if not os.access(parent, os.W_OK | os.X_OK):
         raise MedSynthError(f"Cannot write into {parent}; choose an output folder you may write to.")
     return out
