@@ -115,14 +115,17 @@ class StudioPanel(QtWidgets.QWidget):
 
     # -- plumbing -----------------------------------------------------------------------------------------
 
-    def guard(self, action: Callable[[], Any], busy: bool = False) -> Any:
-        """Run a user action; a refusal becomes one sentence in the panel (never a traceback, never a frozen GUI)."""
+    def guard(self, action: Callable[[], Any], busy: bool = False, fresh: bool = True) -> Any:
+        """Run an action; a refusal becomes one sentence in the panel (never a traceback, never a frozen GUI).
+
+        ``fresh``: a user action clears the previous message first; a timer tick keeps it.
+        """
         if busy:
             QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.WaitCursor)
-        try:
-            result = action()
+        if fresh:
             self.controller.error = ""
-            return result
+        try:
+            return action()
         except (InputError, EngineError, SceneError, ValueError, OSError) as exc:
             self.controller.error = str(exc)
             return None
@@ -194,7 +197,7 @@ class StudioPanel(QtWidgets.QWidget):
 
     def tick(self) -> None:
         """One QTimer tick: poll the job, show what ended, redraw."""
-        self.guard(self._poll)
+        self.guard(self._poll, fresh=False)
 
     def _poll(self) -> None:
         job = self.controller.poll()

@@ -234,7 +234,7 @@ def test_engine_dying_mid_job_is_reported_and_the_panel_recovers(tmp_path):
                 worker.kill()
         controller.poll()
         view = controller.view()
-        assert "stopped during the generate job" in view.job_status and view.error == view.job_status
+        assert "The engine process stopped during the generate job" in view.job_status and view.error == view.job_status
         assert not controller.session.connected and view.enabled["start_engine"] and not view.enabled["cancel"]
         # The panel works again once an engine is back.
         controller.start_engine(sys.executable, str(tmp_path / "state2"), device="cpu")

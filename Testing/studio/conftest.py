@@ -42,8 +42,14 @@ def xvfb_display():
     pytest.fail("Could not start Xvfb on any display :90-:139.")
 
 
+@pytest.fixture
+def read_only_folder():
+    """``with read_only_folder(path) as folder:`` -- see :func:`locked_folder`."""
+    return locked_folder
+
+
 @contextmanager
-def read_only_folder(path: Path):
+def locked_folder(path: Path):
     """A folder nobody may write into: mode 0500, and for root (which ignores modes) the immutable attribute."""
     path.mkdir()
     path.chmod(0o500)
