@@ -55,7 +55,11 @@ class EngineProcess:
         timeout: float = 120.0,
         env: dict[str, str] | None = None,
     ) -> EngineProcess:
-        """Start ``python -m medsynth_engine.engine_cli serve`` and wait for its first line (at most ``timeout`` s)."""
+        """Start ``python -m medsynth_engine.engine_cli serve`` and wait for its first line (at most ``timeout`` s).
+
+        ``env`` defaults to this process's environment without PYTHONHOME and PYTHONPATH, which would point
+        another interpreter (Slicer's) at the wrong libraries; in Slicer pass ``slicer.util.startupEnvironment()``.
+        """
         state = Path(state_dir).expanduser().resolve()
         state.mkdir(parents=True, exist_ok=True)
         log_path = state / "engine.log"
@@ -63,6 +67,8 @@ class EngineProcess:
         if device:
             command += ["--device", device]
         command += list(extra_args)
+        if env is None:
+            env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
         with open(log_path, "ab") as log:
             try:
                 process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, env=env)

@@ -391,12 +391,14 @@ class JobRunner:
         outcome: dict[str, Any] = {}
         with open(job_dir / "job.log", "a", encoding="utf-8") as log:
             for raw in proc.stdout:
+                log.write(raw.decode("utf-8", "replace"))
+                log.flush()
                 try:
                     event = json.loads(raw)
                 except (json.JSONDecodeError, UnicodeDecodeError):
+                    continue  # something in the worker printed to stdout; it is in the log file
+                if not isinstance(event, dict):
                     continue
-                log.write(raw.decode("utf-8", "replace"))
-                log.flush()
                 if "progress" in event and isinstance(event["progress"], dict):
                     info = event["progress"]
                     total = info.get("total") or 0
@@ -478,6 +480,7 @@ class _Throttled:
         self.job_id = job_id
         self.last = 0.0
         self.pending: dict[str, Any] | None = None
+        self.logged = ""
 
     def __call__(self, fraction: float, message: str, metrics: dict[str, Any]) -> None:
         self.pending = {"progress": max(0.0, min(1.0, fraction)), "message": message, "metrics": metrics}
@@ -487,6 +490,9 @@ class _Throttled:
     def flush(self) -> None:
         if self.pending is not None:
             self.store.update(self.job_id, **self.pending)
+            if self.pending["message"] != self.logged:
+                self.logged = self.pending["message"]
+                self.store.append_log(self.job_id, [self.logged])
             self.pending = None
             self.last = time.monotonic()
 
