@@ -36,6 +36,8 @@ class GenerateRequest:
     tumour: bool = True
     device: str | None = None
     workers: int = 2
+    audit_against: Path | None = None  # training set: leave probable copies of its cases out (evaluate.gate)
+    audit_threshold: float = 0.5
 
     def validate(self) -> None:
         if not isinstance(self.n, int) or self.n < 1:
@@ -50,6 +52,8 @@ class GenerateRequest:
             self.channels = parse_channels(self.channels)
         except ValueError as exc:
             raise MedSynthError(str(exc)) from None
+        if not 0.0 < self.audit_threshold <= 1.0:
+            raise MedSynthError(f"The audit threshold must be in (0, 1], not {self.audit_threshold}.")
 
 
 def case_seed(seed: int, index: int) -> int:
@@ -64,6 +68,10 @@ def generate_set(
 ) -> Path:
     """Generate ``request.n`` cases and write them as one complete set; returns the set's folder."""
     request.validate()
+    if request.audit_against is not None:
+        from .evaluate.gate import generate_audited_set
+
+        return generate_audited_set(request, registry, progress)
     plugin = registry.get(request.model)
     shape = tuple(request.shape or plugin.card.shape)
     spacing = tuple(request.spacing or plugin.card.spacing)
@@ -127,4 +135,5 @@ def _check_case(arrays: dict[str, np.ndarray], channels: tuple[str, ...], shape:
 def request_dict(request: GenerateRequest) -> dict:
     data = asdict(request)
     data["out"] = str(request.out)
+    data["audit_against"] = None if request.audit_against is None else str(request.audit_against)
     return data

@@ -26,6 +26,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--spacing", type=triple(float, "--spacing"), help="voxel size in mm, X,Y,Z or one number")
     gen.add_argument("--no-tumour", action="store_true", help="healthy brains, empty label maps")
     gen.add_argument("--device", default=None, help="auto (default: cuda > mps > cpu), cpu, cuda, cuda:N or mps")
+    gen.add_argument(
+        "--audit-against",
+        type=Path,
+        metavar="DIR",
+        help="training set to audit against: probable copies of its cases are left out (see medsynth audit)",
+    )
+    gen.add_argument("--audit-threshold", type=float, default=0.5, help="audit score that flags a case (0-1, default 0.5)")
     gen.add_argument("--quiet", action="store_true", help="no progress bar; print only the output folder")
     gen.add_argument("--engine", metavar="URL", help="run the job on the engine at URL instead of in this process")
     gen.add_argument("--token-file", type=Path, help="the engine's token file (default: the default state folder's)")
@@ -51,12 +58,25 @@ def run(args: argparse.Namespace) -> int:
         spacing=args.spacing,
         tumour=not args.no_tumour,
         device=args.device,
+        audit_against=args.audit_against,
+        audit_threshold=args.audit_threshold,
     )
     request.validate()
     out = generate_set(request, default_registry(), progress=ProgressBar("Generating", quiet=args.quiet))
     if args.quiet:
         print(out)
     else:
-        print(f"Wrote {request.n} case(s) to {out}")
+        print(f"Wrote {_written(out, request.n)} case(s) to {out}")
         print(f"Open a case in 3D Slicer (File > Add Data) or any NIfTI viewer; {out / 'manifest.json'} describes the set.")
     return 0
+
+
+def _written(out: Path, requested: int) -> str:
+    """How many cases the set holds, and how many the audit left out."""
+    import json
+
+    audit = json.loads((out / "manifest.json").read_text()).get("audit")
+    if not audit:
+        return str(requested)
+    left_out = len(audit["left_out"])
+    return f"{requested - left_out} (the audit left out {left_out} probable cop{'y' if left_out == 1 else 'ies'})"

@@ -1,0 +1,76 @@
+"""`medsynth generate --audit-against`: probable copies of training cases never reach the written set, and the
+audit is recorded in manifest.json without naming any training case."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from medsynth_engine.cli import main
+from medsynth_engine.errors import MedSynthError
+from medsynth_engine.generate import GenerateRequest, case_seed, generate_set
+
+GRID = {"shape": (32, 32, 32), "spacing": 7.5}
+SMALL = ["--shape", "32", "--spacing", "7.5", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def train(make_phantom_set, tmp_path_factory):
+    """Five distinct subjects plus the first two subjects that `generate --seed 5` makes."""
+    folder = tmp_path_factory.mktemp("gate") / "train"
+    for source in (make_phantom_set(n=5, seed=0, **GRID), make_phantom_set(n=2, seed=5, **GRID)):
+        for case in sorted(p for p in source.iterdir() if p.is_dir()):
+            shutil.copytree(case, folder / case.name)
+    return folder
+
+
+def test_flagged_cases_are_left_out_and_the_audit_is_in_the_manifest(train, tmp_path, registry):
+    out = tmp_path / "set"
+    request = GenerateRequest(model="phantom", n=3, seed=5, out=out, device="cpu", audit_against=train, **{
+        "shape": GRID["shape"], "spacing": (GRID["spacing"],) * 3})
+    assert generate_set(request, registry) == out
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [c["seed"] for c in manifest["cases"]] == [case_seed(5, 2)]
+    kept = manifest["cases"][0]["id"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([kept, "manifest.json"])
+    audit = manifest["audit"]
+    assert audit["threshold"] == 0.5 and audit["n_synthetic"] == 3 and audit["n_flagged"] == 2
+    assert len(audit["left_out"]) == 2 and kept not in audit["left_out"]
+    assert {c["case"] for c in audit["cases"] if c["flagged"]} == set(audit["left_out"])
+    assert all(c["score"] > 0.99 for c in audit["cases"] if c["flagged"])
+    text = (out / "manifest.json").read_text()
+    assert "nearest_training_case" not in text and str(train) not in text
+    assert not any(case.name in text for case in train.iterdir())
+    assert not list(tmp_path.glob(".set.*"))  # no staging folder left behind
+
+
+def test_cli_nnunet_set_drops_flagged_cases_from_dataset_json(train, tmp_path, capsys):
+    out = tmp_path / "nn"
+    assert main(["generate", "-n", "3", "--seed", "5", "--layout", "nnunet", "--out", str(out), "--audit-against", str(train), *SMALL]) == 0
+    dataset = json.loads((out / "dataset.json").read_text())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert dataset["numTraining"] == 1 and len(dataset["training"]) == 1 and len(manifest["cases"]) == 1
+    assert len(list((out / "imagesTr").iterdir())) == 4 and len(list((out / "labelsTr").iterdir())) == 1
+    assert dataset["training"][0]["label"] == manifest["cases"][0]["files"]["seg"]
+    assert "Wrote" not in capsys.readouterr().out  # --quiet prints the folder only
+
+
+def test_all_flagged_writes_nothing(train, tmp_path, registry):
+    out = tmp_path / "all"
+    request = GenerateRequest(model="phantom", n=2, seed=5, out=out, device="cpu", audit_against=train, **{
+        "shape": GRID["shape"], "spacing": (GRID["spacing"],) * 3})
+    with pytest.raises(MedSynthError, match="All 2 generated case"):
+        generate_set(request, registry)
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_bad_training_folder_fails_before_generating(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "set"
+    assert main(["generate", "-n", "1", "--out", str(out), "--audit-against", str(empty), *SMALL]) == 2
+    err = capsys.readouterr().err
+    assert "training folder" in err and "is empty" in err and not out.exists()
+    assert main(["generate", "-n", "1", "--out", str(out), "--audit-against", str(empty), "--audit-threshold", "0", *SMALL]) == 2
+    assert "audit threshold" in capsys.readouterr().err

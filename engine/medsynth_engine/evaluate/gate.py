@@ -1,0 +1,99 @@
+"""The export gate: generate a set, audit it against the training set, and leave probable copies out.
+
+The set is generated into a hidden staging folder beside the target, audited there, flagged cases are
+removed and the audit is recorded in ``manifest.json`` (scores and threshold; no training case names or
+files), and only then is the folder renamed into place: nobody ever sees a set that still holds a copy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from MedSynthLib.conventions import LABEL_CHANNEL
+
+from ..errors import MedSynthError
+from ..export import check_target
+from .audit import AuditResult, run_audit
+from .sets import open_set
+
+if TYPE_CHECKING:
+    from ..generate import GenerateRequest
+    from ..registry import ModelRegistry
+
+__all__ = ["generate_audited_set", "audit_channels"]
+
+
+def audit_channels(generated: tuple[str, ...], train: Path) -> tuple[str, ...]:
+    """The generated image channels the training set also has; refuses a training set that cannot be audited against."""
+    train_set = open_set(train, "training")
+    if len(train_set) < 2:
+        raise MedSynthError("The training set for --audit-against needs at least 2 cases: the audit compares against their typical distance.")
+    shared = tuple(c for c in generated if c != LABEL_CHANNEL and c in train_set.image_channels())
+    if not shared:
+        raise MedSynthError(
+            f"None of the generated image channels ({', '.join(c for c in generated if c != LABEL_CHANNEL) or 'none'}) is in "
+            f"every case of the training set {train}; generate a channel it has."
+        )
+    return shared
+
+
+def _drop_cases(folder: Path, manifest: dict[str, Any], flagged: set[str]) -> None:
+    for case in manifest["cases"]:
+        if case["id"] not in flagged:
+            continue
+        for rel in case["files"].values():
+            (folder / rel).unlink(missing_ok=True)
+        case_dir = folder / case["id"]
+        if case_dir.is_dir():
+            shutil.rmtree(case_dir)
+    manifest["cases"] = [c for c in manifest["cases"] if c["id"] not in flagged]
+    dataset = folder / "dataset.json"
+    if dataset.is_file():
+        meta = json.loads(dataset.read_text())
+        meta["numTraining"] = len(manifest["cases"])
+        kept = {c["files"][LABEL_CHANNEL] for c in manifest["cases"] if LABEL_CHANNEL in c["files"]}
+        meta["training"] = [t for t in meta.get("training", []) if t.get("label") in kept]
+        dataset.write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def generate_audited_set(
+    request: GenerateRequest,
+    registry: ModelRegistry,
+    progress: Callable[[int, int], None] | None = None,
+    audit_progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """``generate_set`` with the memorisation audit against ``request.audit_against`` as the last step."""
+    from ..generate import generate_set
+
+    assert request.audit_against is not None
+    out = check_target(request.out)
+    channels = audit_channels(request.channels, Path(request.audit_against))
+    staging = out.parent / f".{out.name}.audit-{secrets.token_hex(4)}"
+    try:
+        generate_set(replace(request, out=staging, audit_against=None), registry, progress)
+        result: AuditResult = run_audit(
+            staging, request.audit_against, threshold=request.audit_threshold, channels=channels, progress=audit_progress
+        )
+        flagged = {c["case"] for c in result.flagged}
+        if len(flagged) == len(result.cases):
+            raise MedSynthError(
+                f"All {len(flagged)} generated case(s) were flagged as probable copies of training cases; nothing was written."
+            )
+        manifest = json.loads((staging / "manifest.json").read_text())
+        _drop_cases(staging, manifest, flagged)
+        manifest["audit"] = {**result.shareable(), "left_out": sorted(flagged)}
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        if out.exists():
+            out.rmdir()  # checked empty above
+        os.replace(staging, out)
+        return out
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
