@@ -104,9 +104,11 @@ def test_request_errors(make_phantom_set, tmp_path):
     data = make_phantom_set()
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
+    (tmp_path / "model_only").mkdir()
+    (tmp_path / "model_only" / "model.json").write_text("{}")
     cases = [
         (dict(out=tmp_path / "full"), "not empty"),
-        (dict(out=tmp_path / "new", resume=True), "no checkpoint"),
+        (dict(out=tmp_path / "model_only", resume=True), "no checkpoint to resume"),
         (dict(out=tmp_path / "n2", resolution=12), "power of two"),
         (dict(out=tmp_path / "n3", batch_size=3, nproc=2), "multiple of --nproc"),
         (dict(out=tmp_path / "n4", model="phantom"), "not a pgan3d"),
@@ -143,3 +145,14 @@ def test_cli_skip_bad_then_generate(make_phantom_set, tmp_path):
     assert gen.returncode == 0, gen.stderr
     manifest = json.loads((tmp_path / "set" / "manifest.json").read_text())
     assert manifest["model"]["architecture"]["name"] == "pgan3d" and len(manifest["cases"]) == 2
+
+
+def test_resume_before_the_first_checkpoint_starts_again(make_phantom_set, tmp_path):
+    """A run killed before its first checkpoint leaves a log and a data report; --resume starts it from step 0."""
+    out = tmp_path / "m"
+    (out / "checkpoint").mkdir(parents=True)
+    (out / "checkpoint" / "data_report.json").write_text("{}")
+    (out / "loss.jsonl").write_text('{"step": 1}\n')
+    run_finetune(FinetuneRequest(data=make_phantom_set(), out=out, steps=2, resume=True, **dict(TINY, resolution=8)))
+    assert [json.loads(x)["step"] for x in (out / "loss.jsonl").read_text().splitlines()] == [1, 2]
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["step"] == 2

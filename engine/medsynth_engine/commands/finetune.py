@@ -32,6 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-bad", action="store_true", help="train on the good cases and report the bad ones")
     p.add_argument("--no-augment", action="store_true", help="switch off DiffAugment (on by default)")
     p.add_argument("--amp", action="store_true", help="bf16 autocast (faster on recent GPUs)")
+    p.add_argument("--grad-checkpoint", action="store_true", help="recompute generator blocks in the backward pass: less memory")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--quiet", action="store_true", help="print only the model folder")
 
@@ -80,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         width=args.width,
         augment=not args.no_augment,
         amp=args.amp,
+        grad_checkpoint=args.grad_checkpoint,
     )
     out = run_finetune(request, progress=_Printer(args.quiet))
     if args.quiet:

@@ -15,19 +15,22 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from MedSynthLib.conventions import parse_channels
 
 from ..device import select_device
 from ..errors import MedSynthError
+from .checkpoint import CHECKPOINT_DIR
 from .distributed import DistContext, broadcast_flag, launch
-from .run import TrainingRun
+from .run import LOSS_LOG, TrainingRun
 
 __all__ = ["FinetuneRequest", "run_finetune", "ProgressCallback", "StopCallback"]
 
 ProgressCallback = Callable[[dict], None]
 StopCallback = Callable[[], bool]
 #: Settings a resumed run takes from its checkpoint, whatever the command line says.
-RESUME_FIXED = ("model", "data", "channels", "resolution", "steps", "batch_size", "freeze_stages", "seed", "spacing", "width", "augment", "amp")
+RESUME_FIXED = ("model", "data", "channels", "resolution", "steps", "batch_size", "freeze_stages", "seed", "spacing", "width", "augment", "amp", "grad_checkpoint")
 
 
 @dataclass
@@ -48,6 +51,7 @@ class FinetuneRequest:
         width: network width at 4^3 (new models only); default 128.
         augment: DiffAugment of real and generated volumes for the critic.
         amp: bf16 autocast.
+        grad_checkpoint: recompute the generator's blocks in the backward pass (less memory, more time).
         description: training-data description for the card (default: counts and layout, no file names).
         licence: licence of the weights for the card (default: the data owner's terms).
     """
@@ -70,6 +74,7 @@ class FinetuneRequest:
     width: int | None = None
     augment: bool = True
     amp: bool = False
+    grad_checkpoint: bool = False
     log_every: int = 10
     description: str | None = None
     licence: str | None = None
@@ -110,19 +115,27 @@ def _apply_resume(request: FinetuneRequest, state: dict[str, Any]) -> FinetuneRe
     return resumed
 
 
-def _check_out(request: FinetuneRequest) -> None:
+def _check_out(request: FinetuneRequest) -> bool:
+    """Whether the run resumes from a checkpoint; refuses a folder that holds something else."""
     from .checkpoint import read_state
 
     out = request.out
     if request.resume:
-        state = read_state(out)
-        if state is None:
-            raise MedSynthError(f"{out} holds no checkpoint to resume; start a new run without --resume.")
-        return
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if read_state(out) is not None:
+            return True
+        if out.is_dir() and (out / "model.json").exists():
+            raise MedSynthError(f"{out} holds a model but no checkpoint to resume; fine-tune it with --model {out} instead.")
+        if out.is_dir():  # killed before its first checkpoint: start again from step 0
+            for name in (LOSS_LOG, f"{CHECKPOINT_DIR}/data_report.json"):
+                (out / name).unlink(missing_ok=True)
+            return False
+    if int(os.environ.get("RANK", "0")) != 0:
+        return False  # under torchrun, rank 0 alone owns the output folder
+    if out.exists() and (not out.is_dir() or any(p for p in out.iterdir() if p.name != CHECKPOINT_DIR or any(p.iterdir()))):
         raise MedSynthError(f"{out} is not empty; choose a new folder, or add --resume to continue the run in it.")
     if not out.parent.is_dir():
         raise MedSynthError(f"The folder {out.parent} does not exist; create it or choose another --out.")
+    return False
 
 
 def model_id_for(out: Path) -> str:
@@ -140,9 +153,10 @@ def run_finetune(
     from .checkpoint import read_state
 
     request.validate()
-    _check_out(request)
-    if request.resume:
+    if _check_out(request):
         request = _apply_resume(request, read_state(request.out) or {})
+    else:
+        request.resume = False
     env_world = int(os.environ.get("WORLD_SIZE", "1"))
     if env_world > 1:  # started by torchrun: every process runs this function
         context = DistContext.from_env(select_device(request.device))
@@ -158,24 +172,37 @@ def _train(
     progress: ProgressCallback | None,
     should_stop: StopCallback | None,
 ) -> Path:
+    try:
+        return _loop(request, context, progress, should_stop)
+    except torch.OutOfMemoryError:
+        raise MedSynthError(
+            f"Out of {context.device.type} memory at --batch-size {request.batch_size}; lower it, or add --amp or --grad-checkpoint."
+        ) from None
+    finally:
+        context.close()
+
+
+def _loop(
+    request: FinetuneRequest,
+    context: DistContext,
+    progress: ProgressCallback | None,
+    should_stop: StopCallback | None,
+) -> Path:
     run = TrainingRun(request, context, progress)
     started = time.monotonic()
     first = run.step
-    try:
-        while run.step < run.total:
-            losses = run.train_step()
-            stop = broadcast_flag(bool(should_stop and should_stop()) if context.rank == 0 else False, context)
-            done = run.step - first
-            eta = (time.monotonic() - started) / max(done, 1) * (run.total - run.step)
-            if run.step % request.log_every == 0 or run.step == run.total:
-                run.log(losses)
-            if run.step % request.checkpoint_every == 0 or run.step == run.total or stop:
-                run.checkpoint(losses)
-            run.report({"losses": losses, "eta_s": round(eta, 1), "message": f"step {run.step}/{run.total} at {run.stage_text()}"})
-            if stop:
-                run.report({"message": f"stopped at step {run.step}; resume with --resume", "eta_s": None})
-                break
-    finally:
-        context.close()
+    while run.step < run.total:
+        losses = run.train_step()
+        stop = broadcast_flag(bool(should_stop and should_stop()) if context.rank == 0 else False, context)
+        done = run.step - first
+        eta = (time.monotonic() - started) / max(done, 1) * (run.total - run.step)
+        if run.step % request.log_every == 0 or run.step == run.total:
+            run.log(losses)
+        if run.step % request.checkpoint_every == 0 or run.step == run.total or stop:
+            run.checkpoint(losses)
+        run.report({"losses": losses, "eta_s": round(eta, 1), "message": f"step {run.step}/{run.total} at {run.stage_text()}"})
+        if stop:
+            run.report({"message": f"stopped at step {run.step}; resume with --resume", "eta_s": None})
+            break
     return request.out
 

@@ -61,6 +61,7 @@ class TrainingRun:
             augment=request.augment,
             amp=request.amp,
             freeze_stages=request.freeze_stages,
+            grad_checkpoint=request.grad_checkpoint,
             channels_last=context.device.type == "cpu",  # oneDNN's 3D convolutions are ~2.5x faster so (bench/)
         )
         self.trainer = GANTrainer(self.config, self.data, settings, context.device, request.seed, rank=context.rank, world=context.world)

@@ -1,0 +1,102 @@
+"""pgan3d speed and memory: eager fp32 against bf16 autocast + channels_last_3d, in the same run.
+
+Measures generator volumes per second at 64^3 and 128^3 (batch 1, default widths) and one training step
+(critic + generator update, WGAN-GP, DiffAugment, batch 2) at 64^3 with its peak resident memory. Every
+measurement runs in a fresh subprocess so peak memory belongs to that configuration alone.
+
+    .venv/bin/python bench/bench_pgan3d.py [--threads N] [--repeats R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "engine"))
+sys.path.insert(0, str(ROOT))
+
+CASES = [("generate", 64), ("generate", 128), ("train", 64)]
+MODES = ("fp32", "bf16+cl")
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(kind: str, res: int, mode: str, repeats: int, threads: int) -> dict:
+    import torch
+    from medsynth_engine.data.training_set import TrainingSet
+    from medsynth_engine.models.pgan3d.network import Generator, PGANConfig
+    from medsynth_engine.training.trainer import GANTrainer, TrainSettings
+
+    torch.set_num_threads(threads)
+    optimised = mode != "fp32"
+    config = PGANConfig(resolution=res)
+    base = _peak_mb()
+    if kind == "generate":
+        g = Generator(config).eval()
+        if optimised:
+            g.to(memory_format=torch.channels_last_3d)
+        z = torch.randn(1, config.latent_dim)
+        context = torch.autocast("cpu", dtype=torch.bfloat16) if optimised else nullcontext()
+        with torch.no_grad(), context:
+            g(z)
+            start = time.perf_counter()
+            for _ in range(repeats):
+                g(z).float()
+            seconds = (time.perf_counter() - start) / repeats
+        return {"seconds": seconds, "volumes_per_s": 1 / seconds, "peak_mb": _peak_mb() - base}
+    n = 4
+    images = torch.rand(n, 4, res, res, res) * 2 - 1
+    labels = torch.randint(0, 3, (n, res, res, res), dtype=torch.uint8)
+    data = TrainingSet("bench", ("t1", "t1ce", "t2", "flair", "seg"), [str(i) for i in range(n)], images, labels, {})
+    settings = TrainSettings(batch_size=2, amp=optimised, channels_last=optimised)
+    trainer = GANTrainer(config, data, settings, torch.device("cpu"), 0)
+    trainer.step(config.stages - 1, 1.0)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        losses = trainer.step(config.stages - 1, 1.0)
+    seconds = (time.perf_counter() - start) / repeats
+    finite = all(v == v and abs(v) != float("inf") for v in losses.values())
+    return {"seconds": seconds, "peak_mb": _peak_mb() - base, "finite_losses": finite}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--child", nargs=3, metavar=("KIND", "RES", "MODE"))
+    args = parser.parse_args()
+    if args.child:
+        kind, res, mode = args.child
+        print(json.dumps(child(kind, int(res), mode, args.repeats, args.threads)))
+        return
+    import torch
+
+    print(f"torch {torch.__version__}, {args.threads} thread(s), CPU, default widths (128 at 4^3, halving per stage, floor 8)")
+    print("| measurement | fp32 eager | bf16 autocast + channels_last_3d | speed-up |")
+    print("|---|---|---|---|")
+    for kind, res in CASES:
+        results = {}
+        for mode in MODES:
+            cmd = [sys.executable, __file__, "--child", kind, str(res), mode, "--repeats", str(args.repeats), "--threads", str(args.threads)]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            results[mode] = json.loads(out)
+        a, b = results["fp32"], results["bf16+cl"]
+        if kind == "generate":
+            print(f"| generator {res}^3, volumes/s (peak MB) | {a['volumes_per_s']:.2f} ({a['peak_mb']:.0f}) | {b['volumes_per_s']:.2f} ({b['peak_mb']:.0f}) | {a['seconds'] / b['seconds']:.2f}x |")
+        else:
+            print(f"| training step {res}^3 batch 2, s (peak MB) | {a['seconds']:.2f} ({a['peak_mb']:.0f}) | {b['seconds']:.2f} ({b['peak_mb']:.0f}) | {a['seconds'] / b['seconds']:.2f}x |")
+            print(f"finite losses: fp32 {a['finite_losses']}, bf16 {b['finite_losses']}")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
