@@ -1,0 +1,193 @@
+"""Stand-ins for the parts of 3D Slicer that PyPI ``slicer-core`` lacks, so the module's Logic runs against real MRML.
+
+slicer-core brings Slicer's compiled MRML, module logics and ``slicer.util``; it has no application object, no
+``slicer.ScriptedLoadableModule``, no ``slicer.parameterNodeWrapper`` (both pure Python in Slicer, importing qt)
+and no ``qt``/``ctk`` (PythonQt). This file supplies minimal versions of exactly those, following Slicer's own
+code (``Base/Python/slicer/ScriptedLoadableModule.py``, ``parameterNodeWrapper``): the parameter node is a real
+``vtkMRMLScriptedModuleNode`` singleton in a real ``vtkMRMLScene``. Nothing else is replaced.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+import typing
+import unittest
+
+import slicer
+
+__all__ = ["install"]
+
+
+class _App:
+    """The bits of ``slicer.app`` that slicer.util and the Logic call outside the GUI."""
+
+    applicationName = "3D Slicer (test harness)"
+
+    def testingEnabled(self) -> bool:  # noqa: N802 - Slicer's API
+        return True
+
+    def layoutManager(self):  # noqa: N802 - no views without the GUI
+        return None
+
+    def processEvents(self) -> None:  # noqa: N802
+        return None
+
+    def connect(self, signal: str, slot) -> bool:
+        return True
+
+    def setOverrideCursor(self, cursor) -> None:  # noqa: N802
+        return None
+
+    def restoreOverrideCursor(self) -> None:  # noqa: N802
+        return None
+
+
+class _QSettings:
+    """``qt.QSettings`` for ``slicer.util.settingsValue``: an in-memory store shared by all instances."""
+
+    store: dict[str, object] = {}
+
+    def contains(self, key: str) -> bool:
+        return key in self.store
+
+    def value(self, key: str, default=None):
+        return self.store.get(key, default)
+
+    def setValue(self, key: str, value) -> None:  # noqa: N802
+        self.store[key] = value
+
+
+# -- slicer.ScriptedLoadableModule --------------------------------------------------------------------------
+
+
+class ScriptedLoadableModule:
+    def __init__(self, parent) -> None:
+        self.parent = parent
+        self.moduleName = self.__class__.__name__
+
+
+class ScriptedLoadableModuleWidget:
+    def __init__(self, parent=None) -> None:
+        self.parent = parent
+        self.moduleName = self.__class__.__name__.removesuffix("Widget")
+
+
+class ScriptedLoadableModuleLogic:
+    """As in Slicer: the parameter node is a scripted-module singleton in ``slicer.mrmlScene``."""
+
+    def __init__(self, parent=None) -> None:
+        self.moduleName = self.__class__.__name__.removesuffix("Logic")
+
+    def getParameterNode(self):  # noqa: N802
+        node = slicer.mrmlScene.GetSingletonNode(self.moduleName, "vtkMRMLScriptedModuleNode")
+        if node:
+            return node
+        node = slicer.mrmlScene.CreateNodeByClass("vtkMRMLScriptedModuleNode")
+        node.UnRegister(None)
+        node.SetSingletonTag(self.moduleName)
+        node.SetModuleName(self.moduleName)
+        node.SetName(slicer.mrmlScene.GenerateUniqueName(self.moduleName))
+        return slicer.mrmlScene.AddNode(node)
+
+
+class ScriptedLoadableModuleTest(unittest.TestCase):
+    def delayDisplay(self, message: str, msec: int = 1000) -> None:  # noqa: N802
+        print(message)
+
+
+# -- slicer.parameterNodeWrapper (typed access to a vtkMRMLScriptedModuleNode; GUI binding is not stood in) ----
+
+
+class Validator:
+    def validate(self, value) -> None:
+        raise NotImplementedError
+
+
+class WithinRange(Validator):
+    def __init__(self, minimum, maximum) -> None:
+        self.minimum, self.maximum = minimum, maximum
+
+    def validate(self, value) -> None:
+        if not self.minimum <= value <= self.maximum:
+            raise ValueError(f"Value must be within range [{self.minimum}, {self.maximum}], is {value}")
+
+
+class Minimum(Validator):
+    def __init__(self, minimum) -> None:
+        self.minimum = minimum
+
+    def validate(self, value) -> None:
+        if value < self.minimum:
+            raise ValueError(f"Value must be greater than or equal to {self.minimum}, is {value}")
+
+
+class Choice(Validator):
+    def __init__(self, choices) -> None:
+        self.choices = list(choices)
+
+    def validate(self, value) -> None:
+        if value not in self.choices:
+            raise ValueError(f"Value must be one of {self.choices}, is {value}")
+
+
+_IMPLICIT = {int: 0, float: 0.0, str: "", bool: False}
+_READ = {int: int, float: float, str: str, bool: lambda text: text == "True"}
+
+
+def parameterNodeWrapper(cls):  # noqa: N802 - Slicer's name
+    hints = typing.get_type_hints(cls, include_extras=True)
+    members = {}
+    for name, hint in hints.items():
+        base, validators = hint, []
+        if typing.get_origin(hint) is typing.Annotated:
+            base, *extras = typing.get_args(hint)
+            validators = [e for e in extras if isinstance(e, Validator)]
+        if base not in _READ:
+            raise TypeError(f"The test harness's parameterNodeWrapper does not handle {base} ({name}).")
+        members[name] = (base, validators, cls.__dict__.get(name, _IMPLICIT[base]))
+
+    def make_property(name, base, validators):
+        def getter(self):
+            return _READ[base](self.parameterNode.GetParameter(name))
+
+        def setter(self, value):
+            if not isinstance(value, base) or (base is int and isinstance(value, bool)):
+                if not (base is float and isinstance(value, int)):
+                    raise TypeError(f"{name} must be {base.__name__}, not {type(value).__name__}")
+            for validator in validators:
+                validator.validate(value)
+            self.parameterNode.SetParameter(name, str(base(value)))
+
+        return property(getter, setter)
+
+    def __init__(self, parameterNode) -> None:  # noqa: N803
+        self.parameterNode = parameterNode
+        for name, (_base, _validators, default) in members.items():
+            if not parameterNode.HasParameter(name):
+                setattr(self, name, default)
+
+    namespace = {"__init__": __init__, "__doc__": cls.__doc__, "allParameters": dict(members)}
+    for name, (base, validators, _default) in members.items():
+        namespace[name] = make_property(name, base, validators)
+    return type(cls.__name__, (), namespace)
+
+
+def install() -> None:
+    """Put the stand-ins in place (idempotent); ``slicer.mrmlScene`` becomes a fresh real scene."""
+    slicer.mrmlScene = slicer.vtkMRMLScene()
+    if isinstance(getattr(slicer, "app", None), _App):
+        return
+    slicer.app = _App()
+    qt = types.ModuleType("qt", "Stand-in for PythonQt's qt (settings only).")
+    qt.QSettings = _QSettings
+    sys.modules["qt"] = qt
+    sys.modules["ctk"] = types.ModuleType("ctk", "Stand-in for PythonQt's ctk (nothing used outside the widget).")
+    module = types.ModuleType("slicer.ScriptedLoadableModule")
+    for item in (ScriptedLoadableModule, ScriptedLoadableModuleWidget, ScriptedLoadableModuleLogic, ScriptedLoadableModuleTest):
+        setattr(module, item.__name__, item)
+    sys.modules[module.__name__] = slicer.ScriptedLoadableModule = module
+    wrapper = types.ModuleType("slicer.parameterNodeWrapper")
+    for item in (parameterNodeWrapper, Validator, WithinRange, Minimum, Choice):
+        setattr(wrapper, item.__name__, item)
+    sys.modules[wrapper.__name__] = slicer.parameterNodeWrapper = wrapper

@@ -1,0 +1,119 @@
+"""MedSynth.py's module, parameter node and Logic against Slicer's real MRML, with a real engine process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import slicer
+
+HERE = Path(__file__).resolve().parent
+
+
+def test_module_metadata_and_privacy_help(medsynth):
+    parent = type("Parent", (), {})()
+    medsynth.MedSynth(parent)
+    assert parent.title == "MedSynth" and parent.categories == ["MedSynth"] and parent.contributors
+    assert "Privacy" in parent.helpText and "127.0.0.1" in parent.helpText and "anonymised" in parent.helpText
+
+
+def test_parameter_node_is_a_typed_singleton_in_the_scene(medsynth):
+    logic = medsynth.MedSynthLogic()
+    parameters = logic.getParameterNode()
+    assert (parameters.count, parameters.layout, parameters.tumour, parameters.voxelSize) == (1, "brats", True, 1.0)
+    parameters.count = 12
+    node = slicer.mrmlScene.GetSingletonNode("MedSynth", "vtkMRMLScriptedModuleNode")
+    assert node.GetParameter("count") == "12"
+    assert medsynth.MedSynthLogic().getParameterNode().count == 12  # same node, read back typed
+    with pytest.raises(ValueError):
+        parameters.count = 0
+    with pytest.raises(ValueError):
+        parameters.layout = "nifti"
+
+
+def test_ui_file_binds_every_parameter(medsynth):
+    """Each parameter has a widget whose SlicerParameterName names it (what connectGui binds)."""
+    ui = (HERE.parents[1] / "MedSynth" / "Resources" / "UI" / "MedSynth.ui").read_text()
+    for name in medsynth.MedSynthParameterNode.allParameters:
+        assert f"<string>{name}</string>" in ui, name
+
+
+def test_load_case_shows_it_in_the_slice_views(medsynth, make_phantom_set):
+    set_dir = make_phantom_set(n=1, shape=(16, 16, 16), spacing=8.0)
+    case = next(p for p in set_dir.iterdir() if p.is_dir())
+    composite = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSliceCompositeNode")
+    loaded = medsynth.MedSynthLogic().loadCase(case)
+    assert slicer.util.getNode(f"{case.name} flair") is loaded.volumes["flair"]
+    assert composite.GetBackgroundVolumeID() == loaded.volumes["flair"].GetID()
+    segmentation = slicer.util.getNode(f"{case.name} segmentation")
+    assert segmentation.GetDisplayNode().GetVisibility2DFill()
+    image = nib.load(str(case / f"{case.name}_t1.nii.gz"))
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(loaded.volumes["t1"]).T, np.asanyarray(image.dataobj))
+
+
+def test_loss_plot_is_a_slicer_chart(medsynth):
+    logic = medsynth.MedSynthLogic()
+    logic.updateLossPlot([(1, {"g": 2.0, "d": 1.0}), (5, {"g": 1.5, "d": 0.75})])
+    view = logic.updateLossPlot([(1, {"g": 2.0, "d": 1.0}), (5, {"g": 1.5, "d": 0.75}), (9, {"g": 1.0, "d": 0.5})])
+    chart = slicer.mrmlScene.GetNodeByID(view.GetPlotChartNodeID())
+    assert chart.GetNumberOfPlotSeriesNodes() == 2  # updated in place, not duplicated
+    table = slicer.util.getNode("MedSynth fine-tune losses")
+    assert [table.GetTable().GetValue(r, 0).ToDouble() for r in range(3)] == [1.0, 5.0, 9.0]
+    names = [table.GetTable().GetColumnName(c) for c in range(3)]
+    assert names == ["step", "d", "g"]
+    assert table.GetTable().GetValue(2, 2).ToDouble() == 1.0
+
+
+def test_save_nodes_writes_an_engine_readable_case(medsynth, make_phantom_set, tmp_path):
+    set_dir = make_phantom_set(n=1, shape=(16, 16, 16), spacing=8.0)
+    case = next(p for p in set_dir.iterdir() if p.is_dir())
+    logic = medsynth.MedSynthLogic()
+    loaded = logic.loadCase(case, show=False)
+    written = logic.saveNodes([loaded.volumes["t2"], loaded.segmentation], tmp_path / "mine")
+    assert sorted(written) == ["seg", "t2"]
+    for channel, path in written.items():
+        original = nib.load(str(case / f"{case.name}_{channel}.nii.gz"))
+        np.testing.assert_array_equal(np.asanyarray(nib.load(str(path)).dataobj), np.asanyarray(original.dataobj))
+
+
+def test_generate_through_a_real_engine_loads_the_first_case(medsynth, tmp_path):
+    logic = medsynth.MedSynthLogic()
+    logic.startEngine(sys.executable, stateDir=str(tmp_path / "engine"))
+    try:
+        parameters = logic.getParameterNode()
+        parameters.voxelSize = 8.0
+        parameters.channels = "t1,flair,seg"
+        logic.generate(parameters, "phantom")
+        deadline = time.monotonic() + 120  # stops a hung test only
+        finished = None
+        while finished is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+            finished = logic.poll()
+        assert finished["state"] == "succeeded", finished
+        from MedSynthLib.controller import first_case_dir
+
+        loaded = logic.loadCase(first_case_dir(finished["output_dir"]))
+        assert sorted(loaded.volumes) == ["flair", "t1"]
+        assert loaded.volumes["t1"].GetImageData().GetDimensions() == (22, 26, 22)
+    finally:
+        assert logic.shutdown() == "The MedSynth engine was stopped."
+
+
+def test_the_module_never_imports_torch_monai_or_the_engine():
+    code = (
+        "import sys; sys.path[:0] = [{!r}, {!r}]; import harness; harness.install(); import MedSynth; "
+        "bad = [m for m in ('torch', 'monai', 'medsynth_engine') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
+    ).format(str(HERE), str(HERE.parents[1] / "MedSynth"))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_slicer_self_test_passes_on_real_mrml(medsynth):
+    """MedSynthTest (what Slicer's "Reload and Test" runs); its engine part needs the MedSynth/EnginePython setting."""
+    medsynth.MedSynthTest().runTest()
