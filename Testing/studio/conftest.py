@@ -50,12 +50,16 @@ def read_only_folder():
 
 @contextmanager
 def locked_folder(path: Path):
-    """A folder nobody may write into: mode 0500, and for root (which ignores modes) the immutable attribute."""
+    """A folder nobody may write into: mode 0500; root ignores modes, so for root also the immutable attribute.
+
+    Where the file system refuses ``chattr`` (root on overlayfs), the permission case cannot be staged: skipped.
+    """
     path.mkdir()
     path.chmod(0o500)
     immutable = os.geteuid() == 0
-    if immutable:
-        subprocess.run(["chattr", "+i", str(path)], check=True)
+    if immutable and subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        path.chmod(0o700)
+        pytest.skip("running as root on a file system without chattr +i: cannot make a read-only folder")
     try:
         yield path
     finally:
