@@ -1,0 +1,114 @@
+"""``report.html``: one self-contained page (figures embedded as PNG data) that explains every number."""
+
+from __future__ import annotations
+
+import base64
+import html
+from typing import Any
+
+__all__ = ["render_report"]
+
+_STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:.5em 0}
+td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}th{background:#f3f3f3}img{max-width:100%}
+.note{color:#555;font-size:.92em}.flag{color:#b00;font-weight:bold}"""
+
+FEATURE_EXPLANATION = (
+    "No pretrained network can be downloaded inside a hospital, so MMD and the Fréchet distance are computed on "
+    "radiomics-style features, in the spirit of the Fréchet Radiomics Distance used in recent medical image synthesis "
+    "work: per image channel inside the head, first-order intensity statistics (mean, spread, skewness, kurtosis, "
+    "10/50/90th percentiles, histogram entropy) and texture (gradient magnitude mean and spread, local contrast, "
+    "Laplacian energy); the head's size and elongation; and, where labels exist, the tumour's size relative to the head, "
+    "the share of each label, its distance from the head's centre and its surface-to-volume ratio. Every case is first "
+    "brought onto one grid and intensity scale ([-1, 1] per case and channel, as a model sees it), and each feature is "
+    "measured in units of its spread across the real set. These features are interpretable (a large distance can be "
+    "traced to a feature) and need no training; they do not see everything a deep encoder would."
+)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return html.escape(str(value))
+
+
+def _table(rows: list[tuple[str, Any, str]]) -> str:
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td><td class=note>{html.escape(n)}</td></tr>" for k, v, n in rows)
+    return f"<table>{body}</table>"
+
+
+def _image(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _dice_table(metrics: dict[str, Any]) -> str:
+    labels = list(metrics["dice_real"])
+    head = "".join(f"<th>{html.escape(label)}</th>" for label in labels)
+    rows = ""
+    for key, name in (("dice_synthetic", "trained on synthetic"), ("dice_real", "trained on real"), ("dice_real_plus_synthetic", "real + synthetic")):
+        rows += f"<tr><th>{name}</th>" + "".join(f"<td>{_fmt(metrics[key][label])}</td>" for label in labels) + "</tr>"
+    return f"<table><tr><th>Dice on held-out real cases</th>{head}</tr>{rows}</table>"
+
+
+def render_report(metrics: dict[str, Any], figures: dict[str, bytes]) -> str:
+    """The HTML page for ``metrics`` (as written to metrics.json) and the figures (name -> PNG bytes)."""
+    audit = metrics.get("audit") or {}
+    parts = [
+        f"<!doctype html><html><head><meta charset=utf-8><title>MedSynth evaluation</title><style>{_STYLE}</style></head><body>",
+        "<h1>MedSynth evaluation: synthetic against real</h1>",
+        f"<p>{metrics['n_synthetic']} synthetic and {metrics['n_real']} real case(s); channels {', '.join(metrics['channels'])}; "
+        f"evaluation grid {'x'.join(map(str, metrics['grid']['shape']))} at {'x'.join(f'{s:.3g}' for s in metrics['grid']['spacing'])} mm.</p>",
+        "<h2>Summary</h2>",
+        _table(
+            [
+                ("ms_ssim_synthetic", metrics["ms_ssim_synthetic"], "mean pairwise MS-SSIM within the synthetic set (higher = less diverse)"),
+                ("ms_ssim_real", metrics["ms_ssim_real"], "the same within the real set; synthetic well above real suggests mode collapse"),
+                ("mmd", metrics["mmd"], "maximum mean discrepancy of the features (0 = same distribution)"),
+                ("frechet_distance", metrics["frechet_distance"], "Fréchet distance of Gaussians fitted to the features (0 = same)"),
+                ("memorised_fraction", metrics["memorised_fraction"], "fraction of synthetic cases flagged as probable copies of real cases"),
+                *(
+                    [("dice_ratio", metrics["dice_ratio"], "mean Dice trained on synthetic / trained on real (published synthetic BraTS: 0.8-0.9)")]
+                    if "dice_ratio" in metrics
+                    else []
+                ),
+            ]
+        ),
+        "<h2>Samples</h2><p class=note>Axial slices through the tumour (or the middle); labels: NCR green, ED yellow, ET red.</p>",
+        _image(figures["mosaic"], "sample mosaics"),
+        "<h2>Intensity histograms</h2><p class=note>Per channel, inside the head, on the common [-1, 1] scale.</p>",
+        _image(figures["histograms"], "intensity histograms"),
+    ]
+    if "tumour_volumes" in figures:
+        parts += ["<h2>Tumour volumes</h2>", _image(figures["tumour_volumes"], "tumour volume distributions")]
+    parts += [
+        "<h2>Distribution distances: which features, and why</h2>",
+        f"<p>{html.escape(FEATURE_EXPLANATION)}</p>",
+        f"<p class=note>{len(metrics['features']['names'])} features; MMD kernel width {_fmt(metrics['features']['mmd_kernel_width'])} "
+        "(median pairwise distance). Largest standardised mean differences: "
+        + ", ".join(f"{html.escape(k)} {v:+.2f}" for k, v in metrics["features"]["largest_differences"].items())
+        + "</p>",
+        "<h2>Diversity (MS-SSIM)</h2>",
+        f"<p class=note>MONAI MultiScaleSSIMMetric, {len(metrics['ms_ssim_setting']['weights'])} scales, kernel "
+        f"{metrics['ms_ssim_setting']['kernel_size']}, over all pairs of up to {metrics['diversity_cases']} cases per set, averaged over channels.</p>",
+        "<h2>Memorisation audit</h2>",
+    ]
+    if audit:
+        flagged = [c for c in audit["cases"] if c["flagged"]]
+        parts.append(
+            f"<p>{len(flagged)} of {audit['n_synthetic']} synthetic case(s) flagged as probable copies of real cases "
+            f"(score threshold {audit['threshold']}; score = 1 - d / d_ref with d = 1 - NCC to the nearest real case over flips and small shifts, "
+            f"d_ref = {audit['reference_distance']:.4g}, the typical distance between distinct real cases). Highest score: {_fmt(audit['max_score'])}.</p>"
+        )
+        if flagged:
+            parts.append("<p class=flag>Do not share these cases: " + ", ".join(html.escape(c["case"]) for c in flagged) + "</p>")
+    if "dice_ratio" in metrics:
+        t = metrics["tstr"]
+        parts += [
+            "<h2>Train on synthetic, test on real</h2>",
+            f"<p class=note>{html.escape(t['network'])}; {t['n_train']} training case(s) each, {t['steps']} steps, batch {t['batch_size']}, "
+            f"seed {t['seed']}, grid {t['grid']}^3; tested on {t['n_test']} held-out real case(s). {html.escape(t['dice'])}.</p>",
+            _dice_table(metrics),
+        ]
+    parts.append("</body></html>")
+    return "\n".join(parts)

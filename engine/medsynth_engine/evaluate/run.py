@@ -1,0 +1,218 @@
+"""``medsynth evaluate``: quality, diversity, memorisation and usefulness of a synthetic set against a real one.
+
+Both sets are streamed case by case onto one evaluation grid (the synthetic set's, capped at ``grid`` voxels
+a side) with the training preprocessing (RAS, resampled, head-centred crop, [-1, 1] per channel); only
+features, histograms, a sample for MS-SSIM and the mosaics, and (with TSTR) a small copy for training stay
+in memory. The report folder is written under a temporary name and renamed into place when complete.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from MedSynthLib.conventions import BRATS_LABELS, LABEL_CHANNEL
+
+from ..data.preprocess import PreprocessSpec, preprocess_case
+from ..errors import MedSynthError
+from ..export import check_target
+from ..modelfile import write_atomic
+from .audit import DEFAULT_THRESHOLD, run_audit
+from .distances import frechet_distance, mmd, standardise
+from .diversity import mean_pairwise_ms_ssim, ms_ssim_setting
+from .features import case_features, feature_names, head_mask
+from .figures import HIST_BINS, histograms_png, mosaic_png, tumour_volumes_png
+from .output import write_json
+from .report import render_report
+from .sets import CaseSet, common_channels, iter_cases, open_set, read_case
+from .tstr import TstrSettings, resize_case, run_tstr
+
+__all__ = ["EvaluateRequest", "run_evaluation", "evaluation_spec"]
+
+_MOSAIC_CASES = 4
+
+
+@dataclass
+class EvaluateRequest:
+    synthetic: Path
+    real: Path
+    out: Path
+    channels: tuple[str, ...] | None = None
+    grid: int = 64
+    diversity_cases: int = 16
+    audit_threshold: float = DEFAULT_THRESHOLD
+    tstr: bool = False
+    tstr_grid: int = 32
+    tstr_settings: TstrSettings = field(default_factory=TstrSettings)
+
+    def validate(self) -> None:
+        if not 16 <= self.grid <= 256:
+            raise MedSynthError(f"The evaluation grid must be 16-256 voxels a side, not {self.grid}.")
+        if self.diversity_cases < 2:
+            raise MedSynthError(f"MS-SSIM needs at least 2 cases per set, not {self.diversity_cases}.")
+        if self.tstr_grid < 8 or self.tstr_grid % 4:
+            raise MedSynthError(f"The TSTR grid must be a multiple of 4 of at least 8, not {self.tstr_grid}.")
+        self.tstr_settings.validate()
+
+
+@dataclass
+class _SetSummary:
+    features: list[np.ndarray] = field(default_factory=list)
+    volumes: list[dict[str, float]] = field(default_factory=list)
+    histogram: np.ndarray | None = None
+    diversity: list[np.ndarray] = field(default_factory=list)
+    mosaic: list[tuple[np.ndarray, np.ndarray | None]] = field(default_factory=list)
+    tstr_images: list[np.ndarray] = field(default_factory=list)
+    tstr_labels: list[np.ndarray] = field(default_factory=list)
+
+
+def evaluation_spec(case_set: CaseSet, channels: tuple[str, ...], grid: int) -> PreprocessSpec:
+    """The synthetic set's own grid, coarsened so no side exceeds ``grid`` voxels (same field of view)."""
+    first = read_case(case_set.cases[0], channels)
+    shape = next(iter(first.arrays.values())).shape
+    factor = max(1.0, max(shape) / grid)
+    return PreprocessSpec(
+        shape=tuple(max(16, math.ceil(n / factor)) for n in shape),  # type: ignore[arg-type]
+        spacing=tuple(s * factor for s in first.spacing),  # type: ignore[arg-type]
+    )
+
+
+def _sample(n: int, k: int) -> set[int]:
+    return set(np.random.default_rng(0).choice(n, size=min(n, k), replace=False).tolist())
+
+
+def _summarise(
+    case_set: CaseSet, channels: tuple[str, ...], labels: bool, spec: PreprocessSpec, request: EvaluateRequest, tick: Callable[[], None]
+) -> _SetSummary:
+    summary = _SetSummary()
+    keep = _sample(len(case_set), request.diversity_cases)
+    read = (*channels, LABEL_CHANNEL) if labels else channels
+    for index, case in iter_cases(case_set, read):
+        out, _ = preprocess_case(case.arrays, case.affine, spec)
+        images = np.stack([out[c] for c in channels]).astype(np.float32)
+        seg = out[LABEL_CHANNEL] if labels else None
+        summary.features.append(case_features(images, seg))
+        mask = head_mask(images)
+        counts = np.stack([np.histogram(v[mask], bins=HIST_BINS)[0] for v in images])
+        summary.histogram = counts if summary.histogram is None else summary.histogram + counts
+        if labels:
+            voxel_ml = float(np.prod(case.spacing)) / 1000.0
+            native = case.arrays[LABEL_CHANNEL]
+            volume = {name: float((native == code).sum()) * voxel_ml for code, name in BRATS_LABELS.items()}
+            volume["whole"] = float((native > 0).sum()) * voxel_ml
+            summary.volumes.append(volume)
+        if index in keep:
+            summary.diversity.append(images)
+            if len(summary.mosaic) < _MOSAIC_CASES:
+                summary.mosaic.append((images, seg))
+        if request.tstr:
+            small_images, small_seg = resize_case(images, seg, request.tstr_grid)  # type: ignore[arg-type]
+            summary.tstr_images.append(small_images)
+            summary.tstr_labels.append(small_seg)
+        tick()
+    return summary
+
+
+def _largest_differences(names: list[str], real: np.ndarray, synthetic: np.ndarray, k: int = 5) -> dict[str, float]:
+    gap = synthetic.mean(0) - real.mean(0)
+    order = np.argsort(-np.abs(gap))[:k]
+    return {names[i]: round(float(gap[i]), 4) for i in order}
+
+
+def run_evaluation(request: EvaluateRequest, progress: Callable[[int, int], None] | None = None) -> Path:
+    """Write ``metrics.json``, ``report.html`` and ``figures/*.png`` into the new folder ``request.out``."""
+    request.validate()
+    out = check_target(request.out)
+    syn_set = open_set(request.synthetic, "synthetic", request.channels)
+    real_set = open_set(request.real, "real", request.channels)
+    channels = common_channels([syn_set, real_set], request.channels)
+    labels = syn_set.has_labels() and real_set.has_labels()
+    if request.tstr and not labels:
+        raise MedSynthError("--tstr needs tumour labels (seg) in every case of both sets.")
+    if len(real_set) < 2:
+        raise MedSynthError("The real set needs at least 2 cases to compare distributions.")
+    spec = evaluation_spec(syn_set, channels, request.grid)
+    total = len(syn_set) + len(real_set) + 1 + (3 * request.tstr_settings.steps if request.tstr else 0)
+    done = [0]
+
+    def tick(step: int = 1) -> None:
+        done[0] += step
+        if progress:
+            progress(min(done[0], total), total)
+
+    synthetic = _summarise(syn_set, channels, labels, spec, request, tick)
+    real = _summarise(real_set, channels, labels, spec, request, tick)
+    audit = run_audit(request.synthetic, request.real, threshold=request.audit_threshold, channels=channels)
+    tick()
+    names = feature_names(channels, labels)
+    real_z, syn_z = standardise(np.stack(real.features), np.stack(synthetic.features))
+    mmd_value, width = mmd(syn_z, real_z)
+    metrics: dict[str, Any] = {
+        "n_synthetic": len(syn_set),
+        "n_real": len(real_set),
+        "channels": list(channels),
+        "grid": {"shape": list(spec.shape), "spacing": [round(s, 4) for s in spec.spacing]},
+        "ms_ssim_synthetic": mean_pairwise_ms_ssim(synthetic.diversity),
+        "ms_ssim_real": mean_pairwise_ms_ssim(real.diversity),
+        "ms_ssim_setting": ms_ssim_setting(spec.shape),
+        "diversity_cases": request.diversity_cases,
+        "mmd": mmd_value,
+        "frechet_distance": frechet_distance(syn_z, real_z),
+        "features": {
+            "kind": "radiomics-style intensity, texture and shape features (see report.html)",
+            "names": names,
+            "standardised_by": "real set mean and standard deviation per feature",
+            "mmd_kernel_width": width,
+            "largest_differences": _largest_differences(names, real_z, syn_z),
+        },
+        "memorised_fraction": audit.memorised_fraction,
+        "audit": audit.shareable(),  # no real case names: the report may travel with the synthetic set
+    }
+    if labels:
+        metrics["tumour_volume_ml"] = {
+            name: {"synthetic_mean": float(np.mean([v[name] for v in synthetic.volumes])), "real_mean": float(np.mean([v[name] for v in real.volumes]))}
+            for name in [*BRATS_LABELS.values(), "whole"]
+        }
+    if request.tstr:
+        metrics.update(
+            run_tstr(
+                (np.stack(real.tstr_images), np.stack(real.tstr_labels)),
+                (np.stack(synthetic.tstr_images), np.stack(synthetic.tstr_labels)),
+                request.tstr_settings,
+                progress=lambda d, t: tick(),
+            )
+        )
+    figures = {
+        "mosaic": mosaic_png({"synthetic": synthetic.mosaic, "real": real.mosaic}, channels),
+        "histograms": histograms_png({"synthetic": synthetic.histogram, "real": real.histogram}, channels),  # type: ignore[dict-item]
+    }
+    if labels:
+        figures["tumour_volumes"] = tumour_volumes_png({"synthetic": synthetic.volumes, "real": real.volumes})
+    return _write(out, metrics, figures)
+
+
+def _write(out: Path, metrics: dict[str, Any], figures: dict[str, bytes]) -> Path:
+    tmp = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
+    try:
+        (tmp / "figures").mkdir(parents=True)
+        for name, png in figures.items():
+            write_atomic(tmp / "figures" / f"{name}.png", png)
+        write_json(tmp / "metrics.json", metrics)
+        write_atomic(tmp / "report.html", render_report(metrics, figures).encode())
+        if out.exists():
+            out.rmdir()  # checked empty at the start
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise MedSynthError(f"Could not write the report into {out}: {exc.strerror or exc}.") from None
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
