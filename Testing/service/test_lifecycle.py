@@ -61,7 +61,7 @@ def test_sigkill_then_restart_keeps_finished_jobs_and_interrupts_running_ones(tm
     first = start_engine(state, allowed_root)
     try:
         client = first.client(timeout=60)
-        done = client.wait(client.submit("generate", {"n": 1, "shape": 24, "spacing": 6})["id"], poll=0.2, timeout=120)
+        done = client.wait(client.submit("export", {"source": str(training_set)})["id"], poll=0.2, timeout=120)
         assert done["state"] == "succeeded"
         files = client.files(done["id"])
         training = client.submit("finetune", tiny_finetune(training_set, tmp_path / "model"))
@@ -87,12 +87,12 @@ def test_sigkill_then_restart_keeps_finished_jobs_and_interrupts_running_ones(tm
         assert client.job(waiting["id"])["state"] in ("queued", "running")
         assert client.cancel(waiting["id"])["state"] == "cancelled"
 
-        assert client.resume(training["id"])["params"]["resume"] is True
         saved = json.loads((tmp_path / "model" / "checkpoint" / "state.json").read_text())
         checkpoint_step = int(saved.get("step", saved.get("steps_done", 0)))
         assert checkpoint_step >= 3
+        assert client.resume(training["id"])["params"]["resume"] is True
         resumed = wait_for(client, training["id"], lambda j: j["state"] == "running" and "losses" in j["metrics"])
-        assert _step(resumed) >= checkpoint_step
+        assert _step(resumed) > checkpoint_step, "a resumed fine-tune continues from its last checkpoint"
         assert client.cancel(training["id"])["state"] == "cancelled"
     finally:
         stop_engine(second)

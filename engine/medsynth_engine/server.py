@@ -278,7 +278,7 @@ def serve(args: argparse.Namespace) -> int:
     port = sock.getsockname()[1]
     url_host = f"[{host}]" if ":" in host else host
     print(json.dumps({"url": f"http://{url_host}:{port}", "token_file": str(token_file), "pid": os.getpid()}), flush=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5, lifespan="on")
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2, lifespan="on")
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

@@ -225,11 +225,12 @@ class JobRunner:
         handle.reason = handle.reason or "cancel"
         handle.stop.set()
         self.store.update(job_id, message="Cancelling.")
-        if handle.proc is not None:
-            self._stop_process(handle.proc)
-            handle.done.wait(self.cancel_grace + 30)
+        if job["kind"] == "generate":
+            handle.done.wait(2.0)  # stops after the case being made; the job reads cancelled then
         else:
-            handle.done.wait(2.0)
+            if handle.proc is not None:  # else the worker is being started and is stopped as soon as it is
+                self._stop_process(handle.proc)
+            handle.done.wait(self.cancel_grace + 30)
         return self.get(job_id)
 
     def resume(self, job_id: str) -> dict[str, Any]:
@@ -243,7 +244,7 @@ class JobRunner:
             params = dict(job["params"])
             params["resume"] = self._has_checkpoint(job_id, Path(params["out"]))
             self.store.update(
-                job_id, state="queued", params=params, error=None, progress=job["progress"],
+                job_id, state="queued", params=params, error=None, progress=job["progress"], metrics={},
                 message="Queued to resume from its last checkpoint." if params["resume"] else "Queued to start again.",
             )
             (self.jobs_dir / job_id).mkdir(parents=True, exist_ok=True)

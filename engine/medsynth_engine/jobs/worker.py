@@ -45,6 +45,8 @@ def run_finetune_task(params: dict[str, Any], stop: threading.Event) -> dict[str
     from ..training.finetune import FinetuneRequest, run_finetune
 
     request = FinetuneRequest(**finetune_fields(params))
+    if stop.is_set():  # cancelled while starting up: nothing to checkpoint yet
+        raise _Stopped
 
     def progress(info: dict[str, Any]) -> None:
         _emit({"progress": info})
