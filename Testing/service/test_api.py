@@ -236,3 +236,10 @@ def test_client_errors_carry_status_and_sentence(engine):
     with pytest.raises(EngineError) as info:
         EngineClient("http://127.0.0.1:9", "x", timeout=2).health()
     assert info.value.status is None and "Cannot reach" in str(info.value)
+
+
+def test_a_link_out_of_the_allowed_folders_is_refused_as_out(client, tmp_path):
+    (tmp_path / "etc-link").symlink_to("/etc")
+    with pytest.raises(EngineError) as info:
+        client.submit("generate", {**TINY, "out": str(tmp_path / "etc-link" / "medsynth-set")})
+    assert info.value.status == 400 and "outside" in str(info.value)
