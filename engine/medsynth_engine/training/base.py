@@ -61,7 +61,8 @@ def resolve_base(
     labels = LABEL_CHANNEL in channels
     if model in SCRATCH_IDS:
         res = resolution or 64
-        config = PGANConfig(resolution=res, image_channels=images, labels=labels, base_width=width or 128, max_width=width or 128)
+        w = width or 128
+        config = PGANConfig(resolution=res, image_channels=images, labels=labels, base_width=w, max_width=w, min_width=min(16, w))
         return BaseModel(config=config, spacing=spacing or FOV_MM / res)
     folder = folder_of(model)
     if folder is None:

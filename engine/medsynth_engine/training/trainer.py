@@ -37,6 +37,7 @@ class TrainSettings:
     channels_last: bool = False
     grad_checkpoint: bool = False
     freeze_stages: int = 0
+    label_smoothing: float = 0.1
 
 
 class GANTrainer:
@@ -93,6 +94,10 @@ class GANTrainer:
         assert self.data is not None
         x = self.data.batch(index).to(self.device)
         x = downsample(x, self.config.resolution // (4 * 2**stage))
+        if self.config.labels and self.settings.label_smoothing:
+            # exact one-hot labels would let the critic tell real from softmax output at a glance
+            k, eps = len(self.config.image_channels), self.settings.label_smoothing
+            x = torch.cat([x[:, :k], x[:, k:] * (1.0 - eps) + eps / (x.shape[1] - k)], dim=1)
         if alpha < 1.0 and stage > 0:
             x = alpha * x + (1.0 - alpha) * upsample(downsample(x))
         return x

@@ -48,6 +48,7 @@ class PGANConfig:
         base_width: width at 4^3; each later stage halves it, capped by ``max_width`` and floored at ``min_width``.
         mbstd_group: minibatch-stddev group size over contiguous samples; 2 keeps a multi-process run equal
             to a single process whenever each process holds an even number of samples.
+        padding: the generator's convolution padding, ``replicate`` (no edge frames) or ``zeros``.
     """
 
     resolution: int = 64
@@ -56,8 +57,9 @@ class PGANConfig:
     latent_dim: int = 128
     base_width: int = 128
     max_width: int = 128
-    min_width: int = 8
+    min_width: int = 16
     mbstd_group: int = 2
+    padding: str = "replicate"
     name: str = "pgan3d"
     version: int = 1
 
@@ -67,6 +69,8 @@ class PGANConfig:
             raise MedSynthError(f"The pgan3d resolution must be a power of two from 8 to {MAX_RES}, not {r}.")
         if not self.image_channels:
             raise MedSynthError("A pgan3d model needs at least one image channel (t1, t1ce, t2 or flair).")
+        if self.padding not in ("replicate", "zeros"):
+            raise MedSynthError(f"The pgan3d padding must be replicate or zeros, not {self.padding}.")
         if self.latent_dim < 1 or self.base_width < 1 or self.mbstd_group < 1:
             raise MedSynthError("The pgan3d latent size, width and minibatch group must be positive.")
 
@@ -101,14 +105,17 @@ def downsample(x: torch.Tensor, factor: int = 2) -> torch.Tensor:
 class EqConv3d(nn.Module):
     """Conv3d with equalised learning rate: N(0,1) weights scaled by He's constant at run time."""
 
-    def __init__(self, cin: int, cout: int, kernel: int) -> None:
+    def __init__(self, cin: int, cout: int, kernel: int, replicate: bool = False) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.randn(cout, cin, kernel, kernel, kernel))
         self.bias = nn.Parameter(torch.zeros(cout))
         self.scale = (cin * kernel**3) ** -0.5
         self.padding = kernel // 2
+        self.replicate = replicate and self.padding > 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.replicate:  # the generator's edges continue the volume instead of seeing zeros (no frame artefacts)
+            return F.conv3d(F.pad(x, (self.padding,) * 6, mode="replicate"), self.weight * self.scale, self.bias)
         return F.conv3d(x, self.weight * self.scale, self.bias, padding=self.padding)
 
 
@@ -132,7 +139,7 @@ def _act(x: torch.Tensor) -> torch.Tensor:
 
 
 class GBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, first: bool = False, latent_dim: int = 0) -> None:
+    def __init__(self, cin: int, cout: int, first: bool = False, latent_dim: int = 0, replicate: bool = True) -> None:
         super().__init__()
         self.first = first
         self.cout = cout
@@ -140,8 +147,8 @@ class GBlock(nn.Module):
             self.dense = EqLinear(latent_dim, cout * 64)
             self.conv1 = None
         else:
-            self.conv1 = EqConv3d(cin, cout, 3)
-        self.conv2 = EqConv3d(cout, cout, 3)
+            self.conv1 = EqConv3d(cin, cout, 3, replicate)
+        self.conv2 = EqConv3d(cout, cout, 3, replicate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.first:
@@ -158,9 +165,10 @@ class Generator(nn.Module):
         super().__init__()
         self.config = config
         widths = [config.width(s) for s in range(config.stages)]
+        replicate = config.padding == "replicate"
         self.blocks = nn.ModuleList(
-            [GBlock(0, widths[0], first=True, latent_dim=config.latent_dim)]
-            + [GBlock(widths[s - 1], widths[s]) for s in range(1, config.stages)]
+            [GBlock(0, widths[0], first=True, latent_dim=config.latent_dim, replicate=replicate)]
+            + [GBlock(widths[s - 1], widths[s], replicate=replicate) for s in range(1, config.stages)]
         )
         self.to_out = nn.ModuleList([EqConv3d(w, config.out_channels, 1) for w in widths])
         self.grad_checkpoint = False
