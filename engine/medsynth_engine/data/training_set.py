@@ -17,7 +17,7 @@ from .layouts import Case, find_cases
 from .preprocess import LABEL_CODES, PreprocessSpec, preprocess_case
 from .validate import CaseProblem, validate_case
 
-__all__ = ["TrainingSet", "load_training_set"]
+__all__ = ["TrainingSet", "load_training_set", "choose_channels"]
 
 TRAINABLE = ("t1", "t1ce", "t2", "flair", LABEL_CHANNEL)
 
@@ -47,7 +47,7 @@ class TrainingSet:
         return torch.cat([images, hot], dim=1)
 
 
-def _choose_channels(cases: list[Case], channels: tuple[str, ...] | None) -> tuple[str, ...]:
+def choose_channels(cases: list[Case], channels: tuple[str, ...] | None) -> tuple[str, ...]:
     if channels is not None:
         unusable = [c for c in channels if c not in TRAINABLE]
         if unusable:
@@ -71,7 +71,7 @@ def load_training_set(
 ) -> TrainingSet:
     """Validate every case, then preprocess the good ones; a bad case stops everything unless ``skip_bad``."""
     layout, cases = find_cases(Path(folder), channels)
-    channels = _choose_channels(cases, channels)
+    channels = choose_channels(cases, channels)
     results: list = [None] * len(cases)
 
     def work(i: int) -> None:

@@ -8,7 +8,6 @@ The output folder is a usable model from the first checkpoint on: ``model.json``
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -21,7 +20,7 @@ from MedSynthLib.conventions import parse_channels
 
 from ..device import select_device
 from ..errors import MedSynthError
-from .checkpoint import CHECKPOINT_DIR
+from .checkpoint import CHECKPOINT_DIR, read_state
 from .distributed import DistContext, broadcast_flag, launch
 from .run import LOSS_LOG, TrainingRun
 
@@ -81,7 +80,7 @@ class FinetuneRequest:
 
     def validate(self) -> None:
         self.data, self.out = Path(self.data), Path(self.out)
-        if self.channels is not None and not isinstance(self.channels, tuple):
+        if self.channels is not None:
             try:
                 self.channels = parse_channels(self.channels)
             except ValueError as exc:
@@ -117,8 +116,6 @@ def _apply_resume(request: FinetuneRequest, state: dict[str, Any]) -> FinetuneRe
 
 def _check_out(request: FinetuneRequest) -> bool:
     """Whether the run resumes from a checkpoint; refuses a folder that holds something else."""
-    from .checkpoint import read_state
-
     out = request.out
     if request.resume:
         if read_state(out) is not None:
@@ -138,11 +135,6 @@ def _check_out(request: FinetuneRequest) -> bool:
     return False
 
 
-def model_id_for(out: Path) -> str:
-    name = re.sub(r"[^a-z0-9-]+", "-", out.name.lower()).strip("-") or "model"
-    return name if name.startswith("pgan3d") else f"pgan3d-{name}"
-
-
 def run_finetune(
     request: FinetuneRequest,
     *,
@@ -150,8 +142,6 @@ def run_finetune(
     should_stop: StopCallback | None = None,
 ) -> Path:
     """Train until ``request.steps`` or until ``should_stop()``; returns the model folder (never raises on stop)."""
-    from .checkpoint import read_state
-
     request.validate()
     if _check_out(request):
         request = _apply_resume(request, read_state(request.out) or {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ from MedSynthLib.conventions import LABEL_CHANNEL
 
 from ..data.layouts import find_cases
 from ..data.preprocess import PreprocessSpec
-from ..data.training_set import TrainingSet, _choose_channels, load_training_set
+from ..data.training_set import TrainingSet, choose_channels, load_training_set
 from ..errors import MedSynthError
 from ..modelfile import ModelCard, read_card, save_model_folder, write_atomic
 from ..models.pgan3d.network import PGANConfig, stage_resolution
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from .distributed import DistContext
     from .finetune import FinetuneRequest
 
-__all__ = ["TrainingRun", "LOSS_LOG", "SAMPLES_DIR"]
+__all__ = ["TrainingRun", "LOSS_LOG", "SAMPLES_DIR", "model_id_for"]
 
 LOSS_LOG = "loss.jsonl"
 SAMPLES_DIR = "samples"
@@ -91,7 +92,7 @@ class TrainingRun:
             if folder is not None:
                 return tuple(read_card(folder).channels)
         _, cases = find_cases(Path(request.data), None)
-        return _choose_channels(cases, None)
+        return choose_channels(cases, None)
 
     def _load_data(self) -> TrainingSet:
         def reading(done: int, total: int) -> None:
@@ -205,7 +206,7 @@ class TrainingRun:
             + f"; started from {self.base.origin}."
         )
         card = ModelCard(
-            id=model_id_for_folder(self.out),
+            id=model_id_for(self.out),
             kind="gan",
             architecture=self.config.to_dict(),
             channels=list(self.config.image_channels) + ([LABEL_CHANNEL] if self.config.labels else []),
@@ -232,7 +233,8 @@ class TrainingRun:
         save_model_folder(self.out, card, tensors)
 
 
-def model_id_for_folder(out: Path) -> str:
-    from .finetune import model_id_for
 
-    return model_id_for(out)
+def model_id_for(out: Path) -> str:
+    """The card id of a model folder: ``pgan3d-<folder name>`` in lower case."""
+    name = re.sub(r"[^a-z0-9-]+", "-", out.name.lower()).strip("-") or "model"
+    return name if name.startswith("pgan3d") else f"pgan3d-{name}"
