@@ -29,6 +29,7 @@ __all__ = [
     "validate_export",
     "first_case_dir",
     "latest_mosaic",
+    "read_loss_log",
     "CHANNEL_TOOLS",
     "loss_series",
 ]
@@ -167,6 +168,26 @@ def first_case_dir(set_dir: str | os.PathLike) -> Path:
     return cases[0]
 
 
+_LOG_FIELDS = ("step", "stage", "alpha", "time")
+
+
+def read_loss_log(path: str | os.PathLike) -> list[tuple[int, dict[str, float]]]:
+    """Every logged step of a fine-tune's ``loss.jsonl`` as (step, {loss name: value}); unreadable lines are skipped."""
+    rows: dict[int, dict[str, float]] = {}
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        try:
+            row = json.loads(line)
+            step = int(row["step"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a line being written right now
+        rows[step] = {k: float(v) for k, v in row.items() if k not in _LOG_FIELDS and isinstance(v, (int, float))}
+    return sorted(rows.items())
+
+
 def latest_mosaic(files: list[str]) -> str | None:
     """The sample mosaic with the highest step among a job's files (``samples/mosaic_step<N>.png``)."""
     best: tuple[int, str] | None = None
@@ -204,7 +225,7 @@ class EngineSession:
         process = EngineProcess.start(Path(python).expanduser(), state_dir=state_dir, device=device or None,
                                       extra_args=extra_args)
         try:
-            return self._attach(process.client(timeout=5.0), process)
+            return self._attach(process.client(timeout=10.0), process)
         except EngineError:
             process.stop()
             raise
@@ -213,7 +234,7 @@ class EngineSession:
         """Connect to a running engine by URL (and token)."""
         if not url.strip().startswith(("http://", "https://")):
             raise InputError(f"'{url}' is not an engine address; give one like http://127.0.0.1:8765.")
-        client = EngineClient(url.strip(), token or None, token_file=token_file or None, timeout=5.0)
+        client = EngineClient(url.strip(), token or None, token_file=token_file or None, timeout=10.0)
         return self._attach(client, None)
 
     def _attach(self, client: EngineClient, process: Any) -> dict[str, Any]:
@@ -287,6 +308,7 @@ class PanelController:
         self.error = ""
         self.last_generate_job: str | None = None
         self.finished: dict[str, Any] | None = None  # a job that ended since the front end last asked
+        self.finetune_options: dict[str, Any] = {}
 
     # -- actions (each returns nothing or the job; raises InputError/EngineError with one sentence) --------
 
@@ -326,7 +348,8 @@ class PanelController:
         return {"shape": [max(8, round(f / voxel_size)) for f in field_mm], "spacing": voxel_size}
 
     def finetune(self, **inputs: Any) -> dict[str, Any]:
-        return self._submit("finetune", validate_finetune(**inputs))
+        """Submit a fine-tune; ``finetune_options`` adds advanced FinetuneRequest fields (resolution, batch_size...)."""
+        return self._submit("finetune", {**validate_finetune(**inputs), **self.finetune_options})
 
     def export(self, **inputs: Any) -> dict[str, Any]:
         if "job" not in inputs and "source" not in inputs:
@@ -400,6 +423,10 @@ class PanelController:
                 return tracker.job
             raise
         tracker.update(job)
+        if job["kind"] == "finetune" and job.get("output_dir"):
+            logged = read_loss_log(Path(job["output_dir"]) / "loss.jsonl")  # every step, not only the polled ones
+            if len(logged) >= len(tracker.losses):
+                tracker.losses = logged
         if job["state"] in TERMINAL_STATES:
             self.finished = job
             if job["state"] == "succeeded" and job["kind"] == "generate":

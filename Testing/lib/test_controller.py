@@ -22,6 +22,7 @@ from MedSynthLib.controller import (
     first_case_dir,
     latest_mosaic,
     loss_series,
+    read_loss_log,
     validate_export,
     validate_finetune,
     validate_generate,
@@ -138,6 +139,14 @@ def test_first_case_and_latest_mosaic(make_phantom_set, tmp_path):
     files = ["model/samples/mosaic_step9.png", "model/samples/mosaic_step120.png", "model/loss.jsonl"]
     assert latest_mosaic(files) == "model/samples/mosaic_step120.png"
     assert latest_mosaic(["model/loss.jsonl"]) is None
+
+
+def test_loss_log_is_read_whole_and_tolerates_a_line_being_written(tmp_path):
+    log = tmp_path / "loss.jsonl"
+    log.write_text('{"step": 1, "stage": 8, "alpha": 1.0, "g": 2.0, "d": 1.0, "time": 5.0}\n'
+                   '{"step": 2, "stage": 8, "alpha": 1.0, "g": 1.5, "d": 0.5, "time": 6.0}\n{"step": 3, "g"')
+    assert read_loss_log(log) == [(1, {"g": 2.0, "d": 1.0}), (2, {"g": 1.5, "d": 0.5})]
+    assert read_loss_log(tmp_path / "missing.jsonl") == []
 
 
 def test_loss_series_keeps_each_step_once():

@@ -107,3 +107,26 @@ def test_engine_dying_mid_job_is_reported_and_the_panel_recovers(panel, qtbot):
     assert not panel.generateButton.isEnabled()
     click(qtbot, panel.startEngineButton)
     assert "running on cpu" in panel.engineStatusLabel.text() and panel.generateButton.isEnabled()
+
+
+def test_finetune_shows_losses_and_mosaic_and_can_cancel_and_resume(panel, qtbot, make_phantom_set, tmp_path):
+    data = tmp_path / "engine-state" / "data"  # the engine only reads folders under its state folder or the home
+    shutil.copytree(make_phantom_set(n=4, shape=(16, 16, 16), spacing=8.0), data)
+    click(qtbot, panel.startEngineButton)
+    panel.controller.finetune_options = {"resolution": 8, "width": 8, "batch_size": 2, "checkpoint_every": 2,
+                                         "log_every": 1}
+    panel.baseModelComboBox.setCurrentText("pgan3d")  # an architecture: trains from scratch on the data
+    panel.dataFolderEdit.setText(str(data))
+    panel.stepsSpinBox.setValue(4)
+    click(qtbot, panel.finetuneButton)
+    assert panel.errorLabel.text() == "", panel.errorLabel.text()
+    qtbot.waitUntil(lambda: len(panel.controller.tracker.losses) >= 2, timeout=JOB_LIMIT_MS)
+    click(qtbot, panel.cancelButton)
+    qtbot.waitUntil(lambda: "Finetune job cancelled" in panel.jobStatusLabel.text(), timeout=JOB_LIMIT_MS)
+    assert panel.generateButton.isEnabled()
+    click(qtbot, panel.resumeButton)
+    qtbot.waitUntil(lambda: "Finetune job succeeded" in panel.jobStatusLabel.text(), timeout=JOB_LIMIT_MS)
+    series = panel.lossChart.series
+    assert {"g", "d"} <= set(series) and series["g"][0] == [1, 2, 3, 4]
+    assert panel.mosaicLabel.pixmap() is not None and not panel.mosaicLabel.pixmap().isNull()
+    assert panel._mosaic_shown.endswith("mosaic_step4.png")
