@@ -48,7 +48,7 @@ def tiny_finetune(data: Path, out: Path | None = None, **extra) -> dict:
         "width": 8,
         "steps": 5000,
         "batch_size": 2,
-        "checkpoint_every": 3,
+        "checkpoint_every": 2,
         "log_every": 1,
         "channels": "t1,t1ce,t2,flair,seg",
         "seed": 0,

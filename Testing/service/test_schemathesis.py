@@ -13,7 +13,7 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance,
 from service_helpers import start_engine, stop_engine
 
 #: Examples per operation; with about ten operations this keeps the run well under a minute.
-EXAMPLES = 25
+EXAMPLES = 15
 
 
 @pytest.fixture(scope="module")

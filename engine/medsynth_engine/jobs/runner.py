@@ -267,8 +267,13 @@ class JobRunner:
             shutil.rmtree(out, ignore_errors=True)
         return False
 
-    def shutdown(self, wait: float = 10.0) -> None:
-        """Stop everything: running jobs end as ``interrupted`` (fine-tunes checkpoint first if they can)."""
+    def shutdown(self, wait: float = 3.0) -> None:
+        """Stop everything: running jobs end as ``interrupted`` (fine-tunes checkpoint first if they can).
+
+        Worker processes get ``cancel_grace`` seconds, then are killed; an in-engine generate job gets ``wait``
+        seconds to reach the end of its case, else it stays ``running`` on disk and the next start marks it
+        interrupted and removes its partial output.
+        """
         with self._cond:
             self._stopping = True
             handles = list(self._running.values())
