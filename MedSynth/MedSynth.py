@@ -226,13 +226,15 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._fillModels()
 
     def _fillModels(self) -> None:
-        ids = [m["id"] for m in self.logic.controller.models]
-        for box in (self.ui.modelComboBox, self.ui.baseModelComboBox):
+        controller = self.logic.controller
+        generators = [m["id"] for m in controller.models]
+        bases = controller.finetune_bases() if controller.session.connected else []
+        for box, ids in ((self.ui.modelComboBox, generators), (self.ui.baseModelComboBox, bases)):
             current = box.currentText
             box.clear()
             for modelId in ids:
                 box.addItem(modelId)
-            if current in ids:
+            if current in ids or (current and box.editable):
                 box.setCurrentText(current)
 
     def onGenerate(self) -> None:

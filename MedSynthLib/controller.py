@@ -323,6 +323,11 @@ class PanelController:
         self.models = self._client().models()
         return health
 
+    def finetune_bases(self) -> list[str]:
+        """Models a fine-tune can start from: the engine's trainable models, else the pgan3d architecture (from scratch)."""
+        trainable = [m["id"] for m in self.models if m.get("kind") not in ("procedural", None)]
+        return trainable or ["pgan3d"]
+
     def stop_engine(self, force: bool = False) -> bool:
         """Stop the engine unless a job runs (``force`` stops it anyway); returns whether it was stopped."""
         if self.tracker.active and not force:

@@ -155,12 +155,13 @@ class StudioPanel(QtWidgets.QWidget):
         self._fill_models()
 
     def _fill_models(self) -> None:
-        ids = [m["id"] for m in self.controller.models]
-        for box in (self.modelComboBox, self.baseModelComboBox):
+        generators = [m["id"] for m in self.controller.models]
+        bases = self.controller.finetune_bases() if self.controller.session.connected else []
+        for box, ids in ((self.modelComboBox, generators), (self.baseModelComboBox, bases)):
             current = box.currentText()
             box.clear()
             box.addItems(ids)
-            if current in ids:
+            if current in ids or (current and box.isEditable()):
                 box.setCurrentText(current)
 
     def on_generate(self) -> None:

@@ -104,12 +104,15 @@ class SliceView(QVTKRenderWindowInteractor):
         else:
             self.label.VisibilityOff()
         axis, direction, up = VIEWS[self.name]
+        extent = [s * (n - 1) for s, n in zip(case.spacing, image.shape, strict=True)]
+        # The slice goes through the focus; the view stays centred on the whole slice.
+        focal = [e / 2 for e in extent]
+        focal[axis] = focus_mm[axis]
         camera = self.renderer.GetActiveCamera()
         camera.ParallelProjectionOn()
-        camera.SetFocalPoint(*focus_mm)
-        camera.SetPosition(*(f - 500.0 * d for f, d in zip(focus_mm, direction, strict=True)))
+        camera.SetFocalPoint(*focal)
+        camera.SetPosition(*(f - 500.0 * d for f, d in zip(focal, direction, strict=True)))
         camera.SetViewUp(*up)
-        extent = [s * n for s, n in zip(case.spacing, image.shape, strict=True)]
         vertical = next(i for i in range(3) if up[i])
         horizontal = next(i for i in range(3) if i not in (axis, vertical))
         self._field = (extent[horizontal], extent[vertical])

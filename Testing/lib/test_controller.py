@@ -267,3 +267,11 @@ def test_stop_engine_waits_for_a_running_job(engine_controller):
     assert cancelled["state"] in ("cancelled", "running", "queued")
     assert controller.tracker.job["state"] == "cancelled"
     assert not controller.view().enabled["resume"]  # only fine-tunes resume
+
+
+def test_finetune_bases_prefer_trainable_models():
+    controller = PanelController()
+    controller.models = [{"id": "phantom", "kind": "procedural"}]
+    assert controller.finetune_bases() == ["pgan3d"]
+    controller.models.append({"id": "pgan3d-brats", "kind": "gan"})
+    assert controller.finetune_bases() == ["pgan3d-brats"]
