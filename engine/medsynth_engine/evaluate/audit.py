@@ -8,14 +8,16 @@ the nearest *other* training case). ``score = 1 - d / d_ref``: 1 for an exact co
 far from the training set as training cases are from each other. Cases whose score reaches the threshold
 are probable copies.
 
-Two passes stream the training set: the first scores every pair at zero shift (one matrix product per
-chunk and flip) and keeps a few candidates per query; the second reads only the candidates and searches
-shifts exactly with FFT cross-correlation. Only the synthetic fingerprints and one chunk stay in memory.
+The training set is read once, case by case; its fingerprints go to a scratch file on disk. Then every
+pair is scored at zero shift (one matrix product per chunk and flip) keeping a few candidates per query,
+and only the candidates are searched over shifts exactly with FFT cross-correlation. Only the synthetic
+fingerprints and one chunk stay in memory.
 """
 
 from __future__ import annotations
 
 import itertools
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,16 +116,20 @@ def _shift_window(grid: int, max_shift: int) -> torch.Tensor:
     return near[:, None, None] & near[None, :, None] & near[None, None, :]
 
 
-def _refine(query_fft: torch.Tensor, train_fft: torch.Tensor, grid: int, window: torch.Tensor) -> tuple[float, list[float], list[int]]:
-    """Best combined NCC over circular shifts within the window, and the per-channel NCC at that shift."""
-    channels = train_fft.shape[0]
-    corr = torch.fft.irfftn(query_fft * train_fft.conj(), s=(grid,) * 3, dim=(1, 2, 3))
-    combined = corr.sum(0).masked_fill(~window, -2.0)
+def _best_shift(query_fft: torch.Tensor, train: torch.Tensor, window: torch.Tensor) -> tuple[float, int]:
+    """Best combined NCC over circular shifts within the window (one inverse FFT of the channel sum), and where."""
+    grid = train.shape[1]
+    product = (query_fft * torch.fft.rfftn(train, dim=(1, 2, 3)).conj()).sum(0)
+    combined = torch.fft.irfftn(product, s=(grid,) * 3).masked_fill(~window, -2.0)
     flat = int(combined.argmax())
-    position = np.unravel_index(flat, combined.shape)
-    per_channel = [float(corr[c].reshape(-1)[flat]) * channels for c in range(channels)]
-    shift = [int(p) if p <= grid // 2 else int(p) - grid for p in position]
-    return float(combined.reshape(-1)[flat]), per_channel, shift
+    return float(combined.reshape(-1)[flat]), flat
+
+
+def _per_channel(query_fft: torch.Tensor, train: torch.Tensor, flat: int) -> list[float]:
+    """NCC of each channel at the chosen shift (each channel has norm 1/sqrt(C), hence the factor C)."""
+    grid = train.shape[1]
+    corr = torch.fft.irfftn(query_fft * torch.fft.rfftn(train, dim=(1, 2, 3)).conj(), s=(grid,) * 3, dim=(1, 2, 3))
+    return [float(c.reshape(-1)[flat]) * train.shape[0] for c in corr]
 
 
 def run_audit(
@@ -150,7 +156,7 @@ def run_audit(
     n_syn, n_train = len(syn_set), len(train_set)
     rng = np.random.default_rng(0)
     ref_index = sorted(rng.choice(n_train, size=min(n_train, reference_cases), replace=False).tolist())
-    total = n_syn + len(ref_index) + n_train
+    total = n_syn + n_train
     done = [0]
 
     def tick() -> None:
@@ -158,42 +164,51 @@ def run_audit(
         if progress:
             progress(min(done[0], total), total)
 
-    with torch.no_grad():
-        queries = torch.cat([_fingerprints(syn_set, chans, grid, None, tick), _fingerprints(train_set, chans, grid, ref_index, tick)])
+    with torch.no_grad(), tempfile.TemporaryDirectory(prefix="medsynth-audit-") as scratch:
+        synthetic_prints = _fingerprints(syn_set, chans, grid, None, tick)
+        # Training fingerprints go to a scratch file on disk (0.5 MB a case), so each NIfTI file is read once.
+        try:
+            store = np.lib.format.open_memmap(
+                Path(scratch) / "train.npy", mode="w+", dtype=np.float32, shape=(n_train, *synthetic_prints.shape[1:])
+            )
+        except OSError as exc:
+            raise MedSynthError(f"No room for the audit's scratch file in {scratch} ({exc.strerror}); free space or set TMPDIR.") from None
+        for index, case in iter_cases(train_set, chans):
+            store[index] = fingerprint(case, chans, grid).numpy()
+            tick()
+        store.flush()
+        queries = torch.cat([synthetic_prints, torch.from_numpy(np.array(store[ref_index]))])
         flat_queries = queries.reshape(queries.shape[0], -1)
         own = torch.tensor([-1] * n_syn + ref_index)  # a reference query never matches itself
         empty = torch.empty(queries.shape[0], 0, dtype=torch.long)
         top: tuple[torch.Tensor, ...] = (torch.empty(queries.shape[0], 0), empty, empty)
-        chunk: list[tuple[int, torch.Tensor]] = []
-        for index, case in iter_cases(train_set, chans):
-            chunk.append((index, fingerprint(case, chans, grid)))
-            tick()
-            if len(chunk) == _CHUNK or index == n_train - 1:
-                ids = torch.tensor([i for i, _ in chunk])
-                prints = torch.stack([p for _, p in chunk])
-                scores, flips = torch.stack([flat_queries @ prints.flip([a + 2 for a in f]).reshape(len(chunk), -1).T for f in _FLIPS]).max(0)
-                scores = scores.masked_fill(own[:, None] == ids[None, :], -2.0)
-                top = _update_top(top, scores, flips, ids[None, :])
-                chunk = []
+        for start in range(0, n_train, _CHUNK):
+            prints = torch.from_numpy(np.array(store[start : start + _CHUNK]))
+            ids = torch.arange(start, start + len(prints))
+            scores, flips = torch.stack([flat_queries @ prints.flip([a + 2 for a in f]).reshape(len(prints), -1).T for f in _FLIPS]).max(0)
+            scores = scores.masked_fill(own[:, None] == ids[None, :], -2.0)
+            top = _update_top(top, scores, flips, ids[None, :])
         top_v, top_i, top_f = top
-        candidates = sorted({int(i) for i, v in zip(top_i.view(-1), top_v.view(-1), strict=True) if v > -2.0})
-        total += len(candidates)
         window = _shift_window(grid, max_shift)
-        query_fft = [None] * queries.shape[0]
-        best: list[tuple[float, list[float], tuple[int, ...], list[int], int]] = [(-2.0, [], (), [], -1)] * queries.shape[0]
-        for index, case in iter_cases(train_set, chans, candidates):
-            print_t = fingerprint(case, chans, grid)
-            tick()
-            train_fft: dict[int, torch.Tensor] = {}
-            for q, k in torch.nonzero((top_i == index) & (own != index)[:, None]).tolist():
-                flip = int(top_f[q, k])
-                if flip not in train_fft:
-                    train_fft[flip] = torch.fft.rfftn(print_t.flip([a + 1 for a in _FLIPS[flip]]), dim=(1, 2, 3))
-                if query_fft[q] is None:
-                    query_fft[q] = torch.fft.rfftn(queries[q], dim=(1, 2, 3))
-                ncc, per_channel, shift = _refine(query_fft[q], train_fft[flip], grid, window)
-                if ncc > best[q][0]:
-                    best[q] = (ncc, per_channel, _FLIPS[flip], shift, index)
+        best: list[tuple[float, list[float], tuple[int, ...], list[int], int]] = []
+        for q in range(queries.shape[0]):
+            query_fft = torch.fft.rfftn(queries[q], dim=(1, 2, 3))
+            found = (-2.0, -1, 0, 0)
+            for value, index, flip in zip(top_v[q].tolist(), top_i[q].tolist(), top_f[q].tolist(), strict=True):
+                if value <= -2.0:
+                    continue
+                train_print = torch.from_numpy(np.array(store[index])).flip([a + 1 for a in _FLIPS[flip]])
+                ncc, flat = _best_shift(query_fft, train_print, window)
+                if ncc > found[0]:
+                    found = (ncc, index, flip, flat)
+            ncc, index, flip, flat = found
+            per_channel = []
+            if q < n_syn:
+                train_print = torch.from_numpy(np.array(store[index])).flip([a + 1 for a in _FLIPS[flip]])
+                per_channel = _per_channel(query_fft, train_print, flat)
+            shift = [int(p) if p <= grid // 2 else int(p) - grid for p in np.unravel_index(flat, (grid,) * 3)]
+            best.append((ncc, per_channel, _FLIPS[flip], shift, index))
+        del store
     ref_distances = [1.0 - best[n_syn + k][0] for k in range(len(ref_index))]
     reference = float(np.median(ref_distances))
     if reference <= 1e-6:

@@ -10,6 +10,8 @@ synthetic ones in memory and streams the training set past them.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -61,7 +63,7 @@ def fingerprint(case: LoadedCase, channels: tuple[str, ...], grid: int = DEFAULT
     mask, box = _head(scaled)
     out = []
     for array in scaled:
-        crop = np.where(mask, array, 0.0)[box]  # background noise says nothing about the patient
+        crop = np.where(mask, array, np.float32(0.0))[box]  # background noise says nothing about the patient
         sigma = [max(n / grid / 2.0, 0.5) for n in crop.shape]  # anti-alias, and at least half a voxel against noise
         crop = ndimage.gaussian_filter(crop, sigma)
         tensor = torch.from_numpy(np.ascontiguousarray(crop))[None, None]
@@ -69,5 +71,5 @@ def fingerprint(case: LoadedCase, channels: tuple[str, ...], grid: int = DEFAULT
         resized = resized - resized.mean()
         norm = float(resized.norm())
         out.append(resized / norm if norm > 0 else resized)
-    stack = torch.stack(out) / np.sqrt(len(channels))
-    return stack.contiguous()
+    stack = torch.stack(out) / math.sqrt(len(channels))
+    return stack.float().contiguous()
