@@ -228,6 +228,10 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
         help="folder jobs may read and write (repeatable; default: your home; the state folder always)",
     )
     serve_parser.add_argument("--max-models", type=int, default=2, help="models kept warm in memory (default 2)")
+    serve_parser.add_argument(
+        "--model-memory-mb", type=int, default=None,
+        help="memory the warm models may hold (default: a quarter of this machine's RAM); the newest always stays",
+    )
     serve_parser.add_argument("--cancel-grace", type=float, default=5.0, help="seconds a cancelled worker gets to checkpoint")
     serve_parser.set_defaults(func=serve)
 
@@ -241,12 +245,15 @@ def serve(args: argparse.Namespace) -> int:
         raise MedSynthError(f"The port must be 0 to 65535, not {args.port}.")
     if args.max_models < 1:
         raise MedSynthError("--max-models must be at least 1.")
+    if args.model_memory_mb is not None and args.model_memory_mb < 1:
+        raise MedSynthError("--model-memory-mb must be at least 1.")
     state_dir = (args.state_dir or default_state_dir()).expanduser().resolve()
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise MedSynthError(f"Cannot create the state folder {state_dir} ({exc.strerror or exc}).") from None
     lock = _lock_state_dir(state_dir)
+    import psutil
     import uvicorn
 
     from .device import select_device
@@ -268,6 +275,7 @@ def serve(args: argparse.Namespace) -> int:
         PathPolicy(allowed),
         default_device=args.device,
         max_models=args.max_models,
+        max_model_bytes=(args.model_memory_mb << 20) if args.model_memory_mb else psutil.virtual_memory().total // 4,
         cancel_grace=args.cancel_grace,
     )
     token = secrets.token_urlsafe(32)

@@ -68,6 +68,7 @@ class JobRunner:
         *,
         default_device: str | None = None,
         max_models: int = 2,
+        max_model_bytes: int | None = None,
         cancel_grace: float = 5.0,
         python: str = sys.executable,
     ) -> None:
@@ -75,7 +76,7 @@ class JobRunner:
         self.jobs_dir = Path(jobs_dir)
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self.registry = registry
-        self.cache = ModelCache(registry, max_models)
+        self.cache = ModelCache(registry, max_models, max_model_bytes)
         self.policy = policy
         self.default_device = default_device
         self.cancel_grace = cancel_grace
