@@ -61,7 +61,9 @@ class EngineProcess:
         another interpreter (Slicer's) at the wrong libraries; in Slicer pass ``slicer.util.startupEnvironment()``.
         """
         state = Path(state_dir).expanduser().resolve()
-        state.mkdir(parents=True, exist_ok=True)
+        if not state.exists():
+            state.mkdir(parents=True)
+            state.chmod(0o700)  # the engine's token, jobs and logs are this user's only
         log_path = state / "engine.log"
         command = [str(python), "-m", "medsynth_engine.engine_cli", "serve", "--port", str(port), "--state-dir", str(state)]
         if device:

@@ -52,6 +52,17 @@ def test_token_file_is_private_and_random(engine, token):
     assert len(token) >= 32
 
 
+def test_a_new_state_folder_is_private(tmp_path, allowed_root):
+    from service_helpers import start_engine, stop_engine
+
+    engine = start_engine(tmp_path / "new" / "state", allowed_root)
+    try:
+        assert stat.S_IMODE(os.stat(tmp_path / "new" / "state").st_mode) == 0o700
+        assert engine.token_file.parent == tmp_path / "new" / "state"
+    finally:
+        stop_engine(engine)
+
+
 def test_health_needs_no_token(engine):
     status, body = _raw(engine, "GET", "/health")
     assert status == 200

@@ -249,7 +249,9 @@ def serve(args: argparse.Namespace) -> int:
         raise MedSynthError("--model-memory-mb must be at least 1.")
     state_dir = (args.state_dir or default_state_dir()).expanduser().resolve()
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        if not state_dir.exists():
+            state_dir.mkdir(parents=True)
+            state_dir.chmod(0o700)  # job records, logs and models trained on local data are this user's only
     except OSError as exc:
         raise MedSynthError(f"Cannot create the state folder {state_dir} ({exc.strerror or exc}).") from None
     lock = _lock_state_dir(state_dir)
