@@ -70,12 +70,14 @@ class ModelCache:
             return list(self._plugins)
 
     def describe(self) -> list[dict]:
-        """The registry's model table, made under the lock (plugins are created while describing)."""
+        """The registry's model table plus ``warm`` (loaded in this engine now), made under the lock."""
         with self._lock:
             rows = self.registry.describe()
             for model_id in self.registry.ids():
                 if model_id not in self._plugins:
                     self.registry._instances.pop(model_id, None)
+            for row in rows:
+                row["warm"] = row["id"] in self._plugins
             return rows
 
 

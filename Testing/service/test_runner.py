@@ -1,0 +1,69 @@
+"""The job runner in-process (no HTTP): warm models across jobs, one job at a time in a lane, restart recovery."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from medsynth_engine.jobs.paths import PathPolicy
+from medsynth_engine.jobs.runner import JobRunner
+from medsynth_engine.jobs.store import TERMINAL_STATES, JobStore
+from medsynth_engine.registry import ModelRegistry
+
+TINY = {"n": 1, "shape": 16, "spacing": 8, "channels": "t1,seg"}
+
+
+@pytest.fixture
+def runner(tmp_path, registry):
+    shared = ModelRegistry()
+    shared.register("phantom", lambda: registry.get("phantom"))  # the session's phantom, atlas already loaded
+    store = JobStore(tmp_path / "jobs.sqlite")
+    runner = JobRunner(store, tmp_path / "jobs", shared, PathPolicy([tmp_path]), default_device="cpu")
+    yield runner
+    runner.shutdown()
+    store.close()
+
+
+def _wait(runner: JobRunner, job_id: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = runner.get(job_id)
+        if job["state"] in TERMINAL_STATES:
+            return job
+        time.sleep(0.05)
+    pytest.fail(f"job {job_id} did not end: {runner.get(job_id)}")
+
+
+def test_generate_jobs_share_one_loaded_model_and_run_one_at_a_time(runner):
+    jobs = [runner.submit("generate", {**TINY, "seed": seed}) for seed in range(3)]
+    assert [j["state"] for j in jobs] == ["queued"] * 3
+    running_together = 0
+    while any(runner.get(j["id"])["state"] not in TERMINAL_STATES for j in jobs):
+        running_together = max(running_together, sum(runner.get(j["id"])["state"] == "running" for j in jobs))
+        time.sleep(0.01)
+    assert all(_wait(runner, j["id"])["state"] == "succeeded" for j in jobs)
+    assert running_together <= 1, "generate jobs share one lane"
+    assert runner.cache.loads == 1, "the model is loaded once and stays warm"
+    assert [row["warm"] for row in runner.cache.describe() if row["id"] == "phantom"] == [True]
+
+
+def test_a_restart_interrupts_running_jobs_and_keeps_finished_ones(tmp_path, registry):
+    store = JobStore(tmp_path / "jobs.sqlite")
+    running = store.create("generate", {**TINY, "out": str(tmp_path / "a")}, tmp_path / "a")
+    store.update(running["id"], state="running")
+    (tmp_path / ".a.partial-0000").mkdir()
+    done = store.create("generate", {}, tmp_path / "b")
+    store.update(done["id"], state="succeeded", progress=1.0)
+    store.close()
+
+    shared = ModelRegistry()
+    shared.register("phantom", lambda: registry.get("phantom"))
+    store = JobStore(tmp_path / "jobs.sqlite")
+    runner = JobRunner(store, tmp_path / "jobs", shared, PathPolicy([tmp_path]), default_device="cpu")
+    try:
+        assert runner.get(running["id"])["state"] == "interrupted"
+        assert not (tmp_path / ".a.partial-0000").exists(), "partial output of an interrupted generate is removed"
+        assert runner.get(done["id"])["state"] == "succeeded" and runner.get(done["id"])["progress"] == 1.0
+    finally:
+        runner.shutdown()
+        store.close()
