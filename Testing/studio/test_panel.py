@@ -88,12 +88,17 @@ def test_generate_show_and_refuse_bad_folders_with_a_real_engine(panel, qtbot, t
     assert not panel.addSegButton.isEnabled() and "'segmentation' model" in panel.addSegButton.toolTip()
     assert "'mr2ct' model" in panel.channelsStatusLabel.text()
 
+    process = panel.controller.session.process
+    assert panel.shutdown() == "The engine was stopped." and not process.alive()  # closing the window
+
 
 def test_engine_dying_mid_job_is_reported_and_the_panel_recovers(panel, qtbot):
     click(qtbot, panel.startEngineButton)
     panel.voxelSizeSpinBox.setValue(6.0)
     panel.countSpinBox.setValue(60)
     click(qtbot, panel.generateButton)
+    assert panel.shutdown().startswith("The engine keeps running for the generate job")  # closing mid-job
+    panel.timer.start()
     engine = psutil.Process(panel.controller.session.process.pid)
     workers = engine.children(recursive=True)
     os.kill(engine.pid, signal.SIGKILL)
