@@ -240,7 +240,8 @@ class JobRunner:
         if job["kind"] != "finetune":
             raise JobConflict(f"Job {job_id} is a {job['kind']} job; only fine-tunes resume, submit it again instead.")
         with self._cond:
-            if job_id in self._running or job["state"] not in ("interrupted", "cancelled"):
+            job = self.get(job_id)  # again, under the lock: two resumes at once must not queue it twice
+            if job_id in self._running or job_id in self._queue or job["state"] not in ("interrupted", "cancelled"):
                 raise JobConflict(f"Job {job_id} is {job['state']}; only interrupted or cancelled fine-tunes can be resumed.")
             params = dict(job["params"])
             params["resume"] = self._has_checkpoint(job_id, Path(params["out"]))
@@ -288,10 +289,6 @@ class JobRunner:
         deadline = time.monotonic() + wait
         for handle in handles:
             handle.done.wait(max(0.0, deadline - time.monotonic()))
-
-    def busy_lanes(self) -> dict[str, str]:
-        with self._cond:
-            return {handle.lane: job_id for job_id, handle in self._running.items()}
 
     # -- running --------------------------------------------------------------------------------------------
 
