@@ -347,6 +347,7 @@ class MedSynthLogic(ScriptedLoadableModuleLogic):
         if not python:
             python = self.enginePythonInSlicer()
         health = self.controller.start_engine(python, stateDir or str(default_state_dir()))
+        qt.QSettings().setValue("MedSynth/EnginePython", python)  # the next session starts the same engine
         return health
 
     def enginePythonInSlicer(self) -> str:

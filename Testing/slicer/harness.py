@@ -174,8 +174,9 @@ def parameterNodeWrapper(cls):  # noqa: N802 - Slicer's name
 
 
 def install() -> None:
-    """Put the stand-ins in place (idempotent); ``slicer.mrmlScene`` becomes a fresh real scene."""
+    """Put the stand-ins in place (idempotent); a fresh real ``slicer.mrmlScene`` and empty settings each time."""
     slicer.mrmlScene = slicer.vtkMRMLScene()
+    _QSettings.store.clear()
     if isinstance(getattr(slicer, "app", None), _App):
         return
     slicer.app = _App()

@@ -84,6 +84,7 @@ def test_save_nodes_writes_an_engine_readable_case(medsynth, make_phantom_set, t
 def test_generate_through_a_real_engine_loads_the_first_case(medsynth, tmp_path):
     logic = medsynth.MedSynthLogic()
     logic.startEngine(sys.executable, stateDir=str(tmp_path / "engine"))
+    assert medsynth.MedSynthLogic.defaultEnginePython() == sys.executable  # remembered in the settings
     try:
         parameters = logic.getParameterNode()
         parameters.voxelSize = 8.0
