@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import logging
 import os
 import secrets
 import socket
@@ -127,6 +128,11 @@ def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
             message = f"{request.method} is not allowed on {request.url.path}; see /openapi.json."
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else getattr(exc, "headers", None)
         return JSONResponse({"error": message}, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        logging.getLogger("medsynth.engine").error("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"error": f"The engine hit an internal error ({exc.__class__.__name__}); its log has the details."}, status_code=500)
 
     @app.get("/health", response_model=Health, summary="Liveness; needs no token")
     def health() -> dict[str, Any]:
