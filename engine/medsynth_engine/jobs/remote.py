@@ -38,10 +38,14 @@ def run_job(client: EngineClient, kind: str, params: dict[str, Any], label: str,
     except EngineError as exc:
         raise MedSynthError(str(exc)) from None
 
+    shown = {"step": -1}
+
     def show(current: dict[str, Any]) -> None:
         metrics = current.get("metrics") or {}
-        if metrics.get("total") and current["state"] == "running":
-            bar(int(metrics.get("step", 0)), int(metrics["total"]))
+        step, total = int(metrics.get("step") or 0), int(metrics.get("total") or 0)
+        if total and step != shown["step"] and (current["state"] == "running" or current["state"] == "succeeded"):
+            shown["step"] = step
+            bar(step, total)
 
     try:
         job = client.wait(job["id"], poll=0.25, progress=show)
