@@ -84,8 +84,11 @@ class EngineClient:
 
         The file lands through a temporary name, so an interrupted download leaves nothing half-written.
         """
+        relative = Path(path)
+        if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+            raise EngineError(f"'{path}' is not a relative path inside the job's outputs; it cannot be downloaded.")
         dest = Path(dest).expanduser()
-        target = dest / Path(path) if dest.is_dir() else dest
+        target = dest / relative if dest.is_dir() else dest
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.partial")
         quoted = "/".join(_quote(part) for part in path.split("/"))

@@ -77,6 +77,10 @@ def test_download_into_a_folder_or_to_a_file_and_404_leaves_nothing(engine, tmp_
         client.download(job["id"], "missing.nii.gz", tmp_path / "missing.nii.gz")
     assert info.value.status == 404
     assert not list(tmp_path.glob("*missing*")) and not list(tmp_path.glob(".*partial"))
+    for bad in ("../outside.nii.gz", "/etc/passwd", ""):
+        with pytest.raises(EngineError, match="relative path"):
+            client.download(job["id"], bad, tmp_path)
+    assert not (tmp_path.parent / "outside.nii.gz").exists()
 
 
 def test_wait_gives_up_after_its_timeout(engine):
