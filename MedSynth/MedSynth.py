@@ -8,6 +8,7 @@ shared with the standalone ``medsynth-studio``. Slicer's Python never imports to
 
 import importlib.util
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -346,7 +347,10 @@ class MedSynthLogic(ScriptedLoadableModuleLogic):
         """Start a local engine with ``python``; with none, use Slicer's own Python once the engine is installed there."""
         if not python:
             python = self.enginePythonInSlicer()
-        health = self.controller.start_engine(python, stateDir or str(default_state_dir()))
+        # Another interpreter must not inherit Slicer's PYTHONHOME/PYTHONPATH/library paths.
+        own = os.path.realpath(python) == os.path.realpath(sys.executable)
+        env = None if own else slicer.util.startupEnvironment()
+        health = self.controller.start_engine(python, stateDir or str(default_state_dir()), env=env)
         qt.QSettings().setValue("MedSynth/EnginePython", python)  # the next session starts the same engine
         return health
 

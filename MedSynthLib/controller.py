@@ -214,8 +214,11 @@ class EngineSession:
         return self.client is not None
 
     def start_local(self, python: str | os.PathLike, state_dir: str | os.PathLike, device: str | None = None,
-                    extra_args: tuple[str, ...] = ()) -> dict[str, Any]:
-        """Start the engine with ``python`` (an interpreter whose environment has the engine installed)."""
+                    extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> dict[str, Any]:
+        """Start the engine with ``python`` (an interpreter whose environment has the engine installed).
+
+        ``env``: the environment for it (in Slicer, the one from before Slicer's launcher set PYTHONHOME etc.).
+        """
         from .launcher import EngineProcess
 
         if not str(python).strip():
@@ -223,7 +226,7 @@ class EngineSession:
         if not Path(python).expanduser().is_file():
             raise InputError(f"The engine interpreter {python} does not exist; choose the engine environment's python.")
         process = EngineProcess.start(Path(python).expanduser(), state_dir=state_dir, device=device or None,
-                                      extra_args=extra_args)
+                                      extra_args=extra_args, env=env)
         try:
             return self._attach(process.client(timeout=10.0), process)
         except EngineError:
@@ -312,8 +315,9 @@ class PanelController:
 
     # -- actions (each returns nothing or the job; raises InputError/EngineError with one sentence) --------
 
-    def start_engine(self, python: str, state_dir: str, device: str | None = None) -> dict[str, Any]:
-        return self._connected(self.session.start_local(python, state_dir, device))
+    def start_engine(self, python: str, state_dir: str, device: str | None = None,
+                     env: dict[str, str] | None = None) -> dict[str, Any]:
+        return self._connected(self.session.start_local(python, state_dir, device, env=env))
 
     def connect(self, url: str, token: str | None = None, token_file: str | None = None) -> dict[str, Any]:
         return self._connected(self.session.connect(url, token, token_file))

@@ -9,6 +9,7 @@ code (``Base/Python/slicer/ScriptedLoadableModule.py``, ``parameterNodeWrapper``
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 import typing
@@ -36,11 +37,27 @@ class _App:
     def connect(self, signal: str, slot) -> bool:
         return True
 
+    def startupEnvironment(self):  # noqa: N802 - a QProcessEnvironment; no launcher here, so os.environ
+        return _Environment(dict(os.environ))
+
     def setOverrideCursor(self, cursor) -> None:  # noqa: N802
         return None
 
     def restoreOverrideCursor(self) -> None:  # noqa: N802
         return None
+
+
+class _Environment:
+    """The two QProcessEnvironment methods ``slicer.util.startupEnvironment`` uses."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+
+    def keys(self) -> list[str]:
+        return list(self.values)
+
+    def value(self, key: str) -> str:
+        return self.values[key]
 
 
 class _QSettings:

@@ -82,9 +82,13 @@ def test_save_nodes_writes_an_engine_readable_case(medsynth, make_phantom_set, t
 
 
 def test_generate_through_a_real_engine_loads_the_first_case(medsynth, tmp_path):
+    # Another interpreter than Slicer's own (a wrapper script here) starts with Slicer's startup environment.
+    python = tmp_path / "engine-python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
     logic = medsynth.MedSynthLogic()
-    logic.startEngine(sys.executable, stateDir=str(tmp_path / "engine"))
-    assert medsynth.MedSynthLogic.defaultEnginePython() == sys.executable  # remembered in the settings
+    logic.startEngine(str(python), stateDir=str(tmp_path / "engine"))
+    assert medsynth.MedSynthLogic.defaultEnginePython() == str(python)  # remembered in the settings
     try:
         parameters = logic.getParameterNode()
         parameters.voxelSize = 8.0
