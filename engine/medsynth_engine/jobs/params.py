@@ -12,10 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..generate import MAX_CASES
 
-__all__ = ["GenerateParams", "FinetuneParams", "ExportParams", "PARAMS_BY_KIND", "validation_sentence"]
-
-_SIDE = Field(ge=1, le=4096)
-_Triple = int | list[int] | None
+__all__ = ["GenerateParams", "FinetuneParams", "ExportParams", "validation_sentence"]
 
 
 class _Params(BaseModel):
@@ -96,9 +93,6 @@ class ExportParams(_Params):
     out: str | None = Field(None, min_length=1, max_length=4096)
     layout: Literal["brats", "nnunet"] = "brats"
     channels: str | list[str] | None = None
-
-
-PARAMS_BY_KIND: dict[str, type[_Params]] = {"generate": GenerateParams, "finetune": FinetuneParams, "export": ExportParams}
 
 
 def validation_sentence(exc: ValidationError, what: str = "parameter") -> str:

@@ -16,11 +16,10 @@ from typing import Any
 
 from ..errors import MedSynthError
 
-__all__ = ["JobStore", "JobNotFound", "JobConflict", "STATES", "TERMINAL_STATES", "KINDS", "LOG_LINES"]
+__all__ = ["JobStore", "JobNotFound", "JobConflict", "TERMINAL_STATES", "LOG_LINES"]
 
-STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
+#: States a job cannot leave on its own (queued and running are the others).
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
-KINDS = ("generate", "finetune", "export")
 #: Log lines kept in the record (the whole log is in the job's folder).
 LOG_LINES = 40
 
