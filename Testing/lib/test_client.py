@@ -127,3 +127,9 @@ def test_medsynth_generate_with_engine_reports_refusals_in_one_line(engine, tmp_
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2 and "outside" in result.stderr
+    result = subprocess.run(
+        [*MEDSYNTH, "generate", "--out", str(tmp_path / "y"), "--audit-against", str(tmp_path), "--engine", engine.url,
+         "--token-file", str(engine.token_file)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2 and "--audit-against" in result.stderr and not (tmp_path / "y").exists()

@@ -64,6 +64,8 @@ def run_job(client: EngineClient, kind: str, params: dict[str, Any], label: str,
 
 
 def run_generate_on_engine(args: argparse.Namespace) -> int:
+    if getattr(args, "audit_against", None) is not None:
+        raise MedSynthError("--audit-against runs in this process only; leave out --engine, or run medsynth audit on the set afterwards.")
     params: dict[str, Any] = {
         "model": args.model,
         "n": args.n,
