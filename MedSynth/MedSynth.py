@@ -372,8 +372,9 @@ class MedSynthLogic(ScriptedLoadableModuleLogic):
         slicer.util.pip_install(["-r", str(source / "requirements.txt"), "-e", str(source)])
         return sys.executable
 
-    def connect(self, url: str, tokenFile: str = "") -> dict:
-        return self.controller.connect(url, token_file=tokenFile or None)
+    def connect(self, url: str, tokenOrFile: str = "") -> dict:
+        """Connect to a running engine; ``tokenOrFile`` is its token file's path or the token itself."""
+        return self.controller.connect(url, credential=tokenOrFile)
 
     def shutdown(self) -> str:
         """Stop an engine started here unless a job runs; says what happened."""

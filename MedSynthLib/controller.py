@@ -319,7 +319,15 @@ class PanelController:
                      env: dict[str, str] | None = None) -> dict[str, Any]:
         return self._connected(self.session.start_local(python, state_dir, device, env=env))
 
-    def connect(self, url: str, token: str | None = None, token_file: str | None = None) -> dict[str, Any]:
+    def connect(self, url: str, token: str | None = None, token_file: str | None = None,
+                credential: str | None = None) -> dict[str, Any]:
+        """Connect by URL; ``credential`` is what the panel's token field holds: a token file's path, or the token."""
+        if credential and credential.strip():
+            text = credential.strip()
+            if Path(text).expanduser().is_file():
+                token_file = text
+            else:
+                token = text
         return self._connected(self.session.connect(url, token, token_file))
 
     def _connected(self, health: dict[str, Any]) -> dict[str, Any]:

@@ -146,7 +146,7 @@ class StudioPanel(QtWidgets.QWidget):
         self._fill_models()
 
     def on_connect(self) -> None:
-        self.controller.connect(self.engineUrlEdit.text(), token_file=self.tokenFileEdit.text().strip() or None)
+        self.controller.connect(self.engineUrlEdit.text(), credential=self.tokenFileEdit.text())
         self._fill_models()
 
     def on_stop_engine(self) -> None:

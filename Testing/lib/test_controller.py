@@ -224,6 +224,18 @@ def test_engine_refusals_reach_the_panel_as_sentences(engine_controller, tmp_pat
     assert not engine_controller.tracker.active and engine_controller.view().enabled["generate"]
 
 
+def test_connect_by_url_with_a_token_or_its_file_and_refuse_a_wrong_token(engine_controller):
+    url, token_file = engine_controller.session.client.url, engine_controller.session.process.token_file
+    other = PanelController()
+    with pytest.raises(EngineError, match="token") as refused:
+        other.connect(url, credential="not-the-token")
+    assert refused.value.status == 401 and not other.session.connected
+    assert other.connect(url, credential=str(token_file))["status"] == "ok"
+    other.session.stop()  # forgets the connection; the engine belongs to engine_controller
+    assert other.connect(url, credential=token_file.read_text().strip())["status"] == "ok"
+    assert [m["id"] for m in other.models][0] == "phantom" and other.session.process is None
+
+
 def test_channel_tools_say_which_model_is_missing(engine_controller):
     view = engine_controller.view({"volume": "ms-1 t1"})
     assert not view.enabled["add_seg"] and "'segmentation' model" in view.reasons["add_seg"]
