@@ -10,6 +10,7 @@ import importlib.util
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -536,6 +537,7 @@ class MedSynthTest(ScriptedLoadableModuleTest):
             finished = None
             while finished is None:
                 slicer.app.processEvents()
+                time.sleep(0.1)
                 finished = logic.poll()
             self.assertEqual(finished["state"], "succeeded")
             loaded = logic.loadCase(first_case_dir(finished["output_dir"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -41,6 +42,16 @@ def test_ui_file_binds_every_parameter(medsynth):
     ui = (HERE.parents[1] / "MedSynth" / "Resources" / "UI" / "MedSynth.ui").read_text()
     for name in medsynth.MedSynthParameterNode.allParameters:
         assert f"<string>{name}</string>" in ui, name
+
+
+def test_every_widget_the_module_uses_exists_in_the_ui_file():
+    """The Widget only runs inside Slicer; at least every ``self.ui.<name>`` it touches must be in MedSynth.ui."""
+    source = (HERE.parents[1] / "MedSynth" / "MedSynth.py").read_text()
+    ui = (HERE.parents[1] / "MedSynth" / "Resources" / "UI" / "MedSynth.ui").read_text()
+    used = set(re.findall(r"self\.ui\.(\w+)", source)) | set(re.findall(r'"(\w+Button)": "', source))
+    assert len(used) > 20
+    missing = sorted(name for name in used if f'name="{name}"' not in ui)
+    assert not missing, missing
 
 
 def test_load_case_shows_it_in_the_slice_views(medsynth, make_phantom_set):
