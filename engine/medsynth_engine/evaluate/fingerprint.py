@@ -37,6 +37,15 @@ def _otsu(values: np.ndarray, bins: int = 128) -> float:
     return float(centres[int(np.argmax(between[:-1]))])
 
 
+def _block_mean(array: np.ndarray, factor: int) -> np.ndarray:
+    """Average ``factor``^3 blocks (float32): a large volume shrinks before anything else touches it."""
+    if factor == 1:
+        return array.astype(np.float32)
+    x, y, z = (n // factor * factor for n in array.shape)
+    blocks = array[:x, :y, :z].astype(np.float32).reshape(x // factor, factor, y // factor, factor, z // factor, factor)
+    return blocks.mean(axis=(1, 3, 5))
+
+
 def _head(scaled: list[np.ndarray]) -> tuple[np.ndarray, tuple[slice, ...]]:
     """The head mask (Otsu on the smoothed mean of the channels, holes filled) and its robust bounding box."""
     mean = ndimage.gaussian_filter(np.mean(scaled, axis=0), 1.0)
@@ -57,7 +66,7 @@ def fingerprint(case: LoadedCase, channels: tuple[str, ...], grid: int = DEFAULT
     """(C, grid, grid, grid) float32: each channel zero-mean, norm 1/sqrt(C), so a dot product is the mean NCC."""
     scaled = []
     for channel in channels:
-        array = case.arrays[channel].astype(np.float32)
+        array = _block_mean(case.arrays[channel], max(1, min(case.arrays[channel].shape) // (2 * grid)))
         low, high = np.percentile(array, (0.5, 99.5))
         scaled.append(np.clip((array - low) / max(float(high - low), 1e-6), 0.0, 1.0))
     mask, box = _head(scaled)
