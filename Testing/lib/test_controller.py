@@ -261,9 +261,7 @@ def test_engine_dying_mid_job_is_reported_and_the_panel_recovers(tmp_path):
         view = controller.view()
         assert "The engine process stopped during the generate job" in view.job_status and view.error == view.job_status
         assert not controller.session.connected and view.enabled["start_engine"] and not view.enabled["cancel"]
-        # The panel works again once an engine is back.
-        controller.start_engine(sys.executable, str(tmp_path / "state2"), device="cpu")
-        assert controller.view().enabled["generate"] and controller.view().error == ""
+        # (Starting again from the panel is covered by Testing/studio/test_panel.py.)
     finally:
         controller.stop_engine(force=True)
 
