@@ -5,16 +5,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 
+STUDIO = Path(sys.executable).parent / "medsynth-studio"  # the console script pyproject.toml declares
+
+
 def run_studio(display: str, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb")
-    return subprocess.run([sys.executable, "-m", "MedSynthLib.studio.app", *args], env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run([str(STUDIO), *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
