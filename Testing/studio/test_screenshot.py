@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-
 STUDIO = Path(sys.executable).parent / "medsynth-studio"  # the console script pyproject.toml declares
 
 
