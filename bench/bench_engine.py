@@ -6,7 +6,7 @@
          loaded), timed from ``POST /jobs`` until the job reads ``succeeded`` (client polls every 50 ms).
 Prints seconds (median of the repeats, cold and warm runs interleaved) and the cold/warm ratio per grid size.
 
-Usage: python bench/bench_engine.py [--sizes 32,96] [--repeats 3]
+Usage: python bench/bench_engine.py [--sizes 32,96,full] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -26,14 +26,19 @@ from MedSynthLib.launcher import EngineProcess
 CHANNELS = "t1,t1ce,t2,flair,seg"
 
 
-def _case(size: int) -> dict:
-    return {"model": "phantom", "n": 1, "seed": 11, "channels": CHANNELS, "shape": size, "spacing": round(192.0 / size, 3)}
+def _case(size: str) -> dict:
+    """A cube of ``size`` voxels over 192 mm, or ``full``: the phantom's own 176 x 208 x 176 grid at 1 mm."""
+    case = {"model": "phantom", "n": 1, "seed": 11, "channels": CHANNELS}
+    if size != "full":
+        case.update(shape=int(size), spacing=round(192.0 / int(size), 3))
+    return case
 
 
 def _cold(case: dict, out: Path) -> float:
     command = [sys.executable, "-m", "medsynth_engine.cli", "generate", "--quiet", "--device", "cpu", "--out", str(out)]
     command += ["--model", case["model"], "-n", str(case["n"]), "--seed", str(case["seed"]), "--channels", case["channels"]]
-    command += ["--shape", str(case["shape"]), "--spacing", str(case["spacing"])]
+    if "shape" in case:
+        command += ["--shape", str(case["shape"]), "--spacing", str(case["spacing"])]
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     return time.perf_counter() - start
@@ -51,10 +56,10 @@ def _warm(client, case: dict, out: Path) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="32,96", help="cube sides to time (default 32,96)")
+    parser.add_argument("--sizes", default="32,96,full", help="cube sides to time, or full (default 32,96,full)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, device cpu")
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
         root = Path(tmp)
@@ -70,7 +75,7 @@ def main() -> None:
         client = engine.client(timeout=60)
         try:
             _warm(client, _case(sizes[0]), root / "warm-up")
-            print(f"{'grid':>10} {'cold CLI (s)':>13} {'warm job (s)':>13} {'in-engine (s)':>14} {'cold/warm':>10}")
+            print(f"{'grid':>11} {'cold CLI (s)':>13} {'warm job (s)':>13} {'in-engine (s)':>14} {'cold/warm':>10}")
             for size in sizes:
                 case = _case(size)
                 cold, warm = [], []
@@ -80,7 +85,8 @@ def main() -> None:
                 cold_s = statistics.median(cold)
                 warm_s = statistics.median(w[0] for w in warm)
                 inside = statistics.median(w[1] for w in warm)
-                print(f"{size:>7}^3 {cold_s:>13.2f} {warm_s:>13.2f} {inside:>14.2f} {cold_s / warm_s:>9.1f}x")
+                label = "176x208x176" if size == "full" else f"{size}^3"
+                print(f"{label:>11} {cold_s:>13.2f} {warm_s:>13.2f} {inside:>14.2f} {cold_s / warm_s:>9.1f}x")
         finally:
             engine.stop()
 
