@@ -17,6 +17,7 @@ from PyQt5 import QtCore, QtWidgets
 
 from ..scene import SceneError
 from .panel import StudioPanel
+from .reader_study_widget import ReaderStudyWidget
 from .slice_views import SliceViews
 from .volumes import read_case
 
@@ -24,14 +25,20 @@ __all__ = ["StudioWindow", "main"]
 
 
 class StudioWindow(QtWidgets.QMainWindow):
-    """The panel on the left, axial/coronal/sagittal views of the shown case on the right."""
+    """The panel (and the reader-study section) on the left, axial/coronal/sagittal views of the shown case on the right."""
 
     def __init__(self, state_dir: str | None = None) -> None:
         super().__init__()
         self.setWindowTitle("MedSynth Studio")
         self.panel = StudioPanel(state_dir=state_dir)
+        self.readerStudy = ReaderStudyWidget()
+        column = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(column)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.panel)
+        layout.addWidget(self.readerStudy)
         scroll = QtWidgets.QScrollArea()
-        scroll.setWidget(self.panel)
+        scroll.setWidget(column)
         scroll.setWidgetResizable(True)
         scroll.setMinimumWidth(400)
         self.views = SliceViews()
@@ -41,6 +48,7 @@ class StudioWindow(QtWidgets.QMainWindow):
         splitter.setStretchFactor(1, 1)
         self.setCentralWidget(splitter)
         self.panel.caseReady.connect(self.open_case)
+        self.readerStudy.caseReady.connect(self.open_case)
         open_action = self.menuBar().addMenu("&File").addAction("&Open case folder...")
         open_action.triggered.connect(self._choose_case)
 

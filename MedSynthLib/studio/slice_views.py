@@ -152,7 +152,6 @@ class SliceViews(QtWidgets.QWidget):
         )
         legend = QtWidgets.QLabel(
             "<b>Tumour labels (BraTS)</b><table cellspacing=4>" + rows + "</table>"
-            "<p>Synthetic images: MedSynth generated them; they show no real person.</p>"
         )
         legend.setWordWrap(True)
         legend.setAlignment(QtCore.Qt.AlignTop | QtCore.Qt.AlignLeft)
