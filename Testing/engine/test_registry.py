@@ -107,3 +107,12 @@ def test_model_folder_loads_through_its_architecture(tmp_path):
     plugin = registry.get(str(tmp_path / "m"))
     assert plugin.generate().arrays["t1"][3, 3, 3] == 63
     assert plugin.weights_origin.startswith("folder ")
+
+
+def test_forget_drops_the_loaded_plugin_so_it_loads_afresh():
+    registry = default_registry(entry_points=False)
+    first = registry.get("phantom")
+    assert registry.get("phantom") is first
+    registry.forget("phantom")
+    registry.forget("never-loaded")
+    assert registry.get("phantom") is not first

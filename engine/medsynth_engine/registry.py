@@ -151,6 +151,10 @@ class ModelRegistry:
         self._instances[id_or_folder] = plugin
         return plugin
 
+    def forget(self, id_or_folder: str) -> None:
+        """Drop the loaded plugin object (its weights) so the next ``get`` loads it afresh; unknown ids are ignored."""
+        self._instances.pop(id_or_folder, None)
+
     def describe(self) -> list[dict[str, Any]]:
         """One row per model for ``medsynth models``: id, kind, channels, shape, spacing, weights origin."""
         rows = []

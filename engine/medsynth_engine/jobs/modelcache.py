@@ -48,7 +48,7 @@ class ModelCache:
                 return self._plugins[key]
             plugin = self.registry.get(key)
             # The registry memoises every plugin; this cache decides what stays loaded instead.
-            self.registry._instances.pop(key, None)
+            self.registry.forget(key)
             self.loads += 1
             self._plugins[key] = plugin
             self._evict()
@@ -75,7 +75,7 @@ class ModelCache:
             rows = self.registry.describe()
             for model_id in self.registry.ids():
                 if model_id not in self._plugins:
-                    self.registry._instances.pop(model_id, None)
+                    self.registry.forget(model_id)
             for row in rows:
                 row["warm"] = row["id"] in self._plugins
             return rows
