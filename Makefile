@@ -22,6 +22,7 @@ demo: setup
 	$(VENV)/bin/medsynth generate --model phantom -n 3 --seed 7 --channels t1,t1ce,t2,flair,seg,ct --out $(DEMO_OUT)
 
 test: setup
+	bash Testing/install-system-deps.sh
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
 lint: setup

@@ -20,8 +20,6 @@ import time
 from pathlib import Path
 
 import nibabel as nib
-import numpy as np
-
 from medsynth_engine.export import SetWriter
 from medsynth_engine.registry import SynthCase, default_registry
 
