@@ -40,6 +40,8 @@ CHANNEL_TOOLS: dict[str, dict[str, str]] = {
     "ct": {"model_kind": "mr2ct", "label": "CT channel"},
 }
 _ACTIVE_STATES = ("queued", "running")
+#: The embedded default model comes first in the panel's list; the rest follow in the engine's order.
+DEFAULT_MODEL = "phantom"
 _MOSAIC = re.compile(r"mosaic_step(\d+)\.png$")
 
 
@@ -332,7 +334,8 @@ class PanelController:
 
     def _connected(self, health: dict[str, Any]) -> dict[str, Any]:
         self.error = ""
-        self.models = self._client().models()
+        models = self._client().models()
+        self.models = sorted(models, key=lambda m: m.get("id") != DEFAULT_MODEL)
         return health
 
     def finetune_bases(self) -> list[str]:
