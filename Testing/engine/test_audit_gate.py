@@ -76,4 +76,4 @@ def test_bad_training_folder_fails_before_generating(tmp_path, capsys):
     assert "audit threshold" in capsys.readouterr().err
     engine = ["--engine", "http://127.0.0.1:9", "--audit-against", str(empty)]
     assert main(["generate", "-n", "1", "--out", str(out), *engine, *SMALL]) == 2
-    assert "not on an engine" in capsys.readouterr().err  # never silently skipped
+    assert "runs in this process only" in capsys.readouterr().err  # never silently skipped
