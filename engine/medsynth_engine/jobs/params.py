@@ -80,6 +80,7 @@ class FinetuneParams(_Params):
     width: int | None = Field(None, ge=1, le=4096)
     augment: bool | None = None
     amp: bool | None = None
+    grad_checkpoint: bool | None = None
     log_every: int | None = Field(None, ge=1, le=10_000_000)
     description: str | None = Field(None, max_length=4000)
     licence: str | None = Field(None, max_length=1000)
