@@ -99,6 +99,7 @@ class MedSynthParameterNode:
     exportFolder: str
     layout: Annotated[str, Choice(["brats", "nnunet"])] = "brats"
     exportChannels: str = DEFAULT_CHANNELS
+    exportAuditAgainst: str = ""
 
 
 #
@@ -493,6 +494,7 @@ class MedSynthLogic(ScriptedLoadableModuleLogic):
     def export(self, parameters: MedSynthParameterNode) -> dict:
         return self.controller.export(
             out=parameters.exportFolder, layout=parameters.layout, channels=parameters.exportChannels,
+            audit_against=parameters.exportAuditAgainst,
         )
 
     def poll(self) -> dict | None:

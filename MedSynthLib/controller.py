@@ -132,9 +132,13 @@ def _writable_new_folder(out: Path, what: str) -> Path:
 
 def validate_export(
     *, out: str | os.PathLike, layout: str, channels: str | list[str], job: str | None = None,
-    source: str | os.PathLike | None = None,
+    source: str | os.PathLike | None = None, audit_against: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Parameters of an ``export`` job re-writing a generated set (a job's output or a set folder) into ``out``."""
+    """Parameters of an ``export`` job re-writing a generated set (a job's output or a set folder) into ``out``.
+
+    ``audit_against`` (a training folder) turns on the export gate: the engine audits the set against it and
+    leaves probable copies of training cases out before the set appears.
+    """
     if not str(out).strip():
         raise InputError("No export folder is chosen; pick a new, empty folder.")
     if layout not in ("brats", "nnunet"):
@@ -147,6 +151,11 @@ def validate_export(
         params["job"] = job
     else:
         params["source"] = str(Path(source).expanduser().absolute())
+    if audit_against is not None and str(audit_against).strip():
+        train = Path(audit_against).expanduser().absolute()
+        if not train.is_dir():
+            raise InputError(f"The training folder to audit against, {train}, does not exist; choose the folder the model learned from.")
+        params["audit_against"] = str(train)
     return params
 
 

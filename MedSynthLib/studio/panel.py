@@ -183,7 +183,7 @@ class StudioPanel(QtWidgets.QWidget):
     def on_export(self) -> None:
         self.controller.export(
             out=self.exportFolderEdit.text(), layout=self.layoutComboBox.currentText(),
-            channels=self.exportChannelsEdit.text(),
+            channels=self.exportChannelsEdit.text(), audit_against=self.exportAuditEdit.text(),
         )
 
     def on_channel_tool(self, channel: str) -> None:

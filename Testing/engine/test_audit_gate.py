@@ -77,3 +77,23 @@ def test_bad_training_folder_fails_before_generating(tmp_path, capsys):
     engine = ["--engine", "http://127.0.0.1:9", "--audit-against", str(empty)]
     assert main(["generate", "-n", "1", "--out", str(out), *engine, *SMALL]) == 2
     assert "runs in this process only" in capsys.readouterr().err  # never silently skipped
+
+
+def test_export_gate_leaves_copies_out_of_an_exported_set(train, make_phantom_set, tmp_path, capsys):
+    """`medsynth export --audit-against` (the panel's export): the same gate on re-writing an existing set."""
+    source = make_phantom_set(n=3, seed=5, **GRID)
+    out = tmp_path / "shared"
+    assert main(["export", "--source", str(source), "--out", str(out), "--layout", "nnunet", "--audit-against", str(train), "--quiet"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [c["seed"] for c in manifest["cases"]] == [case_seed(5, 2)]
+    assert manifest["audit"]["n_flagged"] == 2 and len(manifest["audit"]["left_out"]) == 2
+    assert json.loads((out / "dataset.json").read_text())["numTraining"] == 1
+    text = (out / "manifest.json").read_text()
+    assert str(train) not in text and not any(case.name in text for case in train.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared"]  # no staging folder left behind
+    capsys.readouterr()
+    everything = tmp_path / "everything"
+    first_two = make_phantom_set(n=2, seed=5, **GRID)
+    assert main(["export", "--source", str(first_two), "--out", str(everything), "--audit-against", str(train)]) == 2
+    assert "All 2 exported case(s) were flagged" in capsys.readouterr().err
+    assert not everything.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["shared"]

@@ -128,6 +128,11 @@ def test_export_needs_something_to_export_and_a_writable_new_folder(tmp_path):
             validate_export(out=locked / "x", layout="brats", channels="t1", job="job-1")
     assert validate_export(out=tmp_path / "x", layout="nnunet", channels="t1,seg", job="job-1") == {
         "out": str(tmp_path / "x"), "layout": "nnunet", "channels": ["t1", "seg"], "job": "job-1"}
+    with pytest.raises(InputError, match="training folder to audit against"):
+        validate_export(out=tmp_path / "x", layout="brats", channels="t1", job="job-1", audit_against=tmp_path / "nope")
+    assert validate_export(out=tmp_path / "x", layout="brats", channels="t1", job="job-1", audit_against=tmp_path)[
+        "audit_against"] == str(tmp_path)
+    assert "audit_against" not in validate_export(out=tmp_path / "x", layout="brats", channels="t1", job="job-1", audit_against=" ")
 
 
 def test_first_case_and_latest_mosaic(make_phantom_set, tmp_path):
@@ -213,6 +218,11 @@ def test_generate_through_the_engine_then_export(engine_controller, tmp_path):
         exported = wait_until_done(controller)
         assert exported["state"] == "succeeded", exported
         assert (out / "dataset.json").is_file() and len(list((out / "imagesTr").iterdir())) == 1
+        # The export gate reaches the engine: a one-case set cannot serve as the training set to audit against.
+        gated = Path.home() / f".medsynth-test-gated-{os.getpid()}"
+        with pytest.raises(EngineError, match="needs at least 2 cases"):
+            controller.export(out=gated, layout="brats", channels="t1,seg", audit_against=done["output_dir"])
+        assert not gated.exists()
     finally:
         shutil.rmtree(out, ignore_errors=True)
 

@@ -150,6 +150,19 @@ def test_export_job_relayouts_a_finished_job(client, generated):
     assert exported["model"] == source["model"] and exported["channels"] == ["flair", "seg"]
 
 
+def test_export_job_audits_against_a_training_set_and_leaves_copies_out(client, generated, training_set):
+    """The panel's export gate: an export audited against the training data never ships a copy of it."""
+    clean = client.wait(client.submit("export", {"job": generated["id"], "audit_against": str(training_set)})["id"], poll=0.2, timeout=120)
+    assert clean["state"] == "succeeded", clean
+    manifest = json.loads((Path(clean["output_dir"]) / "manifest.json").read_text())
+    assert manifest["audit"]["n_flagged"] == 0 and len(manifest["cases"]) == manifest["audit"]["n_synthetic"]
+    assert str(training_set) not in json.dumps(manifest)
+    # Audited against its own source, every case is a copy: the job fails and writes nothing.
+    copies = client.wait(client.submit("export", {"job": generated["id"], "audit_against": generated["output_dir"]})["id"], poll=0.2, timeout=120)
+    assert copies["state"] == "failed" and "were flagged as probable copies" in copies["error"]
+    assert not Path(copies["output_dir"]).exists() or not any(Path(copies["output_dir"]).iterdir())
+
+
 @pytest.mark.parametrize(
     "body,status,words",
     [
@@ -169,6 +182,7 @@ def test_export_job_relayouts_a_finished_job(client, generated):
         ({"kind": "export", "params": {}}, 400, "exactly one"),
         ({"kind": "export", "params": {"source": "/etc"}}, 400, "outside"),
         ({"kind": "export", "params": {"job": "job-000000000000"}}, 400, "no job"),
+        ({"kind": "export", "params": {"source": "/tmp", "audit_threshold": 2}}, 422, "audit_threshold"),
         ({"kind": "finetune", "params": {"model": "pgan3d"}}, 422, "data"),
         ({"kind": "finetune", "params": {"model": "pgan3d", "data": "/etc"}}, 400, "outside"),
     ],

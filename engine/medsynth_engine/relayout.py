@@ -8,6 +8,7 @@ manifest keeps the source's model and each case's seed and parameters, so any ca
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import numpy as np
 from MedSynthLib.conventions import LABEL_CHANNEL, NNUNET_FROM_BRATS, parse_channels
 
 from .errors import MedSynthError
-from .export import LAYOUTS, SetWriter, space_error
+from .export import LAYOUTS, SetWriter, check_target, space_error
 from .nifti_io import read_nifti
 from .registry import SynthCase
 
@@ -59,6 +60,8 @@ def export_set(
     layout: str = "brats",
     channels: str | list[str] | tuple[str, ...] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    audit_against: Path | None = None,
+    audit_threshold: float = 0.5,
 ) -> Path:
     """Write the set at ``source`` again into the new folder ``out``; returns ``out``.
 
@@ -68,6 +71,9 @@ def export_set(
         layout: ``brats`` or ``nnunet``.
         channels: subset of the source's channels (default: all of them).
         progress: called with (cases done, cases in all).
+        audit_against: a training set: the export is audited against it before it appears, probable copies of
+            training cases are left out and the audit is recorded in the manifest (the export gate).
+        audit_threshold: the audit's score at or above which a case counts as a probable copy.
     """
     source = Path(source).resolve()
     manifest = read_set_manifest(source)
@@ -91,8 +97,16 @@ def export_set(
     kept["channels"] = list(wanted)
     kept["export"] = {"source_layout": manifest["layout"], "source_channels": list(available)}
     from_nnunet = manifest["layout"] == "nnunet"
+    audit_with: tuple[str, ...] = ()
+    target = Path(out)
+    if audit_against is not None:
+        from .evaluate.gate import audit_channels, staging_folder
+
+        audit_with = audit_channels(wanted, Path(audit_against))
+        out = check_target(Path(out))
+        target = staging_folder(out)
     try:
-        with SetWriter(Path(out), layout, wanted) as writer:
+        with SetWriter(target, layout, wanted) as writer:
             for index, case in enumerate(cases):
                 arrays: dict[str, np.ndarray] = {}
                 affine = None
@@ -105,12 +119,20 @@ def export_set(
                 writer.add(SynthCase(arrays=arrays, affine=affine, params=case.get("params", {})), int(case.get("seed", 0)))
                 if progress:
                     progress(index + 1, len(cases))
-            return writer.commit(kept)
+            written = writer.commit(kept)
+        if audit_against is None:
+            return written
+        from .evaluate.gate import publish_audited
+
+        return publish_audited(written, Path(out), Path(audit_against), threshold=audit_threshold, channels=audit_with, what="exported")
     except OSError as exc:
         error = space_error(exc, Path(out))
         if error is not None:
             raise error from None
         raise MedSynthError(f"Could not write {out}: {exc.strerror or exc}.") from None
+    finally:
+        if target != Path(out) and target.exists():
+            shutil.rmtree(target, ignore_errors=True)
 
 
 def _inside(root: Path, rel: str) -> bool:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..generate import GenerateRequest
     from ..registry import ModelRegistry
 
-__all__ = ["generate_audited_set", "audit_channels"]
+__all__ = ["generate_audited_set", "audit_channels", "publish_audited", "staging_folder"]
 
 
 def audit_channels(generated: tuple[str, ...], train: Path) -> tuple[str, ...]:
@@ -63,6 +63,39 @@ def _drop_cases(folder: Path, manifest: dict[str, Any], flagged: set[str]) -> No
         dataset.write_text(json.dumps(meta, indent=2) + "\n")
 
 
+def publish_audited(
+    staging: Path,
+    out: Path,
+    train: Path,
+    *,
+    threshold: float,
+    channels: tuple[str, ...],
+    audit_progress: Callable[[int, int], None] | None = None,
+    what: str = "generated",
+) -> Path:
+    """Audit the complete set in ``staging`` against ``train``, drop flagged cases, record the audit, rename to ``out``.
+
+    The caller removes ``staging`` if this raises; ``out`` is checked new or empty beforehand.
+    """
+    result: AuditResult = run_audit(staging, train, threshold=threshold, channels=channels, progress=audit_progress)
+    flagged = {c["case"] for c in result.flagged}
+    if len(flagged) == len(result.cases):
+        raise MedSynthError(f"All {len(flagged)} {what} case(s) were flagged as probable copies of training cases; nothing was written.")
+    manifest = json.loads((staging / "manifest.json").read_text())
+    _drop_cases(staging, manifest, flagged)
+    manifest["audit"] = {**result.shareable(), "left_out": sorted(flagged)}
+    (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    if out.exists():
+        out.rmdir()  # checked empty by the caller
+    os.replace(staging, out)
+    return out
+
+
+def staging_folder(out: Path) -> Path:
+    """A hidden folder beside ``out`` where a set is written and audited before anyone can see it."""
+    return out.parent / f".{out.name}.audit-{secrets.token_hex(4)}"
+
+
 def generate_audited_set(
     request: GenerateRequest,
     registry: ModelRegistry,
@@ -75,25 +108,12 @@ def generate_audited_set(
     assert request.audit_against is not None
     out = check_target(request.out)
     channels = audit_channels(request.channels, Path(request.audit_against))
-    staging = out.parent / f".{out.name}.audit-{secrets.token_hex(4)}"
+    staging = staging_folder(out)
     try:
         generate_set(replace(request, out=staging, audit_against=None), registry, progress)
-        result: AuditResult = run_audit(
-            staging, request.audit_against, threshold=request.audit_threshold, channels=channels, progress=audit_progress
+        return publish_audited(
+            staging, out, Path(request.audit_against), threshold=request.audit_threshold, channels=channels, audit_progress=audit_progress
         )
-        flagged = {c["case"] for c in result.flagged}
-        if len(flagged) == len(result.cases):
-            raise MedSynthError(
-                f"All {len(flagged)} generated case(s) were flagged as probable copies of training cases; nothing was written."
-            )
-        manifest = json.loads((staging / "manifest.json").read_text())
-        _drop_cases(staging, manifest, flagged)
-        manifest["audit"] = {**result.shareable(), "left_out": sorted(flagged)}
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        if out.exists():
-            out.rmdir()  # checked empty above
-        os.replace(staging, out)
-        return out
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -94,6 +94,8 @@ class ExportParams(_Params):
     out: str | None = Field(None, min_length=1, max_length=4096)
     layout: Literal["brats", "nnunet"] = "brats"
     channels: str | list[str] | None = None
+    audit_against: str | None = Field(None, min_length=1, max_length=4096)
+    audit_threshold: float = Field(0.5, gt=0.0, le=1.0)
 
 
 def validation_sentence(exc: ValidationError, what: str = "parameter") -> str:

@@ -202,6 +202,12 @@ class JobRunner:
         SetWriter(out, params.layout, channels, workers=1)  # checks layout, channels and target; writes nothing
         stored = params.model_dump()
         stored.update(source=str(source), out=str(out))
+        if params.audit_against is not None:
+            from ..evaluate.gate import audit_channels
+
+            train = self.policy.check(params.audit_against, "audit_against")
+            audit_channels(channels, train)  # refuses a training set that cannot be audited against, before queueing
+            stored["audit_against"] = str(train)
         return stored, out
 
     # -- control ------------------------------------------------------------------------------------------

@@ -77,7 +77,11 @@ def run_export_task(params: dict[str, Any], stop: threading.Event) -> dict[str, 
         if stop.is_set():
             raise _Stopped
 
-    out = export_set(Path(params["source"]), Path(params["out"]), layout=params["layout"], channels=params.get("channels"), progress=progress)
+    audit_against = Path(params["audit_against"]) if params.get("audit_against") else None
+    out = export_set(
+        Path(params["source"]), Path(params["out"]), layout=params["layout"], channels=params.get("channels"), progress=progress,
+        audit_against=audit_against, audit_threshold=params.get("audit_threshold", 0.5),
+    )
     return {"output_dir": str(out), "seconds": round(time.monotonic() - started, 3)}
 
 
