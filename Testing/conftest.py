@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -60,3 +62,29 @@ def make_phantom_set(tmp_path_factory, registry):
         return cache[key]
 
     return make
+
+
+@contextmanager
+def locked_folder(path: Path):
+    """A folder nobody may write into: mode 0500; root ignores modes, so for root also the immutable attribute.
+
+    Where the file system refuses ``chattr`` (root on overlayfs), the permission case cannot be staged: skipped.
+    """
+    path.mkdir()
+    path.chmod(0o500)
+    immutable = os.geteuid() == 0
+    if immutable and subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        path.chmod(0o700)
+        pytest.skip("running as root on a file system without chattr +i: cannot make a read-only folder")
+    try:
+        yield path
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        path.chmod(0o700)
+
+
+@pytest.fixture(scope="session")
+def read_only_folder():
+    """``with read_only_folder(path) as folder:`` makes ``path`` a folder nobody may write into."""
+    return locked_folder

@@ -6,10 +6,8 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -27,26 +25,6 @@ from MedSynthLib.controller import (
     validate_finetune,
     validate_generate,
 )
-
-
-@contextmanager
-def read_only_folder(path: Path):
-    """A folder nobody may write into: mode 0500; root ignores modes, so for root also the immutable attribute.
-
-    Where the file system refuses ``chattr`` (root on overlayfs), the permission case cannot be staged: skipped.
-    """
-    path.mkdir()
-    path.chmod(0o500)
-    immutable = os.geteuid() == 0
-    if immutable and subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
-        path.chmod(0o700)
-        pytest.skip("running as root on a file system without chattr +i: cannot make a read-only folder")
-    try:
-        yield path
-    finally:
-        if immutable:
-            subprocess.run(["chattr", "-i", str(path)], check=True)
-        path.chmod(0o700)
 
 
 def wait_until_done(controller: PanelController, limit: float = 120.0) -> dict:
@@ -116,7 +94,7 @@ def test_finetune_accepts_a_brats_folder_and_checks_the_model_folder(make_phanto
         validate_finetune(data=data, model="phantom", channels="t1", steps=0)
 
 
-def test_export_needs_something_to_export_and_a_writable_new_folder(tmp_path):
+def test_export_needs_something_to_export_and_a_writable_new_folder(tmp_path, read_only_folder):
     with pytest.raises(InputError, match="nothing to export"):
         validate_export(out=tmp_path / "x", layout="brats", channels="t1")
     with pytest.raises(InputError, match="Unknown layout"):

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-from contextlib import contextmanager
 from pathlib import Path
 
 import nibabel as nib
@@ -193,7 +190,7 @@ def test_bad_inputs_say_what_to_do_and_leave_the_scene_clean(case_dir, scene, tm
     assert set(case_channel_files(case_dir)) == {"t1", "t1ce", "t2", "flair", "seg"}
 
 
-def test_save_refuses_overwrite_unknown_nodes_and_read_only_folders(case_dir, scene, tmp_path):
+def test_save_refuses_overwrite_unknown_nodes_and_read_only_folders(case_dir, scene, tmp_path, read_only_folder):
     loaded = load_case(case_dir, scene)
     with pytest.raises(SceneError, match="No node"):
         save_nodes([], tmp_path / "x", scene)
@@ -209,23 +206,3 @@ def test_save_refuses_overwrite_unknown_nodes_and_read_only_folders(case_dir, sc
         with pytest.raises(SceneError, match="Cannot write"):
             save_nodes([loaded.volumes["t1"]], locked / "case", scene)
         assert not (locked / "case").exists()
-
-
-@contextmanager
-def read_only_folder(path: Path):
-    """A folder nobody may write into: mode 0500; root ignores modes, so for root also the immutable attribute.
-
-    Where the file system refuses ``chattr`` (root on overlayfs), the permission case cannot be staged: skipped.
-    """
-    path.mkdir()
-    path.chmod(0o500)
-    immutable = os.geteuid() == 0
-    if immutable and subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
-        path.chmod(0o700)
-        pytest.skip("running as root on a file system without chattr +i: cannot make a read-only folder")
-    try:
-        yield path
-    finally:
-        if immutable:
-            subprocess.run(["chattr", "-i", str(path)], check=True)
-        path.chmod(0o700)
