@@ -75,8 +75,11 @@ def test_two_gloo_processes_agree_with_one(make_phantom_set, tmp_path):
     one = run_finetune(FinetuneRequest(data=data, out=tmp_path / "one", steps=3, **request))
     two = run_finetune(FinetuneRequest(data=data, out=tmp_path / "two", steps=3, nproc=2, **request))
     a, b = _weights(one), _weights(two)
+    # Summation order differs between one and two processes (and with the thread count earlier tests left set);
+    # Adam turns near-zero gradient differences into updates of up to ~lr: alone this test agrees to 3e-6, in a
+    # full-suite run it once exceeded 1e-5, hence atol 1e-4 (the losses below must still agree to 1e-5).
     for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-4, msg=key)
     la = [json.loads(x)["g"] for x in (one / "loss.jsonl").read_text().splitlines()]
     lb = [json.loads(x)["g"] for x in (two / "loss.jsonl").read_text().splitlines()]
     np.testing.assert_allclose(la, lb, rtol=1e-4, atol=1e-5)
