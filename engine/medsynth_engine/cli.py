@@ -13,7 +13,7 @@ import sys
 from . import __version__
 from .errors import MedSynthError
 
-__all__ = ["main", "build_parser", "triple", "SUBCOMMANDS"]
+__all__ = ["main", "build_parser", "triple", "optional_channels", "SUBCOMMANDS"]
 
 #: Modules under medsynth_engine.commands, in the order ``medsynth --help`` lists them.
 SUBCOMMANDS: tuple[str, ...] = ("models", "generate", "export", "finetune", "audit", "evaluate", "reader-study")
@@ -35,6 +35,18 @@ def triple(kind: type, what: str):
         return values
 
     return parse
+
+
+def optional_channels(text: str | None) -> tuple[str, ...] | None:
+    """A ``--channels`` value parsed into canonical channel names (None when not given); bad names are one sentence."""
+    from MedSynthLib.conventions import parse_channels
+
+    if not text:
+        return None
+    try:
+        return parse_channels(text)
+    except ValueError as exc:
+        raise MedSynthError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

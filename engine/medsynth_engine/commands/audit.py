@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from MedSynthLib.conventions import parse_channels
-
+from ..cli import optional_channels
 from ..errors import MedSynthError
 
 EXIT_FLAGGED = 1
@@ -33,12 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluate.output import write_json
     from ..progress import ProgressBar
 
-    channels = None
-    if args.channels:
-        try:
-            channels = parse_channels(args.channels)
-        except ValueError as exc:
-            raise MedSynthError(str(exc)) from None
+    channels = optional_channels(args.channels)
     threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
     if args.json and not Path(args.json).parent.is_dir():
         raise MedSynthError(f"The folder {Path(args.json).parent} for --json does not exist; create it first.")

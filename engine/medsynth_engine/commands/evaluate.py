@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from MedSynthLib.conventions import parse_channels
-
-from ..errors import MedSynthError
+from ..cli import optional_channels
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,12 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluate.tstr import TstrSettings
     from ..progress import ProgressBar
 
-    channels = None
-    if args.channels:
-        try:
-            channels = parse_channels(args.channels)
-        except ValueError as exc:
-            raise MedSynthError(str(exc)) from None
+    channels = optional_channels(args.channels)
     request = EvaluateRequest(
         synthetic=args.synthetic,
         real=args.real,

@@ -7,8 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from MedSynthLib.conventions import parse_channels
-
+from ..cli import optional_channels
 from ..errors import MedSynthError
 
 
@@ -39,12 +38,7 @@ def run(args: argparse.Namespace) -> int:
     missing = [flag for flag, value in (("--real", args.real), ("--synthetic", args.synthetic), ("-n", args.n), ("--out", args.out)) if value is None]
     if missing:
         raise MedSynthError(f"Making a reader study needs {', '.join(missing)}.")
-    channels = None
-    if args.channels:
-        try:
-            channels = parse_channels(args.channels)
-        except ValueError as exc:
-            raise MedSynthError(str(exc)) from None
+    channels = optional_channels(args.channels)
     request = ReaderStudyRequest(
         real=args.real, synthetic=args.synthetic, n=args.n, out=args.out, key=args.key, seed=args.seed, channels=channels, grid=args.grid
     )
