@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from MedSynthLib.conventions import BRATS_LABELS, LABEL_CHANNEL, NNUNET_FROM_BRATS
+from MedSynthLib.conventions import LABEL_CHANNEL, NNUNET_FROM_BRATS
 
 from .errors import MedSynthError
 from .nifti_io import write_nifti
@@ -180,10 +179,3 @@ def space_error(exc: OSError, out: Path) -> MedSynthError | None:
         return MedSynthError(f"Ran out of disk space (or hit a file-size limit) while writing {out}; nothing was written.")
     return None
 
-
-def brats_label_names() -> dict[str, str]:
-    return {str(k): v for k, v in BRATS_LABELS.items()}
-
-
-ProgressCallback = Callable[[int, int], None]
-CaseStream = Iterator[tuple[int, SynthCase]]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -131,9 +131,3 @@ def _check_case(arrays: dict[str, np.ndarray], channels: tuple[str, ...], shape:
         if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
             raise MedSynthError(f"Model '{model}' produced NaN or infinite voxels in channel {channel}; nothing was written.")
 
-
-def request_dict(request: GenerateRequest) -> dict:
-    data = asdict(request)
-    data["out"] = str(request.out)
-    data["audit_against"] = None if request.audit_against is None else str(request.audit_against)
-    return data

@@ -40,9 +40,8 @@ def anonymous_image(array: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
     hdr = image.header
     hdr.set_xyzt_units("mm", "sec")
     hdr.set_slope_inter(1.0, 0.0)
-    hdr["descrip"] = NEUTRAL_DESCRIPTION
-    for name in ("aux_file", "db_name", "intent_name"):
-        hdr[name] = b""
+    for name in FREE_TEXT_FIELDS:
+        hdr[name] = NEUTRAL_DESCRIPTION if name == "descrip" else b""
     hdr["cal_min"] = hdr["cal_max"] = 0.0
     hdr["glmin"] = hdr["glmax"] = 0
     hdr.extensions.clear()
