@@ -16,7 +16,15 @@ from .errors import MedSynthError
 __all__ = ["main", "build_parser", "triple", "optional_channels", "SUBCOMMANDS"]
 
 #: Modules under medsynth_engine.commands, in the order ``medsynth --help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("models", "generate", "export", "finetune", "audit", "evaluate", "reader-study")
+SUBCOMMANDS: tuple[str, ...] = (
+    "models",
+    "generate",
+    "export",
+    "finetune",
+    "audit",
+    "evaluate",
+    "reader-study",
+)
 
 EXIT_USAGE = 2
 

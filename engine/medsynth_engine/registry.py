@@ -29,7 +29,10 @@ __all__ = ["ENTRY_POINT_GROUP", "BUILTIN_PLUGIN_MODULES", "ModelPlugin", "SynthC
 
 ENTRY_POINT_GROUP = "medsynth.models"
 #: Modules of built-in plugins; each has ``register(registry)``.
-BUILTIN_PLUGIN_MODULES: tuple[str, ...] = ("medsynth_engine.models.phantom", "medsynth_engine.models.pgan3d")
+BUILTIN_PLUGIN_MODULES: tuple[str, ...] = (
+    "medsynth_engine.models.phantom",
+    "medsynth_engine.models.pgan3d",
+)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""``medsynth finetune``: train pgan3d on a folder of scans (or continue a trained model on them)."""
+"""``medsynth finetune``: train a model (pgan3d, seg, mr2ct, ldm3d) on a folder of scans, or continue a trained one."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from pathlib import Path
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "finetune",
-        help="train or fine-tune the pgan3d GAN on a BraTS-style, nnU-Net raw or plain NIfTI folder",
-        description="Train pgan3d from scratch (--model pgan3d) or continue a trained pgan3d model on your scans. "
-        "OUT becomes a model folder that `medsynth generate --model OUT` uses.",
+        help="train or fine-tune a model (pgan3d, seg, mr2ct, ldm3d) on a BraTS-style, nnU-Net raw or plain NIfTI folder",
+        description="Train a model from scratch (--model pgan3d, seg, mr2ct or ldm3d) or continue a trained model "
+        "(a shipped id such as pgan3d-phantom, or a model folder) on your scans. OUT becomes a model folder that "
+        "`medsynth generate --model OUT` (generators) or `medsynth add-channel --model OUT` (seg, mr2ct) uses.",
     )
-    p.add_argument("--model", required=True, help="pgan3d (new model), pgan3d-phantom, or a pgan3d model folder")
+    p.add_argument("--model", required=True, help="pgan3d, seg, mr2ct or ldm3d (new model), a shipped model id, or a model folder")
     p.add_argument("--data", type=Path, required=True, help="BraTS-style folder, nnU-Net v2 raw dataset, or folder of .nii.gz")
     p.add_argument("--out", type=Path, required=True, help="model folder to write (new or empty; with --resume, the run's folder)")
     p.add_argument("--channels", default=None, help="channels to learn, e.g. t1,t2,seg or t1 (default: the base's, else all present)")
@@ -27,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--freeze-stages", type=int, default=0, help="keep the base generator's first N stages fixed (default 0)")
     p.add_argument("--width", type=int, default=None, help="network width at 4^3 for a new model (default 128)")
     p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    p.add_argument("--stage", default=None, help="ldm3d: autoencoder, diffusion or controlnet (default: the next one due)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--nproc", type=int, default=1, help="training processes (gloo on CPU, NCCL on GPUs; default 1)")
     p.add_argument("--skip-bad", action="store_true", help="train on the good cases and report the bad ones")
@@ -49,7 +51,8 @@ class _Printer:
         losses = info.get("losses")
         if losses:
             eta = info.get("eta_s")
-            text = f"\rstep {info['step']}/{info['total']}  {info['stage']:<22} g {losses['g']:+.3f}  d {losses['d']:+.3f}  ETA {eta or 0:6.0f}s"
+            values = "  ".join(f"{name} {value:+.3f}" for name, value in losses.items() if isinstance(value, int | float))
+            text = f"\rstep {info['step']}/{info['total']}  {info.get('stage', ''):<22} {values}  ETA {eta or 0:6.0f}s"
             sys.stderr.write(text)
             if info["step"] >= info["total"]:
                 sys.stderr.write("\n")
@@ -82,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         augment=not args.no_augment,
         amp=args.amp,
         grad_checkpoint=args.grad_checkpoint,
+        stage=args.stage,
     )
     out = run_finetune(request, progress=_Printer(args.quiet))
     if args.quiet:

@@ -84,6 +84,7 @@ class FinetuneParams(_Params):
     log_every: int | None = Field(None, ge=1, le=10_000_000)
     description: str | None = Field(None, max_length=4000)
     licence: str | None = Field(None, max_length=1000)
+    stage: str | None = Field(None, min_length=1, max_length=64)
 
 
 class ExportParams(_Params):

@@ -22,6 +22,7 @@ from ..device import select_device
 from ..errors import MedSynthError
 from .checkpoint import CHECKPOINT_DIR, read_state
 from .distributed import DistContext, broadcast_flag, launch
+from .families import family_module, family_of
 from .run import LOSS_LOG, TrainingRun
 
 __all__ = ["FinetuneRequest", "run_finetune", "ProgressCallback", "StopCallback"]
@@ -53,6 +54,7 @@ class FinetuneRequest:
         grad_checkpoint: recompute the generator's blocks in the backward pass (less memory, more time).
         description: training-data description for the card (default: counts and layout, no file names).
         licence: licence of the weights for the card (default: the data owner's terms).
+        stage: which stage of a multi-stage family to train (ldm3d: autoencoder, diffusion or controlnet).
     """
 
     model: str
@@ -77,6 +79,7 @@ class FinetuneRequest:
     log_every: int = 10
     description: str | None = None
     licence: str | None = None
+    stage: str | None = None
 
     def validate(self) -> None:
         self.data, self.out = Path(self.data), Path(self.out)
@@ -141,8 +144,17 @@ def run_finetune(
     progress: ProgressCallback | None = None,
     should_stop: StopCallback | None = None,
 ) -> Path:
-    """Train until ``request.steps`` or until ``should_stop()``; returns the model folder (never raises on stop)."""
+    """Train until ``request.steps`` or until ``should_stop()``; returns the model folder (never raises on stop).
+
+    ``request.model`` picks the family (pgan3d, seg, mr2ct, ldm3d: see ``families``); other families train
+    through their own module with this same contract.
+    """
     request.validate()
+    family = family_of(request.model)
+    if family != "pgan3d":
+        return family_module(family).train(request, progress=progress, should_stop=should_stop)
+    if request.stage is not None:
+        raise MedSynthError(f"--stage is for multi-stage models such as ldm3d; {request.model} trains in one stage.")
     if _check_out(request):
         request = _apply_resume(request, read_state(request.out) or {})
     else:
