@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import MEDSYNTH_BIN
 from medsynth_engine.errors import MedSynthError
 from medsynth_engine.training.finetune import FinetuneRequest, run_finetune
 from safetensors.torch import load_file
 
+#: Not imported from conftest: with several conftest modules on sys.path, `import conftest` is ambiguous.
+MEDSYNTH_BIN = Path(sys.executable).parent / "medsynth"
 TINY = dict(model="pgan3d", resolution=16, width=8, batch_size=2, seed=3, checkpoint_every=2, log_every=1)
 
 
