@@ -50,10 +50,16 @@ class Health(BaseModel):
 
 
 class JobSubmission(BaseModel):
-    """``params`` are named as the ``medsynth`` command's options for that kind of job."""
+    """``params`` are named as the ``medsynth`` command's options for that kind of job.
+
+    ``add-channel``: ``case``, ``channel`` (seg or ct), ``model``, ``out``, ``replace``, ``device``, ``amp``.
+    ``add-tumour``: ``case``, ``mask``, ``out``, ``model``, ``seed``, ``margin_mm``, ``steps``, ``device`` and
+    ``outline`` (the mask is one drawn region; the engine grows core, rim and oedema from it). ``generate`` also
+    takes ``mask`` and ``outline`` for mask-conditioned models.
+    """
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["generate", "finetune", "export"]
+    kind: Literal["generate", "finetune", "export", "add-channel", "add-tumour"]
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -70,6 +76,13 @@ class Job(BaseModel):
     created: float
     updated: float
     metrics: dict[str, Any]
+    result: dict[str, Any] = Field(default_factory=dict, description="What the job made, e.g. the files it wrote")
+
+
+class ChannelModel(BaseModel):
+    """A model that adds a channel to a case (``add-channel`` jobs); other fields come from its card."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 _BEARER = HTTPBearer(auto_error=False, description="The token in the engine's token file.")
@@ -98,7 +111,10 @@ def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
     app = FastAPI(
         title="MedSynth engine",
         version=__version__,
-        description="Synthetic 3D brain MRI jobs: generate, fine-tune, export. Errors are 4xx {\"error\": sentence}.",
+        description=(
+            "Synthetic 3D brain MRI jobs: generate, fine-tune, export, add a channel (seg, CT), add a tumour. "
+            "Errors are 4xx {\"error\": sentence}."
+        ),
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
@@ -145,6 +161,15 @@ def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
     @app.get("/models", dependencies=auth, responses=_ERRORS, summary="Models this engine can run")
     def models() -> list[dict[str, Any]]:
         return runner.cache.describe()
+
+    @app.get("/channel-models", dependencies=auth, response_model=list[ChannelModel], responses=_ERRORS,
+             summary="Models add-channel jobs can use, per channel")
+    def channel_models() -> list[dict[str, Any]]:
+        try:
+            from .addchannel import channel_models as listed
+        except ImportError:  # an engine without the add-channel feature
+            return []
+        return listed()
 
     @app.get("/models/{model_id}", dependencies=auth, responses=_ERRORS, summary="One model's card")
     def model(model_id: str) -> dict[str, Any]:

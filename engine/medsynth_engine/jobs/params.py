@@ -12,7 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..generate import MAX_CASES
 
-__all__ = ["GenerateParams", "FinetuneParams", "ExportParams", "validation_sentence"]
+__all__ = [
+    "GenerateParams", "FinetuneParams", "ExportParams", "AddChannelParams", "AddTumourParams", "validation_sentence",
+]
 
 
 class _Params(BaseModel):
@@ -41,6 +43,10 @@ class GenerateParams(_Params):
     tumour: bool = True
     device: str | None = Field(None, max_length=64)
     out: str | None = Field(None, min_length=1, max_length=4096)
+    #: A tumour label map (BraTS codes) the generated case must follow; only mask-conditioned models take it.
+    mask: str | None = Field(None, min_length=1, max_length=4096)
+    #: The mask is one drawn region (any non-zero voxel); the engine turns it into core, rim and oedema first.
+    outline: bool = False
 
     @field_validator("shape")
     @classmethod
@@ -97,6 +103,37 @@ class ExportParams(_Params):
     channels: str | list[str] | None = None
     audit_against: str | None = Field(None, min_length=1, max_length=4096)
     audit_threshold: float = Field(0.5, gt=0.0, le=1.0)
+
+
+class AddChannelParams(_Params):
+    """``medsynth add-channel``'s options (the ``AddChannelRequest`` fields): add ``channel`` to the case ``case``."""
+
+    case: str = Field(min_length=1, max_length=4096)
+    channel: Literal["seg", "ct"]
+    model: str | None = Field(None, min_length=1, max_length=4096)
+    out: str | None = Field(None, min_length=1, max_length=4096)
+    replace: bool = False
+    device: str | None = Field(None, max_length=64)
+    amp: bool | None = None
+
+
+class AddTumourParams(_Params):
+    """``medsynth add-tumour``'s options (the ``AddTumourRequest`` fields) plus ``outline``.
+
+    ``outline``: the mask is one drawn region (any non-zero voxel), not BraTS codes; the engine turns it into a
+    tumour (necrotic core, enhancing rim, oedema) with ``tumour.structure_from_outline`` before adding it, so the
+    Slicer side never needs torch or the engine package. ``out`` defaults to the job's own folder.
+    """
+
+    case: str = Field(min_length=1, max_length=4096)
+    mask: str = Field(min_length=1, max_length=4096)
+    out: str | None = Field(None, min_length=1, max_length=4096)
+    model: str = Field("ldm3d-phantom", min_length=1, max_length=4096)
+    seed: int = Field(0, ge=0, lt=2**63)
+    margin_mm: float = Field(8.0, gt=0, le=100)
+    steps: int | None = Field(None, ge=1, le=10_000)
+    device: str | None = Field(None, max_length=64)
+    outline: bool = False
 
 
 def validation_sentence(exc: ValidationError, what: str = "parameter") -> str:

@@ -1,14 +1,17 @@
 """The scheduler: checks a job on submission, queues it, runs it in its lane, and records every change.
 
 Lanes keep heavy work apart: ``generate`` jobs run one at a time inside the engine (warm models);
-``finetune`` jobs run one at a time per device (``device:cuda:0``...) in child processes; ``export`` jobs
-run one at a time in child processes. Jobs of different lanes run side by side; the rest queue.
+``finetune`` jobs run one at a time per device (``device:cuda:0``...) in child processes; ``export``,
+``add-channel`` and ``add-tumour`` jobs run one at a time per kind in child processes (a network pass cannot
+be stopped from a thread, a process can). Jobs of different lanes run side by side; the rest queue. A job's
+``result`` holds what it made (``written`` files for the add-* jobs).
 Cancelling a child-process job asks it to stop (a fine-tune writes a checkpoint), then kills its whole
 process tree after ``cancel_grace`` seconds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -31,7 +34,7 @@ from ..export import SetWriter
 from ..generate import GenerateRequest, generate_set
 from ..registry import ModelRegistry
 from .modelcache import ModelCache
-from .params import ExportParams, FinetuneParams, GenerateParams
+from .params import AddChannelParams, AddTumourParams, ExportParams, FinetuneParams, GenerateParams
 from .paths import PathPolicy
 from .store import JobConflict, JobNotFound, JobStore, new_job_id
 from .worker import EXIT_DONE, finetune_fields
@@ -99,9 +102,12 @@ class JobRunner:
         job_dir = self.jobs_dir / job_id
         job_dir.mkdir(parents=True)
         try:
-            prepare = {"generate": self._prepare_generate, "finetune": self._prepare_finetune, "export": self._prepare_export}
+            prepare = {
+                "generate": self._prepare_generate, "finetune": self._prepare_finetune, "export": self._prepare_export,
+                "add-channel": self._prepare_add_channel, "add-tumour": self._prepare_add_tumour,
+            }
             if kind not in prepare:
-                raise MedSynthError(f"Unknown job kind '{kind}'; use generate, finetune or export.")
+                raise MedSynthError(f"Unknown job kind '{kind}'; use {', '.join(prepare)}.")
             stored, output_dir = prepare[kind](params, job_dir)
         except BaseException:
             shutil.rmtree(job_dir, ignore_errors=True)
@@ -118,6 +124,11 @@ class JobRunner:
         params = GenerateParams.model_validate(raw)
         model = self._model_ref(params.model)
         out = self.policy.check(params.out, "out") if params.out else job_dir / "output"
+        mask = None
+        if params.mask is not None:
+            mask = self._input_file(params.mask, "mask")
+        elif params.outline:
+            raise MedSynthError("'outline' describes a mask; give the mask too (or leave outline out).")
         request = GenerateRequest(
             model=model,
             n=params.n,
@@ -129,6 +140,7 @@ class JobRunner:
             spacing=tuple(params.spacing) if params.spacing else None,
             tumour=params.tumour,
             device=params.device or self.default_device,
+            **_mask_field(mask),
         )
         request.validate()
         plugin = self.cache.get(model)
@@ -139,6 +151,46 @@ class JobRunner:
         SetWriter(out, request.layout, request.channels, workers=1)  # checks layout, channels and target; writes nothing
         stored = params.model_dump()
         stored.update(model=model, out=str(out), channels=list(request.channels), device=request.device)
+        stored["mask"] = str(mask) if mask is not None else None
+        return stored, out
+
+    def _input_file(self, path: str, what: str) -> Path:
+        checked = self.policy.check(path, what)
+        if not checked.is_file():
+            raise MedSynthError(f"The {what} file {checked} does not exist; give a NIfTI file this engine may read.")
+        return checked
+
+    def _prepare_add_channel(self, raw: dict[str, Any], job_dir: Path) -> tuple[dict[str, Any], Path]:
+        params = AddChannelParams.model_validate(raw)
+        case = self.policy.check(params.case, "case")
+        if not case.exists():
+            raise MedSynthError(f"The case {case} does not exist; give a case folder or a NIfTI file this engine may read.")
+        out = self.policy.check(params.out, "out") if params.out else None
+        if case.is_dir() and not params.replace:
+            target = (out or case) / f"{case.name}_{params.channel}.nii.gz"
+            if target.exists():
+                raise MedSynthError(f"{target} already exists; add the channel with replace, or choose another out folder.")
+        model = params.model
+        if model is not None and Path(os.path.expanduser(model)).is_absolute():
+            model = str(self.policy.check(model, "model"))
+        device = select_device(params.device or self.default_device)
+        stored = params.model_dump()
+        stored.update(case=str(case), out=str(out) if out else None, model=model, device=_device_name(device))
+        return stored, out or (case if case.is_dir() else case.parent)
+
+    def _prepare_add_tumour(self, raw: dict[str, Any], job_dir: Path) -> tuple[dict[str, Any], Path]:
+        params = AddTumourParams.model_validate(raw)
+        case = self.policy.check(params.case, "case")
+        if not case.is_dir():
+            raise MedSynthError(f"The case folder {case} does not exist; give a BraTS-style case folder this engine may read.")
+        mask = self._input_file(params.mask, "mask")
+        out = self.policy.check(params.out, "out") if params.out else job_dir / "output"
+        if (out / case.name).exists():
+            raise MedSynthError(f"{out / case.name} already exists; choose another out folder (nothing is overwritten).")
+        model = self._model_ref(params.model)
+        device = select_device(params.device or self.default_device)
+        stored = params.model_dump()
+        stored.update(case=str(case), mask=str(mask), out=str(out), model=model, device=_device_name(device))
         return stored, out
 
     def _prepare_finetune(self, raw: dict[str, Any], job_dir: Path) -> tuple[dict[str, Any], Path]:
@@ -252,7 +304,7 @@ class JobRunner:
             params = dict(job["params"])
             params["resume"] = self._has_checkpoint(job_id, Path(params["out"]))
             self.store.update(
-                job_id, state="queued", params=params, error=None, progress=job["progress"], metrics={},
+                job_id, state="queued", params=params, error=None, progress=job["progress"], metrics={}, result={},
                 message="Queued to resume from its last checkpoint." if params["resume"] else "Queued to start again.",
             )
             (self.jobs_dir / job_id).mkdir(parents=True, exist_ok=True)
@@ -346,11 +398,19 @@ class JobRunner:
             fields = {"state": "failed", "message": "Failed.", "error": outcome["error"]}
         else:
             fields = {"state": "succeeded", "message": "Done.", "progress": 1.0}
+        if isinstance(outcome.get("result"), dict):
+            fields["result"] = outcome["result"]
         self.store.update(handle.job_id, worker_pid=None, worker_started=None, **fields)
         handle.done.set()
 
     def _run_generate(self, handle: _Running, job: dict[str, Any]) -> dict[str, Any]:
         params = job["params"]
+        mask = Path(params["mask"]) if params.get("mask") else None
+        if mask is not None and params.get("outline"):
+            from .masks import outline_to_tumour
+
+            self.store.append_log(handle.job_id, ["Turning the drawn outline into a tumour (core, rim, oedema)."])
+            mask = outline_to_tumour(mask, self.jobs_dir / handle.job_id / "tumour-mask.nii.gz")
         request = GenerateRequest(
             model=params["model"],
             n=params["n"],
@@ -362,6 +422,7 @@ class JobRunner:
             spacing=tuple(params["spacing"]) if params["spacing"] else None,
             tumour=params["tumour"],
             device=params["device"],
+            **_mask_field(mask),
         )
         report = _Throttled(self.store, handle.job_id)
         started = time.monotonic()
@@ -371,10 +432,10 @@ class JobRunner:
             if handle.stop.is_set():
                 raise _Cancelled
 
-        generate_set(request, _CacheAsRegistry(self.cache), progress=progress)
+        out = generate_set(request, _CacheAsRegistry(self.cache), progress=progress)
         report.flush()
         self.store.append_log(handle.job_id, [f"Wrote {request.n} case(s) to {request.out}."])
-        return {}
+        return {"result": {"output_dir": str(out)}}
 
     def _run_child(self, handle: _Running, job: dict[str, Any]) -> dict[str, Any]:
         job_dir = self.jobs_dir / handle.job_id
@@ -412,7 +473,10 @@ class JobRunner:
                 if "progress" in event and isinstance(event["progress"], dict):
                     info = event["progress"]
                     total = info.get("total") or 0
-                    fraction = min(1.0, float(info.get("step", 0)) / total) if total else 0.0
+                    if isinstance(info.get("fraction"), int | float):
+                        fraction = min(1.0, max(0.0, float(info["fraction"])))
+                    else:
+                        fraction = min(1.0, float(info.get("step", 0)) / total) if total else 0.0
                     message = info.get("message") or (f"step {info.get('step')}/{total}" if total else "running")
                     report(fraction, str(message), info)
                 elif "log" in event:
@@ -431,7 +495,7 @@ class JobRunner:
         if code != EXIT_DONE or "result" not in outcome:
             self.store.append_log(handle.job_id, _tail(job_dir / "job.log"))
             return {"error": f"The worker process ended unexpectedly (exit code {code}); see the job log."}
-        return {}
+        return outcome
 
     def _stop_process(self, proc: subprocess.Popen) -> None:
         """SIGTERM (a fine-tune checkpoints and returns), then after the grace time kill the whole tree."""
@@ -505,6 +569,15 @@ class _Throttled:
                 self.store.append_log(self.job_id, [self.logged])
             self.pending = None
             self.last = time.monotonic()
+
+
+def _mask_field(mask: Path | None) -> dict[str, Any]:
+    """``mask=...`` for GenerateRequest when a mask is given; a generate without one works on any engine version."""
+    if mask is None:
+        return {}
+    if "mask" not in {f.name for f in dataclasses.fields(GenerateRequest)}:
+        raise MedSynthError("This engine cannot generate from a tumour mask yet; update MedSynth.")
+    return {"mask": mask}
 
 
 def _lane(kind: str, params: dict[str, Any]) -> str:

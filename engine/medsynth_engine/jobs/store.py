@@ -38,12 +38,16 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated REAL NOT NULL,
     metrics TEXT NOT NULL DEFAULT '{}',
     worker_pid INTEGER,
-    worker_started REAL
+    worker_started REAL,
+    result TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created);
 """
-_JSON_FIELDS = ("log", "params", "metrics")
-_COLUMNS = ("id", "kind", "state", "progress", "message", "log", "error", "params", "output_dir", "created", "updated", "metrics")
+_JSON_FIELDS = ("log", "params", "metrics", "result")
+_COLUMNS = (
+    "id", "kind", "state", "progress", "message", "log", "error", "params", "output_dir", "created", "updated", "metrics",
+    "result",
+)
 
 
 class JobNotFound(MedSynthError):
@@ -65,6 +69,9 @@ class JobStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            if "result" not in columns:  # a store written before jobs had results (engine 0.1)
+                self._db.execute("ALTER TABLE jobs ADD COLUMN result TEXT NOT NULL DEFAULT '{}'")
         except sqlite3.DatabaseError as exc:
             raise MedSynthError(f"The job store {self.path} cannot be opened ({exc}); move it away to start afresh.") from None
 

@@ -1,4 +1,7 @@
-"""The child process that runs one long job (fine-tune or export): ``python -m medsynth_engine.jobs.worker JOB_DIR``.
+"""The child process that runs one long job: ``python -m medsynth_engine.jobs.worker JOB_DIR``.
+
+Fine-tune, export, add-channel and add-tumour jobs run here, each in its own process, so cancelling one kills
+its whole tree at once (a network forward pass cannot be interrupted from a thread).
 
 It reads ``JOB_DIR/task.json`` (``{"kind", "params"}``) and reports on stdout, one JSON object per line:
 ``{"progress": {...}}``, ``{"log": "..."}``, then ``{"result": {...}}`` or ``{"error": "..."}``. SIGTERM,
@@ -41,7 +44,7 @@ def _watch_parent(stop: threading.Event) -> None:
             stop.set()
 
 
-def run_finetune_task(params: dict[str, Any], stop: threading.Event) -> dict[str, Any]:
+def run_finetune_task(params: dict[str, Any], stop: threading.Event, job_dir: Path) -> dict[str, Any]:
     from ..training.finetune import FinetuneRequest, run_finetune
 
     request = FinetuneRequest(**finetune_fields(params))
@@ -67,7 +70,7 @@ def finetune_fields(params: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def run_export_task(params: dict[str, Any], stop: threading.Event) -> dict[str, Any]:
+def run_export_task(params: dict[str, Any], stop: threading.Event, job_dir: Path) -> dict[str, Any]:
     from ..relayout import export_set
 
     started = time.monotonic()
@@ -85,11 +88,51 @@ def run_export_task(params: dict[str, Any], stop: threading.Event) -> dict[str, 
     return {"output_dir": str(out), "seconds": round(time.monotonic() - started, 3)}
 
 
+def _fraction_progress(stop: threading.Event):
+    """A ``progress(fraction, message)`` callback that reports to the engine and stops at the next call after cancel."""
+
+    def progress(fraction: float, message: str) -> None:
+        _emit({"progress": {"fraction": float(fraction), "message": str(message)}})
+        if stop.is_set():
+            raise _Stopped
+
+    return progress
+
+
+def _request_fields(params: dict[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:
+    fields = {k: v for k, v in params.items() if v is not None}
+    for name in paths:
+        if name in fields:
+            fields[name] = Path(fields[name])
+    return fields
+
+
+def run_add_channel_task(params: dict[str, Any], stop: threading.Event, job_dir: Path) -> dict[str, Any]:
+    from ..addchannel import AddChannelRequest, add_channel
+
+    request = AddChannelRequest(**_request_fields(params, ("case", "out")))
+    return add_channel(request, progress=_fraction_progress(stop))
+
+
+def run_add_tumour_task(params: dict[str, Any], stop: threading.Event, job_dir: Path) -> dict[str, Any]:
+    from ..tumour import AddTumourRequest, add_tumour
+    from .masks import outline_to_tumour
+
+    fields = _request_fields(params, ("case", "mask", "out"))
+    if fields.pop("outline", False):
+        _emit({"log": "Turning the drawn outline into a tumour (core, rim, oedema)."})
+        fields["mask"] = outline_to_tumour(fields["mask"], job_dir / "tumour-mask.nii.gz")
+    return add_tumour(AddTumourRequest(**fields), progress=_fraction_progress(stop))
+
+
 class _Stopped(Exception):
     pass
 
 
-TASKS = {"finetune": run_finetune_task, "export": run_export_task}
+TASKS = {
+    "finetune": run_finetune_task, "export": run_export_task,
+    "add-channel": run_add_channel_task, "add-tumour": run_add_tumour_task,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     threading.Thread(target=_watch_parent, args=(stop,), daemon=True).start()
     try:
-        result = TASKS[task["kind"]](task["params"], stop)
+        result = TASKS[task["kind"]](task["params"], stop, job_dir)
     except _Stopped:
         _emit({"log": "Stopped on request."})
         return EXIT_STOPPED
