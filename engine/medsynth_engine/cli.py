@@ -24,6 +24,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "audit",
     "evaluate",
     "reader-study",
+    "add-tumour",
 )
 
 EXIT_USAGE = 2

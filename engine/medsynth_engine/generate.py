@@ -38,6 +38,7 @@ class GenerateRequest:
     workers: int = 2
     audit_against: Path | None = None  # training set: leave probable copies of its cases out (evaluate.gate)
     audit_threshold: float = 0.5
+    mask: Path | None = None  # tumour label map (BraTS codes) the cases must follow; models with supports_mask only
 
     def validate(self) -> None:
         if not isinstance(self.n, int) or self.n < 1:
@@ -76,6 +77,9 @@ def generate_set(
     shape = tuple(request.shape or plugin.card.shape)
     spacing = tuple(request.spacing or plugin.card.spacing)
     plugin.check_request(channels=request.channels, shape=shape, spacing=spacing)
+    if request.mask is not None and not plugin.supports_mask:
+        raise MedSynthError(f"Model '{plugin.id}' cannot follow a tumour mask; use an ldm3d model such as ldm3d-phantom.")
+    extra = {"mask": Path(request.mask)} if request.mask is not None else {}
     device = select_device(request.device)
     parameters = {
         "n": request.n,
@@ -86,6 +90,8 @@ def generate_set(
         "spacing": list(spacing),
         "tumour": request.tumour,
     }
+    if request.mask is not None:
+        parameters["mask"] = True
     manifest = {
         "format": "medsynth-synthetic-set",
         "format_version": 1,
@@ -107,7 +113,7 @@ def generate_set(
             for index in range(request.n):
                 seed = case_seed(request.seed, index)
                 case = plugin.generate(
-                    seed=seed, channels=request.channels, shape=shape, spacing=spacing, tumour=request.tumour, device=device
+                    seed=seed, channels=request.channels, shape=shape, spacing=spacing, tumour=request.tumour, device=device, **extra
                 )
                 _check_case(case.arrays, request.channels, shape, plugin.id)
                 writer.add(case, seed)

@@ -32,6 +32,7 @@ ENTRY_POINT_GROUP = "medsynth.models"
 BUILTIN_PLUGIN_MODULES: tuple[str, ...] = (
     "medsynth_engine.models.phantom",
     "medsynth_engine.models.pgan3d",
+    "medsynth_engine.models.ldm3d",
 )
 
 
@@ -50,6 +51,8 @@ class ModelPlugin(ABC):
     card: ModelCard
     #: Where the weights came from, in words (shown by ``medsynth models``).
     weights_origin: str = ""
+    #: Whether ``generate`` takes ``mask=`` (a NIfTI tumour label map the case must follow); only then is it passed.
+    supports_mask: bool = False
 
     @property
     def id(self) -> str:

@@ -25,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--shape", type=triple(int, "--shape"), help="voxels X,Y,Z (or one number for a cube)")
     gen.add_argument("--spacing", type=triple(float, "--spacing"), help="voxel size in mm, X,Y,Z or one number")
     gen.add_argument("--no-tumour", action="store_true", help="healthy brains, empty label maps")
+    gen.add_argument("--mask", type=Path, metavar="MASK", help="NIfTI tumour label map (BraTS codes) to follow (ldm3d models)")
     gen.add_argument("--device", default=None, help="auto (default: cuda > mps > cpu), cpu, cuda, cuda:N or mps")
     gen.add_argument(
         "--audit-against",
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         audit_against=args.audit_against,
         audit_threshold=args.audit_threshold,
+        mask=args.mask,
     )
     request.validate()
     out = generate_set(request, default_registry(), progress=ProgressBar("Generating", quiet=args.quiet))

@@ -1,0 +1,205 @@
+"""The ldm3d model plugin: seeded latent-diffusion sampling, mask-conditioned generation and latent inpainting.
+
+Sampling runs MONAI's ``LatentDiffusionInferer`` with a DDIM scheduler (eta 0, so the same seed and device give
+identical voxels) for ``steps`` steps (the card's ``default_steps`` unless given). bf16 autocast is used on
+CUDA devices that support it; CPUs without bf16 hardware run it slower than fp32 (bench/results/ldm3d.md), so
+CPU sampling stays fp32.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.inferers import LatentDiffusionInferer
+
+from MedSynthLib.conventions import LABEL_CHANNEL
+
+from ...data.preprocess import LABEL_CODES
+from ...errors import MedSynthError
+from ...modelfile import ModelCard, load_model_folder
+from ...registry import ModelPlugin, ModelRegistry, SynthCase
+from ..pgan3d.plugin import grid_affine
+from .network import LDMConfig, build_autoencoder, build_unet, condition_from_codes, sampling_scheduler, unconditional
+
+__all__ = ["LDM3DModel", "register", "SHIPPED_ID", "shipped_folder", "sample_volumes", "autocast_for", "MAX_STEPS"]
+
+SHIPPED_ID = "ldm3d-phantom"
+MAX_STEPS = 1000
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+
+
+def shipped_folder(model_id: str = SHIPPED_ID) -> Path | None:
+    """The folder of a shipped ldm3d model id inside the installed package (None if there is none)."""
+    folder = WEIGHTS_DIR / model_id
+    return folder if model_id.startswith("ldm3d") and (folder / "model.json").is_file() else None
+
+
+def autocast_for(device: torch.device):
+    """bf16 autocast where the hardware has it (CUDA with bf16); a no-op context elsewhere."""
+    enabled = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def _noise(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(int(seed)))
+
+
+def sample_volumes(
+    config: LDMConfig,
+    autoencoder: torch.nn.Module,
+    unet: torch.nn.Module,
+    condition: torch.Tensor,
+    seed: int,
+    steps: int,
+    device: torch.device,
+    *,
+    amp: bool | None = None,
+) -> torch.Tensor:
+    """Network-scale volumes (N, C, R, R, R) for a batch of conditions (see ``network.condition_from_codes``)."""
+    n, latent = condition.shape[0], config.latent_resolution
+    noise = _noise((n, config.latent_channels, latent, latent, latent), seed).to(device)
+    scheduler = sampling_scheduler(config, steps)
+    inferer = LatentDiffusionInferer(scheduler=scheduler, scale_factor=config.scale_factor)
+    context = autocast_for(device) if amp is None else torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
+    with torch.no_grad(), context:
+        out = inferer.sample(
+            input_noise=noise,
+            autoencoder_model=autoencoder,
+            diffusion_model=unet,
+            scheduler=scheduler,
+            conditioning=condition.to(device),
+            mode="concat",
+            verbose=False,
+        )
+    return out.float()
+
+
+class LDM3DModel(ModelPlugin):
+    """A trained ldm3d model folder (autoencoder + diffusion UNet)."""
+
+    supports_mask = True
+
+    def __init__(self, folder: Path, card: ModelCard | None = None) -> None:
+        self.folder = Path(folder)
+        self.card, tensors = load_model_folder(self.folder)
+        self.config = LDMConfig.from_dict(self.card.architecture)
+        self.autoencoder = build_autoencoder(self.config).eval().requires_grad_(False)
+        self.unet = build_unet(self.config).eval().requires_grad_(False)
+        self.has_diffusion = any(k.startswith("unet.") for k in tensors)
+        try:
+            self.autoencoder.load_state_dict({k[12:]: v for k, v in tensors.items() if k.startswith("autoencoder.")})
+            if self.has_diffusion:
+                self.unet.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("unet.")})
+        except RuntimeError:
+            raise MedSynthError(f"The weights in {folder} do not fit the ldm3d architecture its card describes.") from None
+        self._device: torch.device | None = None
+        self.steps: int | None = None  # sampling steps; None: the card's default
+
+    def _on(self, device: Any) -> torch.device:
+        device = torch.device(device or "cpu")
+        if self._device != device:
+            self.autoencoder.to(device)
+            self.unet.to(device)
+            self._device = device
+        if not self.has_diffusion:
+            raise MedSynthError(f"The ldm3d model {self.folder} has only its autoencoder trained; train its diffusion stage (medsynth finetune --resume).")
+        return device
+
+    def sampling_steps(self, steps: int | None = None) -> int:
+        steps = int(steps or self.steps or self.config.default_steps)
+        if not 1 <= steps <= MAX_STEPS:
+            raise MedSynthError(f"The number of sampling steps must be 1 to {MAX_STEPS}, not {steps}.")
+        return steps
+
+    def to_physical(self, output: np.ndarray, *, dtype: Any = np.int16) -> dict[str, np.ndarray]:
+        """Network output (C, X, Y, Z) -> image channels on the training scale (card), labels as BraTS codes."""
+        scales = self.card.preprocessing.get("normalisation", {}).get("channels", {})
+        arrays: dict[str, np.ndarray] = {}
+        for i, channel in enumerate(self.config.image_channels):
+            low, high = (scales.get(channel, {}).get(k, d) for k, d in (("low", -1.0), ("high", 1.0)))
+            value = (np.clip(output[i], -1.0, 1.0) + 1.0) / 2.0 * (high - low) + low
+            arrays[channel] = np.clip(np.rint(value), -32768, 32767).astype(dtype) if dtype == np.int16 else value.astype(dtype)
+        if self.config.labels:
+            k = len(self.config.image_channels)
+            arrays[LABEL_CHANNEL] = np.asarray(LABEL_CODES, dtype=np.uint8)[np.argmax(output[k:], axis=0)]
+        return arrays
+
+    def generate(
+        self,
+        *,
+        seed: int,
+        channels: tuple[str, ...],
+        shape: tuple[int, int, int],
+        spacing: tuple[float, float, float],
+        tumour: bool,
+        device: Any,
+        mask: Path | None = None,
+    ) -> SynthCase:
+        device = self._on(device)
+        affine = grid_affine(shape, spacing)
+        latent = self.config.latent_resolution
+        codes = None
+        if mask is not None:
+            from ...tumour import load_mask
+
+            codes = load_mask(Path(mask), (tuple(shape), affine))
+            condition = condition_from_codes(torch.from_numpy(codes)[None], latent)
+        elif not tumour:
+            condition = condition_from_codes(torch.zeros((1, *shape), dtype=torch.uint8), latent)
+        else:
+            condition = unconditional(1, latent)
+        steps = self.sampling_steps()
+        output = sample_volumes(self.config, self.autoencoder, self.unet, condition, seed, steps, device).cpu().numpy()[0]
+        arrays = self.to_physical(output)
+        if LABEL_CHANNEL in arrays:
+            if codes is not None:
+                arrays[LABEL_CHANNEL] = codes  # the label channel written is the mask itself
+            elif not tumour:
+                arrays[LABEL_CHANNEL] = np.zeros(shape, dtype=np.uint8)
+        params = {"latent_seed": int(seed), "model": self.id, "sampling_steps": steps, "mask": mask is not None}
+        return SynthCase(arrays={c: arrays[c] for c in channels}, affine=affine, params=params)
+
+    def inpaint(self, volume: np.ndarray, region: np.ndarray, codes: np.ndarray, *, seed: int, steps: int | None, device: Any) -> np.ndarray:
+        """Regenerate ``region`` of a network-scale volume (C, R, R, R) so it shows the label map ``codes``.
+
+        RePaint in latent space: the volume is encoded; at every DDIM step the latent outside the (latent-grid)
+        region is replaced by the encoded volume noised to that step, so the new content is generated to fit
+        its surroundings; the decoded result is returned (the caller blends it into the image).
+        """
+        device = self._on(device)
+        config, latent = self.config, self.config.latent_resolution
+        scheduler = sampling_scheduler(config, self.sampling_steps(steps))
+        x = torch.from_numpy(np.ascontiguousarray(volume, dtype=np.float32))[None].to(device)
+        known_region = torch.from_numpy(region.astype(np.float32))[None, None]
+        inside = F.adaptive_max_pool3d(known_region, latent)
+        inside = (F.max_pool3d(inside, 3, stride=1, padding=1) > 0).to(device)
+        condition = condition_from_codes(torch.from_numpy(codes.astype(np.uint8))[None], latent).to(device)
+        with torch.no_grad(), autocast_for(device):
+            z0 = self.autoencoder.encode(x)[0].float() * config.scale_factor
+            known_noise = _noise(tuple(z0.shape), seed + 1).to(device)
+            z = _noise(tuple(z0.shape), seed).to(device)
+            timesteps = list(scheduler.timesteps)
+            for i, t in enumerate(timesteps):
+                t_tensor = torch.full((1,), int(t), device=device, dtype=torch.long)
+                z = torch.where(inside, z, scheduler.add_noise(z0, known_noise, t_tensor))
+                out = self.unet(torch.cat([z, condition], dim=1), timesteps=t_tensor).float()
+                z, _ = scheduler.step(out, int(t), z)
+                if i == len(timesteps) - 1:
+                    z = torch.where(inside, z, z0)
+            decoded = self.autoencoder.decode_stage_2_outputs(z / config.scale_factor).float()
+        return decoded.cpu().numpy()[0]
+
+
+def _load_folder(folder: Path, card: ModelCard) -> ModelPlugin:
+    return LDM3DModel(folder, card)
+
+
+def register(registry: ModelRegistry) -> None:
+    registry.register_architecture("ldm3d", _load_folder)
+    folder = shipped_folder()
+    if folder is not None:
+        registry.register(SHIPPED_ID, lambda: LDM3DModel(folder), origin="built-in (trained on phantom data)")

@@ -1,0 +1,407 @@
+"""``medsynth finetune --model ldm3d``: the two training stages of the latent diffusion model.
+
+Stage ``autoencoder`` trains MONAI's AutoencoderKL on the volumes (images + soft one-hot labels) with an L1
+reconstruction loss and a small KL term (no PerceptualLoss: MONAI's needs downloaded weights; no adversarial
+loss: it doubles the CPU cost). Stage ``diffusion`` freezes it, encodes the training set once and trains
+MONAI's DiffusionModelUNet (v-prediction, DDPM noise schedule) on the scaled latents, with the label map as a
+concatenated condition that is dropped for a share of the batches (see ``network``).
+
+Without ``--stage`` a run does the next stage due: a new folder starts with the autoencoder; ``--resume``
+continues an unfinished stage exactly (same steps, batches, noise) or, once it is finished, starts the next.
+The output folder is a usable model folder from the first checkpoint on (after the autoencoder stage it can
+only reconstruct; ``generate`` asks for the diffusion stage). Checkpoints, loss log and mosaics are the
+pgan3d framework's own (``training.checkpoint``, ``training.run``, ``training.mosaic``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from MedSynthLib.conventions import LABEL_CHANNEL
+
+from ...data.layouts import find_cases
+from ...data.preprocess import PreprocessSpec
+from ...data.training_set import TrainingSet, choose_channels, load_training_set
+from ...device import select_device
+from ...errors import MedSynthError
+from ...modelfile import ModelCard, load_model_folder, save_model_folder
+from ...training.base import FOV_MM
+from ...training.checkpoint import load_checkpoint, read_state, save_checkpoint
+from ...training.mosaic import write_mosaic
+from ...training.run import LOSS_LOG, SAMPLES_DIR
+from .network import (
+    STAGES,
+    LDMConfig,
+    build_autoencoder,
+    build_unet,
+    condition_from_codes,
+    training_scheduler,
+    unconditional,
+)
+
+__all__ = ["train", "SCRATCH_ID"]
+
+SCRATCH_ID = "ldm3d"
+DEFAULT_RESOLUTION = 48
+DEFAULT_WIDTH = 16
+EMA_DECAY = 0.995
+MOSAIC_SAMPLES = 4
+SAMPLE_SEED = 20260101
+
+
+class _Placeholder(torch.nn.Module):
+    """Fills a checkpoint slot a stage does not use (the checkpoint format has fixed slots)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
+
+
+class _Slots:
+    """The trainer-shaped holder ``training.checkpoint`` saves and restores.
+
+    ``G`` is the network the stage trains, ``G_ema`` its moving average (diffusion) or a placeholder,
+    ``D`` the frozen autoencoder (diffusion) or a placeholder; ``rng`` draws every random number of the run.
+    """
+
+    def __init__(self, trained: torch.nn.Module, ema: torch.nn.Module, other: torch.nn.Module, lr: float, seed: int) -> None:
+        self.G, self.G_ema, self.D = trained, ema, other
+        self.opt_g = torch.optim.Adam([p for p in trained.parameters() if p.requires_grad], lr=lr)
+        self._spare = _Placeholder()
+        self.opt_d = torch.optim.SGD(self._spare.parameters(), lr=0.0)
+        self.steps_done = 0
+        self.rng = torch.Generator().manual_seed(int(seed))
+
+
+def model_id_for(out: Path) -> str:
+    name = re.sub(r"[^a-z0-9-]+", "-", Path(out).name.lower()).strip("-") or "model"
+    return name if name.startswith("ldm3d") else f"ldm3d-{name}"
+
+
+def _base(model: str) -> tuple[LDMConfig | None, dict[str, torch.Tensor], ModelCard | None]:
+    """Config and weights to start from: none for ``ldm3d``, else a trained ldm3d folder or shipped id."""
+    if model == SCRATCH_ID:
+        return None, {}, None
+    folder = Path(model)
+    if not (folder / "model.json").is_file():
+        from .plugin import shipped_folder
+
+        folder = shipped_folder(model)
+    if folder is None or not (folder / "model.json").is_file():
+        raise MedSynthError(f"Unknown base model '{model}'; use ldm3d (a new model), ldm3d-phantom or an ldm3d model folder.")
+    card, tensors = load_model_folder(folder)
+    if card.architecture.get("name") != "ldm3d":
+        raise MedSynthError(f"The model folder {folder} is a '{card.architecture.get('name')}' model, not ldm3d.")
+    return LDMConfig.from_dict(card.architecture), tensors, card
+
+
+class LDMRun:
+    """One stage of one run: data, networks, the step, logs, checkpoints and the model folder."""
+
+    def __init__(self, request: Any, stage: str, state: dict | None, progress: Callable[[dict], None] | None) -> None:
+        self.request, self.stage, self.progress = request, stage, progress
+        self.out = Path(request.out)
+        self.device = select_device(request.device)
+        continuing = state is not None and state.get("stage_name") == stage
+        base_config, base_tensors, base_card = _base(request.model) if state is None else (None, {}, None)
+        if state is not None:
+            self.config = LDMConfig.from_dict(state["config"])
+            self.spacing = float(state["spacing"])
+            self.origin = state["base_origin"]
+            self.stages_done = list(state.get("stages_done", []))
+        elif base_config is not None:
+            self.config = base_config
+            self.spacing = float(base_card.spacing[0])
+            self.origin = f"{base_card.id} ({request.model})"
+            self.stages_done = list(base_config.to_dict().get("stages_trained", STAGES))
+        else:
+            res = request.resolution or DEFAULT_RESOLUTION
+            w = request.width or DEFAULT_WIDTH
+            self.config = LDMConfig(resolution=res, ae_channels=[w, 2 * w, 4 * w], unet_channels=[2 * w, 4 * w, 4 * w])
+            channels = request.channels or choose_channels(find_cases(Path(request.data), None)[1], None)
+            self.config.image_channels = [c for c in channels if c != LABEL_CHANNEL]
+            self.config.labels = LABEL_CHANNEL in channels
+            self.spacing = request.spacing or FOV_MM / res
+            self.origin = "ldm3d (random initialisation)"
+            self.stages_done = []
+        if base_config is not None and request.channels is not None and list(request.channels) != self.config.channels:
+            raise MedSynthError(f"The base model {request.model} makes {', '.join(self.config.channels)}; leave out --channels.")
+        if not self.config.image_channels:
+            raise MedSynthError("ldm3d needs at least one image channel (t1, t1ce, t2 or flair).")
+        if self.config.resolution % 2 ** (len(self.config.ae_channels) - 1):
+            raise MedSynthError(f"--resolution must be a multiple of {2 ** (len(self.config.ae_channels) - 1)} for ldm3d.")
+        self.spec = PreprocessSpec(shape=(self.config.resolution,) * 3, spacing=(self.spacing,) * 3)
+        self.data = self._load_data()
+        self.autoencoder = build_autoencoder(self.config).to(self.device)
+        self.unet = build_unet(self.config).to(self.device)
+        if state is not None:  # the folder's own weights: the finished stages of this run
+            _, tensors = load_model_folder(self.out)
+            self._load(tensors)
+        elif base_tensors:
+            self._load(base_tensors)
+        seed = request.seed + STAGES.index(stage)
+        if stage == "autoencoder":
+            self.slots = _Slots(self.autoencoder, _Placeholder(), _Placeholder(), 1e-3, seed)
+        else:
+            if "autoencoder" not in self.stages_done:
+                raise MedSynthError("Train the autoencoder stage first (medsynth finetune --model ldm3d ... --stage autoencoder).")
+            self.autoencoder.requires_grad_(False).eval()
+            self.unet_ema = copy.deepcopy(self.unet).requires_grad_(False)
+            self.slots = _Slots(self.unet, self.unet_ema, self.autoencoder, 2e-4, seed)
+        if continuing:
+            load_checkpoint(self.out, self.slots)
+            self._truncate_log()
+        else:
+            self.out.mkdir(parents=True, exist_ok=True)
+        if stage == "diffusion":
+            self._encode_training_set(keep_scale=continuing)
+        self.step = self.slots.steps_done
+        self.total = request.steps
+
+    # --- setup -------------------------------------------------------------------------------
+    def _load_data(self) -> TrainingSet:
+        def reading(done: int, total: int) -> None:
+            self.report({"message": f"reading and checking case {done}/{total}"})
+
+        data = load_training_set(Path(self.request.data), self.spec, channels=tuple(self.config.channels), skip_bad=self.request.skip_bad, progress=reading)
+        if len(data) < 2:
+            raise MedSynthError(f"Training needs at least 2 usable cases; {self.request.data} has {len(data)}.")
+        return data
+
+    def _load(self, tensors: dict[str, torch.Tensor]) -> None:
+        for prefix, module in (("autoencoder.", self.autoencoder), ("unet.", self.unet)):
+            part = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            if part:
+                try:
+                    module.load_state_dict(part)
+                except RuntimeError:
+                    raise MedSynthError("The base model's weights do not fit the ldm3d architecture its card describes.") from None
+
+    def _inputs(self, index: torch.Tensor) -> torch.Tensor:
+        """Autoencoder input: images in [-1, 1] then the one-hot labels scaled to [-1, 1]."""
+        batch = self.data.batch(index)
+        k = len(self.config.image_channels)
+        return torch.cat([batch[:, :k], batch[:, k:] * 2.0 - 1.0], dim=1).to(self.device)
+
+    def _encode_training_set(self, *, keep_scale: bool) -> None:
+        """Latent mean and spread of every training case, once; fixes the latent scale factor on a new stage."""
+        mus, sigmas = [], []
+        with torch.no_grad():
+            for start in range(0, len(self.data), 4):
+                index = torch.arange(start, min(start + 4, len(self.data)))
+                mu, sigma = self.autoencoder.encode(self._inputs(index))
+                mus.append(mu.float())
+                sigmas.append(sigma.float())
+        self.mu, self.sigma = torch.cat(mus), torch.cat(sigmas)
+        if not keep_scale:
+            self.config.scale_factor = float(1.0 / self.mu.std().clamp_min(1e-6))
+        codes = self.data.labels if self.data.labels is not None else torch.zeros(len(self.data), *self.spec.shape, dtype=torch.uint8)
+        self.conditions = condition_from_codes(codes, self.config.latent_resolution).to(self.device)
+
+    # --- the loop's parts --------------------------------------------------------------------
+    def train_step(self) -> dict[str, float]:
+        slots, rng, request = self.slots, self.slots.rng, self.request
+        index = torch.randint(0, len(self.data), (request.batch_size,), generator=rng)
+        amp = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bool(request.amp))
+        if self.stage == "autoencoder":
+            x = self._inputs(index)
+            if bool(torch.rand((), generator=rng) < 0.5):  # left-right flip: heads are roughly symmetric
+                x = x.flip(2)
+            with amp:
+                mu, sigma = self.autoencoder.encode(x)
+                eps = torch.randn(mu.shape, generator=rng).to(self.device)
+                recon = self.autoencoder.decode(mu + eps * sigma)
+            recon = recon.float()
+            l1 = (recon - x).abs().mean()
+            kl = 0.5 * (mu.float().pow(2) + sigma.float().pow(2) - torch.log(sigma.float().pow(2) + 1e-8) - 1).sum(dim=(1, 2, 3, 4)).mean()
+            loss = l1 + self.config.kl_weight * kl
+            losses = {"l1": float(l1.detach()), "kl": float(kl.detach())}
+        else:
+            scheduler = self._scheduler()
+            eps_z = torch.randn(self.mu[index].shape, generator=rng).to(self.device)
+            z = (self.mu[index] + eps_z * self.sigma[index]) * self.config.scale_factor
+            noise = torch.randn(z.shape, generator=rng).to(self.device)
+            t = torch.randint(0, self.config.train_timesteps, (len(index),), generator=rng).to(self.device)
+            cond = self.conditions[index].clone()
+            drop = (torch.rand(len(index), generator=rng) < self.config.condition_dropout).to(self.device)
+            cond[drop] = unconditional(int(drop.sum()), self.config.latent_resolution, self.device)
+            noisy = scheduler.add_noise(z, noise, t)
+            target = scheduler.get_velocity(z, noise, t) if self.config.prediction_type == "v_prediction" else noise
+            with amp:
+                prediction = self.unet(torch.cat([noisy, cond], dim=1), timesteps=t)
+            loss = F.mse_loss(prediction.float(), target)
+            losses = {"mse": float(loss.detach())}
+        slots.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        slots.opt_g.step()
+        if self.stage == "diffusion":
+            with torch.no_grad():
+                for ema, live in zip(self.unet_ema.parameters(), self.unet.parameters(), strict=True):
+                    ema.lerp_(live, 1.0 - EMA_DECAY)
+        slots.steps_done += 1
+        self.step = slots.steps_done
+        return losses
+
+    def _scheduler(self):
+        if not hasattr(self, "_ddpm"):
+            self._ddpm = training_scheduler(self.config)
+        return self._ddpm
+
+    def report(self, extra: dict[str, Any]) -> None:
+        if self.progress:
+            self.progress({"step": getattr(self, "step", 0), "total": self.request.steps, "stage": self.stage, **extra})
+
+    def log(self, losses: dict[str, float]) -> None:
+        line = {"step": self.step, "stage": self.stage, **losses, "time": round(time.time(), 3)}
+        with open(self.out / LOSS_LOG, "a") as handle:
+            handle.write(json.dumps(line) + "\n")
+
+    def _truncate_log(self) -> None:
+        path = self.out / LOSS_LOG
+        if not path.is_file():
+            return
+        kept = []
+        for line in path.read_text().splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                if entry.get("stage") != self.stage or entry["step"] <= self.slots.steps_done:
+                    kept.append(line)
+        from ...modelfile import write_atomic
+
+        write_atomic(path, ("\n".join(kept) + "\n" if kept else "").encode())
+
+    def checkpoint(self, losses: dict[str, float]) -> None:
+        done = list(self.stages_done)
+        if self.stage not in done:
+            done.append(self.stage)
+        self.config_dict = {**self.config.to_dict(), "stages_trained": [s for s in STAGES if s in done]}
+        samples = self._samples()
+        write_mosaic(self.out / SAMPLES_DIR / f"mosaic_{self.stage}_step{self.step}.png", samples, len(self.config.image_channels), labels=self.config.labels)
+        self._save_model(losses)
+        meta = {
+            "step": self.step,
+            "stage_name": self.stage,
+            "stage_steps": self.request.steps,
+            "stages_done": [s for s in STAGES if s in done],
+            "request": self.request.to_json(),
+            "config": self.config.to_dict(),
+            "spacing": self.spacing,
+            "base_origin": self.origin,
+        }
+        save_checkpoint(self.out, self.slots, meta)
+
+    def _samples(self) -> Any:
+        """Mosaic rows: reconstructions of training cases (autoencoder) or seeded samples (diffusion)."""
+        n = min(MOSAIC_SAMPLES, len(self.data))
+        with torch.no_grad():
+            if self.stage == "autoencoder":
+                self.autoencoder.eval()
+                x = self._inputs(torch.arange(n))
+                out = self.autoencoder.reconstruct(x)
+                self.autoencoder.train()
+            else:
+                from .plugin import sample_volumes
+
+                cond = self.conditions[:n].clone()
+                cond[: n // 2] = unconditional(n // 2, self.config.latent_resolution, self.device)
+                out = sample_volumes(self.config, self.autoencoder, self.unet_ema, cond, SAMPLE_SEED, self.config.default_steps, self.device)
+        k = len(self.config.image_channels)
+        out = out.float().cpu()
+        return torch.cat([out[:, :k], (out[:, k:] + 1.0) / 2.0], dim=1).numpy()
+
+    def _save_model(self, losses: dict[str, float]) -> None:
+        request, data = self.request, self.data
+        trained = self.config_dict["stages_trained"]
+        images = ", ".join(self.config.image_channels) + (" + tumour labels" if self.config.labels else "")
+        description = request.description or (
+            f"{len(data)} case(s) ({images}) from a {data.layout} folder supplied by the user; started from {self.origin}."
+        )
+        card = ModelCard(
+            id=model_id_for(self.out),
+            kind="diffusion",
+            architecture=self.config_dict,
+            channels=self.config.channels,
+            shape=[self.config.resolution] * 3,
+            spacing=[self.spacing] * 3,
+            training_data=description,
+            licence=request.licence or "Weights derive from the training data: the data owner's terms apply.",
+            metrics={"stage": self.stage, "steps": self.step, "last_losses": {k: round(v, 5) for k, v in losses.items()}},
+            weights={"source": f"medsynth finetune --model ldm3d, stages trained: {', '.join(trained)}; {self.stage} {self.step} of {request.steps} steps, batch {request.batch_size}"},
+            preprocessing={
+                **self.spec.to_dict(),
+                "normalisation": {"range": [-1.0, 1.0], "output_dtype": "int16", "channels": data.scale},
+                "data": {"layout": data.layout, "cases": len(data), "skipped": len(data.skipped)},
+                "training": {
+                    "autoencoder_loss": f"L1 + {self.config.kl_weight:g} x KL (no perceptual loss: MONAI's needs downloaded weights; no adversarial loss)",
+                    "diffusion": f"DDPM {self.config.train_timesteps} steps, {self.config.prediction_type}, EMA {EMA_DECAY}",
+                    "conditioning": f"label map concatenated on the latent grid, dropped with p={self.config.condition_dropout}",
+                },
+            },
+        )
+        tensors = {f"autoencoder.{k}": v for k, v in self.autoencoder.state_dict().items()}
+        unet = self.unet_ema if self.stage == "diffusion" else self.unet
+        if "diffusion" in trained:
+            tensors.update({f"unet.{k}": v for k, v in unet.state_dict().items()})
+        save_model_folder(self.out, card, tensors)
+
+
+def _plan(request: Any) -> tuple[str, dict | None]:
+    """Which stage this run trains, and the checkpoint state it continues from (None for a new folder)."""
+    from ...training.finetune import _check_out
+
+    if request.stage is not None and request.stage not in STAGES:
+        raise MedSynthError(f"--stage must be {' or '.join(STAGES)} for ldm3d, not '{request.stage}'.")
+    if request.nproc != 1:
+        raise MedSynthError("ldm3d trains in one process; leave out --nproc.")
+    state = read_state(request.out) if _check_out(request) else None
+    if state is None:
+        stage = request.stage or "autoencoder"
+        if stage == "diffusion" and request.model == SCRATCH_ID:
+            raise MedSynthError("A new ldm3d model trains its autoencoder first; leave out --stage or use --stage autoencoder.")
+        return stage, None
+    current = state["stage_name"]
+    finished = int(state["step"]) >= int(state["stage_steps"])
+    stage = request.stage or (current if not finished else STAGES[min(STAGES.index(current) + 1, len(STAGES) - 1)])
+    if STAGES.index(stage) < STAGES.index(current):
+        raise MedSynthError(f"{request.out} has moved on to the {current} stage; retraining the {stage} would invalidate it.")
+    if stage == current and finished:
+        raise MedSynthError(f"The {stage} stage in {request.out} has finished its {state['stage_steps']} steps; ldm3d has no later stage to train.")
+    if stage == current:  # continue exactly: the stage's settings come from its checkpoint
+        saved = state["request"]
+        for key in ("steps", "batch_size", "seed", "data", "amp"):
+            if key in saved:
+                setattr(request, key, Path(saved[key]) if key == "data" else saved[key])
+    return stage, state
+
+
+def train(request: Any, progress: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None) -> Path:
+    """Train one ldm3d stage until ``request.steps`` or ``should_stop()``; returns the model folder."""
+    request.validate()
+    stage, state = _plan(request)
+    try:
+        run = LDMRun(request, stage, state, progress)
+        started, first = time.monotonic(), run.step
+        while run.step < run.total:
+            losses = run.train_step()
+            stop = bool(should_stop and should_stop())
+            eta = (time.monotonic() - started) / max(run.step - first, 1) * (run.total - run.step)
+            if run.step % request.log_every == 0 or run.step == run.total:
+                run.log(losses)
+            if run.step % request.checkpoint_every == 0 or run.step == run.total or stop:
+                run.checkpoint(losses)
+            run.report({"losses": losses, "eta_s": round(eta, 1), "message": f"{stage} step {run.step}/{run.total}"})
+            if stop:
+                run.report({"message": f"stopped at {stage} step {run.step}; resume with --resume", "eta_s": None})
+                break
+    except torch.OutOfMemoryError:
+        raise MedSynthError(f"Out of memory at --batch-size {request.batch_size}; lower it or add --amp.") from None
+    return Path(request.out)
