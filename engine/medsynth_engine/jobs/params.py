@@ -129,9 +129,9 @@ class AddTumourParams(_Params):
     mask: str = Field(min_length=1, max_length=4096)
     out: str | None = Field(None, min_length=1, max_length=4096)
     model: str = Field("ldm3d-phantom", min_length=1, max_length=4096)
-    seed: int = Field(0, ge=0, lt=2**63)
-    margin_mm: float = Field(8.0, gt=0, le=100)
-    steps: int | None = Field(None, ge=1, le=10_000)
+    seed: int = Field(0, ge=0, lt=2**62)
+    margin_mm: float = Field(8.0, gt=0, le=50)
+    steps: int | None = Field(None, ge=1, le=1000)
     device: str | None = Field(None, max_length=64)
     outline: bool = False
 

@@ -185,8 +185,10 @@ class JobRunner:
             raise MedSynthError(f"The case folder {case} does not exist; give a BraTS-style case folder this engine may read.")
         mask = self._input_file(params.mask, "mask")
         out = self.policy.check(params.out, "out") if params.out else job_dir / "output"
-        if (out / case.name).exists():
-            raise MedSynthError(f"{out / case.name} already exists; choose another out folder (nothing is overwritten).")
+        if out == case or out.is_relative_to(case):
+            raise MedSynthError(f"The out folder {out} is inside the case folder; choose a new or empty folder elsewhere.")
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise MedSynthError(f"{out} is not empty; choose a new or empty out folder (nothing is overwritten).")
         model = self._model_ref(params.model)
         device = select_device(params.device or self.default_device)
         stored = params.model_dump()
