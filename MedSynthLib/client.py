@@ -58,6 +58,10 @@ class EngineClient:
     def models(self) -> list[dict[str, Any]]:
         return self._json("GET", "/models")
 
+    def channel_models(self) -> list[dict[str, Any]]:
+        """Models add-channel jobs can use: one row per model with its ``channel`` (seg or ct) and ``id``."""
+        return self._json("GET", "/channel-models")
+
     def model(self, model_id: str) -> dict[str, Any]:
         return self._json("GET", f"/models/{_quote(model_id)}")
 

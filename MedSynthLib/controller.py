@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,14 +32,23 @@ __all__ = [
     "latest_mosaic",
     "read_loss_log",
     "CHANNEL_TOOLS",
+    "TUMOUR_MODEL",
     "loss_series",
+    "input_case_name",
+    "result_to_load",
+    "validate_add_channel",
+    "validate_tumour",
 ]
 
-#: The "add a channel" tools of the Channels section: the engine model kind each needs and what it adds.
+#: The "add a channel" tools of the Channels section: what each adds (the engine's add-channel models make them).
 CHANNEL_TOOLS: dict[str, dict[str, str]] = {
-    "seg": {"model_kind": "segmentation", "label": "segmentation"},
-    "ct": {"model_kind": "mr2ct", "label": "CT channel"},
+    "seg": {"label": "segmentation"},
+    "ct": {"label": "CT channel"},
 }
+#: The mask-conditioned model the Tumour section uses unless another is chosen (ldm3d, latent diffusion).
+TUMOUR_MODEL = "ldm3d-phantom"
+#: Model kinds that generate cases (the Generate section lists these; channel models do not generate).
+GENERATOR_KINDS = ("procedural", "gan", "diffusion")
 _ACTIVE_STATES = ("queued", "running")
 #: The embedded default model comes first in the panel's list; the rest follow in the engine's order.
 DEFAULT_MODEL = "phantom"
@@ -159,7 +169,69 @@ def validate_export(
     return params
 
 
+def input_case_name(volume_name: str) -> str:
+    """A case id for a volume the panel saves for the engine: its name without a trailing channel word, file-safe."""
+    words = volume_name.strip().split()
+    if len(words) > 1 and words[-1].lower() in ("t1", "t1ce", "t2", "flair", "ct", "seg"):
+        words = words[:-1]
+    return re.sub(r"[^A-Za-z0-9]+", "-", "-".join(words)).strip("-")[:64] or "volume"
+
+
+def validate_add_channel(*, channel: str, case_dir: str | os.PathLike, model: str | None = None,
+                         replace: bool = False) -> dict[str, Any]:
+    """Parameters of an ``add-channel`` job adding ``channel`` (seg or ct) to the saved case folder ``case_dir``."""
+    if channel not in CHANNEL_TOOLS:
+        raise InputError(f"Unknown channel '{channel}'; the panel adds seg or ct.")
+    case = Path(case_dir).expanduser().absolute()
+    if not case.exists():
+        raise InputError(f"The case {case} does not exist; save the volume for the engine first.")
+    params: dict[str, Any] = {"case": str(case), "channel": channel, "replace": bool(replace)}
+    if model:
+        params["model"] = model
+    return params
+
+
+def validate_tumour(*, mask: str | os.PathLike, outline: bool, seed: int, model: str, margin_mm: float | None = None,
+                    case_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Parameters of an ``add-tumour`` job (with ``case_dir``) or of a mask-conditioned ``generate`` job (without)."""
+    path = Path(mask).expanduser().absolute()
+    if not path.is_file():
+        raise InputError(f"The tumour mask {path} does not exist; draw the tumour (or choose a mask file) first.")
+    if not model:
+        raise InputError("No tumour model is selected; connect to an engine that has a mask-conditioned model (ldm3d).")
+    if int(seed) < 0:
+        raise InputError("The seed must be zero or positive.")
+    params: dict[str, Any] = {"model": model, "seed": int(seed), "mask": str(path), "outline": bool(outline)}
+    if case_dir is None:
+        params.update(n=1, layout="brats", channels=["t1", "t1ce", "t2", "flair", "seg"])
+        return params
+    if margin_mm is not None and not 0 < float(margin_mm) <= 50:
+        raise InputError(f"Margin {margin_mm:g} mm is out of range; choose above 0 and at most 50 mm.")
+    case = Path(case_dir).expanduser().absolute()
+    if not case.is_dir():
+        raise InputError(f"The case folder {case} does not exist; save the case for the engine first.")
+    params["case"] = str(case)
+    if margin_mm is not None:
+        params["margin_mm"] = float(margin_mm)
+    return params
+
+
 # -- results ----------------------------------------------------------------------------------------------
+
+
+def result_to_load(job: dict[str, Any]) -> tuple[str, Any] | None:
+    """What a succeeded job made that the panel shows: ("case", folder) or ("files", [channel files]); else None."""
+    if not job or job.get("state") != "succeeded":
+        return None
+    result = job.get("result") or {}
+    if job.get("kind") == "generate":
+        return "case", first_case_dir(job["output_dir"])
+    if job.get("kind") == "add-tumour" and result.get("case"):
+        return "case", Path(result["case"])
+    if job.get("kind") == "add-channel":
+        files = [Path(p) for p in result.get("written", []) if str(p).endswith((".nii.gz", ".nii"))]
+        return ("files", files) if files else None
+    return None
 
 
 def first_case_dir(set_dir: str | os.PathLike) -> Path:
@@ -323,12 +395,17 @@ class PanelController:
         self.last_generate_job: str | None = None
         self.finished: dict[str, Any] | None = None  # a job that ended since the front end last asked
         self.finetune_options: dict[str, Any] = {}
+        self.channel_models: list[dict[str, Any]] = []
+        #: Where the panel saves volumes and drawn masks for the engine to read (a folder the engine may use).
+        self.work_dir: Path | None = None
 
     # -- actions (each returns nothing or the job; raises InputError/EngineError with one sentence) --------
 
     def start_engine(self, python: str, state_dir: str, device: str | None = None,
                      env: dict[str, str] | None = None) -> dict[str, Any]:
-        return self._connected(self.session.start_local(python, state_dir, device, env=env))
+        health = self._connected(self.session.start_local(python, state_dir, device, env=env))
+        self.work_dir = Path(state_dir).expanduser().absolute() / "panel-inputs"  # the state folder is always allowed
+        return health
 
     def connect(self, url: str, token: str | None = None, token_file: str | None = None,
                 credential: str | None = None) -> dict[str, Any]:
@@ -339,13 +416,30 @@ class PanelController:
                 token_file = text
             else:
                 token = text
-        return self._connected(self.session.connect(url, token, token_file))
+        health = self._connected(self.session.connect(url, token, token_file))
+        self.work_dir = Path.home() / ".medsynth" / "panel-inputs"  # the home folder is allowed unless --allow-dir says otherwise
+        return health
 
     def _connected(self, health: dict[str, Any]) -> dict[str, Any]:
         self.error = ""
         models = self._client().models()
         self.models = sorted(models, key=lambda m: m.get("id") != DEFAULT_MODEL)
+        try:
+            self.channel_models = [m for m in self._client().channel_models() if m.get("channel")]
+        except EngineError as exc:
+            if exc.status != 404:  # an engine from before add-channel jobs has no such endpoint
+                raise
+            self.channel_models = []
         return health
+
+    def generators(self) -> list[str]:
+        """Models the Generate section offers (the default first); channel models are not generators."""
+        return [m["id"] for m in self.models if m.get("kind") in GENERATOR_KINDS]
+
+    def tumour_models(self) -> list[str]:
+        """Mask-conditioned models for the Tumour section (latent diffusion), the shipped default first."""
+        ids = [m["id"] for m in self.models if m.get("kind") == "diffusion"]
+        return sorted(ids, key=lambda i: i != TUMOUR_MODEL)
 
     def finetune_bases(self) -> list[str]:
         """Models a fine-tune can start from: the engine's trainable models, else the pgan3d architecture (from scratch)."""
@@ -357,7 +451,7 @@ class PanelController:
         if self.tracker.active and not force:
             return False
         self.session.stop()
-        self.models = []
+        self.models, self.channel_models = [], []
         return True
 
     def generate(self, *, voxel_size: float | None = None, **inputs: Any) -> dict[str, Any]:
@@ -401,23 +495,57 @@ class PanelController:
         self.tracker.lost = ""
         return job
 
-    def channel_tool(self, channel: str, volume_name: str | None) -> str:
-        """What adding a ``seg``/``ct`` channel needs; raises InputError naming what is missing (no fake result)."""
-        reason = self.channel_tool_reason(channel, volume_name)
-        raise InputError(reason or f"The engine has a {CHANNEL_TOOLS[channel]['label']} model but no job kind to run it yet.")
-
     def channel_tool_reason(self, channel: str, volume_name: str | None) -> str:
+        """Why adding ``channel`` (seg or ct) to ``volume_name`` cannot start now; empty when it can."""
         tool = CHANNEL_TOOLS[channel]
         if not self.session.connected:
             return f"Adding a {tool['label']} needs the engine; start or connect it first."
         if not volume_name:
             return f"Adding a {tool['label']} needs a loaded volume; generate a case or load one first."
-        if not any(m.get("kind") == tool["model_kind"] for m in self.models):
-            return (
-                f"Adding a {tool['label']} needs a '{tool['model_kind']}' model, which this engine does not have yet "
-                "(it comes with a later MedSynth release)."
-            )
+        if not any(m.get("channel") == channel for m in self.channel_models):
+            return f"Adding a {tool['label']} needs a {channel} model, which this engine does not have; update the engine."
+        if self.tracker.active:
+            return f"A {self.tracker.kind} job is running; wait for it or cancel it."
         return ""
+
+    def input_folder(self, volume_name: str) -> Path:
+        """A new case folder under the work folder to save ``volume_name`` (or a drawn mask) in for the engine."""
+        if self.work_dir is None:
+            raise InputError("The engine is not running; start it or connect to it first.")
+        parent = self.work_dir / secrets.token_hex(4)
+        parent.mkdir(parents=True, exist_ok=True)
+        return parent / input_case_name(volume_name)
+
+    def add_channel(self, channel: str, case_dir: str | os.PathLike, model: str | None = None) -> dict[str, Any]:
+        """Submit an add-channel job for a case folder the front end saved (see :meth:`input_folder`)."""
+        reason = self.channel_tool_reason(channel, Path(case_dir).name)
+        if reason:
+            raise InputError(reason)
+        return self._submit("add-channel", validate_add_channel(channel=channel, case_dir=case_dir, model=model))
+
+    def tumour_reason(self, action: str, segment: str | None, volume_name: str | None = None) -> str:
+        """Why the Tumour section's ``generate`` or ``add`` cannot start now; empty when it can."""
+        if not self.session.connected:
+            return "Drawing a tumour into a case needs the engine; start or connect it first."
+        if not self.tumour_models():
+            return "This engine has no mask-conditioned model (ldm3d); update the engine."
+        if not segment:
+            return "Draw the tumour first (a segment in Slicer's Segment Editor, or the studio's brush) and select it."
+        if action == "add" and not volume_name:
+            return "Select the case to add the tumour to (a loaded volume)."
+        if self.tracker.active:
+            return f"A {self.tracker.kind} job is running; wait for it or cancel it."
+        return ""
+
+    def add_tumour(self, *, case_dir: str | os.PathLike, mask: str | os.PathLike, outline: bool, model: str,
+                   seed: int = 0, margin_mm: float | None = None) -> dict[str, Any]:
+        """Submit an add-tumour job: the tumour in ``mask`` into the saved case; the result is a new case folder."""
+        params = validate_tumour(mask=mask, outline=outline, seed=seed, model=model, margin_mm=margin_mm, case_dir=case_dir)
+        return self._submit("add-tumour", params)
+
+    def generate_with_tumour(self, *, mask: str | os.PathLike, outline: bool, model: str, seed: int = 0) -> dict[str, Any]:
+        """Submit a generate job whose one new case has the tumour in ``mask`` (a mask-conditioned model)."""
+        return self._submit("generate", validate_tumour(mask=mask, outline=outline, seed=seed, model=model))
 
     def _submit(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
         if self.tracker.active:
@@ -474,7 +602,7 @@ class PanelController:
             self.session.stop()
         else:
             self.session.client = None
-        self.models = []
+        self.models, self.channel_models = [], []
 
     def take_finished(self) -> dict[str, Any] | None:
         """The job that ended since the last call (once), so the front end loads or shows its result once."""
@@ -484,7 +612,11 @@ class PanelController:
     # -- view -------------------------------------------------------------------------------------------
 
     def view(self, inputs: dict[str, Any] | None = None) -> PanelView:
-        """Texts, progress and enablement for the current state (``inputs``: the channel tools' selected volume)."""
+        """Texts, progress and enablement for the current state.
+
+        ``inputs``: ``volume`` (the name of the volume selected for Channels), ``segment`` (the drawn tumour
+        selected in the Tumour section) and ``case`` (the volume the tumour is added to; default ``volume``).
+        """
         inputs = inputs or {}
         connected = self.session.connected
         busy = self.tracker.active
@@ -519,6 +651,8 @@ class PanelController:
         volume = inputs.get("volume")
         for channel in CHANNEL_TOOLS:
             reasons[f"add_{channel}"] = self.channel_tool_reason(channel, volume)
+        for action in ("generate", "add"):
+            reasons[f"tumour_{action}"] = self.tumour_reason(action, inputs.get("segment"), inputs.get("case", volume))
         enabled = {name: not reason for name, reason in reasons.items()}
         return PanelView(engine_status, job_status, progress, enabled, reasons, self.error)
 

@@ -85,8 +85,9 @@ def test_generate_show_and_refuse_bad_folders_with_a_real_engine(panel, qtbot, t
         shutil.rmtree(out, ignore_errors=True)
 
     panel.set_volumes([f"{case.name} t1"])
-    assert not panel.addSegButton.isEnabled() and "'segmentation' model" in panel.addSegButton.toolTip()
-    assert "'mr2ct' model" in panel.channelsStatusLabel.text()
+    assert panel.addSegButton.isEnabled() == any(m["channel"] == "seg" for m in panel.controller.channel_models)
+    panel.set_volumes([])
+    assert not panel.addSegButton.isEnabled() and "needs a loaded volume" in panel.channelsStatusLabel.text()
 
     process = panel.controller.session.process
     assert panel.shutdown() == "The engine was stopped." and not process.alive()  # closing the window

@@ -1,0 +1,137 @@
+"""The panel's Channels and Tumour logic (shared by the Slicer module and the studio) against a real engine process."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from MedSynthLib.controller import (
+    TUMOUR_MODEL,
+    InputError,
+    PanelController,
+    input_case_name,
+    result_to_load,
+    validate_add_channel,
+    validate_tumour,
+)
+
+
+def wait_until_done(controller: PanelController, limit: float = 120.0) -> dict:
+    """Drive the controller the way the QTimer does (the limit only stops a hung test; nothing is timed)."""
+    deadline = time.monotonic() + limit
+    while controller.tracker.active:
+        assert time.monotonic() < deadline, "the job did not end"
+        controller.poll()
+        time.sleep(0.2)
+    return controller.tracker.job
+
+
+@pytest.fixture(scope="module")
+def controller(tmp_path_factory):
+    controller = PanelController()
+    controller.start_engine(sys.executable, str(tmp_path_factory.mktemp("channels-engine")), device="cpu")
+    yield controller
+    controller.stop_engine(force=True)
+
+
+@pytest.mark.parametrize(
+    "name, case",
+    [("ms-1a2b t1", "ms-1a2b"), ("MRHead", "MRHead"), ("my scan / v2 flair", "my-scan-v2"), ("  ", "volume"), ("t1", "t1")],
+)
+def test_input_case_names_drop_the_channel_word_and_are_file_safe(name, case):
+    assert input_case_name(name) == case
+
+
+def test_channel_and_tumour_inputs_are_checked(tmp_path):
+    with pytest.raises(InputError, match="seg or ct"):
+        validate_add_channel(channel="pd", case_dir=tmp_path)
+    with pytest.raises(InputError, match="does not exist"):
+        validate_add_channel(channel="seg", case_dir=tmp_path / "nope")
+    assert validate_add_channel(channel="ct", case_dir=tmp_path, model="mr2ct-phantom") == {
+        "case": str(tmp_path), "channel": "ct", "replace": False, "model": "mr2ct-phantom"}
+    mask = tmp_path / "mask.nii.gz"
+    with pytest.raises(InputError, match="draw the tumour"):
+        validate_tumour(mask=mask, outline=True, seed=0, model=TUMOUR_MODEL)
+    mask.write_bytes(b"x")
+    with pytest.raises(InputError, match="No tumour model"):
+        validate_tumour(mask=mask, outline=True, seed=0, model="")
+    with pytest.raises(InputError, match="seed"):
+        validate_tumour(mask=mask, outline=True, seed=-1, model=TUMOUR_MODEL)
+    with pytest.raises(InputError, match="Margin 60 mm"):
+        validate_tumour(mask=mask, outline=True, seed=0, model=TUMOUR_MODEL, margin_mm=60, case_dir=tmp_path)
+    with pytest.raises(InputError, match="case folder"):
+        validate_tumour(mask=mask, outline=True, seed=0, model=TUMOUR_MODEL, case_dir=tmp_path / "nope")
+    generate = validate_tumour(mask=mask, outline=True, seed=4, model=TUMOUR_MODEL)
+    assert generate == {"model": TUMOUR_MODEL, "seed": 4, "mask": str(mask), "outline": True, "n": 1, "layout": "brats",
+                        "channels": ["t1", "t1ce", "t2", "flair", "seg"]}
+    add = validate_tumour(mask=mask, outline=False, seed=0, model=TUMOUR_MODEL, margin_mm=6, case_dir=tmp_path)
+    assert add == {"model": TUMOUR_MODEL, "seed": 0, "mask": str(mask), "outline": False, "case": str(tmp_path), "margin_mm": 6.0}
+
+
+def test_results_to_load_per_job_kind(tmp_path):
+    case = tmp_path / "set" / "ms-1"
+    case.mkdir(parents=True)
+    (case / "ms-1_t1.nii.gz").write_bytes(b"")
+    assert result_to_load({"kind": "generate", "state": "succeeded", "output_dir": str(tmp_path / "set")}) == ("case", case)
+    assert result_to_load({"kind": "add-tumour", "state": "succeeded", "result": {"case": str(case)}}) == ("case", case)
+    written = [str(case / "ms-1_seg.nii.gz"), str(case / "ms-1_seg.seg.nrrd")]
+    assert result_to_load({"kind": "add-channel", "state": "succeeded", "result": {"written": written}}) == (
+        "files", [case / "ms-1_seg.nii.gz"])
+    assert result_to_load({"kind": "add-channel", "state": "failed", "result": {}}) is None
+    assert result_to_load({"kind": "finetune", "state": "succeeded", "output_dir": str(tmp_path)}) is None
+
+
+def test_without_an_engine_channels_and_tumour_say_start_it():
+    view = PanelController().view({"volume": "ms-1 t1", "segment": "S1"})
+    for name in ("add_seg", "add_ct", "tumour_generate", "tumour_add"):
+        assert not view.enabled[name] and "engine" in view.reasons[name]
+
+
+def test_enablement_follows_the_engines_models_and_the_selection(controller):
+    assert {"seg", "ct"} <= {m["channel"] for m in controller.channel_models}
+    assert TUMOUR_MODEL in controller.tumour_models()
+    assert "seg-phantom" not in controller.generators() and controller.generators()[0] == "phantom"
+    view = controller.view({"volume": "ms-1 t1"})
+    assert view.enabled["add_seg"] and view.enabled["add_ct"]
+    assert "Draw the tumour first" in view.reasons["tumour_generate"]
+    assert not controller.view({"volume": None}).enabled["add_ct"]
+    view = controller.view({"volume": None, "segment": "S1"})
+    assert view.enabled["tumour_generate"] and "Select the case" in view.reasons["tumour_add"]
+    assert controller.view({"volume": None, "segment": "S1", "case": "ms-1 t1"}).enabled["tumour_add"]
+    models = controller.channel_models
+    controller.channel_models = [m for m in models if m["channel"] != "ct"]  # an engine with no CT model
+    try:
+        assert "needs a ct model" in controller.view({"volume": "ms-1 t1"}).reasons["add_ct"]
+        with pytest.raises(InputError, match="needs a ct model"):
+            controller.add_channel("ct", "/tmp")
+    finally:
+        controller.channel_models = models
+
+
+def test_add_a_ct_channel_to_a_saved_case_and_get_its_file(controller, make_phantom_set):
+    set_dir = make_phantom_set(n=1, shape=(24, 24, 24), spacing=8.0, channels="t1,t1ce,t2,flair")
+    source = next(p for p in set_dir.iterdir() if p.is_dir())
+    case = controller.input_folder(f"{source.name} t1")
+    assert case.parent.parent == controller.work_dir and case.name == source.name
+    case.mkdir()
+    shutil.copyfile(source / f"{source.name}_t1.nii.gz", case / f"{case.name}_t1.nii.gz")
+    job = controller.add_channel("ct", case)
+    assert job["kind"] == "add-channel" and job["params"]["case"] == str(case.resolve())
+    view = controller.view({"volume": "x t1"})
+    if controller.tracker.active:
+        assert not view.enabled["add_seg"] and "running" in view.reasons["add_seg"]
+    job = wait_until_done(controller)
+    assert job["state"] == "succeeded", job.get("error")
+    kind, files = result_to_load(job)
+    assert kind == "files" and files == [case.resolve() / f"{case.name}_ct.nii.gz"]
+    ct = nib.load(str(files[0]))
+    t1 = nib.load(str(case / f"{case.name}_t1.nii.gz"))
+    assert ct.shape == t1.shape and np.allclose(ct.affine, t1.affine)
+    assert controller.take_finished()["id"] == job["id"]
+    with pytest.raises(Exception, match="already exists"):  # never overwritten without replace
+        controller.add_channel("ct", case)
