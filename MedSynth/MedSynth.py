@@ -32,11 +32,27 @@ except ImportError:  # running from a source checkout: MedSynthLib sits one fold
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from MedSynthLib.client import EngineError
-from MedSynthLib.controller import InputError, PanelController, first_case_dir, latest_mosaic, loss_series
+from MedSynthLib.controller import (
+    InputError,
+    PanelController,
+    first_case_dir,
+    latest_mosaic,
+    loss_series,
+    result_to_load,
+)
 from MedSynthLib.conventions import ALL_CHANNELS
 from MedSynthLib.launcher import default_state_dir
 from MedSynthLib.reader_study import CONFIDENCE, ReaderSession, ReaderStudyError, score
-from MedSynthLib.scene import LoadedCase, SceneError, load_case, save_nodes
+from MedSynthLib.scene import (
+    CASE_ATTRIBUTE,
+    LoadedCase,
+    SceneError,
+    load_case,
+    load_channel,
+    save_channel_inputs,
+    save_nodes,
+    write_tumour_mask,
+)
 
 PRIVACY_NOTES = """
 <p><b>Privacy.</b> Generation and fine-tuning run in the MedSynth engine on this computer (or on the engine
@@ -67,7 +83,9 @@ class MedSynth(ScriptedLoadableModule):
         self.parent.helpText = (
             "Generate synthetic brain MRI (T1, T1ce, T2, FLAIR) with BraTS tumour labels, fine-tune a model on your "
             "own BraTS-style folder and export anonymised NIfTI sets. Start the local engine (or connect to one), "
-            "pick a model and click Generate; the first case appears in the slice views with its labels overlaid."
+            "pick a model and click Generate; the first case appears in the slice views with its labels overlaid. "
+            "Channels adds a tumour segmentation or a CT to any volume; Tumour turns a segment drawn with the "
+            "Segment Editor into a new case that has that tumour, or adds it to the selected case."
             + PRIVACY_NOTES
         )
         self.parent.acknowledgementText = (
@@ -100,6 +118,9 @@ class MedSynthParameterNode:
     layout: Annotated[str, Choice(["brats", "nnunet"])] = "brats"
     exportChannels: str = DEFAULT_CHANNELS
     exportAuditAgainst: str = ""
+    tumourLabels: bool = False
+    tumourSeed: Annotated[int, Minimum(0)] = 0
+    tumourMargin: Annotated[float, WithinRange(0.5, 50.0)] = 8.0
 
 
 #
@@ -138,6 +159,22 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.channelVolumeComboBox.parentWidget().layout().replaceWidget(self.ui.channelVolumeComboBox, self.volumeSelector)
         self.ui.channelVolumeComboBox.hide()
         self.volumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateGUI)
+        self.tumourVolumeSelector = slicer.qMRMLNodeComboBox()
+        self.tumourVolumeSelector.nodeTypes = ["vtkMRMLScalarVolumeNode"]
+        self.tumourVolumeSelector.noneEnabled = True
+        self.tumourVolumeSelector.addEnabled = False
+        self.tumourVolumeSelector.removeEnabled = False
+        self.tumourVolumeSelector.setMRMLScene(slicer.mrmlScene)
+        self.ui.tumourVolumeComboBox.parentWidget().layout().replaceWidget(self.ui.tumourVolumeComboBox, self.tumourVolumeSelector)
+        self.ui.tumourVolumeComboBox.hide()
+        self.tumourVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateGUI)
+        self.segmentSelector = slicer.qMRMLSegmentSelectorWidget()
+        self.segmentSelector.noneEnabled = True
+        self.segmentSelector.setMRMLScene(slicer.mrmlScene)
+        self.ui.tumourSegmentComboBox.parentWidget().layout().replaceWidget(self.ui.tumourSegmentComboBox, self.segmentSelector)
+        self.ui.tumourSegmentComboBox.hide()
+        self.segmentSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateGUI)
+        self.segmentSelector.connect("currentSegmentChanged(QString)", self.updateGUI)
         self.plotWidget = slicer.qMRMLPlotWidget()
         self.plotWidget.setMRMLScene(slicer.mrmlScene)
         self.ui.lossChartContainer.layout().addWidget(self.plotWidget)
@@ -155,6 +192,8 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.exportButton.connect("clicked(bool)", self.onExport)
         self.ui.addSegButton.connect("clicked()", lambda: self.onChannelTool("seg"))
         self.ui.addCtButton.connect("clicked()", lambda: self.onChannelTool("ct"))
+        self.ui.tumourGenerateButton.connect("clicked()", lambda: self.onTumour("generate"))
+        self.ui.tumourAddButton.connect("clicked()", lambda: self.onTumour("add"))
         self.ui.dataBrowseButton.connect("clicked()", lambda: self.browseInto("dataFolder"))
         self.ui.exportBrowseButton.connect("clicked()", lambda: self.browseInto("exportFolder"))
         slicer.app.connect("aboutToQuit()", self.onAboutToQuit)
@@ -232,9 +271,11 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _fillModels(self) -> None:
         controller = self.logic.controller
-        generators = [m["id"] for m in controller.models]
+        generators = controller.generators()
         bases = controller.finetune_bases() if controller.session.connected else []
-        for box, ids in ((self.ui.modelComboBox, generators), (self.ui.baseModelComboBox, bases)):
+        boxes = ((self.ui.modelComboBox, generators), (self.ui.baseModelComboBox, bases),
+                 (self.ui.tumourModelComboBox, controller.tumour_models()))
+        for box, ids in boxes:
             current = box.currentText
             box.clear()
             for modelId in ids:
@@ -260,7 +301,19 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onChannelTool(self, channel: str) -> None:
         node = self.volumeSelector.currentNode()
-        self._run("Cannot add the channel.", lambda: self.logic.controller.channel_tool(channel, node.GetName() if node else None))
+        self._run("Cannot add the channel.", lambda: self.logic.addChannel(channel, node), True)
+
+    def onTumour(self, action: str) -> None:
+        p = self._parameterNode
+        segmentation = self.segmentSelector.currentNode()
+        segmentId = self.segmentSelector.currentSegmentID() or None
+        model = self.ui.tumourModelComboBox.currentText
+        if action == "generate":
+            self._run("Cannot generate the case with this tumour.",
+                      lambda: self.logic.generateWithTumour(p, model, segmentation, segmentId), True)
+        else:
+            volume = self.tumourVolumeSelector.currentNode()
+            self._run("Cannot add the tumour.", lambda: self.logic.addTumour(p, model, segmentation, segmentId, volume), True)
 
     def browseInto(self, parameterName: str) -> None:
         folder = qt.QFileDialog.getExistingDirectory(None, "Choose a folder", getattr(self._parameterNode, parameterName) or str(Path.home()))
@@ -274,8 +327,8 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             job = self.logic.controller.tracker.job
             if job and job.get("kind") == "finetune":
                 self._showFinetune(job)
-            if finished and finished.get("state") == "succeeded" and finished.get("kind") == "generate":
-                self.logic.loadCase(first_case_dir(finished["output_dir"]))
+            if finished:
+                self.logic.loadResult(finished)
         except (InputError, EngineError, SceneError, OSError, ValueError) as exc:
             self.logic.controller.error = str(exc)
         self.updateGUI()
@@ -290,7 +343,14 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def updateGUI(self, caller=None, event=None) -> None:
         node = self.volumeSelector.currentNode()
-        view = self.logic.controller.view({"volume": node.GetName() if node else None})
+        tumourCase = self.tumourVolumeSelector.currentNode()
+        segment = self.segmentSelector.currentSegmentID() if self.segmentSelector.currentNode() else ""
+        if self._parameterNode and self._parameterNode.tumourLabels and self.segmentSelector.currentNode():
+            segment = "all"  # every segment, as BraTS labels
+        view = self.logic.controller.view({
+            "volume": node.GetName() if node else None, "case": tumourCase.GetName() if tumourCase else None,
+            "segment": segment or None,
+        })
         self.ui.engineStatusLabel.text = view.engine_status
         self.ui.jobStatusLabel.text = view.job_status
         self.ui.progressBar.value = view.progress
@@ -299,12 +359,15 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             "generateButton": "generate", "finetuneButton": "finetune", "exportButton": "export",
             "cancelButton": "cancel", "resumeButton": "resume", "startEngineButton": "start_engine",
             "connectButton": "start_engine", "stopEngineButton": "stop_engine", "addSegButton": "add_seg",
-            "addCtButton": "add_ct",
+            "addCtButton": "add_ct", "tumourGenerateButton": "tumour_generate", "tumourAddButton": "tumour_add",
         }
         for name, key in buttons.items():
             getattr(self.ui, name).enabled = view.enabled[key]
             getattr(self.ui, name).toolTip = view.reasons[key]
         self.ui.channelsStatusLabel.text = "\n".join(dict.fromkeys(r for r in (view.reasons["add_seg"], view.reasons["add_ct"]) if r))
+        self.ui.tumourStatusLabel.text = "\n".join(
+            dict.fromkeys(r for r in (view.reasons["tumour_generate"], view.reasons["tumour_add"]) if r)
+        )
 
     # -- reader study: one blinded case at a time; the session logic is MedSynthLib.reader_study -------------
 
@@ -501,6 +564,71 @@ class MedSynthLogic(ScriptedLoadableModuleLogic):
         """One timer tick; returns the job that has just ended (once), else None."""
         self.controller.poll()
         return self.controller.take_finished()
+
+    @staticmethod
+    def _caseName(volumeNode) -> str:
+        return volumeNode.GetAttribute(CASE_ATTRIBUTE) or volumeNode.GetName()
+
+    def addChannel(self, channel: str, volumeNode, model: str | None = None) -> dict:
+        """Save ``volumeNode`` (with its case's other MR sequences) where the engine reads it, submit add-channel.
+
+        When the job succeeds, :meth:`loadResult` shows the new segmentation or CT.
+        """
+        reason = self.controller.channel_tool_reason(channel, volumeNode.GetName() if volumeNode else None)
+        if reason:
+            raise InputError(reason)
+        caseDir = self.controller.input_folder(self._caseName(volumeNode))
+        save_channel_inputs(volumeNode, caseDir, slicer.mrmlScene)
+        return self.controller.add_channel(channel, caseDir, model)
+
+    def _tumourMask(self, segmentationNode, segmentId, asLabels: bool, reference=None):
+        """The drawn tumour written as a NIfTI mask for the engine: (path, whether it is an outline)."""
+        if segmentationNode is None or (not asLabels and not segmentId):
+            raise InputError("Select the drawn tumour: a segmentation and one of its segments.")
+        path = self.controller.input_folder("tumour").parent / "tumour-mask.nii.gz"
+        outline = write_tumour_mask(segmentationNode, path, None if asLabels else segmentId, reference, slicer.mrmlScene)
+        return path, outline
+
+    def generateWithTumour(self, parameters: MedSynthParameterNode, model: str, segmentationNode, segmentId) -> dict:
+        """A new case whose tumour is the drawn one (a mask-conditioned model such as ldm3d-phantom)."""
+        reason = self.controller.tumour_reason("generate", segmentId or ("all" if parameters.tumourLabels else None))
+        if reason:
+            raise InputError(reason)
+        mask, outline = self._tumourMask(segmentationNode, segmentId, parameters.tumourLabels)
+        return self.controller.generate_with_tumour(mask=mask, outline=outline, model=model, seed=parameters.tumourSeed)
+
+    def addTumour(self, parameters: MedSynthParameterNode, model: str, segmentationNode, segmentId, volumeNode) -> dict:
+        """The drawn tumour added to the case of ``volumeNode`` (voxels change only within the margin)."""
+        segment = segmentId or ("all" if parameters.tumourLabels else None)
+        reason = self.controller.tumour_reason("add", segment, volumeNode.GetName() if volumeNode else None)
+        if reason:
+            raise InputError(reason)
+        mask, outline = self._tumourMask(segmentationNode, segmentId, parameters.tumourLabels, reference=volumeNode)
+        caseDir = self.controller.input_folder(self._caseName(volumeNode))
+        save_channel_inputs(volumeNode, caseDir, slicer.mrmlScene)
+        return self.controller.add_tumour(
+            case_dir=caseDir, mask=mask, outline=outline, model=model, seed=parameters.tumourSeed,
+            margin_mm=parameters.tumourMargin,
+        )
+
+    def loadResult(self, job: dict):
+        """Show what a succeeded job made: a generated or tumour-added case, or the new seg/CT channel's node(s)."""
+        what = result_to_load(job)
+        if what is None:
+            return None
+        kind, value = what
+        if kind == "case":
+            return self.loadCase(value)
+        nodes = [load_channel(path, slicer.mrmlScene) for path in value]
+        for node in nodes:
+            if node.IsA("vtkMRMLSegmentationNode"):
+                display = node.GetDisplayNode()
+                display.SetVisibility(True)
+                display.SetVisibility2DFill(True)
+                display.SetOpacity2DFill(0.5)
+            else:
+                slicer.util.setSliceViewerLayers(background=node, fit=True)
+        return nodes
 
     # -- scene ------------------------------------------------------------------------------------------
 
