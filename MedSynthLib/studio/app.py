@@ -48,6 +48,8 @@ class StudioWindow(QtWidgets.QMainWindow):
         splitter.setStretchFactor(1, 1)
         self.setCentralWidget(splitter)
         self.panel.caseReady.connect(self.open_case)
+        self.views.pointPicked.connect(self.panel.place_sphere)
+        self.panel.drawnChanged.connect(self.views.show_drawn)
         self.readerStudy.caseReady.connect(self.open_case)
         open_action = self.menuBar().addMenu("&File").addAction("&Open case folder...")
         open_action.triggered.connect(self._choose_case)
@@ -58,7 +60,7 @@ class StudioWindow(QtWidgets.QMainWindow):
         def load() -> None:
             case = read_case(Path(case_dir))
             self.views.set_case(case)
-            self.panel.set_volumes([f"{case.case_id} {channel}" for channel in case.images])
+            self.panel.set_case(Path(case_dir), case)
 
         self.panel.guard(load)
 

@@ -6,18 +6,21 @@ sentence in the panel's error line and the GUI stays usable. A QTimer polls the 
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PyQt5 import QtCore, QtGui, QtWidgets, uic
 
 from ..client import EngineError
-from ..controller import InputError, PanelController, first_case_dir, latest_mosaic, loss_series
+from ..controller import InputError, PanelController, latest_mosaic, loss_series, result_to_load
 from ..launcher import default_state_dir
-from ..scene import SceneError
+from ..scene import MR_CHANNELS, SceneError, case_channel_files
+from .volumes import CaseImages
 
 __all__ = ["StudioPanel", "LossChart", "find_ui_file"]
 
@@ -26,7 +29,10 @@ _BUTTONS = {
     "generateButton": "generate", "finetuneButton": "finetune", "exportButton": "export", "cancelButton": "cancel",
     "resumeButton": "resume", "startEngineButton": "start_engine", "connectButton": "start_engine",
     "stopEngineButton": "stop_engine", "addSegButton": "add_seg", "addCtButton": "add_ct",
+    "tumourGenerateButton": "tumour_generate", "tumourAddButton": "tumour_add",
 }
+#: The Tumour section's choices for the drawn tumour in the studio.
+SPHERE, MASK_FILE = "Sphere: click a view to place it", "Mask file"
 
 
 def find_ui_file() -> Path:
@@ -79,10 +85,12 @@ class LossChart(QtWidgets.QWidget):
 
 
 class StudioPanel(QtWidgets.QWidget):
-    """The panel: engine, Generate, Channels, Fine-tune, Export and the job line."""
+    """The panel: engine, Generate, Channels, Tumour, Fine-tune, Export and the job line."""
 
-    #: A generated case folder is ready to show.
+    #: A case folder (generated, with an added channel or tumour) is ready to show.
     caseReady = QtCore.pyqtSignal(str)
+    #: The drawn tumour changed: (0/1 array on the shown case's grid or None, centre in mm or None).
+    drawnChanged = QtCore.pyqtSignal(object, object)
 
     def __init__(self, controller: PanelController | None = None, *, state_dir: str | None = None,
                  poll_ms: int = 500, parent: QtWidgets.QWidget | None = None) -> None:
@@ -107,11 +115,35 @@ class StudioPanel(QtWidgets.QWidget):
         self.dataBrowseButton.clicked.connect(lambda: self._browse(self.dataFolderEdit))
         self.exportBrowseButton.clicked.connect(lambda: self._browse(self.exportFolderEdit))
         self.channelVolumeComboBox.currentTextChanged.connect(lambda _text: self.refresh())
+        self.case_dir: Path | None = None
+        self.case: CaseImages | None = None
+        self.sphere_centre: tuple[float, float, float] | None = None
+        self.mask_file: Path | None = None
+        self._setup_tumour()
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(poll_ms)
         self.timer.timeout.connect(self.tick)
         self.timer.start()
         self.refresh()
+
+    def _setup_tumour(self) -> None:
+        """The studio's way to draw: a sphere placed by a click in a view, or a mask NIfTI file (BraTS codes or a region)."""
+        self.tumourSegmentComboBox.addItem(SPHERE)
+        self.radiusSpinBox = QtWidgets.QDoubleSpinBox()
+        self.radiusSpinBox.setObjectName("radiusSpinBox")
+        self.radiusSpinBox.setRange(2.0, 60.0)
+        self.radiusSpinBox.setValue(15.0)
+        self.radiusSpinBox.setSuffix(" mm")
+        self.radiusSpinBox.valueChanged.connect(lambda _value: self._drawn_changed())
+        self.loadMaskButton = QtWidgets.QPushButton("Load mask NIfTI...")
+        self.loadMaskButton.setObjectName("loadMaskButton")
+        self.loadMaskButton.clicked.connect(lambda: self.guard(self._choose_mask))
+        self.tumourGroupLayout.insertRow(1, "Sphere radius:", self.radiusSpinBox)
+        self.tumourGroupLayout.insertRow(2, "", self.loadMaskButton)
+        self.tumourSegmentComboBox.currentTextChanged.connect(lambda _text: self._drawn_changed())
+        self.tumourVolumeComboBox.currentTextChanged.connect(lambda _text: self.refresh())
+        self.tumourGenerateButton.clicked.connect(lambda: self.guard(lambda: self.on_tumour("generate")))
+        self.tumourAddButton.clicked.connect(lambda: self.guard(lambda: self.on_tumour("add")))
 
     # -- plumbing -----------------------------------------------------------------------------------------
 
@@ -155,9 +187,10 @@ class StudioPanel(QtWidgets.QWidget):
         self._fill_models()
 
     def _fill_models(self) -> None:
-        generators = [m["id"] for m in self.controller.models]
+        generators = self.controller.generators()
         bases = self.controller.finetune_bases() if self.controller.session.connected else []
-        for box, ids in ((self.modelComboBox, generators), (self.baseModelComboBox, bases)):
+        tumour = self.controller.tumour_models()
+        for box, ids in ((self.modelComboBox, generators), (self.baseModelComboBox, bases), (self.tumourModelComboBox, tumour)):
             current = box.currentText()
             box.clear()
             box.addItems(ids)
@@ -187,12 +220,113 @@ class StudioPanel(QtWidgets.QWidget):
         )
 
     def on_channel_tool(self, channel: str) -> None:
-        self.controller.channel_tool(channel, self.channelVolumeComboBox.currentText() or None)
+        """Copy the shown case's MR sequences where the engine reads them and submit an add-channel job."""
+        reason = self.controller.channel_tool_reason(channel, self.channelVolumeComboBox.currentText() or None)
+        if reason:
+            raise InputError(reason)
+        self.controller.add_channel(channel, self._copy_case())
+
+    def _copy_case(self) -> Path:
+        """The shown case's MR sequences copied into a new case folder under the controller's work folder."""
+        if self.case_dir is None:
+            raise InputError("Open a case first (File > Open case folder, or generate one).")
+        files = {c: p for c, p in case_channel_files(self.case_dir).items() if c in MR_CHANNELS}
+        if not files:
+            raise InputError(f"{self.case_dir} has no MR sequence (t1, t1ce, t2 or flair) to work from.")
+        target = self.controller.input_folder(self.case_dir.name)
+        target.mkdir()
+        for channel, path in files.items():
+            suffix = ".nii.gz" if path.name.endswith(".nii.gz") else ".nii"
+            shutil.copyfile(path, target / f"{target.name}_{channel}{suffix}")
+        return target
+
+    def set_case(self, case_dir: Path, case: CaseImages) -> None:
+        """The case shown in the views: the Channels and Tumour tools act on it; a drawn sphere is forgotten."""
+        self.case_dir, self.case = Path(case_dir), case
+        self.sphere_centre = None
+        self.set_volumes([f"{case.case_id} {channel}" for channel in case.images])
 
     def set_volumes(self, names: list[str]) -> None:
-        """The loaded volumes the Channels tools may act on."""
-        self.channelVolumeComboBox.clear()
-        self.channelVolumeComboBox.addItems(names)
+        """The loaded volumes the Channels and Tumour tools may act on."""
+        for box in (self.channelVolumeComboBox, self.tumourVolumeComboBox):
+            box.clear()
+            box.addItems(names)
+
+    # -- tumour ---------------------------------------------------------------------------------------------
+
+    def place_sphere(self, centre_mm: tuple[float, float, float]) -> None:
+        """A click in a view: the drawn tumour becomes a sphere there (radius from the panel)."""
+        if self.case is None:
+            return
+        self.sphere_centre = tuple(float(c) for c in centre_mm)
+        self.tumourSegmentComboBox.setCurrentText(SPHERE)
+        self._drawn_changed()
+
+    def sphere_mask(self) -> np.ndarray | None:
+        """The drawn sphere as a 0/1 array on the shown case's (reoriented) grid, or None if none is placed."""
+        if self.case is None or self.sphere_centre is None:
+            return None
+        axes = [np.arange(n) * s for n, s in zip(self.case.shape, self.case.spacing, strict=True)]
+        x, y, z = np.meshgrid(*axes, indexing="ij", sparse=True)
+        cx, cy, cz = self.sphere_centre
+        inside = (x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2 <= self.radiusSpinBox.value() ** 2
+        return inside.astype(np.uint8) if inside.any() else None
+
+    def _drawn_changed(self) -> None:
+        sphere = self.tumourSegmentComboBox.currentText() == SPHERE
+        self.drawnChanged.emit(self.sphere_mask() if sphere else None, self.sphere_centre if sphere else None)
+        self.refresh()
+
+    def _choose_mask(self) -> None:
+        name, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Tumour mask", str(Path.home()), "NIfTI (*.nii *.nii.gz)")
+        if name:
+            self.use_mask_file(Path(name))
+
+    def use_mask_file(self, path: Path) -> None:
+        """Use a mask NIfTI as the drawn tumour (BraTS codes if 'Segments are BraTS labels' is ticked, else a region)."""
+        if not Path(path).is_file():
+            raise InputError(f"The mask file {path} does not exist.")
+        self.mask_file = Path(path).absolute()
+        label = f"{MASK_FILE}: {self.mask_file.name}"
+        if self.tumourSegmentComboBox.count() > 1:
+            self.tumourSegmentComboBox.removeItem(1)
+        self.tumourSegmentComboBox.addItem(label)
+        self.tumourSegmentComboBox.setCurrentText(label)
+
+    def _drawn_segment(self) -> str | None:
+        """What the controller's enablement calls the selected drawn tumour (None when nothing is drawn)."""
+        if self.tumourSegmentComboBox.currentText() == SPHERE:
+            return "sphere" if self.sphere_centre is not None else None
+        return "mask-file" if self.mask_file is not None else None
+
+    def _write_drawn(self) -> tuple[Path, bool]:
+        """The drawn tumour as a NIfTI file for the engine: (path, whether it is an outline to grow a tumour from)."""
+        if self.tumourSegmentComboBox.currentText() != SPHERE:
+            if self.mask_file is None:
+                raise InputError("Load a mask NIfTI file first, or choose the sphere.")
+            return self.mask_file, not self.tumourLabelsCheckBox.isChecked()
+        mask = self.sphere_mask()
+        if mask is None or self.case is None or self.case.affine is None:
+            raise InputError("Click in a view to place the tumour sphere first.")
+        import nibabel as nib
+
+        path = self.controller.input_folder("tumour").parent / "tumour-mask.nii.gz"
+        nib.save(nib.Nifti1Image(mask, self.case.affine), str(path))
+        return path, True
+
+    def on_tumour(self, action: str) -> None:
+        """Generate a new case with the drawn tumour, or add it to the shown case."""
+        volume = self.tumourVolumeComboBox.currentText() or None
+        reason = self.controller.tumour_reason(action, self._drawn_segment(), volume)
+        if reason:
+            raise InputError(reason)
+        mask, outline = self._write_drawn()
+        model, seed = self.tumourModelComboBox.currentText(), self.tumourSeedSpinBox.value()
+        if action == "generate":
+            self.controller.generate_with_tumour(mask=mask, outline=outline, model=model, seed=seed)
+        else:
+            self.controller.add_tumour(case_dir=self._copy_case(), mask=mask, outline=outline, model=model, seed=seed,
+                                       margin_mm=self.tumourMarginSpinBox.value())
 
     # -- polling ------------------------------------------------------------------------------------------
 
@@ -206,8 +340,10 @@ class StudioPanel(QtWidgets.QWidget):
             self.lossChart.set_series(loss_series(self.controller.tracker.losses))
             self._show_mosaic(job)
         finished = self.controller.take_finished()
-        if finished and finished["state"] == "succeeded" and finished["kind"] == "generate":
-            self.caseReady.emit(str(first_case_dir(finished["output_dir"])))
+        what = result_to_load(finished) if finished else None
+        if what is not None:
+            kind, value = what
+            self.caseReady.emit(str(value if kind == "case" else value[0].parent))
 
     def _show_mosaic(self, job: dict[str, Any]) -> None:
         local = Path(job.get("output_dir") or "") / "samples"
@@ -225,7 +361,10 @@ class StudioPanel(QtWidgets.QWidget):
 
     def refresh(self) -> None:
         """Draw the controller's view: status, progress, enabled buttons and why the others are not."""
-        view = self.controller.view({"volume": self.channelVolumeComboBox.currentText() or None})
+        view = self.controller.view({
+            "volume": self.channelVolumeComboBox.currentText() or None, "segment": self._drawn_segment(),
+            "case": self.tumourVolumeComboBox.currentText() or None,
+        })
         self.engineStatusLabel.setText(view.engine_status)
         self.jobStatusLabel.setText(view.job_status)
         self.progressBar.setValue(view.progress)
@@ -236,6 +375,8 @@ class StudioPanel(QtWidgets.QWidget):
             button.setToolTip(view.reasons[key])
         missing = dict.fromkeys(r for r in (view.reasons["add_seg"], view.reasons["add_ct"]) if r)
         self.channelsStatusLabel.setText("\n".join(missing))
+        tumour = dict.fromkeys(r for r in (view.reasons["tumour_generate"], view.reasons["tumour_add"]) if r)
+        self.tumourStatusLabel.setText("\n".join(tumour))
 
     def shutdown(self) -> str:
         """On window close: stop an engine we started unless a job runs; returns what happened, in a sentence."""

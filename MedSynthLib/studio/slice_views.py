@@ -9,6 +9,7 @@ from vtk.util import numpy_support
 from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
 
 from ..conventions import BRATS_LABEL_COLOURS, BRATS_LABEL_NAMES, BRATS_LABELS
+from ..scene import CT_PRESETS
 from .volumes import CaseImages
 
 __all__ = ["SliceViews", "VIEWS"]
@@ -20,6 +21,8 @@ VIEWS = {
     "Sagittal": (0, (1, 0, 0), (0, 0, 1)),
 }
 LABEL_OPACITY = 0.45
+#: The drawn tumour (before it is sent to the engine) is shown in this colour.
+DRAWN_COLOUR = (0.1, 0.85, 1.0)
 
 
 def image_data(array: np.ndarray, spacing: tuple[float, float, float]) -> vtk.vtkImageData:
@@ -44,12 +47,28 @@ def label_table() -> vtk.vtkLookupTable:
     return table
 
 
-class SliceView(QVTKRenderWindowInteractor):
-    """One orthogonal view: a grey image slice and the label slice, through the same focal point."""
+def drawn_table() -> vtk.vtkLookupTable:
+    """The drawn tumour: 0 transparent, 1 cyan."""
+    table = vtk.vtkLookupTable()
+    table.SetNumberOfTableValues(2)
+    table.SetTableRange(0, 1)
+    table.SetTableValue(0, 0.0, 0.0, 0.0, 0.0)
+    table.SetTableValue(1, *DRAWN_COLOUR, 1.0)
+    table.Build()
+    return table
 
-    def __init__(self, name: str, parent: QtWidgets.QWidget | None = None) -> None:
+
+class SliceView(QVTKRenderWindowInteractor):
+    """One orthogonal view: a grey image slice and the label slice, through the same focal point.
+
+    A left click reports the clicked point in mm (``picked``), which the Tumour section uses as a sphere's centre.
+    """
+
+    def __init__(self, name: str, parent: QtWidgets.QWidget | None = None, picked=None) -> None:
         super().__init__(parent)
         self.name = name
+        self._picked = picked
+        self._focus_mm: tuple[float, float, float] | None = None
         self.renderer = vtk.vtkRenderer()
         self.renderer.SetBackground(0.0, 0.0, 0.0)
         self.GetRenderWindow().AddRenderer(self.renderer)
@@ -60,12 +79,44 @@ class SliceView(QVTKRenderWindowInteractor):
         self.label.GetProperty().UseLookupTableScalarRangeOn()
         self.label.GetProperty().SetInterpolationTypeToNearest()
         self.label.GetProperty().SetOpacity(LABEL_OPACITY)
+        self.drawn = self._slice()
+        self.drawn.GetProperty().SetLookupTable(drawn_table())
+        self.drawn.GetProperty().UseLookupTableScalarRangeOn()
+        self.drawn.GetProperty().SetInterpolationTypeToNearest()
+        self.drawn.GetProperty().SetOpacity(0.6)
+        self.GetRenderWindow().GetInteractor().AddObserver("LeftButtonPressEvent", self._on_click, 1.0)
         self.text = vtk.vtkTextActor()
         self.text.GetTextProperty().SetFontSize(14)
         self.text.GetTextProperty().SetColor(1.0, 0.85, 0.3)
         self.text.SetPosition(6, 6)
         self.renderer.AddActor2D(self.text)
         self.text.SetInput(name)
+
+    def point_mm(self, x: int, y: int) -> tuple[float, float, float] | None:
+        """The point under display pixel (x, y) on the shown slice, in the case's mm (None before a case is shown)."""
+        if self._focus_mm is None:
+            return None
+        self.renderer.SetDisplayPoint(float(x), float(y), 0.0)
+        self.renderer.DisplayToWorld()
+        world = self.renderer.GetWorldPoint()
+        point = [world[i] / (world[3] or 1.0) for i in range(3)]
+        axis = VIEWS[self.name][0]
+        point[axis] = self._focus_mm[axis]
+        return tuple(point)
+
+    def _on_click(self, interactor, event) -> None:
+        point = self.point_mm(*interactor.GetEventPosition())
+        if point is not None and self._picked is not None:
+            self._picked(point)
+
+    def show_drawn(self, mask: np.ndarray | None, spacing: tuple[float, float, float]) -> None:
+        """Overlay the drawn tumour (a 0/1 array on the case grid), or hide it."""
+        if mask is None:
+            self.drawn.VisibilityOff()
+        else:
+            self.drawn.GetMapper().SetInputData(image_data(mask.astype(np.uint8), spacing))
+            self.drawn.VisibilityOn()
+        self.GetRenderWindow().Render()
 
     def fit(self) -> None:
         """Zoom so the whole slice fits the view, whatever the view's shape."""
@@ -94,9 +145,13 @@ class SliceView(QVTKRenderWindowInteractor):
     def show_case(self, case: CaseImages, channel: str, focus_mm: tuple[float, float, float]) -> None:
         image = case.images[channel]
         self.grey.GetMapper().SetInputData(image_data(image, case.spacing))
-        low, high = np.percentile(image[image > image.min()] if (image > image.min()).any() else image, (1, 99.5))
-        self.grey.GetProperty().SetColorWindow(float(max(high - low, 1.0)))
-        self.grey.GetProperty().SetColorLevel(float((high + low) / 2))
+        if channel == "ct":  # Hounsfield units: Slicer's CT-Brain window/level
+            window, level = CT_PRESETS["CT-Brain"]
+        else:
+            low, high = np.percentile(image[image > image.min()] if (image > image.min()).any() else image, (1, 99.5))
+            window, level = float(max(high - low, 1.0)), float((high + low) / 2)
+        self.grey.GetProperty().SetColorWindow(window)
+        self.grey.GetProperty().SetColorLevel(level)
         self.grey.VisibilityOn()
         if case.labels is not None:
             self.label.GetMapper().SetInputData(image_data(case.labels, case.spacing))
@@ -116,17 +171,22 @@ class SliceView(QVTKRenderWindowInteractor):
         vertical = next(i for i in range(3) if up[i])
         horizontal = next(i for i in range(3) if i not in (axis, vertical))
         self._field = (extent[horizontal], extent[vertical])
+        self._focus_mm = tuple(focus_mm)
         self.fit()
         self.text.SetInput(f"{self.name}  {case.case_id} {channel}")
         self.GetRenderWindow().Render()
 
 
 class SliceViews(QtWidgets.QWidget):
-    """The three views side by side, plus a channel chooser."""
+    """The three views side by side, plus a channel chooser; a click in a view reports the point (``pointPicked``)."""
+
+    #: A point clicked in a view, in mm on the shown case's grid (x, y, z).
+    pointPicked = QtCore.pyqtSignal(tuple)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.case: CaseImages | None = None
+        self.focus_mm: tuple[float, float, float] | None = None
         layout = QtWidgets.QVBoxLayout(self)
         bar = QtWidgets.QHBoxLayout()
         bar.addWidget(QtWidgets.QLabel("Channel:"))
@@ -137,7 +197,7 @@ class SliceViews(QtWidgets.QWidget):
         bar.addWidget(self.caseLabel, 1)
         layout.addLayout(bar)
         views = QtWidgets.QGridLayout()
-        self.views = {name: SliceView(name, self) for name in VIEWS}
+        self.views = {name: SliceView(name, self, picked=self.pointPicked.emit) for name in VIEWS}
         for (row, column), view in zip(((0, 0), (0, 1), (1, 0)), self.views.values(), strict=True):
             views.addWidget(view, row, column)
         views.addWidget(self._legend(), 1, 1)
@@ -160,6 +220,9 @@ class SliceViews(QtWidgets.QWidget):
 
     def set_case(self, case: CaseImages) -> None:
         self.case = case
+        self.focus_mm = None
+        for view in self.views.values():
+            view.drawn.VisibilityOff()
         self.caseLabel.setText(f"{case.case_id}: {', '.join(case.images)}" + (" + labels" if case.labels is not None else ""))
         self.channelComboBox.blockSignals(True)
         self.channelComboBox.clear()
@@ -172,9 +235,19 @@ class SliceViews(QtWidgets.QWidget):
     def _show_channel(self, channel: str) -> None:
         if self.case is None or channel not in self.case.images:
             return
-        focus = tuple(i * s for i, s in zip(self.case.focus(), self.case.spacing, strict=True))
+        focus = self.focus_mm or tuple(i * s for i, s in zip(self.case.focus(), self.case.spacing, strict=True))
         for view in self.views.values():
             view.show_case(self.case, channel, focus)
+
+    def show_drawn(self, mask: np.ndarray | None, centre_mm: tuple[float, float, float] | None = None) -> None:
+        """Overlay the drawn tumour on every view; with ``centre_mm`` the views slice through it."""
+        if self.case is None:
+            return
+        if centre_mm is not None:
+            self.focus_mm = tuple(centre_mm)
+            self._show_channel(self.channelComboBox.currentText())
+        for view in self.views.values():
+            view.show_drawn(mask, self.case.spacing)
 
     def render_all(self) -> None:
         """Render the three VTK windows now (before a screenshot)."""

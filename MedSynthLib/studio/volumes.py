@@ -21,6 +21,7 @@ class CaseImages:
     spacing: tuple[float, float, float]
     images: dict[str, np.ndarray] = field(default_factory=dict)
     labels: np.ndarray | None = None
+    affine: np.ndarray | None = None  # RAS affine of the reoriented arrays (voxel -> mm), for masks drawn on them
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -53,7 +54,7 @@ def read_case(case_dir: Path) -> CaseImages:
             raise ValueError(f"{path} is not a 3D volume.")
         spacing = tuple(float(s) for s in image.header.get_zooms()[:3])
         if case is None:
-            case = CaseImages(case_dir.name, spacing)
+            case = CaseImages(case_dir.name, spacing, affine=np.asarray(image.affine, dtype=float))
         elif data.shape != case.shape:
             raise ValueError(f"{path} has shape {data.shape}, unlike the case's other files {case.shape}.")
         if channel == LABEL_CHANNEL:
