@@ -25,6 +25,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "evaluate",
     "reader-study",
     "add-tumour",
+    "add-channel",
 )
 
 EXIT_USAGE = 2

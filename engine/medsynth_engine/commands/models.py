@@ -1,4 +1,4 @@
-"""``medsynth models``: list the models this installation can run."""
+"""``medsynth models``: list the models this installation can run: generators, then channel models."""
 
 from __future__ import annotations
 
@@ -7,17 +7,20 @@ import json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("models", help="list the models this installation can run")
+    parser = sub.add_parser("models", help="list the models this installation can run (generators and channel models)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..addchannel import channel_models
     from ..registry import default_registry
 
     rows = default_registry().describe()
+    channel_rows = channel_models()
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([{**row, "role": "generator"} for row in rows] + [{**row, "role": "channel"} for row in channel_rows], indent=2))
         return 0
+    print("Generators (medsynth generate --model ID):")
     header = f"{'id':<24} {'kind':<12} {'channels':<28} {'shape':<14} {'spacing (mm)':<14} weights"
     print(header)
     for row in rows:
@@ -27,4 +30,13 @@ def run(args: argparse.Namespace) -> int:
         shape = "x".join(str(s) for s in row["shape"])
         spacing = "x".join(f"{s:g}" for s in row["spacing"])
         print(f"{row['id']:<24} {row['kind']:<12} {','.join(row['channels']):<28} {shape:<14} {spacing:<14} {row['weights']}")
+    print("\nChannel models (medsynth add-channel --channel seg|ct --model ID):")
+    print(f"{'id':<24} {'kind':<12} {'adds':<6} {'from':<28} {'spacing (mm)':<14} weights")
+    for row in channel_rows:
+        if "error" in row:
+            print(f"{row['id']:<24} unavailable: {row['error']}")
+            continue
+        spacing = "x".join(f"{s:g}" for s in row["spacing"])
+        default = " (default)" if row["default"] else ""
+        print(f"{row['id']:<24} {row['kind']:<12} {row['channel']:<6} {','.join(row['inputs']) + ' (any)':<28} {spacing:<14} {row['weights']}{default}")
     return 0

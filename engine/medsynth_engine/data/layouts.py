@@ -33,6 +33,7 @@ _BRATS_SUFFIXES: dict[str, str] = {
     "flair": "flair",
     "t2f": "flair",
     "seg": LABEL_CHANNEL,
+    "ct": "ct",
 }
 #: nnU-Net ``channel_names`` values (lower-cased) for each channel.
 _NNUNET_NAMES: dict[str, str] = {
@@ -108,7 +109,7 @@ def _brats_cases(folder: Path) -> list[Case]:
             match = re.search(r"[_-]([A-Za-z0-9]+)$", stem)
             channel = _BRATS_SUFFIXES.get(match.group(1).lower()) if match else None
             if channel is None:
-                raise MedSynthError(f"{path} is not named <case>_<channel>.nii.gz with a channel of t1, t1ce, t2, flair or seg.")
+                raise MedSynthError(f"{path} is not named <case>_<channel>.nii.gz with a channel of t1, t1ce, t2, flair, seg or ct.")
             if channel in files:
                 raise MedSynthError(f"The case folder {sub} holds two {channel} files ({files[channel].name}, {path.name}).")
             files[channel] = path

@@ -1,0 +1,97 @@
+"""add-channel speed and memory per 128^3 case: eager fp32 against the optimised path, in one run.
+
+One phantom case (128^3 at 1.5 mm, the four sequences) gets a seg and a ct channel from the shipped
+models (seg-phantom, mr2ct-phantom; both at 2 mm, sliding window of 64^3). Modes:
+
+- ``fp32``: eager float32, contiguous memory (``amp=False``), the reference;
+- ``fast``: what ``amp=None`` picks here: channels_last_3d + inference_mode (+ bf16 on a GPU);
+- ``bf16``: bf16 autocast + channels_last_3d + inference_mode (``amp=True``).
+
+Each measurement runs in a fresh subprocess (so peak resident memory is that mode's alone): one warm-up
+add-channel, then the best of ``--repeats`` timed runs, end to end (read, resample, network, resample back,
+write). Prints a Markdown table with ratios against fp32.
+
+    .venv/bin/python bench/bench_add_channel.py [--threads N] [--repeats R] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "engine"))
+sys.path.insert(0, str(ROOT))
+
+MODES = {"fp32": False, "fast": None, "bf16": True}
+
+
+def make_case(folder: Path) -> Path:
+    from medsynth_engine.generate import GenerateRequest, generate_set
+    from medsynth_engine.registry import default_registry
+
+    request = GenerateRequest(
+        model="phantom", n=1, seed=4242, out=folder / "set", channels="t1,t1ce,t2,flair", shape=(128, 128, 128), spacing=(1.5,) * 3, device="cpu"
+    )
+    out = generate_set(request, default_registry(entry_points=False))
+    return next(p for p in out.iterdir() if p.is_dir())
+
+
+def child(case: Path, channel: str, mode: str, repeats: int, threads: int, device: str) -> dict:
+    import torch
+    from medsynth_engine.addchannel import AddChannelRequest, add_channel
+
+    torch.set_num_threads(threads)
+    times = []
+    with tempfile.TemporaryDirectory() as out:
+        for i in range(repeats + 1):
+            started = time.perf_counter()
+            add_channel(AddChannelRequest(case=case, channel=channel, out=Path(out), replace=True, device=device, amp=MODES[mode]))
+            if i:
+                times.append(time.perf_counter() - started)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if device.startswith("cuda"):
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    return {"channel": channel, "mode": mode, "seconds": min(times), "peak_mb": peak}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--child", nargs=3, metavar=("CASE", "CHANNEL", "MODE"))
+    args = parser.parse_args()
+    if args.child:
+        case, channel, mode = args.child
+        print(json.dumps(child(Path(case), channel, mode, args.repeats, args.threads, args.device)))
+        return
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        case = make_case(Path(tmp))
+        rows = []
+        for channel in ("seg", "ct"):
+            for mode in MODES:
+                cmd = [sys.executable, __file__, "--child", str(case), channel, mode, "--threads", str(args.threads)]
+                cmd += ["--repeats", str(args.repeats), "--device", args.device]
+                result = subprocess.run(cmd, capture_output=True, text=True, check=True)
+                rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+                print(rows[-1], file=sys.stderr)
+    memory = "peak CUDA MB" if args.device.startswith("cuda") else "peak RSS MB"
+    print(f"torch {torch.__version__}, {args.threads} thread(s), device {args.device}, 128^3 case at 1.5 mm, best of {args.repeats}\n")
+    print(f"| channel | mode | seconds per case | speed vs fp32 | {memory} |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        ref = next(r for r in rows if r["channel"] == row["channel"] and r["mode"] == "fp32")
+        print(f"| {row['channel']} | {row['mode']} | {row['seconds']:.2f} | {ref['seconds'] / row['seconds']:.2f}x | {row['peak_mb']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""Add a tumour segmentation (seg) or a CT (ct) channel to an existing case, generated or real.
+
+The case is a BraTS-style folder (``<case>/<case>_t1.nii.gz``...) or one NIfTI file. The new channel lands
+beside it as ``<case>_seg.nii.gz`` (plus ``<case>_seg.seg.nrrd`` with BraTS segment names and colours that
+3D Slicer opens directly) or ``<case>_ct.nii.gz``, on exactly the case's grid and affine, through temporary
+names and renames: both files or neither, and an existing channel only with ``replace``.
+
+Models are channel models (segnet, mr2ct), not generators: shipped ones live in ``weights/<id>/`` like
+pgan3d-phantom, and any model folder written by ``medsynth finetune --model seg|mr2ct`` works too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from MedSynthLib.conventions import BRATS_LABEL_COLOURS, BRATS_LABEL_NAMES, BRATS_LABELS
+
+from .errors import MedSynthError
+from .modelfile import CARD_FILE, read_card
+from .nifti_io import read_nifti, write_nifti
+from .training.families import WEIGHTS_DIR
+
+__all__ = ["CHANNEL_MODELS", "AddChannelRequest", "add_channel", "channel_models", "resolve_channel_model", "find_case_files"]
+
+#: Default model per channel.
+CHANNEL_MODELS = {"seg": "seg-phantom", "ct": "mr2ct-phantom"}
+#: Model architecture that makes each channel.
+ARCHITECTURE_OF = {"seg": "segnet", "ct": "mr2ct"}
+MR_SEQUENCES = ("t1", "t1ce", "t2", "flair")
+#: Channel suffixes in case file names (BraTS 2021 and 2023 spellings).
+_SUFFIXES = {"t1": "t1", "t1n": "t1", "t1ce": "t1ce", "t1c": "t1ce", "t2": "t2", "t2w": "t2", "flair": "flair", "t2f": "flair", "seg": "seg", "ct": "ct"}
+_NIFTI = re.compile(r"^(?P<stem>.+?)(?:\.nii\.gz|\.nii)$")
+AFFINE_TOLERANCE_MM = 1e-3
+
+
+@dataclass
+class AddChannelRequest:
+    """What ``medsynth add-channel`` takes.
+
+    Args:
+        case: BraTS-style case folder (``<case>/<case>_t1.nii.gz``...) or one NIfTI file (t1 unless its name
+            ends ``_t1ce``, ``_t2`` or ``_flair``).
+        channel: ``seg`` or ``ct``.
+        model: shipped channel-model id or model folder; default ``CHANNEL_MODELS[channel]``.
+        out: folder to write into; default the case folder (the single file's folder).
+        replace: overwrite an existing channel of that name.
+        device: auto (None), cpu, cuda, cuda:N or mps.
+        amp: None takes the fast path where it helps (bf16 + channels_last on GPU, channels_last on CPU);
+            True forces bf16 autocast; False is eager float32.
+    """
+
+    case: Path
+    channel: str
+    model: str | None = None
+    out: Path | None = None
+    replace: bool = False
+    device: str | None = None
+    amp: bool | None = None
+
+
+def _channel_of_name(stem: str) -> tuple[str, str | None]:
+    """(case id, channel) from a file stem such as ``BraTS-001_t1ce``; channel None when no suffix matches."""
+    match = re.match(r"^(?P<case>.+)[_-](?P<suffix>[A-Za-z0-9]+)$", stem)
+    if match and match.group("suffix").lower() in _SUFFIXES:
+        return match.group("case"), _SUFFIXES[match.group("suffix").lower()]
+    return stem, None
+
+
+def find_case_files(case: Path) -> tuple[str, dict[str, Path], Path]:
+    """The case id, its files by channel, and its folder, for a case folder or a single NIfTI file."""
+    case = Path(case)
+    if not case.exists():
+        raise MedSynthError(f"The case {case} does not exist.")
+    if case.is_file():
+        match = _NIFTI.match(case.name)
+        if not match:
+            raise MedSynthError(f"{case} is not a NIfTI file (.nii or .nii.gz).")
+        case_id, channel = _channel_of_name(match.group("stem"))
+        if channel not in MR_SEQUENCES:
+            case_id, channel = (case_id if channel else match.group("stem")), "t1"
+        return case_id, {channel: case}, case.parent
+    files: dict[str, Path] = {}
+    ids: dict[str, str] = {}
+    for path in sorted(case.iterdir()):
+        match = _NIFTI.match(path.name)
+        if not match or path.name.startswith(".") or not path.is_file():
+            continue
+        case_id, channel = _channel_of_name(match.group("stem"))
+        if channel is None:
+            continue
+        if channel in files:
+            raise MedSynthError(f"The case folder {case} holds two {channel} files ({files[channel].name}, {path.name}).")
+        files[channel], ids[channel] = path, case_id
+    if not any(c in files for c in MR_SEQUENCES):
+        raise MedSynthError(f"The case folder {case} has no MR sequence file (<case>_t1.nii.gz, _t1ce, _t2 or _flair).")
+    case_id = case.name if case.name in ids.values() else next(ids[c] for c in (*MR_SEQUENCES, "seg", "ct") if c in ids)
+    return case_id, files, case
+
+
+def _read_case(files: dict[str, Path]) -> tuple[dict[str, np.ndarray], np.ndarray, Path]:
+    """The MR sequences of a case, checked to share one grid; returns arrays, affine and the reference file."""
+    arrays: dict[str, np.ndarray] = {}
+    reference: tuple[Path, np.ndarray, tuple[int, ...]] | None = None
+    for channel in (c for c in MR_SEQUENCES if c in files):
+        array, affine = read_nifti(files[channel])
+        if reference is None:
+            reference = (files[channel], affine, array.shape)
+        elif array.shape != reference[2] or not np.allclose(affine, reference[1], atol=AFFINE_TOLERANCE_MM):
+            raise MedSynthError(
+                f"{files[channel].name} is not on the same grid as {reference[0].name} (shape {array.shape} vs {reference[2]} "
+                "or a different affine); resample the case's channels onto one grid first."
+            )
+        if not np.any(array):
+            raise MedSynthError(f"{files[channel]} is empty (every voxel is zero).")
+        arrays[channel] = array
+    if reference is None:
+        raise MedSynthError("The case has no MR sequence (t1, t1ce, t2 or flair) to work from.")
+    return arrays, reference[1], reference[0]
+
+
+def _model_folder(model: str) -> Path | None:
+    for folder in (Path(model), WEIGHTS_DIR / model):
+        if (folder / CARD_FILE).is_file():
+            return folder
+    return None
+
+
+def resolve_channel_model(channel: str, model: str | None):
+    """The loaded channel model for ``channel`` (default, shipped id or folder); one sentence if it is unknown or of the wrong kind."""
+    from .models.segnet.model import ChannelModel
+
+    if channel not in CHANNEL_MODELS:
+        raise MedSynthError(f"Unknown channel '{channel}'; add-channel makes {' or '.join(CHANNEL_MODELS)}.")
+    name = model or CHANNEL_MODELS[channel]
+    folder = _model_folder(name)
+    if folder is None:
+        known = ", ".join(row["id"] for row in channel_models() if row["channel"] == channel) or "none installed"
+        raise MedSynthError(f"Unknown {channel} model '{name}'; known: {known} (or give a model folder).")
+    arch = read_card(folder).architecture.get("name")
+    if arch != ARCHITECTURE_OF[channel]:
+        raise MedSynthError(
+            f"The model '{name}' is a '{arch}' model; the {channel} channel needs a {ARCHITECTURE_OF[channel]} model "
+            f"such as {CHANNEL_MODELS[channel]}."
+        )
+    return ChannelModel(folder, expected=ARCHITECTURE_OF[channel])
+
+
+def channel_models() -> list[dict]:
+    """The shipped channel models (``weights/<id>/`` with a segnet or mr2ct card): id, channel, card summary."""
+    rows = []
+    for folder in sorted(p for p in WEIGHTS_DIR.iterdir() if (p / CARD_FILE).is_file()) if WEIGHTS_DIR.is_dir() else []:
+        try:
+            card = read_card(folder)
+        except MedSynthError as exc:
+            rows.append({"id": folder.name, "channel": None, "error": str(exc)})
+            continue
+        arch = card.architecture.get("name")
+        channel = {v: k for k, v in ARCHITECTURE_OF.items()}.get(arch)
+        if channel is None:
+            continue
+        rows.append(
+            {
+                "id": folder.name,
+                "channel": channel,
+                "kind": card.kind,
+                "architecture": arch,
+                "inputs": list(card.architecture.get("sequences", MR_SEQUENCES)),
+                "spacing": list(card.spacing),
+                "patch": card.architecture.get("patch"),
+                "default": CHANNEL_MODELS.get(channel) == folder.name,
+                "training_data": card.training_data,
+                "metrics": card.metrics.get("evaluation", {}),
+                "weights": f"built-in ({folder})",
+                "weights_sha256": card.weights.get("sha256", ""),
+            }
+        )
+    return rows
+
+
+def _segmentation_nrrd(path: Path, codes: np.ndarray, affine: np.ndarray) -> None:
+    """``codes`` (BraTS labels, RAS affine) as a Slicer .seg.nrrd: one segment per label, BraTS names and colours."""
+    import slicerio
+
+    segments = [
+        {
+            "id": BRATS_LABELS[code],
+            "name": BRATS_LABEL_NAMES[code],
+            "color": list(BRATS_LABEL_COLOURS[code]),
+            "labelValue": code,
+            "layer": 0,
+            "extent": [0, codes.shape[0] - 1, 0, codes.shape[1] - 1, 0, codes.shape[2] - 1],
+        }
+        for code in sorted(BRATS_LABELS)
+    ]
+    ijk_to_lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(affine, dtype=float)
+    slicerio.write_segmentation(str(path), {"voxels": codes.astype(np.uint8), "ijkToLPS": ijk_to_lps, "segments": segments})
+
+
+def _write_together(outputs: list[tuple[Path, Callable[[Path], None]]]) -> None:
+    """Write every output under a temporary name, then rename them all; on any failure none is left behind."""
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for final, writer in outputs:
+            tmp = final.with_name(f".{final.name}.{os.getpid()}.partial{''.join(final.suffixes[-2:])}")
+            temps.append((tmp, final))
+            writer(tmp)
+        done: list[Path] = []
+        try:
+            for tmp, final in temps:
+                os.replace(tmp, final)
+                done.append(final)
+        except BaseException:
+            for final in done:
+                final.unlink(missing_ok=True)
+            raise
+    finally:
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
+
+
+def add_channel(request: AddChannelRequest, progress: Callable[[float, str], None] | None = None) -> dict:
+    """Predict ``request.channel`` for the case and write it beside the case; returns what was done.
+
+    Returns ``{"channel", "model", "inputs", "written": [absolute paths], "seconds"}``.
+    """
+    from .device import select_device
+
+    started = time.monotonic()
+    report = progress or (lambda fraction, message: None)
+    if request.channel not in CHANNEL_MODELS:
+        raise MedSynthError(f"Unknown channel '{request.channel}'; add-channel makes {' or '.join(CHANNEL_MODELS)}.")
+    case_id, files, folder = find_case_files(Path(request.case))
+    out = Path(request.out) if request.out is not None else folder
+    if not out.is_dir():
+        if out.exists() or not out.parent.is_dir():
+            raise MedSynthError(f"The output folder {out} is not a folder and cannot be created there; choose another --out.")
+        out.mkdir()
+    nifti = out / f"{case_id}_{request.channel}.nii.gz"
+    targets = [nifti] + ([out / f"{case_id}_seg.seg.nrrd"] if request.channel == "seg" else [])
+    existing = [p for p in targets if p.exists()]
+    if existing and not request.replace:
+        raise MedSynthError(f"{existing[0]} already exists; add --replace to overwrite it.")
+    model = resolve_channel_model(request.channel, request.model)
+    device = select_device(request.device)
+    report(0.05, f"reading {case_id}")
+    arrays, affine, _ = _read_case(files)
+    array = model.predict(arrays, affine, device=device, amp=request.amp, progress=report)
+    report(0.9, f"writing {nifti.name}")
+    outputs: list[tuple[Path, Callable[[Path], None]]] = [(nifti, lambda p: write_nifti(p, array, affine))]
+    if request.channel == "seg":
+        outputs.append((targets[1], lambda p: _segmentation_nrrd(p, array, affine)))
+    _write_together(outputs)
+    report(1.0, f"wrote {', '.join(p.name for p in targets)}")
+    return {
+        "channel": request.channel,
+        "model": model.id,
+        "inputs": list(arrays),
+        "written": [str(p.resolve()) for p in targets],
+        "seconds": round(time.monotonic() - started, 3),
+    }

@@ -1,0 +1,61 @@
+"""``medsynth add-channel``: add a tumour segmentation or a CT channel to a case, on the case's own grid."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "add-channel",
+        help="add a seg (tumour labels) or ct channel to a case folder or NIfTI file",
+        description="Predict a channel for an existing case (generated or real) and write <case>_seg.nii.gz "
+        "(+ <case>_seg.seg.nrrd for Slicer) or <case>_ct.nii.gz on exactly the case's grid. "
+        "Channel models: `medsynth models`.",
+    )
+    p.add_argument("--channel", required=True, choices=("seg", "ct"), help="seg (BraTS tumour labels) or ct (HU)")
+    p.add_argument("--case", type=Path, required=True, help="BraTS-style case folder or one NIfTI file (t1 unless named _t1ce/_t2/_flair)")
+    p.add_argument("--model", default=None, help="channel model id or folder (default: seg-phantom / mr2ct-phantom)")
+    p.add_argument("--out", type=Path, default=None, help="folder to write into (default: the case's folder)")
+    p.add_argument("--replace", action="store_true", help="overwrite an existing channel of that name")
+    p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--amp", choices=("auto", "on", "off"), default="auto", help="bf16 fast path: auto (GPU only, default), on, off (eager fp32)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..addchannel import AddChannelRequest, add_channel
+
+    request = AddChannelRequest(
+        case=args.case,
+        channel=args.channel,
+        model=args.model,
+        out=args.out,
+        replace=args.replace,
+        device=args.device,
+        amp={"auto": None, "on": True, "off": False}[args.amp],
+    )
+
+    live = sys.stderr.isatty() and not args.json
+
+    def progress(fraction: float, message: str) -> None:
+        if live:
+            sys.stderr.write(f"\r{fraction:4.0%} {message:<70}")
+            sys.stderr.flush()
+
+    try:
+        result = add_channel(request, progress=progress)
+    except BaseException:
+        if live:
+            sys.stderr.write("\n")  # the error starts on a line of its own
+        raise
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        if live:
+            sys.stderr.write("\n")
+        print(f"{result['channel']} from {', '.join(result['inputs'])} by {result['model']}: " + ", ".join(result["written"]))
+    return 0
