@@ -175,6 +175,7 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.tumourSegmentComboBox.hide()
         self.segmentSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateGUI)
         self.segmentSelector.connect("currentSegmentChanged(QString)", self.updateGUI)
+        self.ui.tumourLabelsCheckBox.connect("toggled(bool)", self.updateGUI)
         self.plotWidget = slicer.qMRMLPlotWidget()
         self.plotWidget.setMRMLScene(slicer.mrmlScene)
         self.ui.lossChartContainer.layout().addWidget(self.plotWidget)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -123,3 +125,15 @@ def test_a_model_without_mask_support_refuses_the_mask(client, tmp_path):
     else:  # or when it runs: a failed job with the sentence, nothing written
         assert job["state"] == "failed" and "mask" in job["error"]
         assert not any(Path(job["output_dir"]).glob("*/*.nii.gz"))
+
+
+def test_generate_on_an_engine_forwards_the_mask(engine, tmp_path):
+    """``medsynth generate --engine URL --mask M`` hands the mask to the engine's job (here: refused, outside its folders)."""
+    medsynth = Path(sys.executable).parent / "medsynth"
+    result = subprocess.run(
+        [str(medsynth), "generate", "--engine", engine.url, "--token-file", str(engine.token_file), "--model", "phantom",
+         "--mask", "/etc/hostname", "--out", str(tmp_path / "out"), "--quiet"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2 and "mask path /etc/hostname is outside the folders" in result.stderr
+    assert not (tmp_path / "out").exists()

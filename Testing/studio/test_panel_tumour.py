@@ -35,7 +35,7 @@ def case_dir(make_phantom_set) -> Path:
     return next(p for p in set_dir.iterdir() if p.is_dir())
 
 
-def test_sphere_drawn_by_a_click_is_added_to_the_case_and_a_ct_channel_too(panel, qtbot, case_dir):
+def test_a_mask_file_or_a_sphere_drawn_by_a_click_is_added_to_the_case(panel, qtbot, case_dir, tmp_path):
     assert "needs the engine" in panel.tumourStatusLabel.text() and not panel.tumourAddButton.isEnabled()
     click(qtbot, panel.startEngineButton)
     assert panel.tumourModelComboBox.currentText() == "ldm3d-phantom"
@@ -43,16 +43,35 @@ def test_sphere_drawn_by_a_click_is_added_to_the_case_and_a_ct_channel_too(panel
     assert panel.tumourVolumeComboBox.currentText() == f"{case_dir.name} t1"
     assert "Draw the tumour first" in panel.tumourStatusLabel.text() and not panel.tumourGenerateButton.isEnabled()
 
+    # A mask file stands in for drawing; one holding BraTS codes is sent as it is.
+    panel.guard(lambda: panel.use_mask_file(tmp_path / "none.nii.gz"))
+    assert "does not exist" in panel.errorLabel.text()
+    mask = tmp_path / "labels.nii.gz"
+    image = nib.load(str(case_dir / f"{case_dir.name}_t1.nii.gz"))
+    codes = np.zeros(image.shape, np.uint8)
+    codes[14:18, 14:18, 14:18] = 2
+    codes[15:17, 15:17, 15:17] = 4
+    nib.save(nib.Nifti1Image(codes, image.affine), str(mask))
+    panel.use_mask_file(mask)
+    assert panel.tumourSegmentComboBox.currentText() == f"{MASK_FILE}: labels.nii.gz"
+    assert panel.tumourGenerateButton.isEnabled()
+    panel.tumourLabelsCheckBox.setChecked(True)
+    assert panel._write_drawn() == (mask, False)
+    panel.tumourLabelsCheckBox.setChecked(False)
+    assert panel._write_drawn() == (mask, True)  # unticked: one region, grown into a tumour by the engine
+
+    # The sphere: placed where a view was clicked, with the panel's radius.
     centre = (96.0, 100.0, 100.0)  # mm on the case grid, inside the brain
+    panel.radiusSpinBox.setValue(9.0)
     with qtbot.waitSignal(panel.drawnChanged) as drawn:
-        panel.radiusSpinBox.setValue(9.0)
         panel.place_sphere(centre)
-    mask, shown_centre = drawn.args
+    sphere, shown_centre = drawn.args
     assert shown_centre == centre and panel.tumourSegmentComboBox.currentText() == SPHERE
     spacing = np.array(read_case(case_dir).spacing)
-    voxels = np.argwhere(mask > 0) * spacing
-    assert mask.shape == (32, 32, 32) and np.sqrt(((voxels - centre) ** 2).sum(axis=1)).max() <= 9.0
-    assert abs(mask.sum() * spacing.prod() - 4 / 3 * np.pi * 9.0**3) < 0.5 * 4 / 3 * np.pi * 9.0**3
+    voxels = np.argwhere(sphere > 0) * spacing
+    assert sphere.shape == (32, 32, 32) and np.sqrt(((voxels - centre) ** 2).sum(axis=1)).max() <= 9.0
+    ball = 4 / 3 * np.pi * 9.0**3
+    assert abs(sphere.sum() * spacing.prod() - ball) < 0.5 * ball
     assert panel.tumourAddButton.isEnabled() and panel.tumourGenerateButton.isEnabled()
 
     panel.tumourMarginSpinBox.setValue(6.0)
@@ -65,31 +84,5 @@ def test_sphere_drawn_by_a_click_is_added_to_the_case_and_a_ct_channel_too(panel
     assert job["params"]["outline"] is True and job["params"]["margin_mm"] == 6.0
     seg = np.asarray(nib.load(str(result / f"{result.name}_seg.nii.gz")).dataobj)
     assert {1, 2, 4} <= set(np.unique(seg).tolist()) <= {0, *BRATS_LABELS}
-
-    panel.set_case(result, read_case(result))
-    with qtbot.waitSignal(panel.caseReady, timeout=JOB_LIMIT_MS) as shown:
-        click(qtbot, panel.addCtButton)
-    with_ct = Path(shown.args[0])
-    assert (with_ct / f"{with_ct.name}_ct.nii.gz").is_file()
-    assert sorted(p.name.split("_")[-1] for p in with_ct.glob("*.nii.gz")) == [
-        "ct.nii.gz", "flair.nii.gz", "t1.nii.gz", "t1ce.nii.gz", "t2.nii.gz"]
-
-
-def test_a_mask_file_stands_in_for_drawing(panel, qtbot, case_dir, tmp_path):
-    click(qtbot, panel.startEngineButton)
-    panel.set_case(case_dir, read_case(case_dir))
-    missing = tmp_path / "none.nii.gz"
-    panel.guard(lambda: panel.use_mask_file(missing))
-    assert "does not exist" in panel.errorLabel.text()
-    mask = tmp_path / "labels.nii.gz"
-    image = nib.load(str(case_dir / f"{case_dir.name}_t1.nii.gz"))
-    codes = np.zeros(image.shape, np.uint8)
-    codes[14:18, 14:18, 14:18] = 2
-    codes[15:17, 15:17, 15:17] = 4
-    nib.save(nib.Nifti1Image(codes, image.affine), str(mask))
-    panel.use_mask_file(mask)
-    assert panel.tumourSegmentComboBox.currentText() == f"{MASK_FILE}: labels.nii.gz"
-    assert panel.tumourGenerateButton.isEnabled()
-    panel.tumourLabelsCheckBox.setChecked(True)  # the file holds BraTS codes: used as they are
-    path, outline = panel._write_drawn()
-    assert path == mask and outline is False
+    assert sorted(p.name.split("_")[-1] for p in result.glob("*.nii.gz")) == [
+        "flair.nii.gz", "seg.nii.gz", "t1.nii.gz", "t1ce.nii.gz", "t2.nii.gz"]
