@@ -110,7 +110,7 @@ class LDM3DModel(ModelPlugin):
         return device
 
     def sampling_steps(self, steps: int | None = None) -> int:
-        steps = int(steps or self.steps or self.config.default_steps)
+        steps = int(steps if steps is not None else self.steps or self.config.default_steps)
         if not 1 <= steps <= MAX_STEPS:
             raise MedSynthError(f"The number of sampling steps must be 1 to {MAX_STEPS}, not {steps}.")
         return steps

@@ -126,7 +126,8 @@ class LDMRun:
         else:
             res = request.resolution or DEFAULT_RESOLUTION
             w = request.width or DEFAULT_WIDTH
-            self.config = LDMConfig(resolution=res, ae_channels=[w, 2 * w, 4 * w], unet_channels=[2 * w, 4 * w, 4 * w])
+            ae = [w, 2 * w, 4 * w] if res >= 32 else [w, 2 * w]  # latents 1/4 of the side (1/2 below 32^3)
+            self.config = LDMConfig(resolution=res, ae_channels=ae, unet_channels=[2 * w, 4 * w, 4 * w])
             channels = request.channels or choose_channels(find_cases(Path(request.data), None)[1], None)
             self.config.image_channels = [c for c in channels if c != LABEL_CHANNEL]
             self.config.labels = LABEL_CHANNEL in channels
@@ -141,8 +142,10 @@ class LDMRun:
             raise MedSynthError(f"--resolution must be a multiple of {2 ** (len(self.config.ae_channels) - 1)} for ldm3d.")
         self.spec = PreprocessSpec(shape=(self.config.resolution,) * 3, spacing=(self.spacing,) * 3)
         self.data = self._load_data()
-        self.autoencoder = build_autoencoder(self.config).to(self.device)
-        self.unet = build_unet(self.config).to(self.device)
+        with torch.random.fork_rng(devices=[]):  # seeded initial weights, without touching the caller's generator
+            torch.manual_seed(request.seed)
+            self.autoencoder = build_autoencoder(self.config).to(self.device)
+            self.unet = build_unet(self.config).to(self.device)
         if state is not None:  # the folder's own weights: the finished stages of this run
             _, tensors = load_model_folder(self.out)
             self._load(tensors)

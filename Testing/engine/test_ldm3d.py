@@ -1,0 +1,115 @@
+"""ldm3d at 16^3 (latents 8^3) with a few steps: both training stages, exact resume, stage rules, seeded sampling."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from medsynth_engine.errors import MedSynthError
+from medsynth_engine.models.ldm3d.network import LDMConfig, condition_from_codes
+from medsynth_engine.training.finetune import FinetuneRequest, run_finetune
+from safetensors.torch import load_file
+
+TINY = dict(model="ldm3d", resolution=16, width=8, batch_size=2, seed=5, checkpoint_every=2, log_every=1, steps=4)
+
+
+def _request(data, out, **extra):
+    return FinetuneRequest(data=data, out=out, **{**TINY, **extra})
+
+
+def _stop_after(n: int):
+    calls = {"n": 0}
+
+    def stop() -> bool:
+        calls["n"] += 1
+        return calls["n"] >= n
+
+    return stop
+
+
+@pytest.fixture(scope="module")
+def tiny_model(make_phantom_set, tmp_path_factory):
+    """Autoencoder stage then (``--resume``, no ``--stage``) the diffusion stage, 4 steps each."""
+    data = make_phantom_set(n=4, shape=(16, 16, 16), spacing=10.0)
+    out = tmp_path_factory.mktemp("ldm3d") / "tiny"
+    seen: list[dict] = []
+    run_finetune(_request(data, out), progress=seen.append)
+    ae_only = load_file(str(out / "model.safetensors"))
+    run_finetune(_request(data, out, resume=True), progress=seen.append)
+    return data, out, seen, ae_only
+
+
+def test_two_stages_write_a_usable_model(tiny_model, registry):
+    _, out, seen, ae_only = tiny_model
+    assert not any(k.startswith("unet.") for k in ae_only)  # after stage 1 the folder holds the autoencoder only
+    lines = [json.loads(line) for line in (out / "loss.jsonl").read_text().splitlines()]
+    assert [(x["stage"], x["step"]) for x in lines] == [("autoencoder", s) for s in (1, 2, 3, 4)] + [("diffusion", s) for s in (1, 2, 3, 4)]
+    assert all(np.isfinite(x["l1"]) and x["kl"] >= 0 for x in lines[:4]) and all(np.isfinite(x["mse"]) for x in lines[4:])
+    assert {p["stage"] for p in seen if "losses" in p} == {"autoencoder", "diffusion"}
+    assert sorted(p.name for p in (out / "samples").iterdir()) == [
+        "mosaic_autoencoder_step2.png", "mosaic_autoencoder_step4.png", "mosaic_diffusion_step2.png", "mosaic_diffusion_step4.png"
+    ]
+    card = json.loads((out / "model.json").read_text())
+    assert card["architecture"]["name"] == "ldm3d" and card["kind"] == "diffusion"
+    assert card["architecture"]["stages_trained"] == ["autoencoder", "diffusion"]
+    assert card["shape"] == [16] * 3 and card["spacing"] == [12.0] * 3 and card["channels"] == ["t1", "t1ce", "t2", "flair", "seg"]
+    assert "L1" in card["preprocessing"]["training"]["autoencoder_loss"] and "perceptual" in card["preprocessing"]["training"]["autoencoder_loss"]
+    assert card["architecture"]["scale_factor"] != 1.0  # set from the encoded training set
+    weights = load_file(str(out / "model.safetensors"))
+    assert all(torch.equal(weights[k], v) for k, v in ae_only.items())  # stage 2 left the autoencoder frozen
+    plugin = registry.get(str(out))
+    case = plugin.generate(seed=1, channels=("t1", "flair", "seg"), shape=(16,) * 3, spacing=(12.0,) * 3, tumour=True, device="cpu")
+    assert case.arrays["t1"].dtype == np.int16 and case.arrays["t1"].shape == (16, 16, 16)
+    assert set(np.unique(case.arrays["seg"])) <= {0, 1, 2, 4}
+
+
+def test_resume_continues_exactly(tiny_model, tmp_path):
+    data, straight, _, _ = tiny_model
+    out = tmp_path / "b"
+    run_finetune(_request(data, out), should_stop=_stop_after(2))
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["step"] == 2
+    run_finetune(_request(data, out, resume=True, steps=99, seed=1))  # an unfinished stage keeps its own settings
+    run_finetune(_request(data, out, resume=True), should_stop=_stop_after(3))
+    run_finetune(_request(data, out, resume=True))
+    a, b = load_file(str(straight / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    losses = lambda folder: [(x["stage"], x["step"], x.get("l1"), x.get("mse")) for x in map(json.loads, (folder / "loss.jsonl").read_text().splitlines())]  # noqa: E731
+    assert losses(straight) == losses(out)
+
+
+def test_stage_rules(tiny_model, tmp_path):
+    data, out, _, _ = tiny_model
+    with pytest.raises(MedSynthError, match="autoencoder first"):
+        run_finetune(_request(data, tmp_path / "c", stage="diffusion"))
+    with pytest.raises(MedSynthError, match="--stage must be"):
+        run_finetune(_request(data, tmp_path / "d", stage="controlnet"))
+    with pytest.raises(MedSynthError, match="no later stage"):
+        run_finetune(_request(data, out, resume=True))
+    with pytest.raises(MedSynthError, match="not empty"):
+        run_finetune(_request(data, out))
+
+
+def test_sampling_is_seeded_and_follows_the_mask(tiny_model, registry):
+    _, out, _, _ = tiny_model
+    plugin = registry.get(str(out))
+    kwargs = dict(channels=("t1", "t2", "seg"), shape=(16,) * 3, spacing=(12.0,) * 3, tumour=True, device="cpu")
+    plugin.steps = 3
+    a, b, c = (plugin.generate(seed=s, **kwargs) for s in (7, 7, 8))
+    assert all(np.array_equal(a.arrays[k], b.arrays[k]) for k in a.arrays)
+    assert not np.array_equal(a.arrays["t1"], c.arrays["t1"])
+    plugin.steps = 2
+    assert plugin.generate(seed=7, **kwargs).params["sampling_steps"] == 2
+    plugin.steps = None
+    with pytest.raises(MedSynthError, match="sampling steps"):
+        plugin.sampling_steps(0)
+
+
+def test_condition_marks_tumour_classes_on_the_latent_grid():
+    codes = torch.zeros((1, 32, 32, 32), dtype=torch.uint8)
+    codes[0, :4, :4, :4] = 4
+    codes[0, 28:, 28:, 28:] = 2
+    cond = condition_from_codes(codes, LDMConfig(resolution=32).latent_resolution)
+    assert cond.shape == (1, 4, 8, 8, 8) and torch.all(cond[:, 0] == 1)
+    assert cond[0, 3, 0, 0, 0] == 1 and cond[0, 2, -1, -1, -1] == 1 and cond[0, 1].max() == -1
