@@ -11,6 +11,7 @@ import torch
 from medsynth_engine.addchannel import AddChannelRequest, add_channel
 from medsynth_engine.errors import MedSynthError
 from medsynth_engine.models.segnet.inputs import SEQUENCES, assemble, drop_sequences
+from medsynth_engine.models.segnet.train import train as train_seg
 from medsynth_engine.nifti_io import read_nifti
 from medsynth_engine.training.finetune import FinetuneRequest, run_finetune
 from safetensors.torch import load_file
@@ -96,8 +97,8 @@ def test_continue_from_a_segnet_folder_and_cases_missing_sequences(make_phantom_
     more = run_finetune(FinetuneRequest(**{**TINY, "model": str(first), "width": None}, data=data, out=tmp_path / "b", steps=1))
     card = json.loads((more / "model.json").read_text())
     assert str(first) in card["training_data"] and card["architecture"]["channels"] == [4, 8, 16, 32]
-    with pytest.raises(MedSynthError, match="not segnet"):
-        run_finetune(FinetuneRequest(**{**TINY, "model": "pgan3d-phantom"}, data=data, out=tmp_path / "c", steps=1))
+    with pytest.raises(MedSynthError, match="is a 'mr2ct' model, not segnet"):  # the seg trainer called with another family's model
+        train_seg(FinetuneRequest(**{**TINY, "model": "mr2ct-phantom"}, data=data, out=tmp_path / "c", steps=1))
     with pytest.raises(MedSynthError, match="not a seg stage"):
         run_finetune(FinetuneRequest(**TINY, data=data, out=tmp_path / "d", steps=1, stage="adversarial"))
 

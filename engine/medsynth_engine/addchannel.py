@@ -238,10 +238,8 @@ def add_channel(request: AddChannelRequest, progress: Callable[[float, str], Non
         raise MedSynthError(f"Unknown channel '{request.channel}'; add-channel makes {' or '.join(CHANNEL_MODELS)}.")
     case_id, files, folder = find_case_files(Path(request.case))
     out = Path(request.out) if request.out is not None else folder
-    if not out.is_dir():
-        if out.exists() or not out.parent.is_dir():
-            raise MedSynthError(f"The output folder {out} is not a folder and cannot be created there; choose another --out.")
-        out.mkdir()
+    if out.exists() and not out.is_dir():
+        raise MedSynthError(f"The output path {out} is a file, not a folder; choose another --out.")
     nifti = out / f"{case_id}_{request.channel}.nii.gz"
     targets = [nifti] + ([out / f"{case_id}_seg.seg.nrrd"] if request.channel == "seg" else [])
     existing = [p for p in targets if p.exists()]
@@ -253,6 +251,10 @@ def add_channel(request: AddChannelRequest, progress: Callable[[float, str], Non
     arrays, affine, _ = _read_case(files)
     array = model.predict(arrays, affine, device=device, amp=request.amp, progress=report)
     report(0.9, f"writing {nifti.name}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MedSynthError(f"The output folder {out} cannot be created ({exc.strerror}); choose another --out.") from None
     outputs: list[tuple[Path, Callable[[Path], None]]] = [(nifti, lambda p: write_nifti(p, array, affine))]
     if request.channel == "seg":
         outputs.append((targets[1], lambda p: _segmentation_nrrd(p, array, affine)))

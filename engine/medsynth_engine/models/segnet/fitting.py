@@ -80,9 +80,11 @@ class _Trainer:
         self.rng = torch.Generator().manual_seed(seed)
 
     def update_ema(self) -> None:
+        """EMA of the weights, with a warm-up so short runs are not dominated by the random initialisation."""
+        decay = min(EMA_DECAY, (1.0 + self.steps_done) / (10.0 + self.steps_done))
         with torch.no_grad():
             for ema, live in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
-                ema.lerp_(live, 1.0 - EMA_DECAY)
+                ema.lerp_(live, 1.0 - decay)
             for ema, live in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
                 ema.copy_(live)
 
@@ -307,7 +309,7 @@ class _Run:
                 "training": {
                     "description": family.describe,
                     "sequence_dropout": {"keep_probability": family.keep_probability, "t1_only_share": family.t1_only},
-                    "ema_decay": EMA_DECAY,
+                    "ema_decay": f"{EMA_DECAY} (warm-up: (1 + step) / (10 + step) while smaller)",
                     **family.extras(self.config, request.stage),
                 },
                 "inference": "resample to the model spacing, sliding window (patch, 25% overlap, Gaussian), resample back linearly",
