@@ -183,7 +183,7 @@ def _case_files(case: Path) -> tuple[str, dict[str, Path]]:
 def _check_out(out: Path, case: Path) -> None:
     out_abs, case_abs = out.absolute().resolve(), case.absolute().resolve()
     folder = case_abs if case_abs.is_dir() else case_abs.parent
-    if out_abs == folder or folder in out_abs.parents:
+    if out_abs == folder or (case_abs.is_dir() and folder in out_abs.parents):
         raise MedSynthError(f"The output folder {out} is the input case's folder; choose a new or empty folder.")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise MedSynthError(f"{out} is not empty; choose a new or empty output folder.")
@@ -260,7 +260,6 @@ def add_tumour(request: AddTumourRequest, progress: Callable[[float, str], None]
     request.validate()
     name, files = _case_files(request.case)
     _check_out(request.out, request.case)
-    tell(0.02, "reading the case")
     arrays: dict[str, np.ndarray] = {}
     affine = None
     for channel, path in files.items():
@@ -279,6 +278,7 @@ def add_tumour(request: AddTumourRequest, progress: Callable[[float, str], None]
     if inside < MIN_INSIDE_HEAD:
         raise MedSynthError(f"The mask lies mostly outside the head of {request.case} ({1 - inside:.0%} of its voxels); draw it inside the brain.")
 
+    tell(0.05, "loading the model")
     plugin = default_registry(entry_points=False).get(request.model)
     if not getattr(plugin, "supports_mask", False) or not hasattr(plugin, "inpaint"):
         raise MedSynthError(f"Model '{request.model}' cannot add tumours; use an ldm3d model such as {DEFAULT_TUMOUR_MODEL}.")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+from ..errors import MedSynthError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +37,18 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
     )
     bar = ProgressBar("Adding tumour", quiet=args.quiet)
-    result = add_tumour(request, progress=lambda fraction, message: bar(int(round(fraction * 100)), 100))
+    shown = []
+
+    def progress(fraction: float, message: str) -> None:
+        shown.append(fraction)
+        bar(int(round(fraction * 100)), 100)
+
+    try:
+        result = add_tumour(request, progress=progress)
+    except MedSynthError:
+        if shown and shown[-1] < 1.0 and not args.quiet:
+            sys.stderr.write("\n")  # end the progress line so the error stands on its own line
+        raise
     if args.quiet:
         print(result["case"])
     else:

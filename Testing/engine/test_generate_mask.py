@@ -1,0 +1,108 @@
+"""generate --mask with the shipped ldm3d-phantom: the seg written is the mask (resampled if on another grid),
+models without mask support refuse it in one sentence, bad masks are refused."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from medsynth_engine.errors import MedSynthError
+from medsynth_engine.generate import GenerateRequest, generate_set
+from medsynth_engine.models.pgan3d.plugin import grid_affine
+from medsynth_engine.tumour import DEFAULT_TUMOUR_MODEL
+
+MEDSYNTH_BIN = Path(sys.executable).parent / "medsynth"
+
+
+@pytest.fixture(scope="module")
+def model(registry):
+    plugin = registry.get(DEFAULT_TUMOUR_MODEL)
+    plugin.steps = 3  # a few DDIM steps keep the test fast; quality is not under test here
+    yield plugin
+    plugin.steps = None
+
+
+def _grid(model) -> tuple[tuple[int, ...], np.ndarray]:
+    shape = tuple(model.card.shape)
+    return shape, grid_affine(shape, tuple(model.card.spacing))
+
+
+def _mask(shape: tuple[int, ...]) -> np.ndarray:
+    codes = np.zeros(shape, dtype=np.uint8)
+    c = np.array(shape) // 2 + np.array([shape[0] // 6, 0, 0])
+    codes[c[0] - 4 : c[0] + 4, c[1] - 4 : c[1] + 4, c[2] - 4 : c[2] + 4] = 2
+    codes[c[0] - 2 : c[0] + 2, c[1] - 2 : c[1] + 2, c[2] - 2 : c[2] + 2] = 3
+    codes[c[0] - 1 : c[0] + 1, c[1] - 1 : c[1] + 1, c[2] - 1 : c[2] + 1] = 1
+    return codes
+
+
+def _seg(out: Path) -> tuple[np.ndarray, np.ndarray]:
+    path = next(out.glob("*/*_seg.nii.gz"))
+    image = nib.load(str(path))
+    return np.asanyarray(image.dataobj), image.affine
+
+
+def _generate(registry, out: Path, mask: Path) -> Path:
+    """Through the session registry, which holds the fixture's few-step plugin."""
+    return generate_set(GenerateRequest(model=DEFAULT_TUMOUR_MODEL, n=2, seed=4, out=out, mask=mask, device="cpu"), registry)
+
+
+def test_seg_is_the_mask_on_the_model_grid(model, registry, tmp_path):
+    shape, affine = _grid(model)
+    codes = _mask(shape)
+    path = tmp_path / "mask.nii.gz"
+    nib.save(nib.Nifti1Image(codes, affine), str(path))
+    out = _generate(registry, tmp_path / "set", path)
+    cases = sorted(p for p in out.iterdir() if p.is_dir())
+    assert len(cases) == 2
+    for case in cases:
+        seg = np.asanyarray(nib.load(str(next(case.glob("*_seg.nii.gz")))).dataobj)
+        assert np.array_equal(seg, np.where(codes == 3, 4, codes))  # 3 read as enhancing (4)
+    t1 = [np.asanyarray(nib.load(str(next(c.glob("*_t1.nii.gz")))).dataobj) for c in cases]
+    assert not np.array_equal(t1[0], t1[1])  # one mask, two different cases
+    manifest = (out / "manifest.json").read_text()
+    assert '"mask": true' in manifest and str(path) not in manifest
+
+
+def test_mask_on_another_grid_is_resampled_nearest(model, registry, tmp_path):
+    shape, affine = _grid(model)
+    codes = np.where(_mask(shape) == 3, 4, _mask(shape))
+    fine = codes.repeat(2, 0).repeat(2, 1).repeat(2, 2)
+    fine_affine = affine.copy()
+    fine_affine[:3, :3] /= 2
+    fine_affine[:3, 3] -= 0.2 * np.diag(affine)[:3]  # fine voxel 2i lies nearest to coarse voxel i
+    path = tmp_path / "fine.nii.gz"
+    nib.save(nib.Nifti1Image(fine, fine_affine), str(path))
+    seg, seg_affine = _seg(_generate(registry, tmp_path / "set", path))
+    assert np.array_equal(seg, codes) and np.allclose(seg_affine, affine)
+
+
+def test_models_without_mask_support_refuse(tmp_path, registry):
+    shape, affine = (16, 16, 16), grid_affine((16, 16, 16), (10.0,) * 3)
+    path = tmp_path / "mask.nii.gz"
+    nib.save(nib.Nifti1Image(_mask(shape), affine), str(path))
+    request = GenerateRequest(model="phantom", n=1, seed=0, out=tmp_path / "o", mask=path, shape=shape, spacing=(10.0,) * 3)
+    with pytest.raises(MedSynthError, match="cannot follow a tumour mask"):
+        generate_set(request, registry)
+    run = subprocess.run(
+        [str(MEDSYNTH_BIN), "generate", "--model", "phantom", "--mask", str(path), "--out", str(tmp_path / "c")],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 2 and run.stderr.strip().count("\n") == 0 and "cannot follow a tumour mask" in run.stderr
+    assert not (tmp_path / "o").exists() and not (tmp_path / "c").exists()
+
+
+def test_bad_mask_refused_and_nothing_written(model, registry, tmp_path):
+    shape, affine = _grid(model)
+    codes = _mask(shape)
+    codes[0, 0, 0] = 9
+    path = tmp_path / "bad.nii.gz"
+    nib.save(nib.Nifti1Image(codes, affine), str(path))
+    with pytest.raises(MedSynthError, match="label"):
+        _generate(registry, tmp_path / "set", path)
+    assert not (tmp_path / "set").exists()
