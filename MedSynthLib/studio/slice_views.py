@@ -210,6 +210,11 @@ class SliceViews(QtWidgets.QWidget):
             f"<td>&nbsp;{code} {BRATS_LABELS[code]}: {BRATS_LABEL_NAMES[code]}</td></tr>"
             for code, (r, g, b) in BRATS_LABEL_COLOURS.items()
         )
+        r, g, b = DRAWN_COLOUR
+        rows += (
+            f'<tr><td style="background-color: rgb({int(r * 255)},{int(g * 255)},{int(b * 255)})">&nbsp;&nbsp;&nbsp;&nbsp;</td>'
+            "<td>&nbsp;the tumour you draw (Tumour section)</td></tr>"
+        )
         legend = QtWidgets.QLabel(
             "<b>Tumour labels (BraTS)</b><table cellspacing=4>" + rows + "</table>"
         )

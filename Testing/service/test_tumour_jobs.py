@@ -31,7 +31,7 @@ def sphere(shape, affine, radius_mm: float) -> np.ndarray:
     return (np.sqrt((((grid - centre) * spacing) ** 2).sum(axis=-1)) <= radius_mm).astype(np.uint8)
 
 
-def write_outline(case: Path, dest: Path, radius_mm: float = 9.0) -> tuple[Path, np.ndarray, np.ndarray]:
+def write_outline(case: Path, dest: Path, radius_mm: float = 15.0) -> tuple[Path, np.ndarray, np.ndarray]:
     reference = nib.load(str(case / f"{case.name}_t1.nii.gz"))
     blob = sphere(reference.shape, reference.affine, radius_mm)
     nib.save(nib.Nifti1Image(blob, reference.affine), str(dest))
@@ -100,7 +100,7 @@ def test_generate_with_a_drawn_outline_keeps_the_grown_tumour_as_its_label(clien
     card = client.model("ldm3d-phantom")
     shape, spacing = tuple(card["shape"]), tuple(float(s) for s in card["spacing"])
     affine = np.diag([*spacing, 1.0])
-    affine[:3, 3] = -np.array(shape) * np.array(spacing) / 2
+    affine[:3, 3] = -(np.array(shape) - 1) * np.array(spacing) / 2  # the model's own grid (a mask elsewhere is resampled)
     blob = sphere(shape, affine, 3 * max(spacing))
     mask = tmp_path / "drawn.nii.gz"
     nib.save(nib.Nifti1Image(blob, affine), str(mask))

@@ -62,15 +62,15 @@ def test_a_mask_file_or_a_sphere_drawn_by_a_click_is_added_to_the_case(panel, qt
 
     # The sphere: placed where a view was clicked, with the panel's radius.
     centre = (96.0, 100.0, 100.0)  # mm on the case grid, inside the brain
-    panel.radiusSpinBox.setValue(9.0)
+    panel.radiusSpinBox.setValue(15.0)
     with qtbot.waitSignal(panel.drawnChanged) as drawn:
         panel.place_sphere(centre)
     sphere, shown_centre = drawn.args
     assert shown_centre == centre and panel.tumourSegmentComboBox.currentText() == SPHERE
     spacing = np.array(read_case(case_dir).spacing)
     voxels = np.argwhere(sphere > 0) * spacing
-    assert sphere.shape == (32, 32, 32) and np.sqrt(((voxels - centre) ** 2).sum(axis=1)).max() <= 9.0
-    ball = 4 / 3 * np.pi * 9.0**3
+    assert sphere.shape == (32, 32, 32) and np.sqrt(((voxels - centre) ** 2).sum(axis=1)).max() <= 15.0
+    ball = 4 / 3 * np.pi * 15.0**3
     assert abs(sphere.sum() * spacing.prod() - ball) < 0.5 * ball
     assert panel.tumourAddButton.isEnabled() and panel.tumourGenerateButton.isEnabled()
 
