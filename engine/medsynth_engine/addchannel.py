@@ -200,7 +200,8 @@ def _segmentation_nrrd(path: Path, codes: np.ndarray, affine: np.ndarray) -> Non
         for code in sorted(BRATS_LABELS)
     ]
     ijk_to_lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(affine, dtype=float)
-    slicerio.write_segmentation(str(path), {"voxels": codes.astype(np.uint8), "ijkToLPS": ijk_to_lps, "segments": segments})
+    segmentation = {"voxels": codes.astype(np.uint8), "ijkToLPS": ijk_to_lps, "segments": segments}
+    slicerio.write_segmentation(str(path), segmentation, compression_level=1)  # level 9 costs seconds, saves little on labels
 
 
 def _write_together(outputs: list[tuple[Path, Callable[[Path], None]]]) -> None:
@@ -228,7 +229,7 @@ def _write_together(outputs: list[tuple[Path, Callable[[Path], None]]]) -> None:
 def add_channel(request: AddChannelRequest, progress: Callable[[float, str], None] | None = None) -> dict:
     """Predict ``request.channel`` for the case and write it beside the case; returns what was done.
 
-    Returns ``{"channel", "model", "inputs", "written": [absolute paths], "seconds"}``.
+    Returns ``{"channel", "model", "inputs", "written": [absolute paths], "seconds", "network_seconds"}``.
     """
     from .device import select_device
 
@@ -266,4 +267,5 @@ def add_channel(request: AddChannelRequest, progress: Callable[[float, str], Non
         "inputs": list(arrays),
         "written": [str(p.resolve()) for p in targets],
         "seconds": round(time.monotonic() - started, 3),
+        "network_seconds": round(model.network_seconds, 3),
     }

@@ -9,6 +9,7 @@ HU for mr2ct (then clipped to the scanner range).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -69,6 +70,7 @@ class ChannelModel:
         if expected is not None and name != expected:
             raise MedSynthError(f"The model {self.card.id} is a '{name}' model; the {CHANNEL_OF[expected]} channel needs a {expected} model.")
         self.channel = CHANNEL_OF[name]
+        self.network_seconds = 0.0  # of the last predict, for the benchmark
         self.config = ChannelNetConfig.from_dict(self.card.architecture)
         self.net = build_unet(self.config).eval().requires_grad_(False)
         state = {k[len(NET_PREFIX) :]: v for k, v in tensors.items() if k.startswith(NET_PREFIX)}
@@ -103,7 +105,9 @@ class ChannelModel:
         if progress:
             progress(0.2, f"resampled {', '.join(given)} to {self.spacing[0]:g} mm")
         x = torch.from_numpy(assemble(mr))[None]
+        started = time.perf_counter()
         y = run_network(self.net, x, self.config.patch, device=device, amp=amp)[0].numpy()
+        self.network_seconds = time.perf_counter() - started
         if progress:
             progress(0.7, "network done; resampling onto the case's grid")
         if self.channel == "seg":
