@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
-import time
 
-import nibabel as nib
-import numpy as np
 import pytest
 
 from MedSynthLib.controller import (
@@ -19,16 +15,6 @@ from MedSynthLib.controller import (
     validate_add_channel,
     validate_tumour,
 )
-
-
-def wait_until_done(controller: PanelController, limit: float = 120.0) -> dict:
-    """Drive the controller the way the QTimer does (the limit only stops a hung test; nothing is timed)."""
-    deadline = time.monotonic() + limit
-    while controller.tracker.active:
-        assert time.monotonic() < deadline, "the job did not end"
-        controller.poll()
-        time.sleep(0.2)
-    return controller.tracker.job
 
 
 @pytest.fixture(scope="module")
@@ -113,25 +99,9 @@ def test_enablement_follows_the_engines_models_and_the_selection(controller):
         controller.channel_models = models
 
 
-def test_add_a_ct_channel_to_a_saved_case_and_get_its_file(controller, make_phantom_set):
-    set_dir = make_phantom_set(n=1, shape=(24, 24, 24), spacing=8.0, channels="t1,t1ce,t2,flair")
-    source = next(p for p in set_dir.iterdir() if p.is_dir())
-    case = controller.input_folder(f"{source.name} t1")
-    assert case.parent.parent == controller.work_dir and case.name == source.name
-    case.mkdir()
-    shutil.copyfile(source / f"{source.name}_t1.nii.gz", case / f"{case.name}_t1.nii.gz")
-    job = controller.add_channel("ct", case)
-    assert job["kind"] == "add-channel" and job["params"]["case"] == str(case.resolve())
-    view = controller.view({"volume": "x t1"})
-    if controller.tracker.active:
-        assert not view.enabled["add_seg"] and "running" in view.reasons["add_seg"]
-    job = wait_until_done(controller)
-    assert job["state"] == "succeeded", job.get("error")
-    kind, files = result_to_load(job)
-    assert kind == "files" and files == [case.resolve() / f"{case.name}_ct.nii.gz"]
-    ct = nib.load(str(files[0]))
-    t1 = nib.load(str(case / f"{case.name}_t1.nii.gz"))
-    assert ct.shape == t1.shape and np.allclose(ct.affine, t1.affine)
-    assert controller.take_finished()["id"] == job["id"]
-    with pytest.raises(Exception, match="already exists"):  # never overwritten without replace
-        controller.add_channel("ct", case)
+def test_input_folders_are_new_and_under_the_work_folder(controller):
+    first, second = controller.input_folder("ms-1 t1"), controller.input_folder("ms-1 t1")
+    assert first.name == second.name == "ms-1" and first != second
+    assert first.parent.parent == controller.work_dir and first.parent.is_dir() and not first.exists()
+    # Inside the state folder of the engine it started: a folder that engine may always read.
+    assert controller.work_dir == controller.session.process.token_file.parent.resolve() / "panel-inputs"

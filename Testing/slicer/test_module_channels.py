@@ -49,19 +49,18 @@ def test_tumour_parameters_are_typed_with_their_defaults(medsynth):
         parameters.tumourSeed = -1
 
 
-def test_add_a_segmentation_to_a_loaded_case_and_see_it_with_brats_colours(logic, make_phantom_set):
-    set_dir = make_phantom_set(n=1, shape=(24, 24, 24), spacing=8.0, channels="t1,t1ce,t2,flair")
+def test_a_seg_result_is_overlaid_with_brats_names(logic, make_phantom_set):
+    """loadResult on an add-channel job record (the job itself runs in the CT test below and the service tests)."""
+    set_dir = make_phantom_set(n=1, shape=(20, 18, 16), spacing=6.0, channels="t1,t1ce,t2,flair,seg,ct")  # as test_scene_channels
     case = next(p for p in set_dir.iterdir() if p.is_dir())
-    loaded = logic.loadCase(case, show=False)
-    assert loaded.segmentation is None
-    job = logic.addChannel("seg", loaded.volumes["flair"])
-    assert job["kind"] == "add-channel" and job["params"]["channel"] == "seg"
-    nodes = logic.loadResult(finish(logic))
+    written = [str(case / f"{case.name}_seg.nii.gz"), str(case / f"{case.name}_seg.seg.nrrd")]
+    nodes = logic.loadResult({"kind": "add-channel", "state": "succeeded", "result": {"written": written}})
     assert len(nodes) == 1 and nodes[0].IsA("vtkMRMLSegmentationNode")
     segmentation = nodes[0]
     assert segmentation.GetName() == f"{case.name} segmentation" and segmentation.GetDisplayNode().GetVisibility2DFill()
     names = {segmentation.GetSegmentation().GetNthSegment(i).GetName() for i in range(3)}
     assert names == {"NCR (Necrotic tumour core)", "ED (Peritumoural oedema)", "ET (Enhancing tumour)"}
+    assert logic.loadResult({"kind": "add-channel", "state": "failed", "result": {}}) is None
     with pytest.raises(InputError, match="needs a loaded volume"):
         logic.addChannel("ct", None)
 
