@@ -64,6 +64,7 @@ class LDMConfig:
     prediction_type: str = "v_prediction"
     condition_dropout: float = 0.2
     kl_weight: float = 1e-6
+    tumour_weight: float = 20.0  # L1 weight of tumour voxels (and one voxel around them) relative to the rest
     scale_factor: float = 1.0
     default_steps: int = 10
 

@@ -122,7 +122,7 @@ class LDMRun:
             self.config = base_config
             self.spacing = float(base_card.spacing[0])
             self.origin = f"{base_card.id} ({request.model})"
-            self.stages_done = list(base_config.to_dict().get("stages_trained", STAGES))
+            self.stages_done = list(base_card.architecture.get("stages_trained", STAGES))
         else:
             res = request.resolution or DEFAULT_RESOLUTION
             w = request.width or DEFAULT_WIDTH
@@ -216,7 +216,7 @@ class LDMRun:
         index = torch.randint(0, len(self.data), (request.batch_size,), generator=rng)
         amp = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bool(request.amp))
         if self.stage == "autoencoder":
-            x = self._inputs(index)
+            x, k = self._inputs(index), len(self.config.image_channels)
             if bool(torch.rand((), generator=rng) < 0.5):  # left-right flip: heads are roughly symmetric
                 x = x.flip(2)
             with amp:
@@ -224,7 +224,10 @@ class LDMRun:
                 eps = torch.randn(mu.shape, generator=rng).to(self.device)
                 recon = self.autoencoder.decode(mu + eps * sigma)
             recon = recon.float()
-            l1 = (recon - x).abs().mean()
+            # tumours fill ~2% of a head: without extra weight the autoencoder learns to drop them (and their labels)
+            tumour = F.max_pool3d((x[:, k + 1 :] > 0).any(dim=1, keepdim=True).float(), 3, stride=1, padding=1) if self.config.labels else 0.0
+            weight = 1.0 + self.config.tumour_weight * tumour
+            l1 = ((recon - x).abs() * weight).mean() / (weight.mean() if torch.is_tensor(weight) else 1.0)
             kl = 0.5 * (mu.float().pow(2) + sigma.float().pow(2) - torch.log(sigma.float().pow(2) + 1e-8) - 1).sum(dim=(1, 2, 3, 4)).mean()
             loss = l1 + self.config.kl_weight * kl
             losses = {"l1": float(l1.detach()), "kl": float(kl.detach())}
@@ -344,7 +347,10 @@ class LDMRun:
                 "normalisation": {"range": [-1.0, 1.0], "output_dtype": "int16", "channels": data.scale},
                 "data": {"layout": data.layout, "cases": len(data), "skipped": len(data.skipped)},
                 "training": {
-                    "autoencoder_loss": f"L1 + {self.config.kl_weight:g} x KL (no perceptual loss: MONAI's needs downloaded weights; no adversarial loss)",
+                    "autoencoder_loss": (
+                        f"L1 (tumour voxels x{1 + self.config.tumour_weight:g}) + {self.config.kl_weight:g} x KL "
+                        "(no perceptual loss: MONAI's needs downloaded weights; no adversarial loss)"
+                    ),
                     "diffusion": f"DDPM {self.config.train_timesteps} steps, {self.config.prediction_type}, EMA {EMA_DECAY}",
                     "conditioning": f"label map concatenated on the latent grid, dropped with p={self.config.condition_dropout}",
                 },
