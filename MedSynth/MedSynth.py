@@ -121,6 +121,7 @@ class MedSynthParameterNode:
     tumourLabels: bool = False
     tumourSeed: Annotated[int, Minimum(0)] = 0
     tumourMargin: Annotated[float, WithinRange(0.5, 50.0)] = 8.0
+    tumourSteps: Annotated[int, WithinRange(0, 1000)] = 0
 
 
 #
@@ -609,7 +610,7 @@ class MedSynthLogic(ScriptedLoadableModuleLogic):
         save_channel_inputs(volumeNode, caseDir, slicer.mrmlScene)
         return self.controller.add_tumour(
             case_dir=caseDir, mask=mask, outline=outline, model=model, seed=parameters.tumourSeed,
-            margin_mm=parameters.tumourMargin,
+            margin_mm=parameters.tumourMargin, steps=parameters.tumourSteps or None,
         )
 
     def loadResult(self, job: dict):

@@ -192,8 +192,11 @@ def validate_add_channel(*, channel: str, case_dir: str | os.PathLike, model: st
 
 
 def validate_tumour(*, mask: str | os.PathLike, outline: bool, seed: int, model: str, margin_mm: float | None = None,
-                    case_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Parameters of an ``add-tumour`` job (with ``case_dir``) or of a mask-conditioned ``generate`` job (without)."""
+                    case_dir: str | os.PathLike | None = None, steps: int | None = None) -> dict[str, Any]:
+    """Parameters of an ``add-tumour`` job (with ``case_dir``) or of a mask-conditioned ``generate`` job (without).
+
+    ``steps`` (sampling steps; None or 0 for the model's default) applies to adding to a case only.
+    """
     path = Path(mask).expanduser().absolute()
     if not path.is_file():
         raise InputError(f"The tumour mask {path} does not exist; draw the tumour (or choose a mask file) first.")
@@ -213,6 +216,10 @@ def validate_tumour(*, mask: str | os.PathLike, outline: bool, seed: int, model:
     params["case"] = str(case)
     if margin_mm is not None:
         params["margin_mm"] = float(margin_mm)
+    if steps:
+        if not 1 <= int(steps) <= 1000:
+            raise InputError(f"Steps {steps} is out of range; choose 1 to 1000 (or 0 for the model's default).")
+        params["steps"] = int(steps)
     return params
 
 
@@ -538,9 +545,10 @@ class PanelController:
         return ""
 
     def add_tumour(self, *, case_dir: str | os.PathLike, mask: str | os.PathLike, outline: bool, model: str,
-                   seed: int = 0, margin_mm: float | None = None) -> dict[str, Any]:
+                   seed: int = 0, margin_mm: float | None = None, steps: int | None = None) -> dict[str, Any]:
         """Submit an add-tumour job: the tumour in ``mask`` into the saved case; the result is a new case folder."""
-        params = validate_tumour(mask=mask, outline=outline, seed=seed, model=model, margin_mm=margin_mm, case_dir=case_dir)
+        params = validate_tumour(mask=mask, outline=outline, seed=seed, model=model, margin_mm=margin_mm,
+                                 case_dir=case_dir, steps=steps)
         return self._submit("add-tumour", params)
 
     def generate_with_tumour(self, *, mask: str | os.PathLike, outline: bool, model: str, seed: int = 0) -> dict[str, Any]:

@@ -326,7 +326,8 @@ class StudioPanel(QtWidgets.QWidget):
             self.controller.generate_with_tumour(mask=mask, outline=outline, model=model, seed=seed)
         else:
             self.controller.add_tumour(case_dir=self._copy_case(), mask=mask, outline=outline, model=model, seed=seed,
-                                       margin_mm=self.tumourMarginSpinBox.value())
+                                       margin_mm=self.tumourMarginSpinBox.value(),
+                                       steps=self.tumourStepsSpinBox.value() or None)
 
     # -- polling ------------------------------------------------------------------------------------------
 

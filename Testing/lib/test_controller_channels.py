@@ -55,8 +55,11 @@ def test_channel_and_tumour_inputs_are_checked(tmp_path):
     generate = validate_tumour(mask=mask, outline=True, seed=4, model=TUMOUR_MODEL)
     assert generate == {"model": TUMOUR_MODEL, "seed": 4, "mask": str(mask), "outline": True, "n": 1, "layout": "brats",
                         "channels": ["t1", "t1ce", "t2", "flair", "seg"]}
-    add = validate_tumour(mask=mask, outline=False, seed=0, model=TUMOUR_MODEL, margin_mm=6, case_dir=tmp_path)
-    assert add == {"model": TUMOUR_MODEL, "seed": 0, "mask": str(mask), "outline": False, "case": str(tmp_path), "margin_mm": 6.0}
+    add = validate_tumour(mask=mask, outline=False, seed=0, model=TUMOUR_MODEL, margin_mm=6, case_dir=tmp_path, steps=5)
+    assert add == {"model": TUMOUR_MODEL, "seed": 0, "mask": str(mask), "outline": False, "case": str(tmp_path),
+                   "margin_mm": 6.0, "steps": 5}
+    with pytest.raises(InputError, match="Steps 5000"):
+        validate_tumour(mask=mask, outline=False, seed=0, model=TUMOUR_MODEL, case_dir=tmp_path, steps=5000)
 
 
 def test_results_to_load_per_job_kind(tmp_path):

@@ -42,7 +42,8 @@ def finish(logic, limit: float = 120.0) -> dict:
 
 def test_tumour_parameters_are_typed_with_their_defaults(medsynth):
     parameters = medsynth.MedSynthLogic().getParameterNode()
-    assert (parameters.tumourLabels, parameters.tumourSeed, parameters.tumourMargin) == (False, 0, 8.0)
+    assert (parameters.tumourLabels, parameters.tumourSeed, parameters.tumourMargin, parameters.tumourSteps) == (
+        False, 0, 8.0, 0)
     with pytest.raises(ValueError):
         parameters.tumourMargin = 80.0  # the engine takes at most 50 mm
     with pytest.raises(ValueError):
@@ -67,8 +68,8 @@ def test_a_seg_result_is_overlaid_with_brats_names(logic, make_phantom_set):
 
 def test_add_a_ct_to_any_volume_opens_with_the_ct_window(logic):
     rng = np.random.default_rng(1)
-    array = np.zeros((24, 24, 24), np.float32)
-    array[4:20, 4:20, 4:20] = rng.normal(400, 40, (16, 16, 16))  # a head-sized bright block in air
+    array = np.zeros((16, 16, 16), np.float32)
+    array[3:13, 3:13, 3:13] = rng.normal(400, 40, (10, 10, 10))  # a head-sized bright block in air
     volume = slicer.util.addVolumeFromArray(array, name="MR scan from elsewhere")
     volume.SetSpacing(8.0, 8.0, 8.0)
     logic.addChannel("ct", volume)
@@ -97,10 +98,12 @@ def test_a_drawn_segment_is_added_to_the_case_as_a_tumour(logic, make_phantom_se
     segment_id = drawing.GetSegmentation().GetNthSegmentID(0)
     parameters = logic.getParameterNode()
     parameters.tumourSeed = 2
+    parameters.tumourSteps = 2  # few diffusion steps: the flow is tested here, the model's quality elsewhere
     with pytest.raises(InputError, match="Select the case"):
         logic.addTumour(parameters, TUMOUR_MODEL, drawing, segment_id, None)
     job = logic.addTumour(parameters, TUMOUR_MODEL, drawing, segment_id, reference)
     assert job["kind"] == "add-tumour" and job["params"]["outline"] is True and job["params"]["seed"] == 2
+    assert job["params"]["steps"] == 2 and job["params"]["margin_mm"] == 8.0
     result = logic.loadResult(finish(logic, limit=300))
     labels = slicer.util.arrayFromVolume(_labelmap_of(result.segmentation))
     assert set(np.unique(labels).tolist()) - {0} <= set(BRATS_LABELS) and (labels > 0).sum() > blob.sum()

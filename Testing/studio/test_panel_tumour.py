@@ -75,13 +75,14 @@ def test_a_mask_file_or_a_sphere_drawn_by_a_click_is_added_to_the_case(panel, qt
     assert panel.tumourAddButton.isEnabled() and panel.tumourGenerateButton.isEnabled()
 
     panel.tumourMarginSpinBox.setValue(6.0)
+    panel.tumourStepsSpinBox.setValue(2)  # few diffusion steps: the flow is tested here, the model's quality elsewhere
     with qtbot.waitSignal(panel.caseReady, timeout=JOB_LIMIT_MS) as shown:
         click(qtbot, panel.tumourAddButton)
         assert not panel.tumourAddButton.isEnabled()  # a job runs
     assert "Add-tumour job succeeded" in panel.jobStatusLabel.text(), panel.errorLabel.text()
     result = Path(shown.args[0])
     job = panel.controller.tracker.job
-    assert job["params"]["outline"] is True and job["params"]["margin_mm"] == 6.0
+    assert job["params"]["outline"] is True and job["params"]["margin_mm"] == 6.0 and job["params"]["steps"] == 2
     seg = np.asarray(nib.load(str(result / f"{result.name}_seg.nii.gz")).dataobj)
     assert {1, 2, 4} <= set(np.unique(seg).tolist()) <= {0, *BRATS_LABELS}
     assert sorted(p.name.split("_")[-1] for p in result.glob("*.nii.gz")) == [
