@@ -137,3 +137,20 @@ def test_generate_on_an_engine_forwards_the_mask(engine, tmp_path):
     )
     assert result.returncode == 2 and "mask path /etc/hostname is outside the folders" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_cancelling_an_add_tumour_job_stops_its_process_and_writes_nothing(engine, client, healthy_case, tmp_path):
+    import psutil
+    from service_helpers import wait_for
+
+    mask, _blob, _affine = write_outline(healthy_case, tmp_path / "outline.nii.gz")
+    out = tmp_path / "out"
+    job = client.submit("add-tumour", {"case": str(healthy_case), "mask": str(mask), "outline": True, "out": str(out),
+                                       "steps": 1000})
+    job = wait_for(client, job["id"], lambda j: j["state"] == "running" and j["progress"] > 0)
+    assert psutil.Process(engine.pid).children(recursive=True)  # the worker process
+    job = client.cancel(job["id"])
+    assert not psutil.Process(engine.pid).children(recursive=True)  # gone, with anything it started
+    assert job["state"] == "cancelled"
+    assert not (out / healthy_case.name).exists()
+    assert client.job(job["id"])["result"] == {}
