@@ -1,6 +1,7 @@
 """``medsynth finetune --model mr2ct`` (new model), ``--model mr2ct-phantom`` or an mr2ct folder (continue).
 
-A 3D UNet regression of HU / 1000 (the network is segnet's: MONAI UNet on the normalised MR input) with an
+A 3D UNet regression of HU / 1000 (the network is segnet's: MONAI UNet on the normalised MR input, with batch
+norm: instance norm made the absolute HU depend on each sliding window's content) with an
 L1 loss, weighted x4 in bone (above 300 HU) so the thin skull is not averaged away. ``--stage adversarial``
 adds MONAI's PatchDiscriminator conditioned on the MR (least-squares GAN, weight 0.01) for sharper bone;
 the default (no ``--stage``) is the plain L1 regression. A quarter of the training patches see T1 alone,
@@ -62,6 +63,7 @@ FAMILY = Family(
     keep_probability=0.6,
     t1_only=0.25,
     stages=(None, "adversarial"),
+    norm="batch",
     describe="MONAI UNet regression of HU/1000, AdamW",
     extras=_extras,
 )

@@ -61,6 +61,7 @@ class Family:
     keep_probability: float
     t1_only: float
     stages: tuple[str | None, ...] = (None,)
+    norm: str = "instance"
     describe: str = ""
     extras: Callable[[ChannelNetConfig, str | None], dict[str, Any]] = field(default=lambda config, stage: {})
 
@@ -71,7 +72,7 @@ class _Trainer:
     def __init__(self, config: ChannelNetConfig, discriminator: torch.nn.Module | None, lr: float, seed: int, device: torch.device):
         torch.manual_seed(seed)
         self.G = build_unet(config).to(device)
-        self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
+        self.G_ema = copy.deepcopy(self.G).requires_grad_(False).eval()  # never trained itself: batch norm uses its running stats
         self.D = (discriminator or torch.nn.Module()).to(device)
         self.opt_g = torch.optim.AdamW(self.G.parameters(), lr=lr, weight_decay=1e-5)
         d_params = list(self.D.parameters()) or [torch.nn.Parameter(torch.zeros(1))]
@@ -139,6 +140,7 @@ class _Run:
                 out_channels=family.out_channels,
                 channels=[width, 2 * width, 4 * width, 8 * width],
                 patch=request.resolution or DEFAULT_PATCH,
+                norm=family.norm,
             )
             self.spacing, self.origin = request.spacing or DEFAULT_SPACING, f"{family.scratch_id} (random initialisation)"
         else:

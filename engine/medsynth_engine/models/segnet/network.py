@@ -25,6 +25,8 @@ class ChannelNetConfig:
         num_res_units: residual units per UNet block.
         patch: training patch side in voxels; also the sliding-window size at inference.
         sequences: MR sequences of the input, in order (each with its presence map).
+        norm: ``instance`` (segnet: per-patch statistics suit classification) or ``batch`` (mr2ct: a regression
+            of absolute HU must not depend on what else a sliding window holds, which instance norm makes it do).
     """
 
     name: str
@@ -34,6 +36,7 @@ class ChannelNetConfig:
     num_res_units: int = 1
     patch: int = 64
     sequences: list[str] = field(default_factory=lambda: list(SEQUENCES))
+    norm: str = "instance"
     version: int = 1
 
     def __post_init__(self) -> None:
@@ -44,6 +47,8 @@ class ChannelNetConfig:
             step *= s
         if self.patch % step:
             raise MedSynthError(f"The {self.name} patch side must be a multiple of {step}, not {self.patch}.")
+        if self.norm not in ("instance", "batch"):
+            raise MedSynthError(f"A {self.name} network's norm must be instance or batch, not {self.norm}.")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,5 +67,5 @@ def build_unet(config: ChannelNetConfig) -> UNet:
         channels=tuple(config.channels),
         strides=tuple(config.strides),
         num_res_units=config.num_res_units,
-        norm="instance",
+        norm=config.norm,
     )
