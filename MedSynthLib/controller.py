@@ -449,9 +449,11 @@ class PanelController:
         return sorted(ids, key=lambda i: i != TUMOUR_MODEL)
 
     def finetune_bases(self) -> list[str]:
-        """Models a fine-tune can start from: the engine's trainable models, else the pgan3d architecture (from scratch)."""
-        trainable = [m["id"] for m in self.models if m.get("kind") not in ("procedural", None)]
-        return trainable or ["pgan3d"]
+        """Models a fine-tune can start from: the engine's trainable models, GANs first (one training stage, the
+        shortest path to a model of one's own data), else the pgan3d architecture (from scratch)."""
+        trainable = [m for m in self.models if m.get("kind") not in ("procedural", None)]
+        trainable.sort(key=lambda m: m.get("kind") != "gan")  # stable: the engine's order within each group
+        return [m["id"] for m in trainable] or ["pgan3d"]
 
     def stop_engine(self, force: bool = False) -> bool:
         """Stop the engine unless a job runs (``force`` stops it anyway); returns whether it was stopped."""

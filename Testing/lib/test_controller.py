@@ -278,3 +278,5 @@ def test_finetune_bases_prefer_trainable_models():
     assert controller.finetune_bases() == ["pgan3d"]
     controller.models.append({"id": "pgan3d-brats", "kind": "gan"})
     assert controller.finetune_bases() == ["pgan3d-brats"]
+    controller.models[1:1] = [{"id": "ldm3d-phantom", "kind": "diffusion"}]  # listed before the GAN by the engine
+    assert controller.finetune_bases() == ["pgan3d-brats", "ldm3d-phantom"]
