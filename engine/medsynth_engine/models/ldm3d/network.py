@@ -67,6 +67,7 @@ class LDMConfig:
     tumour_weight: float = 20.0  # L1 weight of tumour voxels (and one voxel around them) relative to the rest
     scale_factor: float = 1.0
     default_steps: int = 10
+    guidance: float = 3.0  # classifier-free guidance scale when a mask is given (1: none)
 
     @property
     def in_channels(self) -> int:

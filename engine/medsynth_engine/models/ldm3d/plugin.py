@@ -23,7 +23,15 @@ from ...errors import MedSynthError
 from ...modelfile import ModelCard, load_model_folder
 from ...registry import ModelPlugin, ModelRegistry, SynthCase
 from ..pgan3d.plugin import grid_affine
-from .network import LDMConfig, build_autoencoder, build_unet, condition_from_codes, sampling_scheduler, unconditional
+from .network import (
+    FILL_VALUE,
+    LDMConfig,
+    build_autoencoder,
+    build_unet,
+    condition_from_codes,
+    sampling_scheduler,
+    unconditional,
+)
 
 __all__ = ["LDM3DModel", "register", "SHIPPED_ID", "shipped_folder", "sample_volumes", "autocast_for", "MAX_STEPS"]
 
@@ -61,6 +69,8 @@ def sample_volumes(
 ) -> torch.Tensor:
     """Network-scale volumes (N, C, R, R, R) for a batch of conditions (see ``network.condition_from_codes``)."""
     n, latent = condition.shape[0], config.latent_resolution
+    conditioned = bool((condition[:, 0] > 0).any())
+    cfg = float(config.guidance) if conditioned and config.guidance != 1.0 else None
     noise = _noise((n, config.latent_channels, latent, latent, latent), seed).to(device)
     scheduler = sampling_scheduler(config, steps)
     inferer = LatentDiffusionInferer(scheduler=scheduler, scale_factor=config.scale_factor)
@@ -74,6 +84,8 @@ def sample_volumes(
             conditioning=condition.to(device),
             mode="concat",
             verbose=False,
+            cfg=cfg,
+            cfg_fill_value=FILL_VALUE,
         )
     return out.float()
 
@@ -186,12 +198,22 @@ class LDM3DModel(ModelPlugin):
             for i, t in enumerate(timesteps):
                 t_tensor = torch.full((1,), int(t), device=device, dtype=torch.long)
                 z = torch.where(inside, z, scheduler.add_noise(z0, known_noise, t_tensor))
-                out = self.unet(torch.cat([z, condition], dim=1), timesteps=t_tensor).float()
+                out = self._guided(z, condition, t_tensor)
                 z, _ = scheduler.step(out, int(t), z)
                 if i == len(timesteps) - 1:
                     z = torch.where(inside, z, z0)
             decoded = self.autoencoder.decode_stage_2_outputs(z / config.scale_factor).float()
         return decoded.cpu().numpy()[0]
+
+
+    def _guided(self, z: torch.Tensor, condition: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The UNet's output with classifier-free guidance towards ``condition`` (as MONAI's inferer does)."""
+        scale = float(self.config.guidance)
+        if scale == 1.0:
+            return self.unet(torch.cat([z, condition], dim=1), timesteps=t).float()
+        both = torch.cat([torch.cat([z, torch.full_like(condition, FILL_VALUE)], 1), torch.cat([z, condition], 1)])
+        uncond, cond = self.unet(both, timesteps=t.repeat(2)).float().chunk(2)
+        return uncond + scale * (cond - uncond)
 
 
 def _load_folder(folder: Path, card: ModelCard) -> ModelPlugin:
