@@ -53,7 +53,10 @@ def main() -> None:
         f"{card.preprocessing['data']['cases']} simulated cases from MedSynth's phantom (medsynth generate --model phantom), "
         f"{card.shape[0]}^3 at {card.spacing[0]:g} mm; no patient data. {args.note}"
     ).strip()
-    card.licence = "Apache-2.0 (weights trained on MedSynth's own simulated phantom data)."
+    card.licence = (
+        "Apache-2.0 (weights trained on procedural phantom data derived from the MNI ICBM152 2009a maps; "
+        "see the phantom model's licence)"
+    )
     card.metrics = {**card.metrics, "limits": args.limits}
     write_atomic(TARGET / CARD_FILE, (json.dumps(card.to_dict(), indent=2) + "\n").encode())
 
