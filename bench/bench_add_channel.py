@@ -3,9 +3,11 @@
 One phantom case (128^3 at 1.5 mm, the four sequences) gets a seg and a ct channel from the shipped
 models (seg-phantom, mr2ct-phantom; both at 2 mm, sliding window of 64^3). Modes:
 
-- ``fp32``: eager float32, contiguous memory (``amp=False``), the reference;
-- ``fast``: what ``amp=None`` picks here: channels_last_3d + inference_mode (+ bf16 on a GPU);
-- ``bf16``: bf16 autocast + channels_last_3d + inference_mode (``amp=True``).
+- ``eager``: float32, one sliding window per network call, the reference;
+- ``fp32``: float32, the windows batched 8 per call (``amp=False``);
+- ``fast``: what ``amp=None`` picks on this device (CPU: float32 with batched windows; GPU: + bf16, channels_last_3d);
+- ``bf16``: bf16 autocast + channels_last_3d, batched windows (``amp=True``).
+All run under ``torch.inference_mode``.
 
 Each measurement runs in a fresh subprocess (so peak resident memory is that mode's alone): one warm-up
 add-channel, then the best of ``--repeats`` timed runs, end to end (read, resample, network, resample back,
@@ -28,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "engine"))
 sys.path.insert(0, str(ROOT))
 
-MODES = {"fp32": False, "fast": None, "bf16": True}
+#: mode -> (amp, windows per network call)
+MODES = {"eager": (False, 1), "fp32": (False, 8), "fast": (None, 8), "bf16": (True, 8)}
 
 
 def make_case(folder: Path) -> Path:
@@ -45,13 +48,15 @@ def make_case(folder: Path) -> Path:
 def child(case: Path, channel: str, mode: str, repeats: int, threads: int, device: str) -> dict:
     import torch
     from medsynth_engine.addchannel import AddChannelRequest, add_channel
+    from medsynth_engine.models.segnet import model
 
     torch.set_num_threads(threads)
+    amp, model.SW_BATCH = MODES[mode]
     times, network = [], []
     with tempfile.TemporaryDirectory() as out:
         for i in range(repeats + 1):
             started = time.perf_counter()
-            result = add_channel(AddChannelRequest(case=case, channel=channel, out=Path(out), replace=True, device=device, amp=MODES[mode]))
+            result = add_channel(AddChannelRequest(case=case, channel=channel, out=Path(out), replace=True, device=device, amp=amp))
             if i:
                 times.append(time.perf_counter() - started)
                 network.append(result["network_seconds"])
@@ -88,10 +93,10 @@ def main() -> None:
                 print(rows[-1], file=sys.stderr)
     memory = "peak CUDA MB" if args.device.startswith("cuda") else "peak RSS MB"
     print(f"torch {torch.__version__}, {args.threads} thread(s), device {args.device}, 128^3 case at 1.5 mm, best of {args.repeats}\n")
-    print(f"| channel | mode | seconds per case | speed vs fp32 | network seconds | network speed vs fp32 | {memory} |")
+    print(f"| channel | mode | seconds per case | speed vs eager | network seconds | network speed vs eager | {memory} |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:
-        ref = next(r for r in rows if r["channel"] == row["channel"] and r["mode"] == "fp32")
+        ref = next(r for r in rows if r["channel"] == row["channel"] and r["mode"] == "eager")
         print(
             f"| {row['channel']} | {row['mode']} | {row['seconds']:.2f} | {ref['seconds'] / row['seconds']:.2f}x "
             f"| {row['network_seconds']:.2f} | {ref['network_seconds'] / row['network_seconds']:.2f}x | {row['peak_mb']:.0f} |"

@@ -22,7 +22,7 @@ from ...modelfile import ModelCard, load_model_folder
 from .inputs import HU_RANGE, SEQUENCES, ModelGrid, assemble
 from .network import ChannelNetConfig, build_unet
 
-__all__ = ["ChannelModel", "LABEL_CODES", "NET_PREFIX", "CT_SCALE", "run_network"]
+__all__ = ["ChannelModel", "LABEL_CODES", "NET_PREFIX", "CT_SCALE", "SW_BATCH", "run_network"]
 
 LABEL_CODES = np.array([0, 1, 2, 4], dtype=np.uint8)
 NET_PREFIX = "net."
@@ -32,18 +32,20 @@ CT_SCALE = 1000.0
 CHANNEL_OF = {"segnet": "seg", "mr2ct": "ct"}
 
 
-def run_network(
-    net: torch.nn.Module, x: torch.Tensor, patch: int, *, device: torch.device, amp: bool | None, sw_batch: int = 1
-) -> torch.Tensor:
-    """Sliding-window forward pass of ``x`` (1, C, X, Y, Z) in float32 on the CPU.
+#: Sliding windows per network call: batching the windows is 2.3x faster on a 2-core CPU than one at a time
+#: (bench/results/add_channel.md); the benchmark sets 1 for its eager reference.
+SW_BATCH = 8
 
-    ``amp`` None takes the fast path where it helps: channels_last_3d always, bf16 autocast on CUDA only
-    (on CPUs without bf16 units it is slower; bench/results/add_channel.md). True forces bf16; False is
-    the eager float32 reference.
+
+def run_network(net: torch.nn.Module, x: torch.Tensor, patch: int, *, device: torch.device, amp: bool | None) -> torch.Tensor:
+    """Sliding-window forward pass of ``x`` (1, C, X, Y, Z) in inference mode; float32 result on the CPU.
+
+    ``amp`` None takes the fast path where it helps: bf16 autocast and channels_last_3d on CUDA, plain float32
+    on CPUs (there both were neutral or slower; bench/results/add_channel.md). True forces bf16 +
+    channels_last_3d; False is float32.
     """
-    fast = amp is not False
     bf16 = bool(amp) or (amp is None and device.type == "cuda")
-    fmt = torch.channels_last_3d if fast else torch.contiguous_format
+    fmt = torch.channels_last_3d if bf16 else torch.contiguous_format
     net = net.to(device=device, memory_format=fmt)
 
     def predictor(window: torch.Tensor) -> torch.Tensor:
@@ -52,7 +54,7 @@ def run_network(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     with torch.inference_mode(), autocast:
         y = sliding_window_inference(
-            x.to(device), roi_size=(patch,) * 3, sw_batch_size=sw_batch, predictor=predictor, overlap=0.25, mode="gaussian"
+            x.to(device), roi_size=(patch,) * 3, sw_batch_size=SW_BATCH, predictor=predictor, overlap=0.25, mode="gaussian"
         )
     return y.float().cpu()
 
