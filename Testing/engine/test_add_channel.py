@@ -157,6 +157,10 @@ def test_unknown_channel_model_and_models_of_the_wrong_kind(case, tmp_path):
         add_channel(AddChannelRequest(case=case, channel="ct", model="pgan3d-phantom"))
     with pytest.raises(MedSynthError, match="does not exist"):
         add_channel(AddChannelRequest(case=tmp_path / "missing", channel="seg"))
+    seg_file = tmp_path / "p_seg.nii.gz"
+    write_nifti(seg_file, np.zeros((4, 4, 4), np.uint8), np.eye(4))
+    with pytest.raises(MedSynthError, match="is named as a seg channel, not an MR sequence"):
+        add_channel(AddChannelRequest(case=seg_file, channel="ct"))
 
 
 def test_channel_models_lists_the_shipped_defaults():

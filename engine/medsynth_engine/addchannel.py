@@ -83,8 +83,10 @@ def find_case_files(case: Path) -> tuple[str, dict[str, Path], Path]:
         if not match:
             raise MedSynthError(f"{case} is not a NIfTI file (.nii or .nii.gz).")
         case_id, channel = _channel_of_name(match.group("stem"))
-        if channel not in MR_SEQUENCES:
-            case_id, channel = (case_id if channel else match.group("stem")), "t1"
+        if channel in ("seg", "ct"):
+            raise MedSynthError(f"{case} is named as a {channel} channel, not an MR sequence; give the case's T1, T1ce, T2 or FLAIR file.")
+        if channel is None:
+            case_id, channel = match.group("stem"), "t1"
         return case_id, {channel: case}, case.parent
     files: dict[str, Path] = {}
     ids: dict[str, str] = {}
