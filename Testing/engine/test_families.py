@@ -32,3 +32,13 @@ def test_stage_is_refused_for_single_stage_pgan3d(tmp_path):
     request = FinetuneRequest(model="pgan3d", data=tmp_path, out=tmp_path / "out", stage="diffusion")
     with pytest.raises(MedSynthError, match="--stage is for multi-stage models"):
         run_finetune(request)
+
+
+def test_the_finished_run_names_the_command_that_uses_the_model(tmp_path):
+    from medsynth_engine.commands.finetune import _usage
+
+    for arch, expected in [("segnet", "add-channel --channel seg"), ("mr2ct", "add-channel --channel ct"), ("ldm3d", "generate")]:
+        folder = tmp_path / arch
+        folder.mkdir()
+        (folder / "model.json").write_text(json.dumps({"id": arch, "architecture": {"name": arch}}))
+        assert f"medsynth {expected} --model {folder}" in _usage(folder)

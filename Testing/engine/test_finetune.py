@@ -143,9 +143,13 @@ def test_cli_skip_bad_then_generate(make_phantom_set, tmp_path):
     refused = subprocess.run([*base, "--out", str(tmp_path / "m0")], capture_output=True, text=True)
     assert refused.returncode == 2 and bad.name in refused.stderr and "--skip-bad" in refused.stderr
     assert not (tmp_path / "m0").exists()
-    done = subprocess.run([*base, "--out", str(tmp_path / "m"), "--skip-bad"], capture_output=True, text=True)
+    card_text = ["--description", "Three phantom heads", "--licence", "CC0-1.0"]
+    done = subprocess.run([*base, "--out", str(tmp_path / "m"), "--skip-bad", *card_text], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "skipped" in done.stderr and bad.name in done.stderr
+    assert "medsynth generate --model" in done.stdout
+    card = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert card["training_data"] == "Three phantom heads" and card["licence"] == "CC0-1.0"
     report = json.loads((tmp_path / "m" / "checkpoint" / "data_report.json").read_text())
     assert report["cases"] == 3 and len(report["skipped"]) == 1
     gen = subprocess.run(

@@ -35,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-augment", action="store_true", help="switch off DiffAugment (on by default)")
     p.add_argument("--amp", action="store_true", help="bf16 autocast (faster on recent GPUs)")
     p.add_argument("--grad-checkpoint", action="store_true", help="recompute generator blocks in the backward pass: less memory")
+    p.add_argument("--description", default=None, help="training-data description for the model card (default: counts and layout)")
+    p.add_argument("--licence", default=None, help="licence of the weights for the model card (default: the data owner's terms)")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--quiet", action="store_true", help="print only the model folder")
 
@@ -59,6 +61,17 @@ class _Printer:
         elif info.get("message"):
             sys.stderr.write(f"\r{info['message']}\n")
         sys.stderr.flush()
+
+
+def _usage(out) -> str:
+    """The command that uses the trained model: channel models add channels, the others generate."""
+    from ..training.families import family_of
+
+    family = family_of(str(out))
+    if family in ("seg", "mr2ct"):
+        channel = "seg" if family == "seg" else "ct"
+        return f"medsynth add-channel --channel {channel} --model {out} --case CASE"
+    return f"medsynth generate --model {out} -n 5 --out SET"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,10 +99,12 @@ def run(args: argparse.Namespace) -> int:
         amp=args.amp,
         grad_checkpoint=args.grad_checkpoint,
         stage=args.stage,
+        description=args.description,
+        licence=args.licence,
     )
     out = run_finetune(request, progress=_Printer(args.quiet))
     if args.quiet:
         print(out)
     else:
-        print(f"Model folder: {out}  (use it with: medsynth generate --model {out} -n 5 --out SET)")
+        print(f"Model folder: {out}  (use it with: {_usage(out)})")
     return 0
