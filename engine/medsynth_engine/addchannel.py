@@ -12,7 +12,6 @@ pgan3d-phantom, and any model folder written by ``medsynth finetune --model seg|
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import numpy as np
 
 from MedSynthLib.conventions import BRATS_LABEL_COLOURS, BRATS_LABEL_NAMES, BRATS_LABELS
 
+from .data.layouts import MR_SEQUENCES, find_case_files
 from .errors import MedSynthError
 from .modelfile import CARD_FILE, read_card
 from .nifti_io import read_nifti, write_nifti
@@ -33,10 +33,6 @@ __all__ = ["CHANNEL_MODELS", "AddChannelRequest", "add_channel", "channel_models
 CHANNEL_MODELS = {"seg": "seg-phantom", "ct": "mr2ct-phantom"}
 #: Model architecture that makes each channel.
 ARCHITECTURE_OF = {"seg": "segnet", "ct": "mr2ct"}
-MR_SEQUENCES = ("t1", "t1ce", "t2", "flair")
-#: Channel suffixes in case file names (BraTS 2021 and 2023 spellings).
-_SUFFIXES = {"t1": "t1", "t1n": "t1", "t1ce": "t1ce", "t1c": "t1ce", "t2": "t2", "t2w": "t2", "flair": "flair", "t2f": "flair", "seg": "seg", "ct": "ct"}
-_NIFTI = re.compile(r"^(?P<stem>.+?)(?:\.nii\.gz|\.nii)$")
 AFFINE_TOLERANCE_MM = 1e-3
 
 
@@ -63,47 +59,6 @@ class AddChannelRequest:
     replace: bool = False
     device: str | None = None
     amp: bool | None = None
-
-
-def _channel_of_name(stem: str) -> tuple[str, str | None]:
-    """(case id, channel) from a file stem such as ``BraTS-001_t1ce``; channel None when no suffix matches."""
-    match = re.match(r"^(?P<case>.+)[_-](?P<suffix>[A-Za-z0-9]+)$", stem)
-    if match and match.group("suffix").lower() in _SUFFIXES:
-        return match.group("case"), _SUFFIXES[match.group("suffix").lower()]
-    return stem, None
-
-
-def find_case_files(case: Path) -> tuple[str, dict[str, Path], Path]:
-    """The case id, its files by channel, and its folder, for a case folder or a single NIfTI file."""
-    case = Path(case)
-    if not case.exists():
-        raise MedSynthError(f"The case {case} does not exist.")
-    if case.is_file():
-        match = _NIFTI.match(case.name)
-        if not match:
-            raise MedSynthError(f"{case} is not a NIfTI file (.nii or .nii.gz).")
-        case_id, channel = _channel_of_name(match.group("stem"))
-        if channel in ("seg", "ct"):
-            raise MedSynthError(f"{case} is named as a {channel} channel, not an MR sequence; give the case's T1, T1ce, T2 or FLAIR file.")
-        if channel is None:
-            case_id, channel = match.group("stem"), "t1"
-        return case_id, {channel: case}, case.parent
-    files: dict[str, Path] = {}
-    ids: dict[str, str] = {}
-    for path in sorted(case.iterdir()):
-        match = _NIFTI.match(path.name)
-        if not match or path.name.startswith(".") or not path.is_file():
-            continue
-        case_id, channel = _channel_of_name(match.group("stem"))
-        if channel is None:
-            continue
-        if channel in files:
-            raise MedSynthError(f"The case folder {case} holds two {channel} files ({files[channel].name}, {path.name}).")
-        files[channel], ids[channel] = path, case_id
-    if not any(c in files for c in MR_SEQUENCES):
-        raise MedSynthError(f"The case folder {case} has no MR sequence file (<case>_t1.nii.gz, _t1ce, _t2 or _flair).")
-    case_id = case.name if case.name in ids.values() else next(ids[c] for c in (*MR_SEQUENCES, "seg", "ct") if c in ids)
-    return case_id, files, case
 
 
 def _read_case(files: dict[str, Path]) -> tuple[dict[str, np.ndarray], np.ndarray, Path]:

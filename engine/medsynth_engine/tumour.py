@@ -15,7 +15,6 @@ the BraTS 2021 code every MedSynth seg file uses (``MedSynthLib.conventions.BRAT
 
 from __future__ import annotations
 
-import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from scipy import ndimage
 
 from MedSynthLib.conventions import LABEL_CHANNEL
 
-from .data.layouts import _BRATS_SUFFIXES, NIFTI_SUFFIXES
+from .data.layouts import find_case_files
 from .errors import MedSynthError
 from .nifti_io import read_nifti, write_nifti
 
@@ -140,46 +139,6 @@ def structure_from_outline(outline: np.ndarray, spacing: tuple[float, float, flo
 
 
 # --- cases ------------------------------------------------------------------------------------------
-def _strip(name: str) -> str | None:
-    for suffix in NIFTI_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return None
-
-
-def _channel_of(stem: str) -> str | None:
-    match = re.search(r"[_-]([A-Za-z0-9]+)$", stem)
-    suffix = match.group(1).lower() if match else ""
-    return "ct" if suffix == "ct" else _BRATS_SUFFIXES.get(suffix)
-
-
-def _case_files(case: Path) -> tuple[str, dict[str, Path]]:
-    """The case's name and its files by channel (a lone NIfTI file is t1 unless its name says otherwise)."""
-    if case.is_file():
-        stem = _strip(case.name)
-        if stem is None:
-            raise MedSynthError(f"{case} is not a NIfTI file (.nii or .nii.gz).")
-        channel = _channel_of(stem) or "t1"
-        name = re.sub(r"[_-][A-Za-z0-9]+$", "", stem) if _channel_of(stem) else stem
-        return name or "case", {channel: case}
-    if not case.is_dir():
-        raise MedSynthError(f"The case {case} does not exist.")
-    files: dict[str, Path] = {}
-    for path in sorted(case.iterdir()):
-        stem = _strip(path.name)
-        if stem is None or path.name.startswith("."):
-            continue
-        channel = _channel_of(stem)
-        if channel is None:
-            raise MedSynthError(f"{path} is not named <case>_<channel>.nii.gz with a channel of t1, t1ce, t2, flair, seg or ct.")
-        if channel in files:
-            raise MedSynthError(f"The case folder {case} holds two {channel} files ({files[channel].name}, {path.name}).")
-        files[channel] = path
-    if not files:
-        raise MedSynthError(f"The case folder {case} holds no NIfTI files.")
-    return case.name, files
-
-
 def _check_out(out: Path, case: Path) -> None:
     out_abs, case_abs = out.absolute().resolve(), case.absolute().resolve()
     folder = case_abs if case_abs.is_dir() else case_abs.parent
@@ -258,7 +217,7 @@ def add_tumour(request: AddTumourRequest, progress: Callable[[float, str], None]
             progress(float(fraction), message)
 
     request.validate()
-    name, files = _case_files(request.case)
+    name, files, _ = find_case_files(Path(request.case))
     _check_out(request.out, request.case)
     arrays: dict[str, np.ndarray] = {}
     affine = None

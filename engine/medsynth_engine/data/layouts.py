@@ -18,9 +18,11 @@ from MedSynthLib.conventions import LABEL_CHANNEL
 
 from ..errors import MedSynthError
 
-__all__ = ["Case", "find_cases", "detect_layout", "NIFTI_SUFFIXES"]
+__all__ = ["Case", "find_cases", "detect_layout", "find_case_files", "NIFTI_SUFFIXES", "MR_SEQUENCES"]
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
+MR_SEQUENCES = ("t1", "t1ce", "t2", "flair")
+_NIFTI_NAME = re.compile(r"^(?P<stem>.+?)(?:\.nii\.gz|\.nii)$")
 #: File-name suffixes (after the case id and ``_`` or ``-``) for each channel, BraTS 2021 and 2023 names.
 _BRATS_SUFFIXES: dict[str, str] = {
     "t1": "t1",
@@ -162,3 +164,47 @@ def _plain_cases(folder: Path, channels: tuple[str, ...] | None) -> list[Case]:
         if stem is not None and path.is_file() and not path.name.startswith("."):
             cases.append(Case(id=stem, files={images[0]: path}))
     return cases
+
+
+# -- one case, for the tools that work on a single scan (add-channel, add-tumour) ------------------------
+
+
+def _channel_of_name(stem: str) -> tuple[str, str | None]:
+    """(case id, channel) from a file stem such as ``BraTS-001_t1ce``; channel None when no suffix matches."""
+    match = re.match(r"^(?P<case>.+)[_-](?P<suffix>[A-Za-z0-9]+)$", stem)
+    if match and match.group("suffix").lower() in _BRATS_SUFFIXES:
+        return match.group("case"), _BRATS_SUFFIXES[match.group("suffix").lower()]
+    return stem, None
+
+
+def find_case_files(case: Path) -> tuple[str, dict[str, Path], Path]:
+    """The case id, its files by channel, and its folder, for a case folder or a single NIfTI file."""
+    case = Path(case)
+    if not case.exists():
+        raise MedSynthError(f"The case {case} does not exist.")
+    if case.is_file():
+        match = _NIFTI_NAME.match(case.name)
+        if not match:
+            raise MedSynthError(f"{case} is not a NIfTI file (.nii or .nii.gz).")
+        case_id, channel = _channel_of_name(match.group("stem"))
+        if channel in ("seg", "ct"):
+            raise MedSynthError(f"{case} is named as a {channel} channel, not an MR sequence; give the case's T1, T1ce, T2 or FLAIR file.")
+        if channel is None:
+            case_id, channel = match.group("stem"), "t1"
+        return case_id, {channel: case}, case.parent
+    files: dict[str, Path] = {}
+    ids: dict[str, str] = {}
+    for path in sorted(case.iterdir()):
+        match = _NIFTI_NAME.match(path.name)
+        if not match or path.name.startswith(".") or not path.is_file():
+            continue
+        case_id, channel = _channel_of_name(match.group("stem"))
+        if channel is None:
+            continue
+        if channel in files:
+            raise MedSynthError(f"The case folder {case} holds two {channel} files ({files[channel].name}, {path.name}).")
+        files[channel], ids[channel] = path, case_id
+    if not any(c in files for c in MR_SEQUENCES):
+        raise MedSynthError(f"The case folder {case} has no MR sequence file (<case>_t1.nii.gz, _t1ce, _t2 or _flair).")
+    case_id = case.name if case.name in ids.values() else next(ids[c] for c in (*MR_SEQUENCES, "seg", "ct") if c in ids)
+    return case_id, files, case
