@@ -66,8 +66,10 @@ def write_nifti(path: Path, array: np.ndarray, affine: np.ndarray) -> None:
 def read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Read a 3D NIfTI volume fully, as (array, RAS affine); every failure is one clear sentence."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise MedSynthError(f"{path} does not exist.")
+    if not path.is_file():
+        raise MedSynthError(f"{path} is not a file; give a NIfTI file (.nii or .nii.gz).")
     try:
         image = nib.load(str(path))
         if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
