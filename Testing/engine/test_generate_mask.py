@@ -108,6 +108,17 @@ def test_bad_mask_refused_and_nothing_written(model, registry, tmp_path):
     assert not (tmp_path / "set").exists()
 
 
+def test_mask_outside_the_generated_head_is_refused_and_nothing_written(model, registry, tmp_path):
+    shape, affine = _grid(model)
+    codes = np.zeros(shape, dtype=np.uint8)
+    codes[:4, :4, :4] = 2  # a corner of the grid: air around every generated head
+    path = tmp_path / "corner.nii.gz"
+    nib.save(nib.Nifti1Image(codes, affine), str(path))
+    with pytest.raises(MedSynthError, match="outside the generated head"):
+        _generate(registry, tmp_path / "set", path)
+    assert not (tmp_path / "set").exists()
+
+
 def test_shipped_model_draws_the_masked_oedema_brighter_on_flair(tmp_path):
     """Quality floor of the shipped weights (bench/results/ldm3d.md has the figures): FLAIR in the drawn oedema is
     brighter than the same region mirrored to the other hemisphere."""

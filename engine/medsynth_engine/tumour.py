@@ -148,6 +148,15 @@ def _check_out(out: Path, case: Path) -> None:
         raise MedSynthError(f"{out} is not empty; choose a new or empty output folder.")
 
 
+def check_inside_head(mask: np.ndarray, images: dict[str, np.ndarray], where: str) -> np.ndarray:
+    """The head of ``images``; refuses a tumour mask with less than MIN_INSIDE_HEAD of its voxels inside it."""
+    head = _head(images)
+    inside = float(head[mask > 0].mean())
+    if inside < MIN_INSIDE_HEAD:
+        raise MedSynthError(f"The mask lies mostly outside {where} ({1 - inside:.0%} of its voxels); draw it inside the brain.")
+    return head
+
+
 def _head(arrays: dict[str, np.ndarray]) -> np.ndarray:
     """Voxels of the head: above a tenth of any sequence's 99.5th percentile, holes filled."""
     head = np.zeros(next(iter(arrays.values())).shape, dtype=bool)
@@ -232,10 +241,7 @@ def add_tumour(request: AddTumourRequest, progress: Callable[[float, str], None]
     if not images:
         raise MedSynthError(f"The case {request.case} has no t1, t1ce, t2 or flair image to add a tumour to.")
     mask = load_mask(request.mask, (shape, affine))
-    head = _head(images)
-    inside = float(head[mask > 0].mean())
-    if inside < MIN_INSIDE_HEAD:
-        raise MedSynthError(f"The mask lies mostly outside the head of {request.case} ({1 - inside:.0%} of its voxels); draw it inside the brain.")
+    head = check_inside_head(mask, images, f"the head of {request.case}")
 
     tell(0.05, "loading the model")
     plugin = default_registry(entry_points=False).get(request.model)

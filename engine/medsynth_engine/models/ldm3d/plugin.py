@@ -167,6 +167,10 @@ class LDM3DModel(ModelPlugin):
         steps = self.sampling_steps()
         output = sample_volumes(self.config, self.autoencoder, self.unet, condition, seed, steps, device).cpu().numpy()[0]
         arrays = self.to_physical(output)
+        if codes is not None:
+            from ...tumour import check_inside_head
+
+            check_inside_head(codes, {c: a for c, a in arrays.items() if c != LABEL_CHANNEL}, "the generated head")
         if LABEL_CHANNEL in arrays:
             if codes is not None:
                 arrays[LABEL_CHANNEL] = codes  # the label channel written is the mask itself
