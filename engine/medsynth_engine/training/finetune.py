@@ -8,7 +8,6 @@ The output folder is a usable model from the first checkpoint on: ``model.json``
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -23,6 +22,7 @@ from ..errors import MedSynthError
 from .checkpoint import CHECKPOINT_DIR, read_state
 from .distributed import DistContext, broadcast_flag, launch
 from .families import family_module, family_of
+from .loop import run_steps
 from .run import LOSS_LOG, TrainingRun
 
 __all__ = ["FinetuneRequest", "run_finetune", "ProgressCallback", "StopCallback"]
@@ -191,20 +191,7 @@ def _loop(
     should_stop: StopCallback | None,
 ) -> Path:
     run = TrainingRun(request, context, progress)
-    started = time.monotonic()
-    first = run.step
-    while run.step < run.total:
-        losses = run.train_step()
-        stop = broadcast_flag(bool(should_stop and should_stop()) if context.rank == 0 else False, context)
-        done = run.step - first
-        eta = (time.monotonic() - started) / max(done, 1) * (run.total - run.step)
-        if run.step % request.log_every == 0 or run.step == run.total:
-            run.log(losses)
-        if run.step % request.checkpoint_every == 0 or run.step == run.total or stop:
-            run.checkpoint(losses)
-        run.report({"losses": losses, "eta_s": round(eta, 1), "message": f"step {run.step}/{run.total} at {run.stage_text()}"})
-        if stop:
-            run.report({"message": f"stopped at step {run.step}; resume with --resume", "eta_s": None})
-            break
+    asked = should_stop if context.rank == 0 else None  # rank 0 decides; broadcast_flag tells the others
+    run_steps(run, request.log_every, request.checkpoint_every, asked, agree=lambda flag: broadcast_flag(flag, context))
     return request.out
 

@@ -133,6 +133,12 @@ class TrainingRun:
         return out
 
     # --- the loop's parts --------------------------------------------------------------------
+    def step_text(self) -> str:
+        return f"step {self.step}/{self.total} at {self.stage_text()}"
+
+    def stop_text(self) -> str:
+        return f"step {self.step}"
+
     def stage_text(self, step: int | None = None) -> str:
         stage, alpha = self.schedule.at(max(0, (self.step if step is None else step) - 1))
         text = f"{stage_resolution(stage)}^3"

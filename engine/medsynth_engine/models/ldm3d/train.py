@@ -36,6 +36,7 @@ from ...errors import MedSynthError
 from ...modelfile import ModelCard, load_model_folder, save_model_folder
 from ...training.base import FOV_MM
 from ...training.checkpoint import load_checkpoint, read_state, save_checkpoint
+from ...training.loop import run_steps
 from ...training.mosaic import write_mosaic
 from ...training.run import LOSS_LOG, SAMPLES_DIR
 from .network import (
@@ -266,6 +267,12 @@ class LDMRun:
         if self.progress:
             self.progress({"step": getattr(self, "step", 0), "total": self.request.steps, "stage": self.stage, **extra})
 
+    def step_text(self) -> str:
+        return f"{self.stage} step {self.step}/{self.total}"
+
+    def stop_text(self) -> str:
+        return f"{self.stage} step {self.step}"
+
     def log(self, losses: dict[str, float]) -> None:
         line = {"step": self.step, "stage": self.stage, **losses, "time": round(time.time(), 3)}
         with open(self.out / LOSS_LOG, "a") as handle:
@@ -398,19 +405,7 @@ def train(request: Any, progress: Callable[[dict], None] | None = None, should_s
     stage, state = _plan(request)
     try:
         run = LDMRun(request, stage, state, progress)
-        started, first = time.monotonic(), run.step
-        while run.step < run.total:
-            losses = run.train_step()
-            stop = bool(should_stop and should_stop())
-            eta = (time.monotonic() - started) / max(run.step - first, 1) * (run.total - run.step)
-            if run.step % request.log_every == 0 or run.step == run.total:
-                run.log(losses)
-            if run.step % request.checkpoint_every == 0 or run.step == run.total or stop:
-                run.checkpoint(losses)
-            run.report({"losses": losses, "eta_s": round(eta, 1), "message": f"{stage} step {run.step}/{run.total}"})
-            if stop:
-                run.report({"message": f"stopped at {stage} step {run.step}; resume with --resume", "eta_s": None})
-                break
+        run_steps(run, request.log_every, request.checkpoint_every, should_stop)
     except torch.OutOfMemoryError:
         raise MedSynthError(f"Out of memory at --batch-size {request.batch_size}; lower it or add --amp.") from None
     return Path(request.out)

@@ -30,6 +30,7 @@ from ...errors import MedSynthError
 from ...modelfile import ModelCard, load_model_folder, save_model_folder, write_atomic
 from ...training.checkpoint import CHECKPOINT_DIR, load_checkpoint, read_state, save_checkpoint
 from ...training.families import WEIGHTS_DIR
+from ...training.loop import run_steps
 from ...training.mosaic import write_mosaic
 from ...training.run import LOSS_LOG, SAMPLES_DIR
 from .inputs import SEQUENCES, PairedSet, drop_sequences, load_paired_set
@@ -214,7 +215,7 @@ class _Run:
         x = drop_sequences(torch.stack(xs), rng, self.family.keep_probability, self.family.t1_only)
         return x.to(self.device, memory_format=self.fmt), torch.stack(ys).to(self.device)
 
-    def step(self) -> dict[str, float]:
+    def train_step(self) -> dict[str, float]:
         x, y = self.batch()
         t = self.trainer
         t.G.train()
@@ -226,23 +227,26 @@ class _Run:
         t.steps_done += 1
         return {k: round(float(v.detach()), 6) for k, v in losses.items() if k != "total"}
 
+    @property
+    def step(self) -> int:
+        return self.trainer.steps_done
+
+    @property
+    def total(self) -> int:
+        return self.request.steps
+
+    def log(self, losses: dict[str, float]) -> None:
+        with open(self.out / LOSS_LOG, "a") as handle:
+            handle.write(json.dumps({"step": self.step, **losses, "time": round(time.time(), 3)}) + "\n")
+
+    def step_text(self) -> str:
+        return f"step {self.step}/{self.total}"
+
+    def stop_text(self) -> str:
+        return f"step {self.step}"
+
     def loop(self, should_stop) -> Path:
-        request, t = self.request, self.trainer
-        started, first = time.monotonic(), t.steps_done
-        while t.steps_done < request.steps:
-            losses = self.step()
-            step = t.steps_done
-            stop = bool(should_stop and should_stop())
-            if step % request.log_every == 0 or step == request.steps:
-                with open(self.out / LOSS_LOG, "a") as handle:
-                    handle.write(json.dumps({"step": step, **losses, "time": round(time.time(), 3)}) + "\n")
-            if step % request.checkpoint_every == 0 or step == request.steps or stop:
-                self.checkpoint(losses)
-            eta = (time.monotonic() - started) / max(step - first, 1) * (request.steps - step)
-            self.report({"losses": losses, "eta_s": round(eta, 1), "message": f"step {step}/{request.steps}"})
-            if stop:
-                self.report({"message": f"stopped at step {step}; resume with --resume", "eta_s": None})
-                break
+        run_steps(self, self.request.log_every, self.request.checkpoint_every, should_stop)
         return self.out
 
     def report(self, extra: dict[str, Any]) -> None:
