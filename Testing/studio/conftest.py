@@ -38,3 +38,14 @@ def xvfb_display():
         process.kill()
         process.wait()
     pytest.fail("Could not start Xvfb on any display :90-:139.")
+
+
+@pytest.fixture
+def panel(qtbot, tmp_path):
+    """The studio's panel on its own engine (state in the test's folder), stopped at the end."""
+    from MedSynthLib.studio.panel import StudioPanel
+
+    widget = StudioPanel(state_dir=str(tmp_path / "engine-state"), poll_ms=100)
+    qtbot.addWidget(widget)
+    yield widget
+    widget.controller.stop_engine(force=True)

@@ -9,10 +9,7 @@ import signal
 from pathlib import Path
 
 import psutil
-import pytest
 from PyQt5 import QtCore
-
-from MedSynthLib.studio.panel import StudioPanel
 
 JOB_LIMIT_MS = 120_000  # only stops a hung test; nothing here is timed
 
@@ -20,14 +17,6 @@ JOB_LIMIT_MS = 120_000  # only stops a hung test; nothing here is timed
 def click(qtbot, button) -> None:
     assert button.isEnabled(), f"{button.objectName()} is disabled: {button.toolTip()}"
     qtbot.mouseClick(button, QtCore.Qt.LeftButton)
-
-
-@pytest.fixture
-def panel(qtbot, tmp_path):
-    widget = StudioPanel(state_dir=str(tmp_path / "engine-state"), poll_ms=100)
-    qtbot.addWidget(widget)
-    yield widget
-    widget.controller.stop_engine(force=True)
 
 
 def test_without_an_engine_buttons_say_what_is_missing(panel, qtbot):

@@ -10,7 +10,7 @@ import pytest
 from PyQt5 import QtCore
 
 from MedSynthLib.conventions import BRATS_LABELS
-from MedSynthLib.studio.panel import MASK_FILE, SPHERE, StudioPanel
+from MedSynthLib.studio.panel import MASK_FILE, SPHERE
 from MedSynthLib.studio.volumes import read_case
 
 JOB_LIMIT_MS = 240_000  # only stops a hung test; nothing here is timed
@@ -19,14 +19,6 @@ JOB_LIMIT_MS = 240_000  # only stops a hung test; nothing here is timed
 def click(qtbot, button) -> None:
     assert button.isEnabled(), f"{button.objectName()} is disabled: {button.toolTip()}"
     qtbot.mouseClick(button, QtCore.Qt.LeftButton)
-
-
-@pytest.fixture
-def panel(qtbot, tmp_path):
-    widget = StudioPanel(state_dir=str(tmp_path / "engine-state"), poll_ms=100)
-    qtbot.addWidget(widget)
-    yield widget
-    widget.controller.stop_engine(force=True)
 
 
 @pytest.fixture
