@@ -8,11 +8,19 @@ runs in a fresh subprocess so its peak resident memory is its own. Ratios are bf
 
     .venv/bin/python bench/bench_ldm3d.py [--threads N] [--steps 5,10,25,50] [--sizes 64,128]
     .venv/bin/python bench/bench_ldm3d.py --steps-study [--seeds 4]
+    .venv/bin/python bench/bench_ldm3d.py --contrast [--model FOLDER] [--seeds 4] [--guidance 1,3,6]
 
 ``--steps-study`` picks the default number of sampling steps by quality per second: with the shipped
 weights, 4 seeds (conditioned on nothing, then on one training-like mask) are sampled at 2-50 DDIM steps and
 compared with the same seeds at 100 steps (DDIM with eta 0 converges to one sample per seed as steps grow):
 mean absolute difference of the image channels in [-1, 1] units, and seconds per volume.
+
+``--contrast`` asks whether a drawn tumour shows. Effect size = (mean intensity in a tumour region - mean in
+the same region mirrored to the other hemisphere) / standard deviation of the brain's intensities (voxels
+above the 60th percentile), per sequence, for oedema (ED, code 2) and enhancing tumour (ET, code 4). Three rows
+of references and results: the phantom's own tumours on fresh phantom cases at the model's grid (the truth the
+model learnt from), those cases passed through the model's autoencoder (what its latents can carry), and
+samples drawn from one 12 mm outline (made into core/rim/oedema by ``structure_from_outline``) at each guidance.
 """
 
 from __future__ import annotations
@@ -92,6 +100,81 @@ def steps_study(seeds: int, threads: int) -> None:
         print(f"| {steps} | {np.mean(times):.2f} | {np.mean(diffs):.4f} |", flush=True)
 
 
+def _effects(arrays: dict, codes, names=("flair", "t2", "t1ce")) -> list[float]:
+    """Effect sizes [flair ED, flair ET, t2 ED, t2 ET, t1ce ED, t1ce ET] of one case (NaN where a class is absent)."""
+    import numpy as np
+
+    mirror = codes[::-1]
+    row = []
+    for name in names:
+        v = np.asarray(arrays[name], dtype=np.float64)
+        brain = v > np.percentile(v, 60)
+        for code in (2, 4):
+            inside, other = codes == code, mirror == code
+            row.append((v[inside].mean() - v[other].mean()) / v[brain].std() if inside.any() and other.any() else np.nan)
+    return row
+
+
+def contrast_study(model_path: str | None, seeds: int, guidances: list[float], threads: int, cases: int) -> None:
+    import tempfile
+
+    import numpy as np
+    import torch
+    from medsynth_engine.data.preprocess import PreprocessSpec
+    from medsynth_engine.data.training_set import load_training_set
+    from medsynth_engine.generate import GenerateRequest, generate_set
+    from medsynth_engine.models.ldm3d.plugin import LDM3DModel, shipped_folder
+    from medsynth_engine.models.pgan3d.plugin import grid_affine
+    from medsynth_engine.registry import default_registry
+    from medsynth_engine.tumour import structure_from_outline
+
+    torch.set_num_threads(threads)
+    model = LDM3DModel(Path(model_path) if model_path else shipped_folder())
+    config, r, sp = model.config, model.config.resolution, float(model.card.spacing[0])
+    k = len(config.image_channels)
+    header = "| | FLAIR ED | FLAIR ET | T2 ED | T2 ET | T1ce ED | T1ce ET |"
+    print(f"model {model.folder.name} ({r}^3 at {sp:g} mm, latents {config.latent_resolution}^3), {threads} thread(s)")
+    print(header + "\n|---|---|---|---|---|---|---|")
+    fmt = lambda label, rows: print(f"| {label} | " + " | ".join(f"{x:.2f}" for x in np.nanmean(np.asarray(rows, dtype=float), 0)) + " |", flush=True)  # noqa: E731
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = generate_set(
+            GenerateRequest(model="phantom", n=cases, seed=4242, out=Path(tmp) / "truth", shape=(r,) * 3, spacing=(sp,) * 3, workers=1),
+            default_registry(),
+        )
+        data = load_training_set(folder, PreprocessSpec(shape=(r,) * 3, spacing=(sp,) * 3), channels=tuple(config.channels))
+    codes = data.labels.numpy()
+    images = data.images.numpy()
+    names = list(config.image_channels)
+    truth = [_effects(dict(zip(names, images[i], strict=True)), codes[i]) for i in range(len(data))]
+    fmt(f"phantom cases ({len(data)}), their own seg", truth)
+    with torch.no_grad():
+        x = data.batch(torch.arange(len(data))) * 1.0
+        x[:, k:] = x[:, k:] * 2.0 - 1.0
+        recon = torch.cat([model.autoencoder.reconstruct(x[i : i + 1]) for i in range(len(data))]).numpy()
+    fmt("the same cases through the autoencoder", [_effects(dict(zip(names, recon[i, :k], strict=True)), codes[i]) for i in range(len(data))])
+
+    if not model.has_diffusion:
+        print("(autoencoder stage only: no samples)")
+        return
+    g = np.indices((r,) * 3)
+    centre = np.array([int(r * 0.65), int(r * 0.5), int(r * 0.55)])
+    outline = ((g - centre[:, None, None, None]) ** 2).sum(0) * sp**2 <= 12.0**2
+    drawn = structure_from_outline(outline, (sp,) * 3)
+    with tempfile.TemporaryDirectory() as tmp:
+        import nibabel as nib
+
+        mask = Path(tmp) / "mask.nii.gz"
+        nib.save(nib.Nifti1Image(drawn, grid_affine((r,) * 3, (sp,) * 3)), mask)
+        for guidance in guidances:
+            model.config.guidance = guidance
+            rows = []
+            for seed in range(seeds):
+                case = model.generate(seed=seed, channels=tuple(config.channels), shape=(r,) * 3, spacing=(sp,) * 3, tumour=True, device="cpu", mask=mask)
+                rows.append(_effects(case.arrays, drawn))
+            fmt(f"sampled from a drawn outline, guidance {guidance:g} ({seeds} seeds; smallest FLAIR ED {min(x[0] for x in rows):.2f})", rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
@@ -100,7 +183,14 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--steps-study", action="store_true")
     parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--contrast", action="store_true")
+    parser.add_argument("--model", default=None, help="--contrast: an ldm3d model folder (default: the shipped one)")
+    parser.add_argument("--guidance", default="1,3,6")
+    parser.add_argument("--cases", type=int, default=12)
     args = parser.parse_args()
+    if args.contrast:
+        contrast_study(args.model, args.seeds, [float(g) for g in args.guidance.split(",")], args.threads, args.cases)
+        return
     if args.steps_study:
         steps_study(args.seeds, args.threads)
         return

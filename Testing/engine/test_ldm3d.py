@@ -113,3 +113,20 @@ def test_condition_marks_tumour_classes_on_the_latent_grid():
     cond = condition_from_codes(codes, LDMConfig(resolution=32).latent_resolution)
     assert cond.shape == (1, 4, 8, 8, 8) and torch.all(cond[:, 0] == 1)
     assert cond[0, 3, 0, 0, 0] == 1 and cond[0, 2, -1, -1, -1] == 1 and cond[0, 1].max() == -1
+
+
+def test_latent_downsample_sets_the_autoencoder_levels(tiny_model, tmp_path):
+    data, base, _, _ = tiny_model
+    default = json.loads((base / "model.json").read_text())["architecture"]
+    assert LDMConfig.from_dict(default).latent_resolution == 8  # below 32^3 the default is 1/2 of the side
+    run_finetune(_request(data, tmp_path / "coarse", latent_downsample=4, steps=1, stage="autoencoder"))
+    coarse = LDMConfig.from_dict(json.loads((tmp_path / "coarse" / "model.json").read_text())["architecture"])
+    assert coarse.ae_channels == [8, 16, 32] and coarse.latent_resolution == 4
+    weights = load_file(str(tmp_path / "coarse" / "model.safetensors"))
+    assert any(k.startswith("autoencoder.encoder.blocks.") for k in weights)
+    with pytest.raises(MedSynthError, match="latent grid fixed"):
+        run_finetune(_request(data, tmp_path / "e", model=str(base), latent_downsample=4, stage="autoencoder"))
+    with pytest.raises(MedSynthError, match="2, 4 or 8"):
+        run_finetune(_request(data, tmp_path / "f", latent_downsample=3))
+    with pytest.raises(MedSynthError, match="no latent grid"):
+        run_finetune(FinetuneRequest(model="pgan3d", data=data, out=tmp_path / "g", latent_downsample=2))

@@ -28,7 +28,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--freeze-stages", type=int, default=0, help="keep the base generator's first N stages fixed (default 0)")
     p.add_argument("--width", type=int, default=None, help="network width at 4^3 for a new model (default 128)")
     p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
-    p.add_argument("--stage", default=None, help="ldm3d: autoencoder, diffusion or controlnet (default: the next one due)")
+    p.add_argument("--stage", default=None, help="ldm3d: autoencoder or diffusion; mr2ct: adversarial (default: the next one due)")
+    p.add_argument(
+        "--latent-downsample", type=int, default=None, choices=(2, 4, 8),
+        help="ldm3d, new model: latent grid side = volume side / this (default 4; 2 below 32^3); 2 keeps small structures",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--nproc", type=int, default=1, help="training processes (gloo on CPU, NCCL on GPUs; default 1)")
     p.add_argument("--skip-bad", action="store_true", help="train on the good cases and report the bad ones")
@@ -99,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         amp=args.amp,
         grad_checkpoint=args.grad_checkpoint,
         stage=args.stage,
+        latent_downsample=args.latent_downsample,
         description=args.description,
         licence=args.licence,
     )

@@ -91,6 +91,7 @@ class FinetuneParams(_Params):
     description: str | None = Field(None, max_length=4000)
     licence: str | None = Field(None, max_length=1000)
     stage: str | None = Field(None, min_length=1, max_length=64)
+    latent_downsample: int | None = Field(None, ge=1, le=64)
 
 
 class ExportParams(_Params):

@@ -127,7 +127,8 @@ class LDMRun:
         else:
             res = request.resolution or DEFAULT_RESOLUTION
             w = request.width or DEFAULT_WIDTH
-            ae = [w, 2 * w, 4 * w] if res >= 32 else [w, 2 * w]  # latents 1/4 of the side (1/2 below 32^3)
+            factor = request.latent_downsample or (4 if res >= 32 else 2)  # latents 1/4 of the side (1/2 below 32^3)
+            ae = [w * 2**i for i in range(factor.bit_length())]  # one level per halving: 2 -> 2 levels, 4 -> 3, 8 -> 4
             self.config = LDMConfig(resolution=res, ae_channels=ae, unet_channels=[2 * w, 4 * w, 4 * w])
             channels = request.channels or choose_channels(find_cases(Path(request.data), None)[1], None)
             self.config.image_channels = [c for c in channels if c != LABEL_CHANNEL]
@@ -135,6 +136,8 @@ class LDMRun:
             self.spacing = request.spacing or FOV_MM / res
             self.origin = "ldm3d (random initialisation)"
             self.stages_done = []
+        if base_config is not None and request.latent_downsample not in (None, self.config.resolution // self.config.latent_resolution):
+            raise MedSynthError(f"The base model {request.model} has its latent grid fixed; leave out --latent-downsample.")
         if base_config is not None and request.channels is not None and list(request.channels) != self.config.channels:
             raise MedSynthError(f"The base model {request.model} makes {', '.join(self.config.channels)}; leave out --channels.")
         if not self.config.image_channels:
