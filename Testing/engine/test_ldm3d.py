@@ -130,3 +130,12 @@ def test_latent_downsample_sets_the_autoencoder_levels(tiny_model, tmp_path):
         run_finetune(_request(data, tmp_path / "f", latent_downsample=3))
     with pytest.raises(MedSynthError, match="no latent grid"):
         run_finetune(FinetuneRequest(model="pgan3d", data=data, out=tmp_path / "g", latent_downsample=2))
+
+
+def test_autoencoder_learning_rate_decays_over_the_stage():
+    from medsynth_engine.models.ldm3d.train import AE_LR, AE_LR_FINAL, autoencoder_lr
+
+    rates = [autoencoder_lr(step, 100) for step in range(101)]
+    assert rates[0] == AE_LR and abs(rates[-1] - AE_LR_FINAL) < 1e-12 and AE_LR_FINAL < AE_LR / 50
+    assert all(a >= b for a, b in zip(rates, rates[1:], strict=False))
+    assert abs(autoencoder_lr(50, 100) - (AE_LR + AE_LR_FINAL) / 2) < 1e-9
