@@ -15,9 +15,9 @@ weights, 4 seeds (conditioned on nothing, then on one training-like mask) are sa
 compared with the same seeds at 100 steps (DDIM with eta 0 converges to one sample per seed as steps grow):
 mean absolute difference of the image channels in [-1, 1] units, and seconds per volume.
 
-``--contrast`` asks whether a drawn tumour shows. Effect size = (mean intensity in a tumour region - mean in
-the same region mirrored to the other hemisphere) / standard deviation of the brain's intensities (voxels
-above the 60th percentile), per sequence, for oedema (ED, code 2) and enhancing tumour (ET, code 4). Three rows
+``--contrast`` asks whether a drawn tumour shows: ``evaluate.tumour_contrast`` (mean intensity in a tumour class
+- mean in the same region mirrored to the other hemisphere, over the SD of the head's intensities), per
+sequence, for oedema (ED, code 2) and enhancing tumour (ET, code 4). Three rows
 of references and results: the phantom's own tumours on fresh phantom cases at the model's grid (the truth the
 model learnt from), those cases passed through the model's autoencoder (what its latents can carry), and
 samples drawn from one 12 mm outline (made into core/rim/oedema by ``structure_from_outline``) at each guidance.
@@ -100,21 +100,6 @@ def steps_study(seeds: int, threads: int) -> None:
         print(f"| {steps} | {np.mean(times):.2f} | {np.mean(diffs):.4f} |", flush=True)
 
 
-def _effects(arrays: dict, codes, names=("flair", "t2", "t1ce")) -> list[float]:
-    """Effect sizes [flair ED, flair ET, t2 ED, t2 ET, t1ce ED, t1ce ET] of one case (NaN where a class is absent)."""
-    import numpy as np
-
-    mirror = codes[::-1]
-    row = []
-    for name in names:
-        v = np.asarray(arrays[name], dtype=np.float64)
-        brain = v > np.percentile(v, 60)
-        for code in (2, 4):
-            inside, other = codes == code, mirror == code
-            row.append((v[inside].mean() - v[other].mean()) / v[brain].std() if inside.any() and other.any() else np.nan)
-    return row
-
-
 def contrast_study(model_path: str | None, seeds: int, guidances: list[float], threads: int, cases: int) -> None:
     import tempfile
 
@@ -122,6 +107,7 @@ def contrast_study(model_path: str | None, seeds: int, guidances: list[float], t
     import torch
     from medsynth_engine.data.preprocess import PreprocessSpec
     from medsynth_engine.data.training_set import load_training_set
+    from medsynth_engine.evaluate.tumour_contrast import contrast_table
     from medsynth_engine.generate import GenerateRequest, generate_set
     from medsynth_engine.models.ldm3d.plugin import LDM3DModel, shipped_folder
     from medsynth_engine.models.pgan3d.plugin import grid_affine
@@ -146,13 +132,13 @@ def contrast_study(model_path: str | None, seeds: int, guidances: list[float], t
     codes = data.labels.numpy()
     images = data.images.numpy()
     names = list(config.image_channels)
-    truth = [_effects(dict(zip(names, images[i], strict=True)), codes[i]) for i in range(len(data))]
+    truth = [contrast_table(dict(zip(names, images[i], strict=True)), codes[i]) for i in range(len(data))]
     fmt(f"phantom cases ({len(data)}), their own seg", truth)
     with torch.no_grad():
         x = data.batch(torch.arange(len(data))) * 1.0
         x[:, k:] = x[:, k:] * 2.0 - 1.0
         recon = torch.cat([model.autoencoder.reconstruct(x[i : i + 1]) for i in range(len(data))]).numpy()
-    fmt("the same cases through the autoencoder", [_effects(dict(zip(names, recon[i, :k], strict=True)), codes[i]) for i in range(len(data))])
+    fmt("the same cases through the autoencoder", [contrast_table(dict(zip(names, recon[i, :k], strict=True)), codes[i]) for i in range(len(data))])
 
     if not model.has_diffusion:
         print("(autoencoder stage only: no samples)")
@@ -171,7 +157,7 @@ def contrast_study(model_path: str | None, seeds: int, guidances: list[float], t
             rows = []
             for seed in range(seeds):
                 case = model.generate(seed=seed, channels=tuple(config.channels), shape=(r,) * 3, spacing=(sp,) * 3, tumour=True, device="cpu", mask=mask)
-                rows.append(_effects(case.arrays, drawn))
+                rows.append(contrast_table(case.arrays, drawn))
             fmt(f"sampled from a drawn outline, guidance {guidance:g} ({seeds} seeds; smallest FLAIR ED {min(x[0] for x in rows):.2f})", rows)
 
 
