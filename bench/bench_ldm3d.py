@@ -20,7 +20,9 @@ mean absolute difference of the image channels in [-1, 1] units, and seconds per
 sequence, for oedema (ED, code 2) and enhancing tumour (ET, code 4). Three rows
 of references and results: the phantom's own tumours on fresh phantom cases at the model's grid (the truth the
 model learnt from), those cases passed through the model's autoencoder (what its latents can carry), and
-samples drawn from one 12 mm outline (made into core/rim/oedema by ``structure_from_outline``) at each guidance.
+samples drawn from two outlines, 24 and 46 mm across (made into core/rim/oedema by ``structure_from_outline``), at
+each guidance, with the share of head voxels within 12 mm of the outline that come out air-dark in every sequence
+(an artifact of strong guidance).
 """
 
 from __future__ import annotations
@@ -100,7 +102,35 @@ def steps_study(seeds: int, threads: int) -> None:
         print(f"| {steps} | {np.mean(times):.2f} | {np.mean(diffs):.4f} |", flush=True)
 
 
-def contrast_study(model_path: str | None, seeds: int, guidances: list[float], threads: int, cases: int) -> None:
+def _figure(path: Path, rows: list[tuple[str, dict, object]], channels=("t1ce", "flair", "t2")) -> None:
+    """Axial slices through each row's tumour, one column per sequence, the label map's outline in yellow."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    figure, axes = plt.subplots(len(rows), len(channels), figsize=(2.2 * len(channels), 2.3 * len(rows)), squeeze=False)
+    for r, (title, arrays, codes) in enumerate(rows):
+        z = int(np.argwhere(codes > 0)[:, 2].mean())
+        for c, channel in enumerate(channels):
+            ax = axes[r][c]
+            image = np.asarray(arrays[channel], dtype=float)[:, :, z].T
+            low, high = np.percentile(arrays[channel], [1, 99.5])
+            ax.imshow(image, cmap="gray", origin="lower", vmin=low, vmax=high)
+            ax.contour((codes[:, :, z] > 0).T, levels=[0.5], colors="yellow", linewidths=0.6)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(title, fontsize=7)
+            if r == 0:
+                ax.set_title(channel, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def contrast_study(model_path: str | None, seeds: int, guidances: list[float], threads: int, cases: int, figure: Path | None = None) -> None:
     import tempfile
 
     import numpy as np
@@ -110,7 +140,6 @@ def contrast_study(model_path: str | None, seeds: int, guidances: list[float], t
     from medsynth_engine.evaluate.tumour_contrast import contrast_table
     from medsynth_engine.generate import GenerateRequest, generate_set
     from medsynth_engine.models.ldm3d.plugin import LDM3DModel, shipped_folder
-    from medsynth_engine.models.pgan3d.plugin import grid_affine
     from medsynth_engine.registry import default_registry
     from medsynth_engine.tumour import structure_from_outline
 
@@ -143,22 +172,33 @@ def contrast_study(model_path: str | None, seeds: int, guidances: list[float], t
     if not model.has_diffusion:
         print("(autoencoder stage only: no samples)")
         return
-    g = np.indices((r,) * 3)
-    centre = np.array([int(r * 0.65), int(r * 0.5), int(r * 0.55)])
-    outline = ((g - centre[:, None, None, None]) ** 2).sum(0) * sp**2 <= 12.0**2
-    drawn = structure_from_outline(outline, (sp,) * 3)
-    with tempfile.TemporaryDirectory() as tmp:
-        import nibabel as nib
+    from medsynth_engine.models.ldm3d.network import condition_from_codes
+    from medsynth_engine.models.ldm3d.plugin import sample_volumes
+    from scipy import ndimage
 
-        mask = Path(tmp) / "mask.nii.gz"
-        nib.save(nib.Nifti1Image(drawn, grid_affine((r,) * 3, (sp,) * 3)), mask)
+    g = np.indices((r,) * 3)
+    pictures = []
+    for radius_mm, where in ((12.0, (0.65, 0.5, 0.55)), (23.0, (0.62, 0.55, 0.55))):
+        centre = np.array([r * w for w in where])
+        drawn = structure_from_outline(((g - centre[:, None, None, None]) ** 2).sum(0) * sp**2 <= radius_mm**2, (sp,) * 3)
+        shell = ndimage.binary_dilation(drawn > 0, iterations=max(1, round(12.0 / sp))) & (drawn == 0)
+        condition = condition_from_codes(torch.from_numpy(drawn)[None].repeat(seeds, 1, 1, 1), config.latent_resolution)
         for guidance in guidances:
             model.config.guidance = guidance
-            rows = []
-            for seed in range(seeds):
-                case = model.generate(seed=seed, channels=tuple(config.channels), shape=(r,) * 3, spacing=(sp,) * 3, tumour=True, device="cpu", mask=mask)
-                rows.append(contrast_table(case.arrays, drawn))
-            fmt(f"sampled from a drawn outline, guidance {guidance:g} ({seeds} seeds; smallest FLAIR ED {min(x[0] for x in rows):.2f})", rows)
+            out = sample_volumes(config, model.autoencoder, model.unet, condition, 11, config.default_steps, torch.device("cpu")).numpy()
+            rows, air = [], []
+            for i in range(seeds):
+                dark = (out[i, :k] < -0.6).all(0)  # every sequence in the bottom fifth of its range: air-like
+                head = ndimage.binary_fill_holes(ndimage.binary_closing(~dark, iterations=2))
+                air.append((dark & shell & head).sum() / max((shell & head).sum(), 1))
+                rows.append(contrast_table(model.to_physical(out[i]), drawn))
+            fmt(f"drawn outline {2 * radius_mm:g} mm across, guidance {guidance:g}: {100 * np.mean(air):.1f}% air-dark voxels in the 12 mm around it", rows)
+            if guidance == guidances[-1] or guidance == model.card.architecture.get("guidance"):
+                pictures.append((f"{2 * radius_mm:g} mm outline\nguidance {guidance:g}", model.to_physical(out[0]), drawn))
+    if figure is not None:
+        truth_case = dict(zip(names, images[0], strict=True))
+        _figure(figure, [("phantom case\n(its own tumour)", truth_case, codes[0]), *pictures])
+        print(f"figure: {figure}")
 
 
 def main() -> None:
@@ -173,9 +213,10 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="--contrast: an ldm3d model folder (default: the shipped one)")
     parser.add_argument("--guidance", default="1,3,6")
     parser.add_argument("--cases", type=int, default=12)
+    parser.add_argument("--figure", type=Path, default=None, help="--contrast: write slices of the last seed's samples here (PNG)")
     args = parser.parse_args()
     if args.contrast:
-        contrast_study(args.model, args.seeds, [float(g) for g in args.guidance.split(",")], args.threads, args.cases)
+        contrast_study(args.model, args.seeds, [float(g) for g in args.guidance.split(",")], args.threads, args.cases, args.figure)
         return
     if args.steps_study:
         steps_study(args.seeds, args.threads)

@@ -4,7 +4,7 @@ Copies the card and weights, stores the weights as float16 (halves the file; sam
 sets the id, description, limits and measured figures in the card, and writes ``mosaic.png``: two unconditional
 samples and two samples conditioned on a drawn mask, at the default number of sampling steps.
 
-    .venv/bin/python bench/ship_ldm3d_phantom.py RUN_FOLDER [--note "what the run was"]
+    .venv/bin/python bench/ship_ldm3d_phantom.py RUN_FOLDER [--note "what the run was"] [--limits "..."] [--guidance G]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--note", default="")
     parser.add_argument("--limits", default="")
+    parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale to ship as the default")
     args = parser.parse_args()
 
     import torch
@@ -58,6 +59,8 @@ def main() -> None:
         "see the phantom model's licence)"
     )
     card.metrics = {**card.metrics, "limits": args.limits}
+    if args.guidance is not None:
+        card.architecture["guidance"] = args.guidance
     write_atomic(TARGET / CARD_FILE, (json.dumps(card.to_dict(), indent=2) + "\n").encode())
 
     model = LDM3DModel(TARGET)
