@@ -1,12 +1,12 @@
 """ldm3d sampling speed and memory: seconds per volume at 64^3 and 128^3 by DDIM steps, fp32 against bf16.
 
-Uses the shipped ldm3d-phantom architecture (autoencoder widths, UNet widths, 4 latent channels, latents 1/4
-of the side) at each grid size with its weights where they fit (the shipped grid) and random weights
-elsewhere: timing does not depend on the weights' values. One volume per call (batch 1), the full sampler
+Uses the shipped ldm3d-phantom architecture (autoencoder widths, UNet widths, 4 latent channels; latents 1/2 of
+the side, or 1/N with ``--latent-downsample N``) at each grid size, with random weights: timing does not depend
+on the weights' values. One volume per call (batch 1), the full sampler
 (``sample_volumes``: DDIM loop through MONAI's LatentDiffusionInferer, then the decoder). Every measurement
 runs in a fresh subprocess so its peak resident memory is its own. Ratios are bf16 / fp32 in the same run.
 
-    .venv/bin/python bench/bench_ldm3d.py [--threads N] [--steps 5,10,25,50] [--sizes 64,128]
+    .venv/bin/python bench/bench_ldm3d.py [--threads N] [--steps 5,10,25,50] [--sizes 64,128] [--latent-downsample 2|4]
     .venv/bin/python bench/bench_ldm3d.py --steps-study [--seeds 4]
     .venv/bin/python bench/bench_ldm3d.py --contrast [--model FOLDER] [--seeds 4] [--guidance 1,3,6]
 
@@ -45,7 +45,7 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(size: int, steps: int, mode: str, threads: int) -> dict:
+def child(size: int, steps: int, mode: str, threads: int, downsample: int | None = None) -> dict:
     import torch
     from medsynth_engine.modelfile import read_card
     from medsynth_engine.models.ldm3d.network import LDMConfig, build_autoencoder, build_unet, unconditional
@@ -54,6 +54,8 @@ def child(size: int, steps: int, mode: str, threads: int) -> dict:
     torch.set_num_threads(threads)
     card = read_card(shipped_folder())
     config = LDMConfig.from_dict({**card.architecture, "resolution": size})
+    if downsample:  # the autoencoder's levels for latents 1/downsample of the side (as finetune --latent-downsample)
+        config.ae_channels = [config.ae_channels[0] * 2**i for i in range(downsample.bit_length())]
     torch.manual_seed(0)
     autoencoder, unet = build_autoencoder(config).eval(), build_unet(config).eval()
     condition = unconditional(1, config.latent_resolution)
@@ -207,6 +209,7 @@ def main() -> None:
     parser.add_argument("--steps", default="5,10,25,50")
     parser.add_argument("--sizes", default="64,128")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--latent-downsample", type=int, default=None, help="latents 1/N of the side (default: the shipped model's)")
     parser.add_argument("--steps-study", action="store_true")
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--contrast", action="store_true")
@@ -223,7 +226,7 @@ def main() -> None:
         return
     if args.child:
         size, steps, mode = args.child.split(":")
-        print(json.dumps(child(int(size), int(steps), mode, args.threads)))
+        print(json.dumps(child(int(size), int(steps), mode, args.threads, args.latent_downsample)))
         return
     import torch
 
@@ -235,7 +238,8 @@ def main() -> None:
             rows = {}
             for mode in ("fp32", "bf16"):
                 run = subprocess.run(
-                    [sys.executable, __file__, "--child", f"{size}:{steps}:{mode}", "--threads", str(args.threads)],
+                    [sys.executable, __file__, "--child", f"{size}:{steps}:{mode}", "--threads", str(args.threads)]
+                    + (["--latent-downsample", str(args.latent_downsample)] if args.latent_downsample else []),
                     capture_output=True, text=True, check=True,
                 )
                 rows[mode] = json.loads(run.stdout.strip().splitlines()[-1])
