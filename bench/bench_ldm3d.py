@@ -48,14 +48,20 @@ def _peak_mb() -> float:
 def child(size: int, steps: int, mode: str, threads: int, downsample: int | None = None) -> dict:
     import torch
     from medsynth_engine.modelfile import read_card
-    from medsynth_engine.models.ldm3d.network import LDMConfig, build_autoencoder, build_unet, unconditional
+    from medsynth_engine.models.ldm3d.network import (
+        LDMConfig,
+        autoencoder_widths,
+        build_autoencoder,
+        build_unet,
+        unconditional,
+    )
     from medsynth_engine.models.ldm3d.plugin import sample_volumes, shipped_folder
 
     torch.set_num_threads(threads)
     card = read_card(shipped_folder())
     config = LDMConfig.from_dict({**card.architecture, "resolution": size})
     if downsample:  # the autoencoder's levels for latents 1/downsample of the side (as finetune --latent-downsample)
-        config.ae_channels = [config.ae_channels[0] * 2**i for i in range(downsample.bit_length())]
+        config.ae_channels = autoencoder_widths(config.ae_channels[0], downsample)
     torch.manual_seed(0)
     autoencoder, unet = build_autoencoder(config).eval(), build_unet(config).eval()
     condition = unconditional(1, config.latent_resolution)
@@ -188,15 +194,15 @@ def contrast_study(model_path: str | None, seeds: int, guidances: list[float], t
         for guidance in guidances:
             model.config.guidance = guidance
             out = sample_volumes(config, model.autoencoder, model.unet, condition, 11, config.default_steps, torch.device("cpu")).numpy()
-            rows, air = [], []
+            rows, air, physical = [], [], [model.to_physical(volume) for volume in out]
             for i in range(seeds):
                 dark = (out[i, :k] < -0.6).all(0)  # every sequence in the bottom fifth of its range: air-like
                 head = ndimage.binary_fill_holes(ndimage.binary_closing(~dark, iterations=2))
                 air.append((dark & shell & head).sum() / max((shell & head).sum(), 1))
-                rows.append(contrast_table(model.to_physical(out[i]), drawn))
+                rows.append(contrast_table(physical[i], drawn))
             fmt(f"drawn outline {2 * radius_mm:g} mm across, guidance {guidance:g}: {100 * np.mean(air):.1f}% air-dark voxels in the 12 mm around it", rows)
             if guidance == guidances[-1] or guidance == model.card.architecture.get("guidance"):
-                pictures.append((f"{2 * radius_mm:g} mm outline\nguidance {guidance:g}", model.to_physical(out[0]), drawn))
+                pictures.append((f"{2 * radius_mm:g} mm outline\nguidance {guidance:g}", physical[0], drawn))
     if figure is not None:
         truth_case = dict(zip(names, images[0], strict=True))
         _figure(figure, [("phantom case\n(its own tumour)", truth_case, codes[0]), *pictures])

@@ -27,6 +27,7 @@ from ...data.preprocess import LABEL_CODES
 __all__ = [
     "LDMConfig",
     "STAGES",
+    "autoencoder_widths",
     "build_autoencoder",
     "build_unet",
     "training_scheduler",
@@ -74,8 +75,13 @@ class LDMConfig:
         return len(self.image_channels) + (len(LABEL_CODES) if self.labels else 0)
 
     @property
+    def downsample(self) -> int:
+        """How many times smaller the latent grid's side is than the volume's (each autoencoder level halves it)."""
+        return 2 ** (len(self.ae_channels) - 1)
+
+    @property
     def latent_resolution(self) -> int:
-        return self.resolution // 2 ** (len(self.ae_channels) - 1)
+        return self.resolution // self.downsample
 
     @property
     def channels(self) -> list[str]:
@@ -88,6 +94,11 @@ class LDMConfig:
     def from_dict(data: dict) -> LDMConfig:
         known = set(LDMConfig.__dataclass_fields__)
         return LDMConfig(**{k: v for k, v in data.items() if k in known})
+
+
+def autoencoder_widths(width: int, downsample: int) -> list[int]:
+    """Autoencoder channel widths for latents 1/``downsample`` of the side: one level per halving, width doubling."""
+    return [width * 2**i for i in range(downsample.bit_length())]
 
 
 def build_autoencoder(config: LDMConfig) -> AutoencoderKL:

@@ -43,6 +43,7 @@ from ...training.run import LOSS_LOG, SAMPLES_DIR
 from .network import (
     STAGES,
     LDMConfig,
+    autoencoder_widths,
     build_autoencoder,
     build_unet,
     condition_from_codes,
@@ -141,22 +142,21 @@ class LDMRun:
             res = request.resolution or DEFAULT_RESOLUTION
             w = request.width or DEFAULT_WIDTH
             factor = request.latent_downsample or (4 if res >= 32 else 2)  # latents 1/4 of the side (1/2 below 32^3)
-            ae = [w * 2**i for i in range(factor.bit_length())]  # one level per halving: 2 -> 2 levels, 4 -> 3, 8 -> 4
-            self.config = LDMConfig(resolution=res, ae_channels=ae, unet_channels=[2 * w, 4 * w, 4 * w])
+            self.config = LDMConfig(resolution=res, ae_channels=autoencoder_widths(w, factor), unet_channels=[2 * w, 4 * w, 4 * w])
             channels = request.channels or choose_channels(find_cases(Path(request.data), None)[1], None)
             self.config.image_channels = [c for c in channels if c != LABEL_CHANNEL]
             self.config.labels = LABEL_CHANNEL in channels
             self.spacing = request.spacing or FOV_MM / res
             self.origin = "ldm3d (random initialisation)"
             self.stages_done = []
-        if base_config is not None and request.latent_downsample not in (None, self.config.resolution // self.config.latent_resolution):
+        if base_config is not None and request.latent_downsample not in (None, self.config.downsample):
             raise MedSynthError(f"The base model {request.model} has its latent grid fixed; leave out --latent-downsample.")
         if base_config is not None and request.channels is not None and list(request.channels) != self.config.channels:
             raise MedSynthError(f"The base model {request.model} makes {', '.join(self.config.channels)}; leave out --channels.")
         if not self.config.image_channels:
             raise MedSynthError("ldm3d needs at least one image channel (t1, t1ce, t2 or flair).")
-        if self.config.resolution % 2 ** (len(self.config.ae_channels) - 1):
-            raise MedSynthError(f"--resolution must be a multiple of {2 ** (len(self.config.ae_channels) - 1)} for ldm3d.")
+        if self.config.resolution % self.config.downsample:
+            raise MedSynthError(f"--resolution must be a multiple of {self.config.downsample} for ldm3d.")
         self.spec = PreprocessSpec(shape=(self.config.resolution,) * 3, spacing=(self.spacing,) * 3)
         self.data = self._load_data()
         with torch.random.fork_rng(devices=[]):  # seeded initial weights, without touching the caller's generator
