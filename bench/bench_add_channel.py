@@ -41,7 +41,7 @@ def make_case(folder: Path) -> Path:
     request = GenerateRequest(
         model="phantom", n=1, seed=4242, out=folder / "set", channels="t1,t1ce,t2,flair", shape=(128, 128, 128), spacing=(1.5,) * 3, device="cpu"
     )
-    out = generate_set(request, default_registry(entry_points=False))
+    out = generate_set(request, default_registry())
     return next(p for p in out.iterdir() if p.is_dir())
 
 

@@ -35,7 +35,7 @@ def _write_case(folder: Path, name: str, arrays: dict[str, np.ndarray], affine: 
 
 
 def _sets(root: Path, size: int, count: int) -> tuple[Path, Path]:
-    plugin = default_registry(entry_points=False).get("phantom")
+    plugin = default_registry().get("phantom")
     spacing = (240.0 / size,) * 3
     subjects = [plugin.generate(seed=s, channels=CHANNELS, shape=(size,) * 3, spacing=spacing, tumour=True, device="cpu") for s in range(7)]
     synthetic, train = root / f"syn{size}", root / f"train{size}"

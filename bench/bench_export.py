@@ -27,7 +27,7 @@ CHANNELS = ("t1", "t1ce", "t2", "flair", "seg")
 
 
 def _cases(n: int, size: int) -> list[SynthCase]:
-    plugin = default_registry(entry_points=False).get("phantom")
+    plugin = default_registry().get("phantom")
     spacing = (160.0 / size,) * 3
     return [plugin.generate(seed=i, channels=CHANNELS, shape=(size,) * 3, spacing=spacing, tumour=True, device="cpu") for i in range(min(n, 2))]
 

@@ -55,10 +55,11 @@ def child(size: int, steps: int, mode: str, threads: int, downsample: int | None
         build_unet,
         unconditional,
     )
-    from medsynth_engine.models.ldm3d.plugin import sample_volumes, shipped_folder
+    from medsynth_engine.models.ldm3d.plugin import sample_volumes
+    from medsynth_engine.weights import shipped_folder
 
     torch.set_num_threads(threads)
-    card = read_card(shipped_folder())
+    card = read_card(shipped_folder("ldm3d-phantom"))
     config = LDMConfig.from_dict({**card.architecture, "resolution": size})
     if downsample:  # the autoencoder's levels for latents 1/downsample of the side (as finetune --latent-downsample)
         config.ae_channels = autoencoder_widths(config.ae_channels[0], downsample)
@@ -79,10 +80,11 @@ def steps_study(seeds: int, threads: int) -> None:
     import numpy as np
     import torch
     from medsynth_engine.models.ldm3d.network import condition_from_codes, unconditional
-    from medsynth_engine.models.ldm3d.plugin import LDM3DModel, sample_volumes, shipped_folder
+    from medsynth_engine.models.ldm3d.plugin import LDM3DModel, sample_volumes
+    from medsynth_engine.weights import shipped_folder
 
     torch.set_num_threads(threads)
-    model = LDM3DModel(shipped_folder())
+    model = LDM3DModel(shipped_folder("ldm3d-phantom"))
     config, device = model.config, torch.device("cpu")
     codes = torch.zeros((1, *(config.resolution,) * 3), dtype=torch.uint8)
     c = config.resolution // 2
@@ -147,12 +149,13 @@ def contrast_study(model_path: str | None, seeds: int, guidances: list[float], t
     from medsynth_engine.data.training_set import load_training_set
     from medsynth_engine.evaluate.tumour_contrast import contrast_table
     from medsynth_engine.generate import GenerateRequest, generate_set
-    from medsynth_engine.models.ldm3d.plugin import LDM3DModel, shipped_folder
+    from medsynth_engine.models.ldm3d.plugin import LDM3DModel
     from medsynth_engine.registry import default_registry
     from medsynth_engine.tumour import structure_from_outline
+    from medsynth_engine.weights import shipped_folder
 
     torch.set_num_threads(threads)
-    model = LDM3DModel(Path(model_path) if model_path else shipped_folder())
+    model = LDM3DModel(Path(model_path) if model_path else shipped_folder("ldm3d-phantom"))
     config, r, sp = model.config, model.config.resolution, float(model.card.spacing[0])
     k = len(config.image_channels)
     header = "| | FLAIR ED | FLAIR ET | T2 ED | T2 ET | T1ce ED | T1ce ET |"

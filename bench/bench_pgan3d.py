@@ -40,7 +40,7 @@ def child(kind: str, res: int, mode: str, repeats: int, threads: int) -> dict:
     import torch
     from medsynth_engine.data.training_set import TrainingSet
     from medsynth_engine.models.pgan3d.network import Generator, PGANConfig
-    from medsynth_engine.training.trainer import GANTrainer, TrainSettings
+    from medsynth_engine.models.pgan3d.trainer import GANTrainer, TrainSettings
 
     torch.set_num_threads(threads)
     channels_last = mode != "fp32"
@@ -82,10 +82,10 @@ def augment_study(steps: int, threads: int) -> None:
     from medsynth_engine.data import PreprocessSpec, load_training_set
     from medsynth_engine.generate import GenerateRequest, generate_set
     from medsynth_engine.models.pgan3d.network import PGANConfig
+    from medsynth_engine.models.pgan3d.schedule import Schedule
+    from medsynth_engine.models.pgan3d.trainer import GANTrainer, TrainSettings
     from medsynth_engine.registry import default_registry
     from medsynth_engine.training.diversity import pairwise_ms_ssim
-    from medsynth_engine.training.schedule import Schedule
-    from medsynth_engine.training.trainer import GANTrainer, TrainSettings
 
     torch.set_num_threads(threads)
     spec = PreprocessSpec(shape=(16, 16, 16), spacing=(12.0, 12.0, 12.0))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import slicerio
 from medsynth_engine import addchannel
-from medsynth_engine.addchannel import CHANNEL_MODELS, AddChannelRequest, add_channel, channel_models
+from medsynth_engine.addchannel import AddChannelRequest, add_channel, channel_models, default_channel_model
 from medsynth_engine.errors import MedSynthError
 from medsynth_engine.nifti_io import read_nifti, write_nifti
 
@@ -38,7 +38,7 @@ def test_seg_lands_on_the_exact_grid_with_a_slicer_segmentation(case):
     seen: list[tuple[float, str]] = []
     result = add_channel(AddChannelRequest(case=case, channel="seg", device="cpu"), progress=lambda f, m: seen.append((f, m)))
     nifti, nrrd = case / f"{case.name}_seg.nii.gz", case / f"{case.name}_seg.seg.nrrd"
-    assert result["channel"] == "seg" and result["model"] == CHANNEL_MODELS["seg"]
+    assert result["channel"] == "seg" and result["model"] == default_channel_model("seg") == "seg-phantom"
     assert result["inputs"] == ["t1", "t1ce", "t2", "flair"] and result["written"] == [str(nifti.resolve()), str(nrrd.resolve())]
     assert _files(case) == before | {nifti.name, nrrd.name}  # no temporary file left
     assert seen[-1][0] == 1.0 and all(0 <= f <= 1 for f, _ in seen)

@@ -1,4 +1,4 @@
-"""``medsynth finetune --model X`` picks the trainer of X's family."""
+"""``medsynth finetune --model X`` runs the trainer of X's family, found through the registry."""
 
 from __future__ import annotations
 
@@ -6,32 +6,57 @@ import json
 
 import pytest
 from medsynth_engine.errors import MedSynthError
-from medsynth_engine.training.families import family_of
+from medsynth_engine.registry import default_registry
 from medsynth_engine.training.finetune import FinetuneRequest, run_finetune
 
 
+@pytest.fixture(scope="module")
+def registry():
+    return default_registry()
+
+
 @pytest.mark.parametrize("model", ["pgan3d", "seg", "mr2ct", "ldm3d"])
-def test_scratch_ids_are_their_own_family(model):
-    assert family_of(model) == model
+def test_family_names_train_new_models_of_that_family(registry, model):
+    assert registry.family_for(model).name == model and registry.family_for(model).trainer is not None
 
 
-def test_a_model_folder_trains_in_the_family_of_its_architecture(tmp_path):
+def test_a_model_folder_trains_in_the_family_of_its_architecture(registry, tmp_path):
     for arch, family in [("segnet", "seg"), ("mr2ct", "mr2ct"), ("ldm3d", "ldm3d"), ("pgan3d", "pgan3d")]:
         folder = tmp_path / arch
         folder.mkdir()
         (folder / "model.json").write_text(json.dumps({"id": arch, "architecture": {"name": arch}}))
-        assert family_of(str(folder)) == family
+        assert registry.family_for(str(folder)).name == family
 
 
-def test_shipped_generators_resolve_through_the_registry():
-    assert family_of("pgan3d-phantom") == "pgan3d"
-    assert family_of("no-such-model") == "pgan3d"  # pgan3d's base resolution names the choices
+def test_shipped_models_belong_to_their_family_and_unknown_names_are_refused(registry, tmp_path):
+    assert registry.family_for("pgan3d-phantom").name == "pgan3d"
+    assert registry.family_for("seg-phantom").capabilities.channel == "seg"
+    with pytest.raises(MedSynthError, match="Unknown model 'no-such-model'.*pgan3d"):
+        registry.family_for("no-such-model")
+    folder = tmp_path / "alien"
+    folder.mkdir()
+    (folder / "model.json").write_text(json.dumps({"architecture": {"name": "alien"}}))
+    with pytest.raises(MedSynthError, match="needs the 'alien' architecture"):
+        registry.family_for(str(folder))
 
 
-def test_stage_is_refused_for_single_stage_pgan3d(tmp_path):
-    request = FinetuneRequest(model="pgan3d", data=tmp_path, out=tmp_path / "out", stage="diffusion")
-    with pytest.raises(MedSynthError, match="--stage is for multi-stage models"):
+def test_an_option_of_another_family_is_refused_naming_its_owners(tmp_path):
+    request = FinetuneRequest.make(model="pgan3d", data=tmp_path, out=tmp_path / "out", stage="diffusion")
+    with pytest.raises(MedSynthError, match="--stage is for ldm3d, mr2ct models; pgan3d is a pgan3d model"):
         run_finetune(request)
+    with pytest.raises(MedSynthError, match="Unknown training option --wobble"):
+        run_finetune(FinetuneRequest.make(model="pgan3d", data=tmp_path, out=tmp_path / "out", wobble=3))
+
+
+def test_an_option_value_is_checked_against_its_declaration(tmp_path):
+    request = FinetuneRequest.make(model="ldm3d", data=tmp_path, out=tmp_path / "out", latent_downsample=3)
+    with pytest.raises(MedSynthError, match="--latent-downsample must be one of 2, 4, 8, not 3"):
+        run_finetune(request)
+
+
+def test_the_phantom_family_does_not_train(tmp_path):
+    with pytest.raises(MedSynthError, match="'phantom' model family does not train"):
+        run_finetune(FinetuneRequest.make(model="phantom", data=tmp_path, out=tmp_path / "out"))
 
 
 def test_the_finished_run_names_the_command_that_uses_the_model(tmp_path):

@@ -26,7 +26,7 @@ def _weights(folder):
 
 def test_train_from_scratch_writes_a_usable_model(make_phantom_set, tmp_path, registry):
     seen: list[dict] = []
-    out = run_finetune(FinetuneRequest(data=make_phantom_set(), out=tmp_path / "m", steps=5, **TINY), progress=seen.append)
+    out = run_finetune(FinetuneRequest.make(data=make_phantom_set(), out=tmp_path / "m", steps=5, **TINY), progress=seen.append)
     assert out == tmp_path / "m"
     lines = [json.loads(line) for line in (out / "loss.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [1, 2, 3, 4, 5]
@@ -50,18 +50,18 @@ def test_train_from_scratch_writes_a_usable_model(make_phantom_set, tmp_path, re
 
 def test_resume_continues_exactly(make_phantom_set, tmp_path):
     data = make_phantom_set()
-    straight = run_finetune(FinetuneRequest(data=data, out=tmp_path / "a", steps=4, **TINY))
+    straight = run_finetune(FinetuneRequest.make(data=data, out=tmp_path / "a", steps=4, **TINY))
     calls = {"n": 0}
 
     def stop_after_two() -> bool:
         calls["n"] += 1
         return calls["n"] >= 2
 
-    half = run_finetune(FinetuneRequest(data=data, out=tmp_path / "b", steps=4, **TINY), should_stop=stop_after_two)
+    half = run_finetune(FinetuneRequest.make(data=data, out=tmp_path / "b", steps=4, **TINY), should_stop=stop_after_two)
     state = json.loads((half / "checkpoint" / "state.json").read_text())
     assert state["step"] == 2 and state["steps_done"] == 2
     assert len((half / "loss.jsonl").read_text().splitlines()) == 2
-    run_finetune(FinetuneRequest(data=data, out=tmp_path / "b", steps=4, resume=True, **TINY))
+    run_finetune(FinetuneRequest.make(data=data, out=tmp_path / "b", steps=4, resume=True, **TINY))
     a, b = _weights(straight), _weights(half)
     assert a.keys() == b.keys()
     for key in a:
@@ -78,10 +78,10 @@ def test_two_gloo_processes_agree_with_one(make_phantom_set, tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each of the two workers on this 2-core machine: the same summation order
     try:
-        one = run_finetune(FinetuneRequest(data=data, out=tmp_path / "one", steps=3, **request))
+        one = run_finetune(FinetuneRequest.make(data=data, out=tmp_path / "one", steps=3, **request))
     finally:
         torch.set_num_threads(threads)
-    two = run_finetune(FinetuneRequest(data=data, out=tmp_path / "two", steps=3, nproc=2, **request))
+    two = run_finetune(FinetuneRequest.make(data=data, out=tmp_path / "two", steps=3, nproc=2, **request))
     a, b = _weights(one), _weights(two)
     # The all-reduce still sums in another order than one process does, and Adam turns near-zero gradient
     # differences into updates of up to ~lr: this agreed to 3e-6 alone, but once exceeded 1e-5 in a full-suite
@@ -95,10 +95,10 @@ def test_two_gloo_processes_agree_with_one(make_phantom_set, tmp_path):
 
 def test_transfer_to_a_single_channel_with_frozen_stages(make_phantom_set, tmp_path):
     data = make_phantom_set()
-    base = run_finetune(FinetuneRequest(data=data, out=tmp_path / "base", steps=2, **dict(TINY, resolution=8)))
+    base = run_finetune(FinetuneRequest.make(data=data, out=tmp_path / "base", steps=2, **dict(TINY, resolution=8)))
     base_g = {k: v for k, v in _weights(base).items() if k.startswith("generator.blocks.0.")}
     out = run_finetune(
-        FinetuneRequest(
+        FinetuneRequest.make(
             model=str(base), data=data, out=tmp_path / "t1", channels="t1", resolution=16, steps=2, batch_size=2,
             freeze_stages=1, checkpoint_every=2,
         )
@@ -130,7 +130,7 @@ def test_request_errors(make_phantom_set, tmp_path):
         kwargs = dict(TINY, data=data, out=tmp_path / "x", steps=1)
         kwargs.update(change)
         with pytest.raises(MedSynthError, match=message):
-            run_finetune(FinetuneRequest(**kwargs))
+            run_finetune(FinetuneRequest.make(**kwargs))
     assert not (tmp_path / "n2").exists()
 
 
@@ -168,6 +168,6 @@ def test_resume_before_the_first_checkpoint_starts_again(make_phantom_set, tmp_p
     (out / "checkpoint").mkdir(parents=True)
     (out / "checkpoint" / "data_report.json").write_text("{}")
     (out / "loss.jsonl").write_text('{"step": 1}\n')
-    run_finetune(FinetuneRequest(data=make_phantom_set(), out=out, steps=2, resume=True, **dict(TINY, resolution=8)))
+    run_finetune(FinetuneRequest.make(data=make_phantom_set(), out=out, steps=2, resume=True, **dict(TINY, resolution=8)))
     assert [json.loads(x)["step"] for x in (out / "loss.jsonl").read_text().splitlines()] == [1, 2]
     assert json.loads((out / "checkpoint" / "state.json").read_text())["step"] == 2

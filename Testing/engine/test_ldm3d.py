@@ -16,7 +16,7 @@ TINY = dict(model="ldm3d", resolution=16, width=8, batch_size=2, seed=5, checkpo
 
 
 def _request(data, out, **extra):
-    return FinetuneRequest(data=data, out=out, **{**TINY, **extra})
+    return FinetuneRequest.make(data=data, out=out, **{**TINY, **extra})
 
 
 def _stop_after(n: int):
@@ -126,10 +126,10 @@ def test_latent_downsample_sets_the_autoencoder_levels(tiny_model, tmp_path):
     assert any(k.startswith("autoencoder.encoder.blocks.") for k in weights)
     with pytest.raises(MedSynthError, match="latent grid fixed"):
         run_finetune(_request(data, tmp_path / "e", model=str(base), latent_downsample=4, stage="autoencoder"))
-    with pytest.raises(MedSynthError, match="2, 4 or 8"):
+    with pytest.raises(MedSynthError, match="--latent-downsample must be one of 2, 4, 8, not 3"):
         run_finetune(_request(data, tmp_path / "f", latent_downsample=3))
     with pytest.raises(MedSynthError, match="no latent grid"):
-        run_finetune(FinetuneRequest(model="pgan3d", data=data, out=tmp_path / "g", latent_downsample=2))
+        run_finetune(FinetuneRequest.make(model="pgan3d", data=data, out=tmp_path / "g", latent_downsample=2))
 
 
 def test_autoencoder_learning_rate_decays_over_the_stage():

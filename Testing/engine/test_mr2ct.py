@@ -19,7 +19,7 @@ TINY = dict(model="mr2ct", resolution=16, spacing=6.0, width=4, batch_size=2, se
 
 def test_finetune_mr2ct_resumes_exactly_and_trains_the_patchgan_stage(make_phantom_set, tmp_path):
     data = make_phantom_set(n=4, shape=(24, 24, 24), spacing=6.0, channels=ALL, seed=21)
-    straight = run_finetune(FinetuneRequest(data=data, out=tmp_path / "a", steps=4, **TINY))
+    straight = run_finetune(FinetuneRequest.make(data=data, out=tmp_path / "a", steps=4, **TINY))
     card = json.loads((straight / "model.json").read_text())
     assert card["architecture"]["name"] == "mr2ct" and card["kind"] == "translation" and card["channels"] == ["ct"]
     calls = {"n": 0}
@@ -28,26 +28,26 @@ def test_finetune_mr2ct_resumes_exactly_and_trains_the_patchgan_stage(make_phant
         calls["n"] += 1
         return calls["n"] >= 2
 
-    half = run_finetune(FinetuneRequest(data=data, out=tmp_path / "b", steps=4, **TINY), should_stop=stop_after_two)
-    run_finetune(FinetuneRequest(data=data, out=tmp_path / "b", steps=4, resume=True, **TINY))
+    half = run_finetune(FinetuneRequest.make(data=data, out=tmp_path / "b", steps=4, **TINY), should_stop=stop_after_two)
+    run_finetune(FinetuneRequest.make(data=data, out=tmp_path / "b", steps=4, resume=True, **TINY))
     a, b = load_file(str(straight / "model.safetensors")), load_file(str(half / "model.safetensors"))
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
     log = [json.loads(x) for x in (half / "loss.jsonl").read_text().splitlines()]
     assert [x["step"] for x in log] == [1, 2, 3, 4] and all(np.isfinite(x["l1"]) for x in log)
     seen: list[dict] = []
-    gan = run_finetune(FinetuneRequest(data=data, out=tmp_path / "g", steps=2, stage="adversarial", **TINY), progress=seen.append)
+    gan = run_finetune(FinetuneRequest.make(data=data, out=tmp_path / "g", steps=2, stage="adversarial", **TINY), progress=seen.append)
     assert {"l1", "d", "g_adv"} == set(next(p for p in seen if "losses" in p)["losses"])
     assert "PatchDiscriminator" in json.loads((gan / "model.json").read_text())["preprocessing"]["training"]["loss"]
     # resuming the GAN run keeps its stage even when --stage is left out
-    run_finetune(FinetuneRequest(data=data, out=tmp_path / "g", steps=3, resume=True, **TINY))
+    run_finetune(FinetuneRequest.make(data=data, out=tmp_path / "g", steps=3, resume=True, **TINY))
     assert "g_adv" in json.loads((gan / "loss.jsonl").read_text().splitlines()[-1])
 
 
 def test_mr2ct_needs_paired_ct(make_phantom_set, tmp_path):
     data = make_phantom_set(n=2, shape=(24, 24, 24), spacing=6.0, channels="t1,seg", seed=23)
     with pytest.raises(MedSynthError, match=r"has both CT \(ct\) and an MR sequence; this model trains on paired MR and ct"):
-        run_finetune(FinetuneRequest(data=data, out=tmp_path / "m", steps=1, **TINY))
+        run_finetune(FinetuneRequest.make(data=data, out=tmp_path / "m", steps=1, **TINY))
 
 
 def test_shipped_model_gives_tissue_hu_from_t1_alone(make_phantom_set, tmp_path):

@@ -7,9 +7,8 @@ import pytest
 import torch
 from medsynth_engine.errors import MedSynthError
 from medsynth_engine.modelfile import ModelCard, save_model_folder
-from medsynth_engine.models.pgan3d import Discriminator, Generator, PGAN3DModel, PGANConfig
-from medsynth_engine.models.pgan3d.network import downsample, upsample
-from medsynth_engine.models.pgan3d.plugin import to_physical
+from medsynth_engine.models.pgan3d.network import Discriminator, Generator, PGANConfig, downsample, upsample
+from medsynth_engine.models.pgan3d.plugin import PGAN3DModel, to_physical
 
 TINY = dict(resolution=16, base_width=16, max_width=16, latent_dim=8)
 
@@ -142,10 +141,11 @@ def test_to_physical_maps_labels_and_intensities():
 
 
 def test_shipped_model_is_registered(registry):
-    from medsynth_engine.models.pgan3d.plugin import SHIPPED_ID, shipped_folder
+    from medsynth_engine.weights import shipped_folder
 
-    assert (shipped_folder() / "model.json").is_file(), "the default pgan3d weights are missing from the package"
-    plugin = registry.get(SHIPPED_ID)
+    assert shipped_folder("pgan3d-phantom") is not None, "the default pgan3d weights are missing from the package"
+    plugin = registry.get("pgan3d-phantom")
+    assert plugin.family.name == "pgan3d"
     card = plugin.card
     assert card.kind == "gan" and card.architecture["name"] == "pgan3d"
     assert "ms_ssim_between_samples" in card.metrics and card.licence and card.training_data

@@ -51,7 +51,7 @@ def third_party_plugin(tmp_path, monkeypatch):
 
 
 def test_builtin_phantom_is_listed_with_its_card():
-    rows = {row["id"]: row for row in default_registry(entry_points=False).describe()}
+    rows = {row["id"]: row for row in default_registry().describe()}
     phantom = rows["phantom"]
     assert phantom["kind"] == "procedural"
     assert phantom["channels"] == ["t1", "t1ce", "t2", "flair", "seg", "ct"]
@@ -72,12 +72,12 @@ def test_entry_point_plugins_are_found_and_broken_ones_reported(third_party_plug
 
 
 def test_registries_are_independent_objects():
-    a, b = ModelRegistry(), default_registry(entry_points=False)
+    a, b = ModelRegistry(), default_registry()
     assert a.ids() == [] and "phantom" in b.ids()
 
 
 def test_unknown_model_and_duplicate_ids_are_refused():
-    registry = default_registry(entry_points=False)
+    registry = default_registry()
     with pytest.raises(MedSynthError, match="Unknown model 'nope'.*phantom"):
         registry.get("nope")
     with pytest.raises(MedSynthError, match="Two plugins"):
@@ -93,24 +93,28 @@ def test_model_folder_loads_through_its_architecture(tmp_path):
                      spacing=[1.0, 1.0, 1.0], training_data="phantom", licence="CC0")
     save_model_folder(tmp_path / "m", card, {"w": torch.arange(64, dtype=torch.float32).reshape(4, 4, 4)})
 
+    from medsynth_engine.contract import ModelFamily
+
     class Tiny(ModelPlugin):
-        def __init__(self, folder, card):
-            self.card, self.w = card, load_model_folder(folder)[1]["w"]
+        def __init__(self, folder):
+            self.card, self.w = load_model_folder(folder)
 
         def generate(self, **kw):
-            return SynthCase({"t1": self.w.numpy()}, np.eye(4))
+            return SynthCase({"t1": self.w["w"].numpy()}, np.eye(4))
 
     registry = ModelRegistry()
     with pytest.raises(MedSynthError, match="needs the 'tiny-arch' architecture"):
         registry.get(str(tmp_path / "m"))
-    registry.register_architecture("tiny-arch", Tiny)
+    registry.add_family(ModelFamily(name="tiny", architecture="tiny-arch", kind="gan", summary="a test family", load=Tiny))
     plugin = registry.get(str(tmp_path / "m"))
     assert plugin.generate().arrays["t1"][3, 3, 3] == 63
-    assert plugin.weights_origin.startswith("folder ")
+    assert plugin.weights_origin.startswith("folder ") and plugin.family.name == "tiny"
+    with pytest.raises(MedSynthError, match="both claim the architecture 'tiny-arch'"):
+        registry.add_family(ModelFamily(name="tiny2", architecture="tiny-arch", kind="gan", summary="a clash", load=Tiny))
 
 
 def test_forget_drops_the_loaded_plugin_so_it_loads_afresh():
-    registry = default_registry(entry_points=False)
+    registry = default_registry()
     first = registry.get("phantom")
     assert registry.get("phantom") is first
     registry.forget("phantom")

@@ -10,7 +10,7 @@ import pytest
 import torch
 from medsynth_engine.addchannel import AddChannelRequest, add_channel
 from medsynth_engine.errors import MedSynthError
-from medsynth_engine.models.segnet.inputs import SEQUENCES, assemble, drop_sequences
+from medsynth_engine.models.channelnet.inputs import SEQUENCES, assemble, drop_sequences
 from medsynth_engine.models.segnet.train import train as train_seg
 from medsynth_engine.nifti_io import read_nifti
 from medsynth_engine.training.finetune import FinetuneRequest, run_finetune
@@ -55,7 +55,7 @@ def test_sequence_dropout_keeps_at_least_one_present_sequence():
 def test_finetune_seg_from_scratch_and_exact_resume(make_phantom_set, tmp_path):
     data = _data(make_phantom_set)
     seen: list[dict] = []
-    straight = run_finetune(FinetuneRequest(data=data, out=tmp_path / "a", steps=4, **TINY), progress=seen.append)
+    straight = run_finetune(FinetuneRequest.make(data=data, out=tmp_path / "a", steps=4, **TINY), progress=seen.append)
     steps = [p for p in seen if "losses" in p]
     assert [p["step"] for p in steps] == [1, 2, 3, 4] and steps[-1]["total"] == 4 and "eta_s" in steps[-1]
     assert set(steps[-1]["losses"]) == {"dice_ce"} and np.isfinite(steps[-1]["losses"]["dice_ce"])
@@ -69,9 +69,9 @@ def test_finetune_seg_from_scratch_and_exact_resume(make_phantom_set, tmp_path):
         calls["n"] += 1
         return calls["n"] >= 2
 
-    half = run_finetune(FinetuneRequest(data=data, out=tmp_path / "b", steps=4, **TINY), should_stop=stop_after_two)
+    half = run_finetune(FinetuneRequest.make(data=data, out=tmp_path / "b", steps=4, **TINY), should_stop=stop_after_two)
     assert json.loads((half / "checkpoint" / "state.json").read_text())["steps_done"] == 2
-    run_finetune(FinetuneRequest(data=data, out=tmp_path / "b", steps=4, resume=True, **TINY))
+    run_finetune(FinetuneRequest.make(data=data, out=tmp_path / "b", steps=4, resume=True, **TINY))
     a, b = load_file(str(straight / "model.safetensors")), load_file(str(half / "model.safetensors"))
     assert a.keys() == b.keys()
     for key in a:
@@ -92,22 +92,22 @@ def test_continue_from_a_segnet_folder_and_cases_missing_sequences(make_phantom_
     shutil.copytree(_data(make_phantom_set), data)
     for path in list(data.glob("*/*_t2.nii.gz"))[:2]:
         path.unlink()  # two cases without T2: trained on what they have
-    first = run_finetune(FinetuneRequest(data=data, out=tmp_path / "a", steps=2, **TINY))
+    first = run_finetune(FinetuneRequest.make(data=data, out=tmp_path / "a", steps=2, **TINY))
     report = json.loads((first / "checkpoint" / "data_report.json").read_text())
     assert report["cases"] == 4 and report["sequences"]["t2"] == 2 and report["sequences"]["t1"] == 4
-    more = run_finetune(FinetuneRequest(**{**TINY, "model": str(first), "width": None}, data=data, out=tmp_path / "b", steps=1))
+    more = run_finetune(FinetuneRequest.make(**{**TINY, "model": str(first), "width": None}, data=data, out=tmp_path / "b", steps=1))
     card = json.loads((more / "model.json").read_text())
     assert str(first) in card["training_data"] and card["architecture"]["channels"] == [4, 8, 16, 32]
     with pytest.raises(MedSynthError, match="is a 'mr2ct' model, not segnet"):  # the seg trainer called with another family's model
-        train_seg(FinetuneRequest(**{**TINY, "model": "mr2ct-phantom"}, data=data, out=tmp_path / "c", steps=1))
-    with pytest.raises(MedSynthError, match="not a seg stage"):
-        run_finetune(FinetuneRequest(**TINY, data=data, out=tmp_path / "d", steps=1, stage="adversarial"))
+        train_seg(FinetuneRequest.make(**{**TINY, "model": "mr2ct-phantom"}, data=data, out=tmp_path / "c", steps=1), None)
+    with pytest.raises(MedSynthError, match="--stage is for ldm3d, mr2ct models; .* is a seg model"):
+        run_finetune(FinetuneRequest.make(**TINY, data=data, out=tmp_path / "d", steps=1, stage="adversarial"))
 
 
 def test_no_label_channel_in_the_data_is_one_sentence(make_phantom_set, tmp_path):
     data = make_phantom_set(n=2, shape=(24, 24, 24), spacing=6.0, channels="t1,t2", seed=22)
     with pytest.raises(MedSynthError, match=r"No case in .* has both tumour labels \(seg\) and an MR sequence"):
-        run_finetune(FinetuneRequest(data=data, out=tmp_path / "m", steps=1, **TINY))
+        run_finetune(FinetuneRequest.make(data=data, out=tmp_path / "m", steps=1, **TINY))
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:

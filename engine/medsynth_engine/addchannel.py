@@ -5,8 +5,8 @@ beside it as ``<case>_seg.nii.gz`` (plus ``<case>_seg.seg.nrrd`` with BraTS segm
 3D Slicer opens directly) or ``<case>_ct.nii.gz``, on exactly the case's grid and affine, through temporary
 names and renames: both files or neither, and an existing channel only with ``replace``.
 
-Models are channel models (segnet, mr2ct), not generators: shipped ones live in ``weights/<id>/`` like
-pgan3d-phantom, and any model folder written by ``medsynth finetune --model seg|mr2ct`` works too.
+Models are channel models (families whose capabilities name a channel: seg, mr2ct), not generators: shipped
+ones live in ``weights/<id>/``, and any model folder written by ``medsynth finetune --model seg|mr2ct`` works too.
 """
 
 from __future__ import annotations
@@ -23,16 +23,16 @@ from MedSynthLib.conventions import BRATS_LABEL_COLOURS, BRATS_LABEL_NAMES, BRAT
 
 from .data.layouts import MR_SEQUENCES, find_case_files
 from .errors import MedSynthError
-from .modelfile import CARD_FILE, read_card
+from .modelfile import read_card
 from .nifti_io import read_nifti, write_nifti
-from .training.families import WEIGHTS_DIR
+from .registry import ModelRegistry, default_registry
+from .weights import model_folder, shipped_folder
 
-__all__ = ["CHANNEL_MODELS", "AddChannelRequest", "add_channel", "channel_models", "resolve_channel_model", "find_case_files"]
+__all__ = [
+    "AddChannelRequest", "add_channel", "channel_models", "channels_offered", "default_channel_model", "resolve_channel_model",
+    "find_case_files",
+]
 
-#: Default model per channel.
-CHANNEL_MODELS = {"seg": "seg-phantom", "ct": "mr2ct-phantom"}
-#: Model architecture that makes each channel.
-ARCHITECTURE_OF = {"seg": "segnet", "ct": "mr2ct"}
 AFFINE_TOLERANCE_MM = 1e-3
 
 
@@ -44,7 +44,7 @@ class AddChannelRequest:
         case: BraTS-style case folder (``<case>/<case>_t1.nii.gz``...) or one NIfTI file (t1 unless its name
             ends ``_t1ce``, ``_t2`` or ``_flair``).
         channel: ``seg`` or ``ct``.
-        model: shipped channel-model id or model folder; default ``CHANNEL_MODELS[channel]``.
+        model: shipped channel-model id or model folder; default ``default_channel_model(channel)``.
         out: folder to write into; default the case folder (the single file's folder).
         replace: overwrite an existing channel of that name.
         device: auto (None), cpu, cuda, cuda:N or mps.
@@ -82,56 +82,69 @@ def _read_case(files: dict[str, Path]) -> tuple[dict[str, np.ndarray], np.ndarra
     return arrays, reference[1], reference[0]
 
 
-def _model_folder(model: str) -> Path | None:
-    for folder in (Path(model), WEIGHTS_DIR / model):
-        if (folder / CARD_FILE).is_file():
-            return folder
+def default_channel_model(channel: str, registry: ModelRegistry | None = None) -> str | None:
+    """The default model for ``channel``: the first shipped model of a built-in family that adds it."""
+    registry = registry or default_registry()
+    for model_id in registry.ids("channel"):
+        family = registry.family_for(model_id)
+        if family.capabilities.channel == channel:
+            return model_id
     return None
 
 
-def resolve_channel_model(channel: str, model: str | None):
+def channels_offered(registry: ModelRegistry | None = None) -> list[str]:
+    """The channels some installed family can add (``seg``, ``ct``, ...)."""
+    registry = registry or default_registry()
+    return sorted({f.capabilities.channel for f in registry.families() if f.capabilities.channel})
+
+
+def resolve_channel_model(channel: str, model: str | None, registry: ModelRegistry | None = None):
     """The loaded channel model for ``channel`` (default, shipped id or folder); one sentence if it is unknown or of the wrong kind."""
-    from .models.segnet.model import ChannelModel
-
-    if channel not in CHANNEL_MODELS:
-        raise MedSynthError(f"Unknown channel '{channel}'; add-channel makes {' or '.join(CHANNEL_MODELS)}.")
-    name = model or CHANNEL_MODELS[channel]
-    folder = _model_folder(name)
-    if folder is None:
-        known = ", ".join(row["id"] for row in channel_models() if row["channel"] == channel) or "none installed"
+    registry = registry or default_registry()
+    offered = channels_offered(registry)
+    if channel not in offered:
+        raise MedSynthError(f"Unknown channel '{channel}'; add-channel makes {' or '.join(offered)}.")
+    name = model or default_channel_model(channel, registry)
+    try:
+        family = registry.family_for(name) if name else None
+    except MedSynthError:
+        family = None
+    if family is None or name == family.name or model_folder(name) is None:
+        known = ", ".join(row["id"] for row in channel_models(registry) if row["channel"] == channel) or "none installed"
         raise MedSynthError(f"Unknown {channel} model '{name}'; known: {known} (or give a model folder).")
-    arch = read_card(folder).architecture.get("name")
-    if arch != ARCHITECTURE_OF[channel]:
+    if family.capabilities.channel != channel:
         raise MedSynthError(
-            f"The model '{name}' is a '{arch}' model; the {channel} channel needs a {ARCHITECTURE_OF[channel]} model "
-            f"such as {CHANNEL_MODELS[channel]}."
+            f"The model '{name}' is a '{family.architecture}' model; the {channel} channel needs a model that adds it "
+            f"such as {default_channel_model(channel, registry)}."
         )
-    return ChannelModel(folder, expected=ARCHITECTURE_OF[channel])
+    return registry.get(name)
 
 
-def channel_models() -> list[dict]:
-    """The shipped channel models (``weights/<id>/`` with a segnet or mr2ct card): id, channel, card summary."""
+def channel_models(registry: ModelRegistry | None = None) -> list[dict]:
+    """The shipped channel models: id, channel, card summary (``medsynth models``, ``GET /channel-models``)."""
+    registry = registry or default_registry()
     rows = []
-    for folder in sorted(p for p in WEIGHTS_DIR.iterdir() if (p / CARD_FILE).is_file()) if WEIGHTS_DIR.is_dir() else []:
+    for model_id in registry.ids("channel"):
+        family = registry.family_for(model_id)
+        folder = shipped_folder(model_id)
         try:
             card = read_card(folder)
         except MedSynthError as exc:
-            rows.append({"id": folder.name, "channel": None, "error": str(exc)})
+            rows.append({"id": model_id, "channel": None, "error": str(exc)})
             continue
-        arch = card.architecture.get("name")
-        channel = {v: k for k, v in ARCHITECTURE_OF.items()}.get(arch)
-        if channel is None:
-            continue
+        channel = family.capabilities.channel
         rows.append(
             {
-                "id": folder.name,
+                "id": model_id,
                 "channel": channel,
                 "kind": card.kind,
-                "architecture": arch,
+                "family": family.name,
+                "capabilities": family.capabilities.to_json(),
+                "architecture": family.architecture,
                 "inputs": list(card.architecture.get("sequences", MR_SEQUENCES)),
                 "spacing": list(card.spacing),
                 "patch": card.architecture.get("patch"),
-                "default": CHANNEL_MODELS.get(channel) == folder.name,
+                "default": default_channel_model(channel, registry) == model_id,
                 "training_data": card.training_data,
                 "metrics": card.metrics.get("evaluation", {}),
                 "weights": f"built-in ({folder})",
@@ -192,8 +205,10 @@ def add_channel(request: AddChannelRequest, progress: Callable[[float, str], Non
 
     started = time.monotonic()
     report = progress or (lambda fraction, message: None)
-    if request.channel not in CHANNEL_MODELS:
-        raise MedSynthError(f"Unknown channel '{request.channel}'; add-channel makes {' or '.join(CHANNEL_MODELS)}.")
+    registry = default_registry()
+    offered = channels_offered(registry)
+    if request.channel not in offered:
+        raise MedSynthError(f"Unknown channel '{request.channel}'; add-channel makes {' or '.join(offered)}.")
     case_id, files, folder = find_case_files(Path(request.case))
     out = Path(request.out) if request.out is not None else folder
     if out.exists() and not out.is_dir():
@@ -203,7 +218,7 @@ def add_channel(request: AddChannelRequest, progress: Callable[[float, str], Non
     existing = [p for p in targets if p.exists()]
     if existing and not request.replace:
         raise MedSynthError(f"{existing[0]} already exists; add --replace to overwrite it.")
-    model = resolve_channel_model(request.channel, request.model)
+    model = resolve_channel_model(request.channel, request.model, registry)
     device = select_device(request.device)
     report(0.05, f"reading {case_id}")
     arrays, affine, _ = _read_case(files)

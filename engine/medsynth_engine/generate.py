@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -66,14 +66,23 @@ def generate_set(
     request: GenerateRequest,
     registry: ModelRegistry,
     progress: Callable[[int, int], None] | None = None,
+    audit_progress: Callable[[int, int], None] | None = None,
 ) -> Path:
-    """Generate ``request.n`` cases and write them as one complete set; returns the set's folder."""
-    request.validate()
-    if request.audit_against is not None:
-        from .evaluate.gate import generate_audited_set
+    """Generate ``request.n`` cases and write them as one complete set; returns the set's folder.
 
-        return generate_audited_set(request, registry, progress)
-    plugin = registry.get(request.model)
+    With ``audit_against`` the set is audited before it is published (``evaluate.gate.write_audited``).
+    """
+    request.validate()
+    if request.audit_against is not None:  # the audit gate composed around generation
+        from .evaluate.gate import audit_channels, write_audited
+
+        channels = audit_channels(request.channels, Path(request.audit_against))
+        return write_audited(
+            Path(request.out), Path(request.audit_against),
+            lambda staging: generate_set(replace(request, out=staging, audit_against=None), registry, progress),
+            threshold=request.audit_threshold, channels=channels, audit_progress=audit_progress,
+        )
+    plugin = registry.generator(request.model)
     shape = tuple(request.shape or plugin.card.shape)
     spacing = tuple(request.spacing or plugin.card.spacing)
     plugin.check_request(channels=request.channels, shape=shape, spacing=spacing)

@@ -1,168 +1,153 @@
-"""Model plugins and the registry that finds them: built-ins plus the ``medsynth.models`` entry-point group.
+"""The registry: the model families installed (built-in ones included) and the models they offer.
 
-A plugin is an object with a ``card`` (``ModelCard``) and ``generate(...)``. Third-party packages add
-models by declaring, in their packaging metadata::
-
-    [project.entry-points."medsynth.models"]
-    my-model = "my_package.plugin:MyModel"   # a zero-argument callable returning a ModelPlugin
-
-Folders written by training (``model.json`` + ``model.safetensors``) load through an *architecture
-loader* that a plugin module registers for its ``architecture.name``.
+Every family, MedSynth's own included, arrives through the ``medsynth.models`` entry-point group (see
+``contract.py``); there is no table of built-in modules. An entry point may also name a zero-argument
+callable that returns one :class:`ModelPlugin` (a single model without a family). A plugin that fails to
+load is recorded in ``broken`` and does not stop the others.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
-from abc import ABC, abstractmethod
+import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from .contract import ModelFamily, ModelPlugin, SynthCase, resolve_ref
 from .errors import MedSynthError
-from .modelfile import CARD_FILE, ModelCard, read_card
+from .modelfile import CARD_FILE
+from .weights import shipped_folder
 
-__all__ = ["ENTRY_POINT_GROUP", "BUILTIN_PLUGIN_MODULES", "ModelPlugin", "SynthCase", "ModelRegistry", "default_registry"]
+__all__ = ["ENTRY_POINT_GROUP", "ModelPlugin", "SynthCase", "ModelRegistry", "default_registry"]
 
 ENTRY_POINT_GROUP = "medsynth.models"
-#: Modules of built-in plugins; each has ``register(registry)``.
-BUILTIN_PLUGIN_MODULES: tuple[str, ...] = (
-    "medsynth_engine.models.phantom",
-    "medsynth_engine.models.pgan3d",
-    "medsynth_engine.models.ldm3d",
-)
-
-
-@dataclass
-class SynthCase:
-    """One generated case: arrays by channel on one grid, its RAS affine, and what made it."""
-
-    arrays: dict[str, np.ndarray]
-    affine: np.ndarray
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-class ModelPlugin(ABC):
-    """A generative model MedSynth can run."""
-
-    card: ModelCard
-    #: Where the weights came from, in words (shown by ``medsynth models``).
-    weights_origin: str = ""
-    #: Whether ``generate`` takes ``mask=`` (a NIfTI tumour label map the case must follow); only then is it passed.
-    supports_mask: bool = False
-
-    @property
-    def id(self) -> str:
-        return self.card.id
-
-    def weights_sha256(self) -> str:
-        return str(self.card.weights.get("sha256", ""))
-
-    def check_request(self, *, channels: tuple[str, ...], shape: tuple[int, int, int], spacing: tuple[float, float, float]) -> None:
-        """Raise MedSynthError if this model cannot make the requested channels, shape or spacing."""
-        missing = [c for c in channels if c not in self.card.channels]
-        if missing:
-            raise MedSynthError(
-                f"Model '{self.id}' cannot make channel(s) {', '.join(missing)}; it makes {', '.join(self.card.channels)}."
-            )
-        if tuple(shape) != tuple(self.card.shape) or tuple(spacing) != tuple(self.card.spacing):
-            raise MedSynthError(
-                f"Model '{self.id}' makes {tuple(self.card.shape)} voxels at {tuple(self.card.spacing)} mm only; "
-                "leave out --shape and --spacing."
-            )
-
-    @abstractmethod
-    def generate(
-        self,
-        *,
-        seed: int,
-        channels: tuple[str, ...],
-        shape: tuple[int, int, int],
-        spacing: tuple[float, float, float],
-        tumour: bool,
-        device: Any,
-    ) -> SynthCase:
-        """Make one case; the same arguments must give identical voxels."""
-
 
 PluginFactory = Callable[[], ModelPlugin]
-FolderLoader = Callable[[Path, ModelCard], ModelPlugin]
 
 
 class ModelRegistry:
-    """Known models by id, architecture loaders for model folders, and plugins that failed to load."""
+    """Families by name, the models they make by id, and plugins that failed to load."""
 
     def __init__(self) -> None:
-        self._factories: dict[str, tuple[PluginFactory, str]] = {}
-        self._loaders: dict[str, FolderLoader] = {}
-        self._instances: dict[str, ModelPlugin] = {}
+        self._families: dict[str, tuple[ModelFamily, str]] = {}
+        self._factories: dict[str, tuple[PluginFactory, str, ModelFamily | None]] = {}
+        self._instances: dict[str, Any] = {}
         self.broken: dict[str, str] = {}
 
-    def register(self, model_id: str, factory: PluginFactory, *, origin: str = "built-in") -> None:
+    # -- registration -------------------------------------------------------------------------------
+    def add_family(self, family: ModelFamily, *, origin: str = "built-in") -> None:
+        """Add a family and the models it offers without a folder (built-in and shipped ids)."""
+        if family.name in self._families:
+            raise MedSynthError(f"Two plugins claim the model family '{family.name}'.")
+        clash = [a for a, _ in self._families.values() if a.architecture == family.architecture]
+        if clash:
+            raise MedSynthError(f"The families '{clash[0].name}' and '{family.name}' both claim the architecture '{family.architecture}'.")
+        self._families[family.name] = (family, origin)
+        for model_id, factory in family.builtin.items():
+            self.register(model_id, lambda ref=factory: resolve_ref(ref)(), origin=origin, family=family)
+        for model_id in family.shipped:
+            folder = shipped_folder(model_id)
+            if folder is not None:
+                where = "built-in" if origin == "built-in" else origin
+                self.register(model_id, lambda f=folder: family.load_folder(f), origin=f"{where} (shipped weights)", family=family)
+
+    def register(self, model_id: str, factory: PluginFactory, *, origin: str = "built-in", family: ModelFamily | None = None) -> None:
         if model_id in self._factories:
             raise MedSynthError(f"Two plugins claim the model id '{model_id}'.")
-        self._factories[model_id] = (factory, origin)
-
-    def register_architecture(self, name: str, loader: FolderLoader) -> None:
-        self._loaders[name] = loader
-
-    def load_builtins(self) -> None:
-        for module in BUILTIN_PLUGIN_MODULES:
-            importlib.import_module(module).register(self)
+        self._factories[model_id] = (factory, origin, family)
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
-        """Add third-party plugins; a broken one is recorded in ``broken`` instead of failing the rest."""
-        for entry in importlib.metadata.entry_points(group=group):
-            if entry.name in self._factories:
-                self.broken[entry.name] = "its id is already taken by another plugin"
-                continue
+        """Add every installed family (MedSynth's own too) and single-model plugin."""
+        for entry in sorted(importlib.metadata.entry_points(group=group), key=lambda e: e.name):
+            dist = getattr(entry, "dist", None)
+            own = dist is not None and dist.name.lower() == "medsynth"
+            origin = "built-in" if own else (f"plugin {dist.name} {dist.version}" if dist is not None else f"plugin {entry.value}")
             try:
-                factory = entry.load()
+                loaded = entry.load()
+                if isinstance(loaded, ModelFamily):
+                    self.add_family(loaded, origin=origin)
+                elif callable(loaded):
+                    self.register(entry.name, loaded, origin=origin)
+                else:
+                    raise MedSynthError(f"{entry.value} is neither a ModelFamily nor a callable")
             except Exception as exc:  # a third-party import error must not break MedSynth
                 self.broken[entry.name] = f"{exc.__class__.__name__}: {exc}"
-                continue
-            dist = getattr(entry, "dist", None)
-            origin = f"plugin {dist.name} {dist.version}" if dist is not None else f"plugin {entry.value}"
-            self.register(entry.name, factory, origin=origin)
 
-    def ids(self) -> list[str]:
-        return sorted(self._factories)
+    # -- look-up ------------------------------------------------------------------------------------
+    def families(self) -> list[ModelFamily]:
+        return [family for family, _ in sorted(self._families.values(), key=lambda item: item[0].name)]
 
-    def get(self, id_or_folder: str) -> ModelPlugin:
-        """The plugin for a model id, or for a model folder (a path holding ``model.json``)."""
+    def family(self, name: str) -> ModelFamily:
+        if name not in self._families:
+            raise MedSynthError(f"Unknown model family '{name}'; installed: {', '.join(sorted(self._families)) or 'none'}.")
+        return self._families[name][0]
+
+    def family_for(self, model: str) -> ModelFamily:
+        """The family of a family name (a new model), a model id, or a model folder."""
+        if model in self._families:
+            return self._families[model][0]
+        if model in self._factories and self._factories[model][2] is not None:
+            return self._factories[model][2]
+        folder = Path(model) if (Path(model) / CARD_FILE).is_file() else shipped_folder(model)
+        if folder is not None:
+            name = _architecture_of(folder)
+            for family, _ in self._families.values():
+                if family.architecture == name:
+                    return family
+            raise MedSynthError(f"The model folder {folder} needs the '{name}' architecture, which no installed plugin provides.")
+        trainable = ", ".join(f.name for f in self.families() if f.trainer) or "none"
+        raise MedSynthError(f"Unknown model '{model}'; give a family to train a new model ({trainable}), a model id or a model folder.")
+
+    def ids(self, role: str = "generator") -> list[str]:
+        """Model ids by role: ``generator`` (``medsynth generate``) or ``channel`` (``add-channel``)."""
+        def role_of(family: ModelFamily | None) -> str:
+            return family.capabilities.role if family is not None else "generator"
+
+        return sorted(model_id for model_id, (_, _, family) in self._factories.items() if role_of(family) == role)
+
+    def get(self, id_or_folder: str) -> Any:
+        """The loaded model for a model id or a model folder (a path holding ``model.json``)."""
         if id_or_folder in self._instances:
             return self._instances[id_or_folder]
         if id_or_folder in self._factories:
-            factory, origin = self._factories[id_or_folder]
+            factory, origin, family = self._factories[id_or_folder]
             plugin = factory()
-            if not isinstance(plugin, ModelPlugin):
+            if family is None and not isinstance(plugin, ModelPlugin):
                 raise MedSynthError(f"The plugin for '{id_or_folder}' ({origin}) did not return a MedSynth model.")
-            plugin.weights_origin = plugin.weights_origin or origin
         elif (Path(id_or_folder) / CARD_FILE).is_file():
             folder = Path(id_or_folder).resolve()
-            card = read_card(folder)
-            name = card.architecture["name"]
-            if name not in self._loaders:
-                raise MedSynthError(f"The model folder {folder} needs the '{name}' architecture, which no installed plugin provides.")
-            plugin = self._loaders[name](folder, card)
-            plugin.weights_origin = plugin.weights_origin or f"folder {folder}"
+            family = self.family_for(str(folder))
+            plugin = family.load_folder(folder)
+            origin = f"folder {folder}"
         elif id_or_folder in self.broken:
             raise MedSynthError(f"The model plugin '{id_or_folder}' failed to load: {self.broken[id_or_folder]}.")
         else:
             known = ", ".join(self.ids()) or "none"
             raise MedSynthError(f"Unknown model '{id_or_folder}'; known models: {known} (or give a model folder).")
+        if isinstance(plugin, ModelPlugin):
+            plugin.weights_origin = plugin.weights_origin or origin
+            plugin.family = plugin.family or family
         self._instances[id_or_folder] = plugin
         return plugin
+
+    def generator(self, id_or_folder: str) -> ModelPlugin:
+        """Like :meth:`get`, refusing channel models (they add channels, they do not generate cases)."""
+        if id_or_folder in self._factories or (Path(id_or_folder) / CARD_FILE).is_file():
+            family = self.family_for(id_or_folder) if id_or_folder not in self._factories else self._factories[id_or_folder][2]
+            if family is not None and family.capabilities.channel:
+                raise MedSynthError(
+                    f"'{id_or_folder}' is a {family.capabilities.channel} channel model; use it with "
+                    f"medsynth add-channel --channel {family.capabilities.channel}, not generate."
+                )
+        return self.get(id_or_folder)
 
     def forget(self, id_or_folder: str) -> None:
         """Drop the loaded plugin object (its weights) so the next ``get`` loads it afresh; unknown ids are ignored."""
         self._instances.pop(id_or_folder, None)
 
     def describe(self) -> list[dict[str, Any]]:
-        """One row per model for ``medsynth models``: id, kind, channels, shape, spacing, weights origin."""
+        """One row per generator for ``medsynth models`` and ``GET /models``: card summary, family, capabilities."""
         rows = []
         for model_id in self.ids():
             try:
@@ -170,16 +155,20 @@ class ModelRegistry:
             except MedSynthError as exc:
                 rows.append({"id": model_id, "error": str(exc)})
                 continue
-            card = plugin.card
+            card, family = plugin.card, self._factories[model_id][2]
             rows.append(
                 {
                     "id": model_id,
                     "kind": card.kind,
+                    "family": family.name if family else None,
+                    "capabilities": (family.capabilities.to_json() if family else {"dims": len(card.shape), "mask": plugin.supports_mask,
+                                                                                    "inpaint": False, "channel": None}),
                     "channels": list(card.channels),
                     "shape": list(card.shape),
                     "spacing": list(card.spacing),
                     "weights": plugin.weights_origin,
                     "weights_sha256": plugin.weights_sha256(),
+                    "validity": (card.metrics or {}).get("validity") if hasattr(card, "metrics") else None,
                 }
             )
         for name, reason in sorted(self.broken.items()):
@@ -187,10 +176,17 @@ class ModelRegistry:
         return rows
 
 
-def default_registry(*, entry_points: bool = True) -> ModelRegistry:
-    """A registry with the built-in models and, unless disabled, installed third-party plugins."""
+def _architecture_of(folder: Path) -> str:
+    """``architecture.name`` of a model folder's card (only that: the family's loader checks the rest)."""
+    try:
+        name = json.loads((folder / CARD_FILE).read_text())["architecture"]["name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise MedSynthError(f"The model card {folder / CARD_FILE} is not readable or names no architecture.") from None
+    return str(name)
+
+
+def default_registry() -> ModelRegistry:
+    """A registry holding every installed family and plugin (built-ins arrive through entry points too)."""
     registry = ModelRegistry()
-    registry.load_builtins()
-    if entry_points:
-        registry.load_entry_points()
+    registry.load_entry_points()
     return registry

@@ -244,8 +244,8 @@ def add_tumour(request: AddTumourRequest, progress: Callable[[float, str], None]
     head = check_inside_head(mask, images, f"the head of {request.case}")
 
     tell(0.05, "loading the model")
-    plugin = default_registry(entry_points=False).get(request.model)
-    if not getattr(plugin, "supports_mask", False) or not hasattr(plugin, "inpaint"):
+    plugin = default_registry().generator(request.model)
+    if plugin.family is None or not plugin.family.capabilities.inpaint:
         raise MedSynthError(f"Model '{request.model}' cannot add tumours; use an ldm3d model such as {DEFAULT_TUMOUR_MODEL}.")
     config = plugin.config
     model_channels = list(config.image_channels)

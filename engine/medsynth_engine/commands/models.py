@@ -1,4 +1,4 @@
-"""``medsynth models``: list the models this installation can run: generators, then channel models."""
+"""``medsynth models``: list the models this installation can run (generators, channel models) and the families."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ def run(args: argparse.Namespace) -> int:
     from ..addchannel import channel_models
     from ..registry import default_registry
 
-    rows = default_registry().describe()
-    channel_rows = channel_models()
+    registry = default_registry()
+    rows = registry.describe()
+    channel_rows = channel_models(registry)
     if args.json:
         print(json.dumps([{**row, "role": "generator"} for row in rows] + [{**row, "role": "channel"} for row in channel_rows], indent=2))
         return 0
@@ -39,4 +40,11 @@ def run(args: argparse.Namespace) -> int:
         spacing = "x".join(f"{s:g}" for s in row["spacing"])
         default = " (default)" if row["default"] else ""
         print(f"{row['id']:<24} {row['kind']:<12} {row['channel']:<6} {','.join(row['inputs']) + ' (any)':<28} {spacing:<14} {row['weights']}{default}")
+    print("\nFamilies (medsynth finetune --model FAMILY trains a new model of one):")
+    print(f"{'family':<12} {'kind':<14} {'dims':<5} {'can':<26} {'own training options':<36} summary")
+    for family in registry.families():
+        caps = family.capabilities
+        can = ", ".join(word for word, on in (("mask", caps.mask), ("inpaint", caps.inpaint), (f"adds {caps.channel}", caps.channel)) if on)
+        options = (", ".join(spec.flag for spec in family.options()) or "(none)") if family.trainer else "(does not train)"
+        print(f"{family.name:<12} {family.kind:<14} {caps.dims}D   {can or '-':<26} {options:<36} {family.summary}")
     return 0

@@ -15,11 +15,20 @@ import SimpleITK as sitk
 
 from MedSynthLib.conventions import LABEL_CHANNEL
 
-__all__ = ["PreprocessSpec", "preprocess_case", "to_sitk", "LABEL_CODES", "one_hot"]
+__all__ = ["PreprocessSpec", "preprocess_case", "to_sitk", "LABEL_CODES", "one_hot", "NEW_MODEL_FOV_MM", "grid_affine"]
 
+#: Side (mm) of a new generator's cubic field of view when no --spacing is given: a whole adult head.
+NEW_MODEL_FOV_MM = 192.0
 #: BraTS codes of the label classes, in network channel order (background, NCR, ED, ET).
 LABEL_CODES = (0, 1, 2, 4)
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
+
+
+def grid_affine(shape: tuple[int, ...], spacing: tuple[float, ...]) -> np.ndarray:
+    """RAS affine of a grid centred on the origin."""
+    affine = np.diag([*map(float, spacing), 1.0])
+    affine[:3, 3] = -(np.asarray(shape) - 1) / 2 * np.asarray(spacing, dtype=float)
+    return affine
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The export gate: generate a set, audit it against the training set, and leave probable copies out.
+"""The export gate: a set is written, audited against the training set, and probable copies are left out.
 
 The set is generated into a hidden staging folder beside the target, audited there, flagged cases are
 removed and the audit is recorded in ``manifest.json`` (scores and threshold; no training case names or
@@ -12,9 +12,8 @@ import os
 import secrets
 import shutil
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from MedSynthLib.conventions import LABEL_CHANNEL
 
@@ -23,11 +22,7 @@ from ..export import check_target
 from .audit import AuditResult, run_audit
 from .sets import open_set
 
-if TYPE_CHECKING:
-    from ..generate import GenerateRequest
-    from ..registry import ModelRegistry
-
-__all__ = ["generate_audited_set", "audit_channels", "publish_audited", "staging_folder"]
+__all__ = ["write_audited", "audit_channels", "publish_audited", "staging_folder"]
 
 
 def audit_channels(generated: tuple[str, ...], train: Path) -> tuple[str, ...]:
@@ -96,24 +91,26 @@ def staging_folder(out: Path) -> Path:
     return out.parent / f".{out.name}.audit-{secrets.token_hex(4)}"
 
 
-def generate_audited_set(
-    request: GenerateRequest,
-    registry: ModelRegistry,
-    progress: Callable[[int, int], None] | None = None,
+def write_audited(
+    out: Path,
+    train: Path,
+    write: Callable[[Path], Any],
+    *,
+    threshold: float,
+    channels: tuple[str, ...],
     audit_progress: Callable[[int, int], None] | None = None,
+    what: str = "generated",
 ) -> Path:
-    """``generate_set`` with the memorisation audit against ``request.audit_against`` as the last step."""
-    from ..generate import generate_set
+    """``write(staging)`` makes a complete set in a hidden staging folder; it is audited there and published as ``out``.
 
-    assert request.audit_against is not None
-    out = check_target(request.out)
-    channels = audit_channels(request.channels, Path(request.audit_against))
+    The caller composes this around whatever writes the set (generation, export): the gate knows nothing of how
+    the set was made. Nothing is left behind if ``write`` or the audit fails.
+    """
+    out = check_target(out)
     staging = staging_folder(out)
     try:
-        generate_set(replace(request, out=staging, audit_against=None), registry, progress)
-        return publish_audited(
-            staging, out, Path(request.audit_against), threshold=request.audit_threshold, channels=channels, audit_progress=audit_progress
-        )
+        write(staging)
+        return publish_audited(staging, out, train, threshold=threshold, channels=channels, audit_progress=audit_progress, what=what)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

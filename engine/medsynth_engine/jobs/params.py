@@ -6,14 +6,16 @@ a default.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from ..generate import MAX_CASES
+from ..registry import ModelRegistry
+from ..training.request import family_options
 
 __all__ = [
-    "GenerateParams", "FinetuneParams", "ExportParams", "AddChannelParams", "AddTumourParams", "validation_sentence",
+    "GenerateParams", "FinetuneParams", "finetune_params_model", "ExportParams", "AddChannelParams", "AddTumourParams", "validation_sentence",
 ]
 
 
@@ -65,8 +67,8 @@ class GenerateParams(_Params):
         return values
 
 
-class FinetuneParams(_Params):
-    """``medsynth finetune``'s options (the ``FinetuneRequest`` fields); unset ones take its defaults."""
+class _SharedFinetuneParams(_Params):
+    """``medsynth finetune``'s shared options (``FinetuneRequest``'s fields); unset ones take its defaults."""
 
     model: str = Field(min_length=1, max_length=4096)
     data: str = Field(min_length=1, max_length=4096)
@@ -80,18 +82,26 @@ class FinetuneParams(_Params):
     skip_bad: bool | None = None
     device: str | None = Field(None, max_length=64)
     checkpoint_every: int | None = Field(None, ge=1, le=10_000_000)
-    freeze_stages: int | None = Field(None, ge=0, le=64)
     seed: int | None = Field(None, ge=0, lt=2**62)
     spacing: float | None = Field(None, gt=0, le=100)
     width: int | None = Field(None, ge=1, le=4096)
-    augment: bool | None = None
     amp: bool | None = None
-    grad_checkpoint: bool | None = None
     log_every: int | None = Field(None, ge=1, le=10_000_000)
     description: str | None = Field(None, max_length=4000)
     licence: str | None = Field(None, max_length=1000)
-    stage: str | None = Field(None, min_length=1, max_length=64)
-    latent_downsample: int | None = Field(None, ge=1, le=64)
+
+
+def finetune_params_model(registry: ModelRegistry | None = None) -> type[BaseModel]:
+    """The finetune job's params: the shared options plus every installed family's own, derived from its trainer."""
+    extra: dict[str, Any] = {}
+    for spec in family_options(registry):
+        bounds = {k: v for k, v in (("ge", spec.minimum), ("le", spec.maximum)) if v is not None}
+        kind: Any = Literal[tuple(spec.choices)] if spec.choices else spec.type
+        extra[spec.name] = (kind | None, Field(None, description=f"{', '.join(spec.families)}: {spec.help}", **bounds))
+    return create_model("FinetuneParams", __base__=_SharedFinetuneParams, __doc__=_SharedFinetuneParams.__doc__, **extra)
+
+
+FinetuneParams = finetune_params_model()
 
 
 class ExportParams(_Params):

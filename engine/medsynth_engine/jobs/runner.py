@@ -215,7 +215,7 @@ class JobRunner:
         stored = params.model_dump()
         stored.update(model=model, data=str(data), out=str(out), device=_device_name(device))
         try:
-            FinetuneRequest(**finetune_fields(stored)).validate()
+            FinetuneRequest.make(**finetune_fields(stored)).validate()
         except (TypeError, ValueError) as exc:
             raise MedSynthError(f"The fine-tune parameters are not valid: {exc}.") from None
         return stored, out

@@ -47,7 +47,7 @@ def _watch_parent(stop: threading.Event) -> None:
 def run_finetune_task(params: dict[str, Any], stop: threading.Event, job_dir: Path) -> dict[str, Any]:
     from ..training.finetune import FinetuneRequest, run_finetune
 
-    request = FinetuneRequest(**finetune_fields(params))
+    request = FinetuneRequest.make(**finetune_fields(params))
     if stop.is_set():  # cancelled while starting up: nothing to checkpoint yet
         raise _Stopped
 

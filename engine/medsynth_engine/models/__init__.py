@@ -1,1 +1,2 @@
-"""Built-in model plugins, one module each; every module has ``register(registry)``."""
+"""Model families, one package each (``<family>/__init__.py`` declares its ``FAMILY``: see ``contract.py``),
+registered through the ``medsynth.models`` entry points in ``pyproject.toml`` like any third-party family."""

@@ -7,13 +7,13 @@ from typing import Any
 
 import numpy as np
 
+from ..contract import Capabilities, ModelFamily, ModelPlugin, SynthCase
 from ..errors import MedSynthError
 from ..modelfile import ModelCard
 from ..phantom import AtlasLoader, Grid, draw_subject, render
 from ..phantom.atlas import _FILES, nilearn_data_dir
-from ..registry import ModelPlugin, ModelRegistry, SynthCase
 
-__all__ = ["PhantomModel", "register", "MIN_SIDE", "MAX_SIDE", "MAX_VOXELS"]
+__all__ = ["PhantomModel", "FAMILY", "MIN_SIDE", "MAX_SIDE", "MAX_VOXELS"]
 
 DEFAULT_SHAPE = (176, 208, 176)
 DEFAULT_SPACING = (1.0, 1.0, 1.0)
@@ -80,5 +80,11 @@ class PhantomModel(ModelPlugin):
         return SynthCase(arrays=arrays, affine=grid.affine, params={"subject": params.to_dict()})
 
 
-def register(registry: ModelRegistry) -> None:
-    registry.register("phantom", PhantomModel)
+FAMILY = ModelFamily(
+    name="phantom",
+    architecture="phantom",
+    kind="procedural",
+    summary="procedural multi-sequence brain MRI and CT with tumours, from the MNI ICBM152 2009a tissue maps",
+    capabilities=Capabilities(dims=3),
+    builtin={"phantom": "medsynth_engine.models.phantom:PhantomModel"},
+)

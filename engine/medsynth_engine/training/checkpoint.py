@@ -11,39 +11,45 @@ import base64
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from safetensors.torch import load, save
 
 from ..errors import MedSynthError
 from ..modelfile import write_atomic
-from .trainer import GANTrainer
 
-__all__ = ["CHECKPOINT_DIR", "save_checkpoint", "load_checkpoint", "read_state"]
+__all__ = ["CHECKPOINT_DIR", "Checkpointable", "save_checkpoint", "load_checkpoint", "read_state"]
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"
 
 
-def _modules(trainer: GANTrainer) -> dict[str, torch.nn.Module]:
-    return {"g": trainer.G, "d": trainer.D, "g_ema": trainer.G_ema}
+class Checkpointable(Protocol):
+    """What a trainer hands to the checkpoint: its networks and optimisers by name, its step and random generator.
+
+    The names are the trainer's own (a GAN saves ``g``, ``d``, ``g_ema``; a diffusion stage ``unet``,
+    ``unet_ema``); a name must not be the prefix of another followed by a dot.
+    """
+
+    steps_done: int
+    rng: torch.Generator
+
+    def modules(self) -> dict[str, torch.nn.Module]: ...
+
+    def optimisers(self) -> dict[str, torch.optim.Optimizer]: ...
 
 
-def _optimisers(trainer: GANTrainer) -> dict[str, torch.optim.Optimizer]:
-    return {"opt_g": trainer.opt_g, "opt_d": trainer.opt_d}
-
-
-def save_checkpoint(out: Path, trainer: GANTrainer, meta: dict[str, Any]) -> Path:
+def save_checkpoint(out: Path, trainer: Checkpointable, meta: dict[str, Any]) -> Path:
     """Write the trainer's full state plus ``meta`` (step, stage, request...) under ``out/checkpoint``."""
     folder = Path(out) / CHECKPOINT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
-    for name, module in _modules(trainer).items():
+    for name, module in trainer.modules().items():
         for key, value in module.state_dict().items():
             tensors[f"{name}.{key}"] = value.detach().cpu().contiguous()
     groups = {}
-    for name, opt in _optimisers(trainer).items():
+    for name, opt in trainer.optimisers().items():
         state = opt.state_dict()
         groups[name] = state["param_groups"]
         for pid, entries in state["state"].items():
@@ -80,7 +86,7 @@ def read_state(out: Path) -> dict[str, Any] | None:
         raise MedSynthError(f"The checkpoint {path} is not valid JSON; it cannot be resumed.") from None
 
 
-def load_checkpoint(out: Path, trainer: GANTrainer) -> dict[str, Any]:
+def load_checkpoint(out: Path, trainer: Checkpointable) -> dict[str, Any]:
     """Restore networks, optimisers, EMA, step count and the random generator; returns the JSON state."""
     state = read_state(out)
     if state is None:
@@ -93,10 +99,10 @@ def load_checkpoint(out: Path, trainer: GANTrainer) -> dict[str, Any]:
     if hashlib.sha256(blob).hexdigest() != state["sha256"]:
         raise MedSynthError(f"The checkpoint weights {path} do not match state.json; the checkpoint is damaged.")
     tensors = load(blob)
-    for name, module in _modules(trainer).items():
+    for name, module in trainer.modules().items():
         prefix = f"{name}."
         module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
-    for name, opt in _optimisers(trainer).items():
+    for name, opt in trainer.optimisers().items():
         entries: dict[int, dict[str, torch.Tensor]] = {}
         prefix = f"{name}."
         for key, value in tensors.items():

@@ -84,14 +84,13 @@ def _join(rank: int, world: int, port: int, device: torch.device) -> DistContext
     return DistContext(rank, world, device, owns_group=True)
 
 
-def _worker(request: Any, rank: int, world: int, port: int, device: str) -> None:
-    from .finetune import _train
-
-    _train(request, _join(rank, world, port, torch.device(device)), None, None)
+def _worker(request: Any, train: Callable, rank: int, world: int, port: int, device: str) -> None:
+    train(request, _join(rank, world, port, torch.device(device)), None, None)
 
 
 def launch(request: Any, train: Callable, progress: Callable | None, should_stop: Callable | None) -> Any:
-    """Run ``train`` as rank 0 here and in ``request.nproc - 1`` spawned workers; returns rank 0's result."""
+    """Run ``train(request, context, progress, should_stop)`` as rank 0 here and in ``request.nproc - 1`` spawned
+    workers (``train`` must be picklable: a module-level function or a partial of one); returns rank 0's result."""
     from ..device import select_device
 
     world = request.nproc
@@ -102,7 +101,7 @@ def launch(request: Any, train: Callable, progress: Callable | None, should_stop
         raise MedSynthError("Several processes are not supported on Apple MPS; use --nproc 1.")
     port = _free_port()
     context = mp.get_context("spawn")
-    workers = [context.Process(target=_worker, args=(request, r, world, port, str(device)), daemon=True) for r in range(1, world)]
+    workers = [context.Process(target=_worker, args=(request, train, r, world, port, str(device)), daemon=True) for r in range(1, world)]
     threads = torch.get_num_threads()
     for worker in workers:
         worker.start()

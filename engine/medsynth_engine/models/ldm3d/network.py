@@ -23,6 +23,7 @@ from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
 from MedSynthLib.conventions import LABEL_CHANNEL
 
 from ...data.preprocess import LABEL_CODES
+from .options import STAGES
 
 __all__ = [
     "LDMConfig",
@@ -38,7 +39,6 @@ __all__ = [
     "FILL_VALUE",
 ]
 
-STAGES = ("autoencoder", "diffusion")
 #: Tumour classes of the condition, as BraTS codes (after the flag channel).
 CONDITION_CODES = (1, 2, 4)
 CONDITION_CHANNELS = 1 + len(CONDITION_CODES)

@@ -18,11 +18,10 @@ from monai.inferers import LatentDiffusionInferer
 
 from MedSynthLib.conventions import LABEL_CHANNEL
 
-from ...data.preprocess import LABEL_CODES
+from ...contract import ModelPlugin, SynthCase
+from ...data.preprocess import LABEL_CODES, grid_affine
 from ...errors import MedSynthError
 from ...modelfile import ModelCard, load_model_folder
-from ...registry import ModelPlugin, ModelRegistry, SynthCase
-from ..pgan3d.plugin import grid_affine
 from .network import (
     FILL_VALUE,
     LDMConfig,
@@ -33,17 +32,9 @@ from .network import (
     unconditional,
 )
 
-__all__ = ["LDM3DModel", "register", "SHIPPED_ID", "shipped_folder", "sample_volumes", "autocast_for", "MAX_STEPS"]
+__all__ = ["LDM3DModel", "sample_volumes", "autocast_for", "MAX_STEPS"]
 
-SHIPPED_ID = "ldm3d-phantom"
 MAX_STEPS = 1000
-WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
-
-
-def shipped_folder(model_id: str = SHIPPED_ID) -> Path | None:
-    """The folder of a shipped ldm3d model id inside the installed package (None if there is none)."""
-    folder = WEIGHTS_DIR / model_id
-    return folder if model_id.startswith("ldm3d") and (folder / "model.json").is_file() else None
 
 
 def autocast_for(device: torch.device):
@@ -220,12 +211,3 @@ class LDM3DModel(ModelPlugin):
         return uncond + scale * (cond - uncond)
 
 
-def _load_folder(folder: Path, card: ModelCard) -> ModelPlugin:
-    return LDM3DModel(folder, card)
-
-
-def register(registry: ModelRegistry) -> None:
-    registry.register_architecture("ldm3d", _load_folder)
-    folder = shipped_folder()
-    if folder is not None:
-        registry.register(SHIPPED_ID, lambda: LDM3DModel(folder), origin="built-in (trained on phantom data)")

@@ -16,10 +16,8 @@ pgan3d framework's own (``training.checkpoint``, ``training.run``, ``training.mo
 from __future__ import annotations
 
 import copy
-import json
 import math
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,18 +28,18 @@ import torch.nn.functional as F
 from MedSynthLib.conventions import LABEL_CHANNEL
 
 from ...data.layouts import find_cases
-from ...data.preprocess import PreprocessSpec
+from ...data.preprocess import NEW_MODEL_FOV_MM, PreprocessSpec
 from ...data.training_set import TrainingSet, choose_channels, load_training_set
 from ...device import select_device
 from ...errors import MedSynthError
 from ...modelfile import ModelCard, load_model_folder, save_model_folder
-from ...training.base import FOV_MM
 from ...training.checkpoint import load_checkpoint, read_state, save_checkpoint
+from ...training.finetune import check_out
 from ...training.loop import run_steps
+from ...training.losslog import SAMPLES_DIR, append_loss, truncate_loss_log
 from ...training.mosaic import write_mosaic
-from ...training.run import LOSS_LOG, SAMPLES_DIR
+from ...weights import model_folder
 from .network import (
-    STAGES,
     LDMConfig,
     autoencoder_widths,
     build_autoencoder,
@@ -50,6 +48,7 @@ from .network import (
     training_scheduler,
     unconditional,
 )
+from .options import STAGES, LDMOptions
 
 __all__ = ["train", "SCRATCH_ID", "autoencoder_lr"]
 
@@ -73,28 +72,21 @@ def autoencoder_lr(step: int, total: int) -> float:
     return AE_LR_FINAL + (AE_LR - AE_LR_FINAL) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-class _Placeholder(torch.nn.Module):
-    """Fills a checkpoint slot a stage does not use (the checkpoint format has fixed slots)."""
+class _StageState:
+    """What one stage's checkpoint holds: the network it trains (and its moving average in the diffusion
+    stage), its optimiser, the step count and the generator that draws every random number of the run."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.unused = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
-
-
-class _Slots:
-    """The trainer-shaped holder ``training.checkpoint`` saves and restores.
-
-    ``G`` is the network the stage trains, ``G_ema`` its moving average (diffusion) or a placeholder,
-    ``D`` the frozen autoencoder (diffusion) or a placeholder; ``rng`` draws every random number of the run.
-    """
-
-    def __init__(self, trained: torch.nn.Module, ema: torch.nn.Module, other: torch.nn.Module, lr: float, seed: int) -> None:
-        self.G, self.G_ema, self.D = trained, ema, other
-        self.opt_g = torch.optim.Adam([p for p in trained.parameters() if p.requires_grad], lr=lr)
-        self._spare = _Placeholder()
-        self.opt_d = torch.optim.SGD(self._spare.parameters(), lr=0.0)
+    def __init__(self, trained: torch.nn.Module, lr: float, seed: int, ema: torch.nn.Module | None = None) -> None:
+        self.trained, self.ema = trained, ema
+        self.opt = torch.optim.Adam([p for p in trained.parameters() if p.requires_grad], lr=lr)
         self.steps_done = 0
         self.rng = torch.Generator().manual_seed(int(seed))
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"net": self.trained, **({"ema": self.ema} if self.ema is not None else {})}
+
+    def optimisers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt": self.opt}
 
 
 def model_id_for(out: Path) -> str:
@@ -106,12 +98,8 @@ def _base(model: str) -> tuple[LDMConfig | None, dict[str, torch.Tensor], ModelC
     """Config and weights to start from: none for ``ldm3d``, else a trained ldm3d folder or shipped id."""
     if model == SCRATCH_ID:
         return None, {}, None
-    folder = Path(model)
-    if not (folder / "model.json").is_file():
-        from .plugin import shipped_folder
-
-        folder = shipped_folder(model)
-    if folder is None or not (folder / "model.json").is_file():
+    folder = model_folder(model)
+    if folder is None:
         raise MedSynthError(f"Unknown base model '{model}'; use ldm3d (a new model), ldm3d-phantom or an ldm3d model folder.")
     card, tensors = load_model_folder(folder)
     if card.architecture.get("name") != "ldm3d":
@@ -122,7 +110,7 @@ def _base(model: str) -> tuple[LDMConfig | None, dict[str, torch.Tensor], ModelC
 class LDMRun:
     """One stage of one run: data, networks, the step, logs, checkpoints and the model folder."""
 
-    def __init__(self, request: Any, stage: str, state: dict | None, progress: Callable[[dict], None] | None) -> None:
+    def __init__(self, request: Any, options: LDMOptions, stage: str, state: dict | None, progress: Callable[[dict], None] | None) -> None:
         self.request, self.stage, self.progress = request, stage, progress
         self.out = Path(request.out)
         self.device = select_device(request.device)
@@ -141,15 +129,15 @@ class LDMRun:
         else:
             res = request.resolution or DEFAULT_RESOLUTION
             w = request.width or DEFAULT_WIDTH
-            factor = request.latent_downsample or (4 if res >= 32 else 2)  # latents 1/4 of the side (1/2 below 32^3)
+            factor = options.latent_downsample or (4 if res >= 32 else 2)  # latents 1/4 of the side (1/2 below 32^3)
             self.config = LDMConfig(resolution=res, ae_channels=autoencoder_widths(w, factor), unet_channels=[2 * w, 4 * w, 4 * w])
             channels = request.channels or choose_channels(find_cases(Path(request.data), None)[1], None)
             self.config.image_channels = [c for c in channels if c != LABEL_CHANNEL]
             self.config.labels = LABEL_CHANNEL in channels
-            self.spacing = request.spacing or FOV_MM / res
+            self.spacing = request.spacing or NEW_MODEL_FOV_MM / res
             self.origin = "ldm3d (random initialisation)"
             self.stages_done = []
-        if base_config is not None and request.latent_downsample not in (None, self.config.downsample):
+        if base_config is not None and options.latent_downsample not in (None, self.config.downsample):
             raise MedSynthError(f"The base model {request.model} has its latent grid fixed; leave out --latent-downsample.")
         if base_config is not None and request.channels is not None and list(request.channels) != self.config.channels:
             raise MedSynthError(f"The base model {request.model} makes {', '.join(self.config.channels)}; leave out --channels.")
@@ -170,13 +158,13 @@ class LDMRun:
             self._load(base_tensors)
         seed = request.seed + STAGES.index(stage)
         if stage == "autoencoder":
-            self.slots = _Slots(self.autoencoder, _Placeholder(), _Placeholder(), AE_LR, seed)
+            self.slots = _StageState(self.autoencoder, AE_LR, seed)
         else:
             if "autoencoder" not in self.stages_done:
                 raise MedSynthError("Train the autoencoder stage first (medsynth finetune --model ldm3d ... --stage autoencoder).")
             self.autoencoder.requires_grad_(False).eval()
             self.unet_ema = copy.deepcopy(self.unet).requires_grad_(False)
-            self.slots = _Slots(self.unet, self.unet_ema, self.autoencoder, 2e-4, seed)
+            self.slots = _StageState(self.unet, 2e-4, seed, ema=self.unet_ema)
         if continuing:
             load_checkpoint(self.out, self.slots)
             self._truncate_log()
@@ -238,7 +226,7 @@ class LDMRun:
         index = torch.randint(0, len(self.data), (request.batch_size,), generator=rng)
         amp = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bool(request.amp))
         if self.stage == "autoencoder":
-            for group in slots.opt_g.param_groups:
+            for group in slots.opt.param_groups:
                 group["lr"] = autoencoder_lr(slots.steps_done, request.steps)
             x, k = self._inputs(index), len(self.config.image_channels)
             if bool(torch.rand((), generator=rng) < 0.5):  # left-right flip: heads are roughly symmetric
@@ -269,9 +257,9 @@ class LDMRun:
                 prediction = self.unet(torch.cat([noisy, cond], dim=1), timesteps=t)
             loss = F.mse_loss(prediction.float(), target)
             losses = {"mse": float(loss.detach())}
-        slots.opt_g.zero_grad(set_to_none=True)
+        slots.opt.zero_grad(set_to_none=True)
         loss.backward()
-        slots.opt_g.step()
+        slots.opt.step()
         if self.stage == "diffusion":
             with torch.no_grad():
                 for ema, live in zip(self.unet_ema.parameters(), self.unet.parameters(), strict=True):
@@ -296,23 +284,10 @@ class LDMRun:
         return f"{self.stage} step {self.step}"
 
     def log(self, losses: dict[str, float]) -> None:
-        line = {"step": self.step, "stage": self.stage, **losses, "time": round(time.time(), 3)}
-        with open(self.out / LOSS_LOG, "a") as handle:
-            handle.write(json.dumps(line) + "\n")
+        append_loss(self.out, {"step": self.step, "stage": self.stage, **losses})
 
     def _truncate_log(self) -> None:
-        path = self.out / LOSS_LOG
-        if not path.is_file():
-            return
-        kept = []
-        for line in path.read_text().splitlines():
-            if line.strip():
-                entry = json.loads(line)
-                if entry.get("stage") != self.stage or entry["step"] <= self.slots.steps_done:
-                    kept.append(line)
-        from ...modelfile import write_atomic
-
-        write_atomic(path, ("\n".join(kept) + "\n" if kept else "").encode())
+        truncate_loss_log(self.out, lambda entry: entry.get("stage") != self.stage or entry["step"] <= self.slots.steps_done)
 
     def checkpoint(self, losses: dict[str, float]) -> None:
         done = list(self.stages_done)
@@ -393,23 +368,19 @@ class LDMRun:
         save_model_folder(self.out, card, tensors)
 
 
-def _plan(request: Any) -> tuple[str, dict | None]:
+def _plan(request: Any, options: LDMOptions) -> tuple[str, dict | None]:
     """Which stage this run trains, and the checkpoint state it continues from (None for a new folder)."""
-    from ...training.finetune import _check_out
-
-    if request.stage is not None and request.stage not in STAGES:
-        raise MedSynthError(f"--stage must be {' or '.join(STAGES)} for ldm3d, not '{request.stage}'.")
     if request.nproc != 1:
         raise MedSynthError("ldm3d trains in one process; leave out --nproc.")
-    state = read_state(request.out) if _check_out(request) else None
+    state = read_state(request.out) if check_out(request) else None
     if state is None:
-        stage = request.stage or "autoencoder"
+        stage = options.stage or "autoencoder"
         if stage == "diffusion" and request.model == SCRATCH_ID:
             raise MedSynthError("A new ldm3d model trains its autoencoder first; leave out --stage or use --stage autoencoder.")
         return stage, None
     current = state["stage_name"]
     finished = int(state["step"]) >= int(state["stage_steps"])
-    stage = request.stage or (current if not finished else STAGES[min(STAGES.index(current) + 1, len(STAGES) - 1)])
+    stage = options.stage or (current if not finished else STAGES[min(STAGES.index(current) + 1, len(STAGES) - 1)])
     if STAGES.index(stage) < STAGES.index(current):
         raise MedSynthError(f"{request.out} has moved on to the {current} stage; retraining the {stage} would invalidate it.")
     if stage == current and finished:
@@ -422,12 +393,13 @@ def _plan(request: Any) -> tuple[str, dict | None]:
     return stage, state
 
 
-def train(request: Any, progress: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None) -> Path:
+def train(
+    request: Any, options: LDMOptions, progress: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None
+) -> Path:
     """Train one ldm3d stage until ``request.steps`` or ``should_stop()``; returns the model folder."""
-    request.validate()
-    stage, state = _plan(request)
+    stage, state = _plan(request, options)
     try:
-        run = LDMRun(request, stage, state, progress)
+        run = LDMRun(request, options, stage, state, progress)
         run_steps(run, request.log_every, request.checkpoint_every, should_stop)
     except torch.OutOfMemoryError:
         raise MedSynthError(f"Out of memory at --batch-size {request.batch_size}; lower it or add --amp.") from None

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import torch
 
-from ..segnet.fitting import Family, train_family
-from ..segnet.inputs import HU_RANGE
-from ..segnet.model import CT_SCALE
+from ..channelnet.fitting import Family, train_family
+from ..channelnet.inputs import HU_RANGE
+from ..channelnet.model import CT_SCALE
+from .options import MR2CTOptions
 
-__all__ = ["train", "FAMILY", "ADVERSARIAL_WEIGHT"]
+__all__ = ["train", "TRAINING", "ADVERSARIAL_WEIGHT"]
 
 ADVERSARIAL_WEIGHT = 0.01
 BONE_HU, BONE_WEIGHT = 300.0, 4.0
@@ -53,7 +54,7 @@ def _extras(config, stage) -> dict:
     }
 
 
-FAMILY = Family(
+TRAINING = Family(
     scratch_id="mr2ct",
     architecture="mr2ct",
     kind="translation",
@@ -69,6 +70,6 @@ FAMILY = Family(
 )
 
 
-def train(request, progress=None, should_stop=None) -> Path:
+def train(request, options: MR2CTOptions, progress=None, should_stop=None) -> Path:
     """Train or continue an mr2ct model; the contract of training.finetune.run_finetune."""
-    return train_family(FAMILY, request, progress, should_stop)
+    return train_family(TRAINING, request, options.stage, progress, should_stop)

@@ -15,28 +15,16 @@ import torch
 
 from MedSynthLib.conventions import LABEL_CHANNEL
 
+from ...contract import ModelPlugin, SynthCase
+from ...data.preprocess import grid_affine
 from ...errors import MedSynthError
 from ...modelfile import ModelCard, load_model_folder
-from ...registry import ModelPlugin, ModelRegistry, SynthCase
 from .network import Generator, PGANConfig
 
-__all__ = ["PGAN3DModel", "register", "SHIPPED_ID", "shipped_folder", "LABEL_CODES", "to_physical"]
+__all__ = ["PGAN3DModel", "LABEL_CODES", "to_physical"]
 
-SHIPPED_ID = "pgan3d-phantom"
 LABEL_CODES = np.array([0, 1, 2, 4], dtype=np.uint8)
 GENERATOR_PREFIX = "generator."
-
-
-def shipped_folder() -> Path:
-    """The default weights inside the installed package."""
-    return Path(__file__).resolve().parents[2] / "weights" / SHIPPED_ID
-
-
-def grid_affine(shape: tuple[int, ...], spacing: tuple[float, ...]) -> np.ndarray:
-    """RAS affine of a grid centred on the origin."""
-    affine = np.diag([*map(float, spacing), 1.0])
-    affine[:3, 3] = -(np.asarray(shape) - 1) / 2 * np.asarray(spacing, dtype=float)
-    return affine
 
 
 def to_physical(output: np.ndarray, card: ModelCard) -> dict[str, np.ndarray]:
@@ -98,12 +86,3 @@ class PGAN3DModel(ModelPlugin):
             params={"latent_seed": int(seed), "model": self.id},
         )
 
-
-def _load_folder(folder: Path, card: ModelCard) -> ModelPlugin:
-    return PGAN3DModel(folder, card)
-
-
-def register(registry: ModelRegistry) -> None:
-    registry.register_architecture("pgan3d", _load_folder)
-    if (shipped_folder() / "model.json").is_file():
-        registry.register(SHIPPED_ID, lambda: PGAN3DModel(shipped_folder()), origin="built-in (trained on phantom data)")

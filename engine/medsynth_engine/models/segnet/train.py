@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 from monai.losses import DiceCELoss
 
-from .fitting import Family, train_family
+from ..channelnet.fitting import Family, train_family
 
-__all__ = ["train", "FAMILY"]
+__all__ = ["train", "TRAINING"]
 
 _DICE_CE = DiceCELoss(to_onehot_y=True, softmax=True, squared_pred=False, smooth_nr=1e-5, smooth_dr=1e-5)
 #: BraTS code -> class index (0 background, 1 NCR, 2 ED, 3 ET).
@@ -26,7 +26,7 @@ def _loss(pred: torch.Tensor, codes: torch.Tensor, x: torch.Tensor, trainer) -> 
     return {"total": total, "dice_ce": total.detach()}
 
 
-FAMILY = Family(
+TRAINING = Family(
     scratch_id="seg",
     architecture="segnet",
     kind="segmentation",
@@ -39,6 +39,6 @@ FAMILY = Family(
 )
 
 
-def train(request, progress=None, should_stop=None) -> Path:
-    """Train or continue a segnet model; the contract of training.finetune.run_finetune."""
-    return train_family(FAMILY, request, progress, should_stop)
+def train(request, options=None, progress=None, should_stop=None) -> Path:
+    """Train or continue a segnet model; the contract of training.finetune.run_finetune (seg has no options of its own)."""
+    return train_family(TRAINING, request, None, progress, should_stop)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,35 +12,35 @@ import torch
 
 from MedSynthLib.conventions import LABEL_CHANNEL
 
-from ..data.layouts import find_cases
-from ..data.preprocess import PreprocessSpec
-from ..data.training_set import TrainingSet, choose_channels, load_training_set
-from ..errors import MedSynthError
-from ..modelfile import ModelCard, read_card, save_model_folder, write_atomic
-from ..models.pgan3d.network import PGANConfig, stage_resolution
+from ...data.layouts import find_cases
+from ...data.preprocess import PreprocessSpec
+from ...data.training_set import TrainingSet, choose_channels, load_training_set
+from ...errors import MedSynthError
+from ...modelfile import ModelCard, read_card, save_model_folder, write_atomic
+from ...training.checkpoint import CHECKPOINT_DIR, load_checkpoint, read_state, save_checkpoint
+from ...training.diversity import pairwise_ms_ssim
+from ...training.losslog import SAMPLES_DIR, append_loss, truncate_loss_log
+from ...training.mosaic import write_mosaic
 from .base import SCRATCH_IDS, BaseModel, folder_of, load_matching, resolve_base
-from .checkpoint import CHECKPOINT_DIR, load_checkpoint, read_state, save_checkpoint
-from .diversity import pairwise_ms_ssim
-from .mosaic import write_mosaic
+from .network import PGANConfig, stage_resolution
+from .options import PGANOptions
 from .schedule import Schedule
 from .trainer import GANTrainer, TrainSettings
 
 if TYPE_CHECKING:
-    from .distributed import DistContext
-    from .finetune import FinetuneRequest
+    from ...training.distributed import DistContext
+    from ...training.finetune import FinetuneRequest
 
-__all__ = ["TrainingRun", "LOSS_LOG", "SAMPLES_DIR", "model_id_for"]
+__all__ = ["TrainingRun", "model_id_for"]
 
-LOSS_LOG = "loss.jsonl"
-SAMPLES_DIR = "samples"
 SAMPLE_SEED = 20260101
 MOSAIC_SAMPLES = 4
 DIVERSITY_SAMPLES = 8
 
 
 class TrainingRun:
-    def __init__(self, request: FinetuneRequest, context: DistContext, progress: Callable[[dict], None] | None) -> None:
-        self.request, self.context, self.progress = request, context, progress
+    def __init__(self, request: FinetuneRequest, options: PGANOptions, context: DistContext, progress: Callable[[dict], None] | None) -> None:
+        self.request, self.options, self.context, self.progress = request, options, context, progress
         self.rank0 = context.rank == 0
         self.out = Path(request.out)
         state = read_state(self.out) if request.resume else None
@@ -59,10 +58,10 @@ class TrainingRun:
         self.data = self._load_data()
         settings = TrainSettings(
             batch_size=request.batch_size,
-            augment=request.augment,
+            augment=options.augment,
             amp=request.amp,
-            freeze_stages=request.freeze_stages,
-            grad_checkpoint=request.grad_checkpoint,
+            freeze_stages=options.freeze_stages,
+            grad_checkpoint=options.grad_checkpoint,
             channels_last=context.device.type == "cpu",  # oneDNN's 3D convolutions are ~2.5x faster so (bench/)
         )
         self.trainer = GANTrainer(self.config, self.data, settings, context.device, request.seed, rank=context.rank, world=context.world)
@@ -72,7 +71,7 @@ class TrainingRun:
             load_checkpoint(self.out, self.trainer)
             self.metrics = state.get("metrics", self.metrics)
             if self.rank0:
-                self._truncate_log(self.trainer.steps_done)
+                truncate_loss_log(self.out, lambda entry: entry["step"] <= self.trainer.steps_done)
         else:
             self._load_base()
             if self.rank0:
@@ -161,16 +160,7 @@ class TrainingRun:
         if not self.rank0:
             return
         stage, alpha = self.schedule.at(self.step - 1)
-        line = {"step": self.step, "stage": stage_resolution(stage), "alpha": round(alpha, 4), **losses, "time": round(time.time(), 3)}
-        with open(self.out / LOSS_LOG, "a") as handle:
-            handle.write(json.dumps(line) + "\n")
-
-    def _truncate_log(self, step: int) -> None:
-        path = self.out / LOSS_LOG
-        if not path.is_file():
-            return
-        kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-        write_atomic(path, ("\n".join(kept) + "\n" if kept else "").encode())
+        append_loss(self.out, {"step": self.step, "stage": stage_resolution(stage), "alpha": round(alpha, 4), **losses})
 
     def checkpoint(self, losses: dict[str, float]) -> None:
         if not self.rank0:
@@ -228,7 +218,7 @@ class TrainingRun:
                 "data": {"layout": data.layout, "cases": len(data), "skipped": len(data.skipped)},
                 "training": {
                     "loss": "WGAN-GP (gradient penalty 10, drift 1e-3)",
-                    "augmentation": "DiffAugment 3D: brightness, contrast, translation 1/8, cutout 1/2" if request.augment else "none",
+                    "augmentation": "DiffAugment 3D: brightness, contrast, translation 1/8, cutout 1/2" if self.options.augment else "none",
                     "ema_decay": self.trainer.settings.ema_decay,
                     "schedule": f"{self.schedule.phases} equal phases from {stage_resolution(self.base.start_stage)}^3",
                 },

@@ -22,7 +22,7 @@ from ...modelfile import ModelCard, load_model_folder
 from .inputs import HU_RANGE, SEQUENCES, ModelGrid, assemble
 from .network import ChannelNetConfig, build_unet
 
-__all__ = ["ChannelModel", "LABEL_CODES", "NET_PREFIX", "CT_SCALE", "SW_BATCH", "run_network"]
+__all__ = ["ChannelModel", "LABEL_CODES", "NET_PREFIX", "CT_SCALE", "SW_BATCH", "run_network", "load_segnet", "load_mr2ct"]
 
 LABEL_CODES = np.array([0, 1, 2, 4], dtype=np.uint8)
 NET_PREFIX = "net."
@@ -119,3 +119,13 @@ class ChannelModel:
             return LABEL_CODES[np.argmax(back, axis=0)]
         hu = grid.back(y[0] * CT_SCALE, HU_RANGE[0])
         return np.clip(np.rint(hu), *HU_RANGE).astype(np.int16)
+
+
+def load_segnet(folder: Path) -> ChannelModel:
+    """The ``seg`` family's loader: a segnet model folder."""
+    return ChannelModel(folder, expected="segnet")
+
+
+def load_mr2ct(folder: Path) -> ChannelModel:
+    """The ``mr2ct`` family's loader: an mr2ct model folder."""
+    return ChannelModel(folder, expected="mr2ct")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +28,11 @@ from ...device import select_device
 from ...errors import MedSynthError
 from ...modelfile import ModelCard, load_model_folder, save_model_folder, write_atomic
 from ...training.checkpoint import CHECKPOINT_DIR, load_checkpoint, read_state, save_checkpoint
-from ...training.families import WEIGHTS_DIR
+from ...training.finetune import apply_resume, check_out
 from ...training.loop import run_steps
+from ...training.losslog import SAMPLES_DIR, append_loss, truncate_loss_log
 from ...training.mosaic import write_mosaic
-from ...training.run import LOSS_LOG, SAMPLES_DIR
+from ...weights import model_folder
 from .inputs import SEQUENCES, PairedSet, drop_sequences, load_paired_set
 from .model import NET_PREFIX, run_network
 from .network import ChannelNetConfig, build_unet
@@ -40,10 +40,10 @@ from .network import ChannelNetConfig, build_unet
 if TYPE_CHECKING:
     from ...training.finetune import FinetuneRequest
 
-__all__ = ["Family", "train_family", "FOV_MM", "base_folder"]
+__all__ = ["Family", "train_family", "CROP_FOV_MM", "base_folder"]
 
 #: Field of view (mm) of the training crop around the head: a whole adult head with its skull.
-FOV_MM = (192.0, 224.0, 192.0)
+CROP_FOV_MM = (192.0, 224.0, 192.0)
 DEFAULT_SPACING = 2.0
 DEFAULT_PATCH = 64
 EMA_DECAY = 0.995
@@ -68,7 +68,7 @@ class Family:
 
 
 class _Trainer:
-    """The state training/checkpoint.py saves: networks (G, D, G_ema), optimisers, steps, random generator."""
+    """The state training/checkpoint.py saves: networks, optimisers, steps, random generator."""
 
     def __init__(self, config: ChannelNetConfig, discriminator: torch.nn.Module | None, lr: float, seed: int, device: torch.device):
         torch.manual_seed(seed)
@@ -80,6 +80,13 @@ class _Trainer:
         self.opt_d = torch.optim.AdamW(d_params, lr=lr, betas=(0.5, 0.999))
         self.steps_done = 0
         self.rng = torch.Generator().manual_seed(seed)
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        """The networks a checkpoint saves, by name (the discriminator is empty without an adversarial stage)."""
+        return {"g": self.G, "d": self.D, "g_ema": self.G_ema}
+
+    def optimisers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt_g": self.opt_g, "opt_d": self.opt_d}
 
     def update_ema(self) -> None:
         """EMA of the weights, with a warm-up so short runs are not dominated by the random initialisation."""
@@ -93,10 +100,7 @@ class _Trainer:
 
 def base_folder(model: str) -> Path | None:
     """The model folder behind a shipped channel-model id or a folder path; None if there is none."""
-    for folder in (Path(model), WEIGHTS_DIR / model):
-        if (folder / "model.json").is_file():
-            return folder
-    return None
+    return model_folder(model)
 
 
 def _model_id(out: Path, prefix: str) -> str:
@@ -104,31 +108,29 @@ def _model_id(out: Path, prefix: str) -> str:
     return name if name.startswith(prefix) else f"{prefix}-{name}"
 
 
-def train_family(family: Family, request: FinetuneRequest, progress=None, should_stop=None) -> Path:
-    from ...training.finetune import _apply_resume, _check_out
-
-    request.validate()
+def train_family(family: Family, request: FinetuneRequest, stage: str | None, progress=None, should_stop=None) -> Path:
+    """Train or continue a channel model of ``family``; ``stage`` is its ``--stage`` option (None: the plain fit)."""
     state = None
-    if _check_out(request):
+    if check_out(request):
         state = read_state(request.out) or {}
         stage = state["request"].get("stage")
-        request = _apply_resume(request, state)
-        request.stage = stage
+        request = apply_resume(request, state)
     else:
         request.resume = False
-    if request.stage not in family.stages:
+    if stage not in family.stages:
         choices = ", ".join(s for s in family.stages if s) or "none"
-        raise MedSynthError(f"--stage {request.stage} is not a {family.scratch_id} stage (choices: {choices}).")
+        raise MedSynthError(f"--stage {stage} is not a {family.scratch_id} stage (choices: {choices}).")
+    request.options = {"stage": stage} if stage else {}
     device = select_device(request.device)
     try:
-        return _Run(family, request, state, device, progress).loop(should_stop)
+        return _Run(family, request, stage, state, device, progress).loop(should_stop)
     except torch.OutOfMemoryError:
         raise MedSynthError(f"Out of {device.type} memory at --batch-size {request.batch_size}; lower it or --resolution.") from None
 
 
 class _Run:
-    def __init__(self, family: Family, request: FinetuneRequest, state: dict | None, device: torch.device, progress) -> None:
-        self.family, self.request, self.device, self.progress = family, request, device, progress
+    def __init__(self, family: Family, request: FinetuneRequest, stage: str | None, state: dict | None, device: torch.device, progress) -> None:
+        self.family, self.request, self.stage, self.device, self.progress = family, request, stage, device, progress
         self.out = Path(request.out)
         base_tensors: dict[str, torch.Tensor] = {}
         if state is not None:
@@ -155,11 +157,11 @@ class _Run:
                 raise MedSynthError(f"The base model {request.model} has its width; leave out --width when continuing from it.")
             self.config = ChannelNetConfig.from_dict({**card.architecture, "patch": request.resolution or card.architecture["patch"]})
             self.spacing, self.origin = request.spacing or float(card.spacing[0]), f"{card.id} ({folder})"
-        fov = tuple(max(self.config.patch, int(round(mm / self.spacing))) for mm in FOV_MM)
+        fov = tuple(max(self.config.patch, int(round(mm / self.spacing))) for mm in CROP_FOV_MM)
         self.spec = PreprocessSpec(shape=fov, spacing=(self.spacing,) * 3)  # type: ignore[arg-type]
         self.data = self._load_data()
         discriminator = None
-        if request.stage == "adversarial":
+        if stage == "adversarial":
             from monai.networks.nets import PatchDiscriminator
 
             discriminator = PatchDiscriminator(spatial_dims=3, num_layers_d=3 if self.config.patch >= 48 else 2, channels=16, in_channels=2 * len(SEQUENCES) + 1, out_channels=1)
@@ -171,7 +173,7 @@ class _Run:
         if state is not None:
             load_checkpoint(self.out, self.trainer)
             self.metrics = state.get("metrics", {})
-            self._truncate_log(self.trainer.steps_done)
+            truncate_loss_log(self.out, lambda entry: entry["step"] <= self.trainer.steps_done)
         else:
             if base_tensors:
                 net = {k[len(NET_PREFIX) :]: v for k, v in base_tensors.items() if k.startswith(NET_PREFIX)}
@@ -236,8 +238,7 @@ class _Run:
         return self.request.steps
 
     def log(self, losses: dict[str, float]) -> None:
-        with open(self.out / LOSS_LOG, "a") as handle:
-            handle.write(json.dumps({"step": self.step, **losses, "time": round(time.time(), 3)}) + "\n")
+        append_loss(self.out, {"step": self.step, **losses})
 
     def step_text(self) -> str:
         return f"step {self.step}/{self.total}"
@@ -252,13 +253,7 @@ class _Run:
     def report(self, extra: dict[str, Any]) -> None:
         if self.progress:
             step = self.trainer.steps_done if hasattr(self, "trainer") else 0
-            self.progress({"step": step, "total": self.request.steps, "stage": self.request.stage or self.family.scratch_id, **extra})
-
-    def _truncate_log(self, step: int) -> None:
-        path = self.out / LOSS_LOG
-        if path.is_file():
-            kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-            write_atomic(path, ("\n".join(kept) + "\n" if kept else "").encode())
+            self.progress({"step": step, "total": self.request.steps, "stage": self.stage or self.family.scratch_id, **extra})
 
     # --- checkpoints -----------------------------------------------------------------------------
     def checkpoint(self, losses: dict[str, float]) -> None:
@@ -316,7 +311,7 @@ class _Run:
                     "description": family.describe,
                     "sequence_dropout": {"keep_probability": family.keep_probability, "t1_only_share": family.t1_only},
                     "ema_decay": f"{EMA_DECAY} (warm-up: (1 + step) / (10 + step) while smaller)",
-                    **family.extras(self.config, request.stage),
+                    **family.extras(self.config, self.stage),
                 },
                 "inference": "resample to the model spacing, sliding window (patch, 25% overlap, Gaussian), resample back linearly",
             },

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..data.training_set import TrainingSet
-from ..models.pgan3d.network import Discriminator, Generator, PGANConfig, downsample, upsample
+from ...data.training_set import TrainingSet
 from .augment import apply_augment, draw_augment, slice_params
+from .network import Discriminator, Generator, PGANConfig, downsample, upsample
 
 __all__ = ["TrainSettings", "GANTrainer"]
 
@@ -73,6 +73,13 @@ class GANTrainer:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=settings.lr, betas=betas, eps=1e-8)
         self.rng = torch.Generator().manual_seed(seed + 1)
         self.steps_done = 0
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        """The networks a checkpoint saves, by name."""
+        return {"g": self.G, "d": self.D, "g_ema": self.G_ema}
+
+    def optimisers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt_g": self.opt_g, "opt_d": self.opt_d}
 
     def freeze(self, stages: int) -> None:
         """Keep the generator's first ``stages`` blocks (coarse anatomy) fixed when transferring."""

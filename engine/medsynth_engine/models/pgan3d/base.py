@@ -9,14 +9,14 @@ import torch
 
 from MedSynthLib.conventions import LABEL_CHANNEL
 
-from ..errors import MedSynthError
-from ..modelfile import ModelCard, load_model_folder
-from ..models.pgan3d.network import PGANConfig
+from ...data.preprocess import NEW_MODEL_FOV_MM
+from ...errors import MedSynthError
+from ...modelfile import ModelCard, load_model_folder, read_card
+from ...weights import model_folder
+from .network import PGANConfig
 
-__all__ = ["BaseModel", "resolve_base", "folder_of", "FOV_MM", "load_matching"]
+__all__ = ["BaseModel", "resolve_base", "folder_of", "load_matching"]
 
-#: Field of view of a new model (mm per side): a whole adult head at any resolution.
-FOV_MM = 192.0
 SCRATCH_IDS = ("pgan3d",)
 
 
@@ -34,19 +34,13 @@ class BaseModel:
 
 
 def folder_of(model: str) -> Path | None:
-    """The model folder behind a folder path or a registered pgan3d id; None for an unknown name."""
-    if (Path(model) / "model.json").is_file():
-        return Path(model)
-    from ..registry import default_registry
-
-    registry = default_registry(entry_points=False)
-    if model not in registry.ids():
+    """The model folder behind a folder path or a shipped pgan3d id; None for an unknown name."""
+    folder = model_folder(model)
+    if folder is None:
         return None
-    plugin = registry.get(model)
-    folder = getattr(plugin, "folder", None)
-    if plugin.card.architecture.get("name") != "pgan3d" or folder is None:
+    if read_card(folder).architecture.get("name") != "pgan3d":
         raise MedSynthError(f"Model '{model}' is not a pgan3d model; fine-tune pgan3d, pgan3d-phantom or a pgan3d model folder.")
-    return Path(folder)
+    return folder
 
 
 def resolve_base(
@@ -63,7 +57,7 @@ def resolve_base(
         res = resolution or 64
         w = width or 128
         config = PGANConfig(resolution=res, image_channels=images, labels=labels, base_width=w, max_width=w, min_width=min(16, w))
-        return BaseModel(config=config, spacing=spacing or FOV_MM / res)
+        return BaseModel(config=config, spacing=spacing or NEW_MODEL_FOV_MM / res)
     folder = folder_of(model)
     if folder is None:
         raise MedSynthError(f"Unknown base model '{model}'; use pgan3d (a new model), pgan3d-phantom or a pgan3d model folder.")
