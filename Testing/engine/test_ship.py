@@ -1,0 +1,69 @@
+"""The ship step: every shipped model records a recipe that the family's trainer accepts, and ``python -m
+medsynth_engine.weights.ship`` replays a recipe into a model folder that loads (rehearsed at a tiny size)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from medsynth_engine.errors import MedSynthError
+from medsynth_engine.registry import default_registry
+from medsynth_engine.training.request import FinetuneRequest
+from medsynth_engine.weights import WEIGHTS_DIR, shipped_folder
+from medsynth_engine.weights.ship import main, read_recipe
+
+SHIPPED = sorted(p.name for p in WEIGHTS_DIR.iterdir() if (p / "model.json").is_file())
+
+
+@pytest.mark.parametrize("model_id", SHIPPED)
+def test_every_shipped_model_records_a_recipe_its_family_accepts(model_id):
+    registry = default_registry()
+    family = registry.family_for(model_id)
+    recipe = read_recipe(shipped_folder(model_id) / "model.json")
+    assert recipe["data"]["model"] == "phantom" and recipe["data"]["n"] >= 2
+    first = recipe["stages"][0]["model"]
+    assert registry.family_for(first) is family
+    for stage in recipe["stages"]:
+        values = {k: v for k, v in stage.items() if k not in ("out", "model")}
+        request = FinetuneRequest.make(model=first, data="d", out="o", **values)
+        family.trainer.parse(request.options, family.name)  # raises on an option the family does not have
+        assert set(request.options) <= {spec.name for spec in family.options()}
+
+
+def test_a_recipe_that_continues_an_unknown_stage_is_refused(tmp_path):
+    card = tmp_path / "model.json"
+    card.write_text(json.dumps({"recipe": {"data": {"model": "phantom", "n": 2}, "stages": [{"out": "b", "model": "@a"}]}}))
+    with pytest.raises(MedSynthError, match="continues 'a', which no earlier stage made"):
+        read_recipe(card)
+    card.write_text(json.dumps({"id": "x"}))
+    with pytest.raises(MedSynthError, match="records no recipe"):
+        read_recipe(card)
+
+
+@pytest.mark.slow
+def test_a_recipe_replays_into_a_model_that_loads(tmp_path, capsys):
+    recipe = {
+        "data": {"model": "phantom", "n": 2, "seed": 1, "channels": "t1,seg", "shape": [8, 8, 8], "spacing": [10.0, 10.0, 10.0]},
+        "stages": [
+            {"out": "run", "model": "pgan3d", "resolution": 8, "spacing": 10.0, "width": 8, "steps": 2, "batch_size": 2, "checkpoint_every": 2},
+            {"out": "run2", "model": "@run", "steps": 1, "batch_size": 2, "freeze_stages": 1, "checkpoint_every": 1},
+        ],
+        "ship": {"float16": True, "description": "two tiny phantom cases", "licence": "CC0-1.0"},
+    }
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps({"recipe": recipe}))
+    out = tmp_path / "pgan3d-phantom"
+    assert main(["pgan3d", "--card", str(card), "--out", str(out), "--work", str(tmp_path / "work")]) == 0
+    shipped = json.loads((out / "model.json").read_text())
+    assert shipped["id"] == "pgan3d-phantom" and shipped["recipe"] == recipe
+    assert shipped["training_data"] == "two tiny phantom cases" and shipped["licence"] == "CC0-1.0"
+    assert (out / "preview.png").stat().st_size > 0 and not list(tmp_path.glob(".pgan3d-phantom.ship-*"))
+    model = default_registry().get(str(out))
+    assert model.family.name == "pgan3d"
+    case = model.generate(seed=0, channels=("t1", "seg"), shape=(8, 8, 8), spacing=(10.0,) * 3, tumour=True, device="cpu")
+    assert case.arrays["t1"].shape == (8, 8, 8)
+
+
+def test_ship_refuses_a_model_the_family_does_not_ship(capsys):
+    assert main(["pgan3d", "--model", "seg-phantom"]) == 2
+    assert "ships no model seg-phantom" in capsys.readouterr().err

@@ -1,0 +1,159 @@
+"""Reproduce a shipped model from the recipe recorded in its card: ``python -m medsynth_engine.weights.ship FAMILY``.
+
+A shipped card's ``recipe`` says how its weights were made, in the words of the commands a user has:
+
+    "recipe": {
+      "data": {"model": "phantom", "n": 160, "seed": 2026, "channels": "t1,t1ce,t2,flair,seg", "shape": [32, 32, 32],
+               "spacing": [6, 6, 6]},
+      "stages": [{"out": "run", "model": "pgan3d", "steps": 2600, "batch_size": 4, "width": 64}],
+      "ship": {"float16": false, "description": "...", "licence": "..."}
+    }
+
+``data`` is a ``medsynth generate`` request (the training set); each stage is a ``medsynth finetune`` request with
+flat option names, ``out`` a folder name inside the work folder, ``data`` defaulting to the generated set and a
+``model`` of ``@name`` meaning an earlier stage's output folder. The last stage's folder is shipped: its card
+gets the shipped id, the recipe and the ship text, floating weights become float16 where ``ship.float16`` says so,
+``ship.architecture`` settings (e.g. ldm3d's default ``guidance``) are set in the card, and its newest training
+mosaic becomes ``preview.png``. The run replays the commands with today's code, so it
+reproduces the recipe, not necessarily the same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import MedSynthError
+from . import CARD_NAME, WEIGHTS_DIR, shipped_folder
+
+__all__ = ["ship", "read_recipe", "main"]
+
+PREVIEW = "preview.png"
+
+
+def read_recipe(card_path: Path) -> dict[str, Any]:
+    """The recipe of a card file, checked for the parts ``ship`` needs (one sentence if one is missing)."""
+    try:
+        card = json.loads(Path(card_path).read_text())
+    except (OSError, ValueError) as exc:
+        raise MedSynthError(f"The card {card_path} cannot be read ({exc}).") from None
+    recipe = card.get("recipe")
+    if not isinstance(recipe, dict) or not isinstance(recipe.get("data"), dict) or not recipe.get("stages"):
+        raise MedSynthError(f"The card {card_path} records no recipe (data and stages); it cannot be reproduced.")
+    names: set[str] = set()
+    for i, stage in enumerate(recipe["stages"]):
+        if not isinstance(stage, dict) or "out" not in stage or "model" not in stage:
+            raise MedSynthError(f"Stage {i + 1} of the recipe in {card_path} needs an 'out' folder name and a 'model'.")
+        if str(stage["model"]).startswith("@") and stage["model"][1:] not in names:
+            raise MedSynthError(f"Stage {i + 1} of the recipe in {card_path} continues '{stage['model'][1:]}', which no earlier stage made.")
+        names.add(stage["out"])
+    return recipe
+
+
+def _scaled(values: dict[str, Any], scale: float, key: str, least: int) -> dict[str, Any]:
+    if scale >= 1.0 or key not in values:
+        return values
+    return {**values, key: max(least, int(round(values[key] * scale)))}
+
+
+def ship(model_id: str, recipe: dict[str, Any], out: Path, work: Path, *, scale: float = 1.0, progress=print) -> Path:
+    """Run ``recipe`` in ``work`` and write the shipped folder ``out`` (through a temporary folder and a rename)."""
+    from ..generate import GenerateRequest, generate_set
+    from ..modelfile import WEIGHTS_FILE, load_model_folder, write_atomic
+    from ..registry import default_registry
+    from ..training.finetune import run_finetune
+    from ..training.losslog import SAMPLES_DIR
+    from ..training.request import FinetuneRequest
+
+    registry = default_registry()
+    work.mkdir(parents=True, exist_ok=True)
+    data_spec = _scaled(dict(recipe["data"]), scale, "n", 2)
+    data = work / "data"
+    if not (data / "manifest.json").is_file():
+        progress(f"generating the training set: {data_spec}")
+        fields = {k: tuple(v) if k in ("shape", "spacing") else v for k, v in data_spec.items() if k != "model"}
+        generate_set(GenerateRequest(model=data_spec.get("model", "phantom"), out=data, **fields), registry)
+    folders: dict[str, Path] = {}
+    for i, stage in enumerate(recipe["stages"]):
+        values = _scaled(dict(stage), scale, "steps", 1)
+        values["out"] = work / values.pop("out")
+        if str(values["model"]).startswith("@"):
+            values["model"] = str(folders[values["model"][1:]])
+        values.setdefault("data", data)
+        progress(f"stage {i + 1}/{len(recipe['stages'])}: medsynth finetune {values}")
+        folder = run_finetune(FinetuneRequest.make(**values), registry=registry)
+        folders[stage["out"]] = Path(folder)
+    last = folders[recipe["stages"][-1]["out"]]
+
+    card, tensors = load_model_folder(last)
+    extra = recipe.get("ship", {})
+    if extra.get("float16"):
+        import torch
+
+        tensors = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in tensors.items()}
+    from safetensors.torch import save
+
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.ship-", dir=out.parent))
+    try:
+        blob = save(tensors)
+        write_atomic(staging / WEIGHTS_FILE, blob)
+        card.id = model_id
+        card.weights = {"file": WEIGHTS_FILE, "sha256": hashlib.sha256(blob).hexdigest(),
+                        "source": f"{card.weights.get('source', '')}; shipped by python -m medsynth_engine.weights.ship"}
+        card.training_data = extra.get("description", card.training_data)
+        card.licence = extra.get("licence", card.licence)
+        card.architecture = {**card.architecture, **extra.get("architecture", {})}
+        data = card.to_dict()
+        data["recipe"] = recipe
+        write_atomic(staging / CARD_NAME, (json.dumps(data, indent=2) + "\n").encode())
+        mosaics = sorted((last / SAMPLES_DIR).glob("*.png"), key=lambda p: p.stat().st_mtime)
+        if mosaics:
+            shutil.copyfile(mosaics[-1], staging / PREVIEW)
+        registry.family_for(str(staging)).load_folder(staging)  # it loads as the family's model before it ships
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m medsynth_engine.weights.ship", description=__doc__.split("\n\n")[0])
+    parser.add_argument("family", help="the family whose shipped model to reproduce (e.g. pgan3d, ldm3d, seg, mr2ct)")
+    parser.add_argument("--model", default=None, help="which shipped model of the family (default: its first)")
+    parser.add_argument("--card", type=Path, default=None, help="take the recipe from this card file instead")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the model folder (default: replace the shipped one)")
+    parser.add_argument("--work", type=Path, default=None, help="folder for the training set and stage runs (default: a temporary one)")
+    parser.add_argument("--scale", type=float, default=1.0, help="shrink cases and steps by this factor for a rehearsal (not what ships)")
+    args = parser.parse_args(argv)
+    try:
+        from ..registry import default_registry
+
+        family = default_registry().family(args.family)
+        model_id = args.model or (family.shipped[0] if family.shipped else None)
+        if model_id is None or (args.model and model_id not in family.shipped):
+            raise MedSynthError(f"The '{family.name}' family ships no model {args.model or ''}; its shipped models: {', '.join(family.shipped) or 'none'}.")
+        card = args.card or (shipped_folder(model_id) or WEIGHTS_DIR / model_id) / CARD_NAME
+        recipe = read_recipe(card)
+        if not 0 < args.scale <= 1:
+            raise MedSynthError(f"--scale must be above 0 and at most 1, not {args.scale}.")
+        out = (args.out or WEIGHTS_DIR / model_id).absolute()
+        with tempfile.TemporaryDirectory(prefix="medsynth-ship-") as scratch:
+            done = ship(model_id, recipe, out, (args.work or Path(scratch)).absolute(), scale=args.scale)
+        print(done)
+        return 0
+    except MedSynthError as exc:
+        print(f"medsynth ship: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
