@@ -88,13 +88,12 @@ def test_it_generates_and_trains_one_step_with_its_own_option(env, data, tmp_pat
     assert refused.returncode == 2 and "--wobble must be 0 to 100, not 500.0" in refused.stderr
 
 
-def test_the_engine_and_the_panel_offer_it_and_its_finetune_job_takes_the_option(env, data, tmp_path, monkeypatch):
+def test_the_engine_and_the_panel_offer_it_and_its_finetune_job_takes_the_option(env, data, tmp_path):
     from MedSynthLib.controller import PanelController
 
-    monkeypatch.setenv("PYTHONPATH", env["PYTHONPATH"])
     controller = PanelController()
     state = tmp_path / "state"
-    controller.start_engine(sys.executable, str(state), device="cpu")
+    controller.start_engine(sys.executable, str(state), device="cpu", env=env)  # the engine's environment has the family
     try:
         client = controller._client()
         rows = {row["id"]: row for row in client.models()}

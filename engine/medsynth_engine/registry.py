@@ -16,7 +16,7 @@ from typing import Any
 
 from .contract import ModelFamily, ModelPlugin, SynthCase, resolve_ref
 from .errors import MedSynthError
-from .modelfile import CARD_FILE
+from .modelfile import CARD_FILE, read_card
 from .weights import shipped_folder
 
 __all__ = ["ENTRY_POINT_GROUP", "ModelPlugin", "SynthCase", "ModelRegistry", "default_registry"]
@@ -31,7 +31,7 @@ class ModelRegistry:
 
     def __init__(self) -> None:
         self._families: dict[str, tuple[ModelFamily, str]] = {}
-        self._factories: dict[str, tuple[PluginFactory, str, ModelFamily | None]] = {}
+        self._factories: dict[str, tuple[PluginFactory, str, ModelFamily | None, Path | None]] = {}
         self._instances: dict[str, Any] = {}
         self.broken: dict[str, str] = {}
 
@@ -50,12 +50,15 @@ class ModelRegistry:
             folder = shipped_folder(model_id)
             if folder is not None:
                 where = "built-in" if origin == "built-in" else origin
-                self.register(model_id, lambda f=folder: family.load_folder(f), origin=f"{where} (shipped weights)", family=family)
+                self.register(model_id, lambda f=folder: family.load_folder(f), origin=f"{where} (shipped weights)", family=family, folder=folder)
 
-    def register(self, model_id: str, factory: PluginFactory, *, origin: str = "built-in", family: ModelFamily | None = None) -> None:
+    def register(
+        self, model_id: str, factory: PluginFactory, *, origin: str = "built-in", family: ModelFamily | None = None, folder: Path | None = None
+    ) -> None:
+        """Add a model id; ``folder`` (a model folder behind it) lets listings read its card without loading weights."""
         if model_id in self._factories:
             raise MedSynthError(f"Two plugins claim the model id '{model_id}'.")
-        self._factories[model_id] = (factory, origin, family)
+        self._factories[model_id] = (factory, origin, family, folder)
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
         """Add every installed family (MedSynth's own too) and single-model plugin."""
@@ -104,14 +107,14 @@ class ModelRegistry:
         def role_of(family: ModelFamily | None) -> str:
             return family.capabilities.role if family is not None else "generator"
 
-        return sorted(model_id for model_id, (_, _, family) in self._factories.items() if role_of(family) == role)
+        return sorted(model_id for model_id, (_, _, family, _) in self._factories.items() if role_of(family) == role)
 
     def get(self, id_or_folder: str) -> Any:
         """The loaded model for a model id or a model folder (a path holding ``model.json``)."""
         if id_or_folder in self._instances:
             return self._instances[id_or_folder]
         if id_or_folder in self._factories:
-            factory, origin, family = self._factories[id_or_folder]
+            factory, origin, family, _ = self._factories[id_or_folder]
             plugin = factory()
             if family is None and not isinstance(plugin, ModelPlugin):
                 raise MedSynthError(f"The plugin for '{id_or_folder}' ({origin}) did not return a MedSynth model.")
@@ -147,28 +150,35 @@ class ModelRegistry:
         self._instances.pop(id_or_folder, None)
 
     def describe(self) -> list[dict[str, Any]]:
-        """One row per generator for ``medsynth models`` and ``GET /models``: card summary, family, capabilities."""
+        """One row per generator for ``medsynth models`` and ``GET /models``: card summary, family, capabilities.
+
+        Models with a folder are described from their card alone: listing never loads weights.
+        """
         rows = []
         for model_id in self.ids():
+            _, origin, family, folder = self._factories[model_id]
             try:
-                plugin = self.get(model_id)
+                if folder is not None:
+                    card, sha, origin = read_card(folder), None, origin
+                else:
+                    plugin = self.get(model_id)
+                    card, sha, origin = plugin.card, plugin.weights_sha256(), plugin.weights_origin
             except MedSynthError as exc:
                 rows.append({"id": model_id, "error": str(exc)})
                 continue
-            card, family = plugin.card, self._factories[model_id][2]
+            capabilities = family.capabilities.to_json() if family else {"dims": len(card.shape), "mask": False, "inpaint": False, "channel": None}
             rows.append(
                 {
                     "id": model_id,
                     "kind": card.kind,
                     "family": family.name if family else None,
-                    "capabilities": (family.capabilities.to_json() if family else {"dims": len(card.shape), "mask": plugin.supports_mask,
-                                                                                    "inpaint": False, "channel": None}),
+                    "capabilities": capabilities,
                     "channels": list(card.channels),
                     "shape": list(card.shape),
                     "spacing": list(card.spacing),
-                    "weights": plugin.weights_origin,
-                    "weights_sha256": plugin.weights_sha256(),
-                    "validity": (card.metrics or {}).get("validity") if hasattr(card, "metrics") else None,
+                    "weights": origin,
+                    "weights_sha256": sha if sha is not None else str(card.weights.get("sha256", "")),
+                    "validity": card.metrics.get("validity"),
                 }
             )
         for name, reason in sorted(self.broken.items()):
