@@ -67,3 +67,13 @@ def test_a_restart_interrupts_running_jobs_and_keeps_finished_ones(tmp_path, reg
     finally:
         runner.shutdown()
         store.close()
+
+
+def test_submit_never_loads_a_model_and_the_models_limits_fail_the_job(runner):
+    """A model loads when its job starts, in the job's lane, not in the submitting (HTTP request) thread."""
+    job = runner.submit("generate", {**TINY, "shape": 2})
+    assert runner.cache.loads == 0 and runner.cache.loaded() == []
+    done = _wait(runner, job["id"])
+    assert done["state"] == "failed" and "phantom makes grids of" in done["error"]
+    assert runner.cache.loads == 1
+    assert not list((runner.jobs_dir / job["id"]).glob("output*")), "a refused grid writes nothing"

@@ -17,7 +17,7 @@ import secrets
 import socket
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,7 +31,8 @@ from MedSynthLib.launcher import TOKEN_FILE_NAME, default_state_dir
 from . import __version__
 from .errors import MedSynthError
 from .jobs.paths import safe_join
-from .jobs.store import JobConflict, JobNotFound
+from .jobs.spec import Conflict, Forbidden, Missing
+from .jobs.store import JobNotFound
 
 if TYPE_CHECKING:
     from .jobs.runner import JobRunner
@@ -47,20 +48,6 @@ class Health(BaseModel):
     status: Literal["ok"]
     version: str
     device: str
-
-
-class JobSubmission(BaseModel):
-    """``params`` are named as the ``medsynth`` command's options for that kind of job.
-
-    ``add-channel``: ``case``, ``channel`` (seg or ct), ``model``, ``out``, ``replace``, ``device``, ``amp``.
-    ``add-tumour``: ``case``, ``mask``, ``out``, ``model``, ``seed``, ``margin_mm``, ``steps``, ``device`` and
-    ``outline`` (the mask is one drawn region; the engine grows core, rim and oedema from it). ``generate`` also
-    takes ``mask`` and ``outline`` for mask-conditioned models.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    kind: Literal["generate", "finetune", "export", "add-channel", "add-tumour"]
-    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class Job(BaseModel):
@@ -89,15 +76,62 @@ _BEARER = HTTPBearer(auto_error=False, description="The token in the engine's to
 _ERRORS = {
     400: {"model": ErrorBody, "description": "The request cannot work (one sentence says why)"},
     401: {"model": ErrorBody, "description": "Missing or wrong bearer token"},
-    404: {"model": ErrorBody, "description": "No such job, model or file"},
-    409: {"model": ErrorBody, "description": "The job's state does not allow this"},
-    422: {"model": ErrorBody, "description": "Malformed request or parameter"},
+    403: {"model": ErrorBody, "description": "A path outside the folders this engine may use"},
+    404: {"model": ErrorBody, "description": "No such job, model, file, folder or data"},
+    409: {"model": ErrorBody, "description": (
+        "The request cannot work with the engine's files, jobs or devices as they are: an output that exists, "
+        "a job in another state, a device this machine lacks, a set without the channels asked for"
+    )},
+    422: {"model": ErrorBody, "description": "Malformed request or parameter (see the params schema of its kind)"},
 }
+#: Where a submitted job's id leads (OpenAPI links, which stateful API tests follow).
+_JOB_LINKS = {
+    name: {"operationId": operation, "parameters": {"job_id": "$response.body#/id"}}
+    for name, operation in (("GetJob", "getJob"), ("ListJobFiles", "listJobFiles"), ("CancelJob", "cancelJob"),
+                            ("ResumeJob", "resumeJob"))
+}
+
+
+class JobKindInfo(BaseModel):
+    """One job kind: the JSON Schema of its params (what the engine accepts), its lane and where it runs."""
+
+    summary: str
+    params_schema: dict[str, Any]
+    lane: Literal["kind", "device"] = Field(description="Jobs of one kind, or of one device, run one at a time")
+    runs_in: Literal["engine", "worker"]
+    resumable: bool
+
+
+class JobKinds(BaseModel):
+    kinds: dict[str, JobKindInfo]
+
+
+def submission_type() -> Any:
+    """``POST /jobs``'s body: ``{"kind": ..., "params": {...}}``, one member per job kind, discriminated by ``kind``."""
+    from pydantic import create_model
+
+    from .jobs.kinds import job_kinds
+
+    members = []
+    for kind in job_kinds().values():
+        try:
+            kind.params.model_validate({})
+            params_field: Any = Field(default_factory=kind.params)
+        except ValidationError:
+            params_field = ...
+        title = "".join(part.title() for part in kind.name.split("-"))
+        members.append(create_model(
+            f"{title}Job", __config__=ConfigDict(extra="forbid"), __doc__=kind.summary,
+            kind=(Literal[kind.name], ...), params=(kind.params, params_field),
+        ))
+    return Annotated[Union[tuple(members)], Field(discriminator="kind")]  # noqa: UP007 (a runtime tuple of members)
 
 
 def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
     """The FastAPI application serving ``runner``; ``token`` guards every route but /health."""
-    from .jobs.params import validation_sentence
+    from fastapi import Body
+
+    from .jobs.schema import validation_sentence
 
     def authorised(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> None:
         if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), token.encode()):
@@ -132,7 +166,7 @@ def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
 
     @app.exception_handler(MedSynthError)
     async def _refused(request: Request, exc: MedSynthError) -> JSONResponse:
-        status = 404 if isinstance(exc, JobNotFound) else 409 if isinstance(exc, JobConflict) else 400
+        status = 403 if isinstance(exc, Forbidden) else 404 if isinstance(exc, Missing) else 409 if isinstance(exc, Conflict) else 400
         return JSONResponse({"error": str(exc)}, status_code=status)
 
     @app.exception_handler(StarletteHTTPException)
@@ -140,9 +174,10 @@ def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
         message = exc.detail if isinstance(exc.detail, str) else "The request was refused."
         if exc.status_code == 404 and message == "Not Found":
             message = f"There is no endpoint {request.method} {request.url.path}; see /openapi.json."
-        elif exc.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path}; see /openapi.json."
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}; see /openapi.json."
+            headers = {"Allow": ", ".join(_allowed_methods(app, request.url.path))}
         return JSONResponse({"error": message}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(Exception)
@@ -158,7 +193,10 @@ def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
     def openapi() -> dict[str, Any]:
         return app.openapi()
 
-    @app.get("/models", dependencies=auth, responses=_ERRORS, summary="Models this engine can run")
+    @app.get("/models", dependencies=auth, summary="Models this engine can run", operation_id="listModels", responses={
+        **_ERRORS, 200: {"description": "One row per model", "links": {"GetModel": {
+            "operationId": "getModel", "parameters": {"model_id": "$response.body#/0/id"}}}},
+    })
     def models() -> list[dict[str, Any]]:
         return runner.cache.describe()
 
@@ -171,34 +209,48 @@ def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
             return []
         return listed()
 
-    @app.get("/models/{model_id}", dependencies=auth, responses=_ERRORS, summary="One model's card")
+    @app.get("/models/{model_id}", dependencies=auth, responses=_ERRORS, summary="One model's card", operation_id="getModel")
     def model(model_id: str) -> dict[str, Any]:
         if model_id not in runner.registry.ids():
             raise JobNotFound(f"There is no model '{model_id}'; GET /models lists them.")
         plugin = runner.cache.get(model_id)
         return {**plugin.card.to_dict(), "weights_origin": plugin.weights_origin, "weights_sha256": plugin.weights_sha256()}
 
-    @app.post("/jobs", dependencies=auth, response_model=Job, status_code=201, responses=_ERRORS, summary="Submit a job")
-    def submit(submission: JobSubmission) -> dict[str, Any]:
+    def submit(submission) -> dict[str, Any]:
         return runner.submit(submission.kind, submission.params)
 
-    @app.get("/jobs", dependencies=auth, response_model=list[Job], responses=_ERRORS, summary="All jobs, newest first")
+    submit.__annotations__["submission"] = Annotated[submission_type(), Body()]
+    app.post(
+        "/jobs", dependencies=auth, response_model=Job, status_code=201, operation_id="submitJob", summary="Submit a job",
+        responses={**_ERRORS, 201: {"description": "The job, queued", "links": _JOB_LINKS}},
+        description="The params of each kind are named as the `medsynth` command's options; GET /job-kinds serves "
+                    "their schemas. A model's own limits (channels, grid, mask) are checked when the job starts.",
+    )(submit)
+
+    @app.get("/job-kinds", dependencies=auth, response_model=JobKinds, responses=_ERRORS, operation_id="jobKinds",
+             summary="The kinds of job, with the schema of their params")
+    def kinds() -> dict[str, Any]:
+        return {"kinds": {name: kind.describe() for name, kind in runner.kinds.items()}}
+
+    @app.get("/jobs", dependencies=auth, response_model=list[Job], operation_id="listJobs", responses=_ERRORS, summary="All jobs, newest first")
     def jobs() -> list[dict[str, Any]]:
         return runner.store.list()
 
-    @app.get("/jobs/{job_id}", dependencies=auth, response_model=Job, responses=_ERRORS, summary="One job")
+    @app.get("/jobs/{job_id}", dependencies=auth, operation_id="getJob", response_model=Job, responses=_ERRORS, summary="One job")
     def job(job_id: str) -> dict[str, Any]:
         return runner.get(job_id)
 
-    @app.post("/jobs/{job_id}/cancel", dependencies=auth, response_model=Job, responses=_ERRORS, summary="Cancel a job")
+    @app.post("/jobs/{job_id}/cancel", dependencies=auth, operation_id="cancelJob", response_model=Job, responses=_ERRORS, summary="Cancel a job")
     def cancel(job_id: str) -> dict[str, Any]:
         return runner.cancel(job_id)
 
-    @app.post("/jobs/{job_id}/resume", dependencies=auth, response_model=Job, responses=_ERRORS, summary="Resume a fine-tune")
+    @app.post("/jobs/{job_id}/resume", dependencies=auth, operation_id="resumeJob", response_model=Job, responses=_ERRORS, summary="Resume a fine-tune")
     def resume(job_id: str) -> dict[str, Any]:
         return runner.resume(job_id)
 
-    @app.get("/jobs/{job_id}/files", dependencies=auth, responses=_ERRORS, summary="Relative paths of a job's outputs")
+    @app.get("/jobs/{job_id}/files", dependencies=auth, operation_id="listJobFiles", summary="Relative paths of a job's outputs",
+             responses={**_ERRORS, 200: {"description": "The paths", "links": {"GetJobFile": {"operationId": "getJobFile",
+                        "parameters": {"job_id": "$request.path.job_id", "path": "$response.body#/0"}}}}})
     def files(job_id: str) -> list[str]:
         root = Path(runner.get(job_id)["output_dir"])
         if not root.is_dir():
@@ -212,6 +264,7 @@ def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
     @app.get(
         "/jobs/{job_id}/files/{path:path}",
         dependencies=auth,
+        operation_id="getJobFile",
         responses={**_ERRORS, 200: {"content": {"application/octet-stream": {}}, "description": "The file"}},
         response_class=FileResponse,
         summary="Download one output file",
@@ -228,20 +281,36 @@ def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
 
 
 def _request_sentence(exc: RequestValidationError) -> str:
+    """One sentence for a malformed request: about ``kind`` and the body, or about one of the kind's params."""
+    from .jobs.kinds import job_kinds
+    from .jobs.schema import validation_sentence
+
     errors = exc.errors()
     if not errors:
         return "The request is not valid."
     error = errors[0]
-    loc = [str(p) for p in error.get("loc", ()) if p not in ("body",)]
-    where = ".".join(loc) or "body"
-    if error.get("type") == "json_invalid":
+    kind = error.get("type")
+    loc = tuple(error.get("loc", ()))
+    if kind == "json_invalid":
         return "The request body is not valid JSON."
-    if error.get("type") == "missing":
-        return f"The field '{where}' is required."
-    if error.get("type") == "extra_forbidden":
-        return f"Unknown field '{where}'; a job is {{\"kind\": ..., \"params\": {{...}}}}."
-    message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
-    return f"The field '{where}' is not valid: {message}."
+    if kind in ("union_tag_not_found", "union_tag_invalid"):
+        verb = "is required" if kind == "union_tag_not_found" else "is not valid"
+        return f"The field 'kind' {verb}; use one of {', '.join(job_kinds())}."
+    if loc[:1] == ("body",) and len(loc) >= 3 and loc[2] == "params" and len(loc) > 3:
+        return validation_sentence(exc, skip=3)
+    if kind == "extra_forbidden":
+        return f"Unknown field '{loc[-1]}'; a job is {{\"kind\": ..., \"params\": {{...}}}}."
+    return validation_sentence(exc, what="field", skip=2 if loc[:1] == ("body",) else 1)
+
+
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods some route serves at ``path`` (a 405's ``Allow``): routes of one path are separate objects."""
+    methods: set[str] = set()
+    for route in app.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 # -- the serve command --------------------------------------------------------------------------------------
