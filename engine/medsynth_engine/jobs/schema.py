@@ -10,14 +10,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from MedSynthLib.conventions import ALL_CHANNELS
 
 __all__ = [
-    "JobParams", "PathText", "DeviceName", "ChannelList", "OptionalChannelList", "Triple", "validation_sentence",
+    "JobParams", "MAX_SEED", "PathText", "DeviceName", "ChannelList", "OptionalChannelList", "Triple", "validation_sentence",
 ]
 
+#: Seeds stay below 2**53: JSON numbers beyond it are not exact in every client (JavaScript, float parsers).
+MAX_SEED = 2**53 - 1
 _PATH_PATTERN = r"^(/|~(/|$))[^\x00]*$"
 _DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:[0-9]{1,3})?)$"
 _CHANNEL = "(" + "|".join(sorted(ALL_CHANNELS, key=len, reverse=True)) + ")"
@@ -28,6 +30,20 @@ class JobParams(BaseModel):
     """Base of every kind's params: unknown names are refused (a typo never silently becomes a default)."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _json_integers(cls, data: Any) -> Any:
+        """``210.0`` is an integer in JSON Schema (and in JavaScript clients): take it as 210."""
+        return {k: _integral(v) for k, v in data.items()} if isinstance(data, dict) else data
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
 
 
 def _absolute(value: str) -> str:

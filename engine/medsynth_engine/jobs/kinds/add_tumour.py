@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from ..schema import DeviceName, JobParams, PathText
+from ..schema import MAX_SEED, DeviceName, JobParams, PathText
 from ..spec import Conflict, JobKind, Missing, PrepareContext, Prepared, RunContext, request_fields
 
 __all__ = ["AddTumourParams", "KIND"]
@@ -24,7 +24,7 @@ class AddTumourParams(JobParams):
     mask: PathText
     out: PathText | None = None
     model: str = Field("ldm3d-phantom", min_length=1, max_length=4096)
-    seed: int = Field(0, ge=0, lt=2**62)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     margin_mm: float = Field(8.0, gt=0, le=50)
     steps: int | None = Field(None, ge=1, le=1000)
     device: DeviceName | None = None

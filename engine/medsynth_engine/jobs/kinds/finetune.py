@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ...errors import MedSynthError
-from ..schema import DeviceName, JobParams, OptionalChannelList, PathText
+from ..schema import MAX_SEED, DeviceName, JobParams, OptionalChannelList, PathText
 from ..spec import Conflict, JobKind, JobStopped, Missing, PrepareContext, Prepared, RunContext, request_fields
 
 __all__ = ["FinetuneParams", "KIND", "finetune_fields", "has_checkpoint"]
@@ -36,7 +36,7 @@ class FinetuneParams(JobParams):
     device: DeviceName | None = None
     checkpoint_every: int | None = Field(None, ge=1, le=10_000_000)
     freeze_stages: int | None = Field(None, ge=0, le=64)
-    seed: int | None = Field(None, ge=0, lt=2**62)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
     spacing: float | None = Field(None, ge=0.25, le=20)
     width: int | None = Field(None, ge=1, le=4096)
     augment: bool | None = None

@@ -16,7 +16,7 @@ from pydantic import Field
 from ...errors import MedSynthError
 from ...export import SetWriter
 from ...generate import MAX_CASES, GenerateRequest, generate_set
-from ..schema import ChannelList, DeviceName, JobParams, PathText, Triple
+from ..schema import MAX_SEED, ChannelList, DeviceName, JobParams, PathText, Triple
 from ..spec import JobKind, JobStopped, PrepareContext, Prepared, RunContext
 
 __all__ = ["GenerateParams", "KIND"]
@@ -27,7 +27,7 @@ class GenerateParams(JobParams):
 
     model: str = Field("phantom", min_length=1, max_length=4096)
     n: int = Field(1, ge=1, le=MAX_CASES)
-    seed: int = Field(0, ge=0, lt=2**63)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     channels: ChannelList = ["t1", "t1ce", "t2", "flair", "seg"]
     layout: Literal["brats", "nnunet"] = "brats"
     shape: Triple(int, ge=1, le=4096) = None
