@@ -54,6 +54,7 @@ def test_a_restart_interrupts_running_jobs_and_keeps_finished_ones(tmp_path, reg
     (tmp_path / ".a.partial-0000").mkdir()
     done = store.create("generate", {}, tmp_path / "b")
     store.update(done["id"], state="succeeded", progress=1.0)
+    unknown = store.create("teleport", {}, tmp_path / "c")  # queued by an engine with a kind this one lacks
     store.close()
 
     shared = ModelRegistry()
@@ -64,6 +65,7 @@ def test_a_restart_interrupts_running_jobs_and_keeps_finished_ones(tmp_path, reg
         assert runner.get(running["id"])["state"] == "interrupted"
         assert not (tmp_path / ".a.partial-0000").exists(), "partial output of an interrupted generate is removed"
         assert runner.get(done["id"])["state"] == "succeeded" and runner.get(done["id"])["progress"] == 1.0
+        assert runner.get(unknown["id"])["state"] == "failed" and "cannot run teleport jobs" in runner.get(unknown["id"])["error"]
     finally:
         runner.shutdown()
         store.close()

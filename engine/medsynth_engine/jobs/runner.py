@@ -258,7 +258,8 @@ class JobRunner:
             if pid is not None:
                 kill_stale_worker(pid, started, self.cancel_grace)
             job = self.store.get(job_id)
-            if self._kind(job["kind"]).runs_in == "engine":
+            spec = self.kinds.get(job["kind"])
+            if spec is not None and spec.runs_in == "engine":
                 _remove_partials(Path(job["output_dir"]))
             self.store.update(
                 job_id,
@@ -269,7 +270,11 @@ class JobRunner:
             )
         for job_id in self.store.ids_in_state("queued"):
             job = self.store.get(job_id)
-            self._lanes[job_id] = self._kind(job["kind"]).lane(job["params"])
+            if job["kind"] not in self.kinds:  # queued by an engine version with more kinds
+                self.store.update(job_id, state="failed", message="Failed.",
+                                  error=f"This engine cannot run {job['kind']} jobs; start the engine version that queued it.")
+                continue
+            self._lanes[job_id] = self.kinds[job["kind"]].lane(job["params"])
             self._queue.append(job_id)
 
 
