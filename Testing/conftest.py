@@ -1,4 +1,4 @@
-"""Shared fixtures: small phantom sets made in-process (no downloads), cached for the whole session."""
+"""Shared fixtures: small phantom sets made in-process (no downloads), and one engine process, for the whole session."""
 
 from __future__ import annotations
 
@@ -62,6 +62,28 @@ def make_phantom_set(tmp_path_factory, registry):
         return cache[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def allowed_root(tmp_path_factory) -> Path:
+    """Every folder the tests make lies under pytest's base temp folder; the shared engine may use it."""
+    return tmp_path_factory.getbasetemp().resolve()
+
+
+@pytest.fixture(scope="session")
+def engine(tmp_path_factory, allowed_root):
+    """One real engine for every suite that submits jobs (service, client); tests that kill or restart an
+    engine, or test starting one, start their own."""
+    from engine_process import start_engine, stop_engine
+
+    process = start_engine(tmp_path_factory.mktemp("engine-state"), allowed_root)
+    yield process
+    stop_engine(process)
+
+
+@pytest.fixture(scope="session")
+def client(engine):
+    return engine.client(timeout=60)
 
 
 @contextmanager

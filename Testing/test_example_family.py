@@ -99,6 +99,8 @@ def test_the_engine_and_the_panel_offer_it_and_its_finetune_job_takes_the_option
         rows = {row["id"]: row for row in client.models()}
         assert rows["wobble-constant"]["family"] == "wobble"
         assert "wobble-constant" in controller.generators()
+        finetune = client._json("GET", "/job-kinds")["kinds"]["finetune"]["params_schema"]
+        assert "wobble" in finetune["properties"] and finetune["properties"]["wobble"]["maximum"] == 100.0
         inputs = state / "inputs"
         shutil.copytree(data, inputs)  # the state folder is one the engine may read
         job = client.submit("finetune", {"model": "wobble", "data": str(inputs), "wobble": 0.0})

@@ -14,16 +14,6 @@ from MedSynthLib.launcher import EngineProcess
 MEDSYNTH = [sys.executable, "-m", "medsynth_engine.cli"]
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    allow = tmp_path_factory.getbasetemp().resolve()
-    process = EngineProcess.start(
-        sys.executable, state_dir=tmp_path_factory.mktemp("client-engine"), device="cpu", extra_args=["--allow-dir", str(allow)]
-    )
-    yield process
-    process.stop()
-
-
 def test_client_and_launcher_need_only_the_standard_library():
     code = "import sys, MedSynthLib.client, MedSynthLib.launcher; print(sorted({'torch', 'numpy', 'fastapi'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

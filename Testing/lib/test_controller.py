@@ -41,7 +41,7 @@ def wait_until_done(controller: PanelController, limit: float = 120.0) -> dict:
 def engine_controller(tmp_path_factory):
     state = tmp_path_factory.mktemp("engine-state")
     controller = PanelController()
-    controller.start_engine(sys.executable, str(state), device="cpu")
+    controller.start_engine(sys.executable, str(state), device="cpu", env=dict(os.environ))  # this checkout's engine
     yield controller
     controller.stop_engine(force=True)
 
@@ -208,7 +208,7 @@ def test_generate_through_the_engine_then_export(engine_controller, tmp_path):
 def test_engine_refusals_reach_the_panel_as_sentences(engine_controller, tmp_path):
     with pytest.raises(EngineError, match="outside the folders") as refused:
         engine_controller.export(out="/proc/medsynth-export", layout="brats", channels="t1", source=tmp_path)
-    assert refused.value.status == 400
+    assert refused.value.status == 403
     assert not engine_controller.tracker.active and engine_controller.view().enabled["generate"]
 
 
@@ -240,7 +240,7 @@ def test_channel_tools_say_which_model_is_missing(engine_controller):
 
 def test_engine_dying_mid_job_is_reported_and_the_panel_recovers(tmp_path):
     controller = PanelController()
-    controller.start_engine(sys.executable, str(tmp_path / "state"), device="cpu")
+    controller.start_engine(sys.executable, str(tmp_path / "state"), device="cpu", env=dict(os.environ))
     try:
         controller.generate(model="phantom", count=50, seed=0, channels="t1,t2,seg", tumour=True, shape=24)
         engine = psutil.Process(controller.session.process.pid)

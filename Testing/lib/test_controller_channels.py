@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -20,7 +21,8 @@ from MedSynthLib.controller import (
 @pytest.fixture(scope="module")
 def controller(tmp_path_factory):
     controller = PanelController()
-    controller.start_engine(sys.executable, str(tmp_path_factory.mktemp("channels-engine")), device="cpu")
+    controller.start_engine(sys.executable, str(tmp_path_factory.mktemp("channels-engine")), device="cpu",
+                            env=dict(os.environ))  # keeps PYTHONPATH: this checkout's engine
     yield controller
     controller.stop_engine(force=True)
 

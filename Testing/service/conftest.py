@@ -1,29 +1,10 @@
-"""Real engine processes on loopback, started through MedSynthLib's launcher with this interpreter."""
+"""Service fixtures; the engine itself (``engine``, ``client``, ``allowed_root``) is Testing/conftest.py's, shared."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from service_helpers import start_engine, stop_engine
-
-
-@pytest.fixture(scope="session")
-def allowed_root(tmp_path_factory) -> Path:
-    """Every folder the tests make lies under pytest's base temp folder; engines may use it."""
-    return tmp_path_factory.getbasetemp().resolve()
-
-
-@pytest.fixture(scope="session")
-def engine(tmp_path_factory, allowed_root):
-    process = start_engine(tmp_path_factory.mktemp("engine-state"), allowed_root)
-    yield process
-    stop_engine(process)
-
-
-@pytest.fixture(scope="session")
-def client(engine):
-    return engine.client(timeout=60)
 
 
 @pytest.fixture(scope="session")

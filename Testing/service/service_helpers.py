@@ -2,41 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
+from engine_process import CANCEL_GRACE, start_engine, stop_engine
 
-from MedSynthLib.launcher import EngineProcess
-
-#: Seconds a cancelled fine-tune gets to write its checkpoint before its process tree is killed.
-CANCEL_GRACE = "3"
-
-
-def start_engine(state_dir: Path, allow: Path, *extra: str) -> EngineProcess:
-    return EngineProcess.start(
-        sys.executable,
-        state_dir=state_dir,
-        device="cpu",
-        extra_args=["--allow-dir", str(allow), "--cancel-grace", CANCEL_GRACE, *extra],
-        timeout=120,
-    )
-
-
-def stop_engine(engine: EngineProcess) -> None:
-    """Stop the engine and anything it started (workers run in their own sessions)."""
-    try:
-        children = psutil.Process(engine.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        children = []
-    engine.stop(timeout=15)
-    for child in children:
-        try:
-            child.kill()
-        except psutil.NoSuchProcess:
-            pass
+__all__ = ["CANCEL_GRACE", "start_engine", "stop_engine", "tiny_finetune", "wait_for"]
 
 
 def tiny_finetune(data: Path, out: Path | None = None, **extra) -> dict:

@@ -170,21 +170,27 @@ def test_export_job_audits_against_a_training_set_and_leaves_copies_out(client, 
         ({"params": {}}, 422, "kind"),
         ({"kind": "generate", "params": {"n": 0}}, 422, "'n'"),
         ({"kind": "generate", "params": {"n": "many"}}, 422, "'n'"),
+        ({"kind": "generate", "params": {"n": 1_000_001}}, 422, "'n'"),
         ({"kind": "generate", "params": {"colour": "red"}}, 422, "colour"),
-        ({"kind": "generate", "params": {"channels": "t1,t3"}}, 400, "t3"),
+        ({"kind": "generate", "colour": "red"}, 422, "colour"),
+        ({"kind": "generate", "params": {"channels": "t1,t3"}}, 422, "t3"),
         ({"kind": "generate", "params": {"shape": [24, 24]}}, 422, "shape"),
-        ({"kind": "generate", "params": {"shape": 4, "spacing": 6}}, 400, "grids"),
-        ({"kind": "generate", "params": {"model": "nonexistent"}}, 400, "nonexistent"),
-        ({"kind": "generate", "params": {"device": "tpu"}}, 400, "tpu"),
-        ({"kind": "generate", "params": {"out": "relative/folder"}}, 400, "absolute"),
-        ({"kind": "generate", "params": {"out": "/etc/medsynth-out"}}, 400, "outside"),
-        ({"kind": "generate", "params": {"layout": "nnunet", "channels": "t1"}}, 400, "seg"),
-        ({"kind": "export", "params": {}}, 400, "exactly one"),
-        ({"kind": "export", "params": {"source": "/etc"}}, 400, "outside"),
-        ({"kind": "export", "params": {"job": "job-000000000000"}}, 400, "no job"),
+        ({"kind": "generate", "params": {"model": "nonexistent"}}, 404, "nonexistent"),
+        ({"kind": "generate", "params": {"device": "tpu"}}, 422, "tpu"),
+        ({"kind": "generate", "params": {"out": "relative/folder"}}, 422, "absolute"),
+        ({"kind": "generate", "params": {"out": "/etc/medsynth-out"}}, 403, "outside"),
+        ({"kind": "generate", "params": {"layout": "nnunet", "channels": "t1"}}, 409, "seg"),
+        ({"kind": "export"}, 422, "'params' is required"),
+        ({"kind": "export", "params": {}}, 422, "exactly one"),
+        ({"kind": "export", "params": {"source": "/etc", "job": "job-000000000000"}}, 422, "exactly one"),
+        ({"kind": "export", "params": {"source": "/etc"}}, 403, "outside"),
+        ({"kind": "export", "params": {"job": "job-000000000000"}}, 404, "no job"),
         ({"kind": "export", "params": {"source": "/tmp", "audit_threshold": 2}}, 422, "audit_threshold"),
+        ({"kind": "add-channel"}, 422, "'params' is required"),
+        ({"kind": "add-channel", "params": {"case": "/etc", "channel": "pd"}}, 422, "channel"),
         ({"kind": "finetune", "params": {"model": "pgan3d"}}, 422, "data"),
-        ({"kind": "finetune", "params": {"model": "pgan3d", "data": "/etc"}}, 400, "outside"),
+        ({"kind": "finetune", "params": {"model": "pgan3d", "data": "/etc"}}, 403, "outside"),
+        ({"kind": "finetune", "params": {"model": "pgan3d", "data": "/etc", "resolution": 12}}, 422, "resolution"),
     ],
 )
 def test_bad_submissions_are_4xx_with_one_sentence(engine, token, body, status, words):
@@ -203,7 +209,7 @@ def test_out_folder_that_is_not_empty_is_refused(client, tmp_path):
     (tmp_path / "keep.txt").write_text("mine")
     with pytest.raises(EngineError) as info:
         client.submit("generate", {**TINY, "out": str(tmp_path)})
-    assert info.value.status == 400 and "not empty" in str(info.value)
+    assert info.value.status == 409 and "not empty" in str(info.value)
     assert (tmp_path / "keep.txt").read_text() == "mine"
 
 
@@ -223,6 +229,35 @@ def test_unknown_job_and_wrong_states(client, generated):
 def test_unknown_route_and_method_are_4xx(engine, token):
     assert _raw(engine, "GET", "/nowhere", token=token)[0] == 404
     assert _raw(engine, "DELETE", "/jobs", token=token)[0] == 405
+
+
+@pytest.mark.parametrize("method, path, allowed", [("DELETE", "/jobs", "GET, POST"), ("PUT", "/jobs/job-1/cancel", "POST")])
+def test_a_405_names_every_method_the_path_serves(engine, token, method, path, allowed):
+    request = urllib.request.Request(engine.url + path, method=method, headers={"Authorization": f"Bearer {token}"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=30)
+    assert info.value.code == 405 and info.value.headers["Allow"] == allowed
+
+
+def test_job_kinds_serve_the_schema_the_engine_checks(client):
+    kinds = client._json("GET", "/job-kinds")["kinds"]
+    assert list(kinds) == ["generate", "finetune", "export", "add-channel", "add-tumour"]
+    generate = kinds["generate"]
+    assert generate["params_schema"]["properties"]["n"]["maximum"] == 1_000_000 and generate["runs_in"] == "engine"
+    assert kinds["finetune"]["lane"] == "device" and kinds["finetune"]["resumable"]
+    assert kinds["export"]["params_schema"]["oneOf"] == [{"required": ["source"]}, {"required": ["job"]}]
+    assert {"case", "channel"} <= set(kinds["add-channel"]["params_schema"]["required"])
+
+
+def test_openapi_publishes_jobs_as_a_union_on_kind_with_links_to_the_job(client):
+    schema = client._json("GET", "/openapi.json")
+    post = schema["paths"]["/jobs"]["post"]
+    body = post["requestBody"]["content"]["application/json"]["schema"]
+    assert body["discriminator"]["propertyName"] == "kind" and len(body["oneOf"]) == 5
+    generate = schema["components"]["schemas"]["GenerateParams"]
+    assert generate["properties"]["out"]["anyOf"][0]["pattern"].startswith("^(/")
+    links = post["responses"]["201"]["links"]
+    assert {link["operationId"] for link in links.values()} == {"getJob", "listJobFiles", "cancelJob", "resumeJob"}
 
 
 @pytest.mark.parametrize(
@@ -267,4 +302,4 @@ def test_a_link_out_of_the_allowed_folders_is_refused_as_out(client, tmp_path):
     (tmp_path / "etc-link").symlink_to("/etc")
     with pytest.raises(EngineError) as info:
         client.submit("generate", {**TINY, "out": str(tmp_path / "etc-link" / "medsynth-set")})
-    assert info.value.status == 400 and "outside" in str(info.value)
+    assert info.value.status == 403 and "outside" in str(info.value)

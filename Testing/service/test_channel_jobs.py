@@ -44,16 +44,16 @@ def _refused(client, params: dict, status: int) -> str:
 
 
 def test_bad_add_channel_submissions_are_4xx_with_one_sentence(client, mr_case, tmp_path):
-    assert "outside the folders" in _refused(client, {"case": "/etc", "channel": "seg"}, 400)
-    assert "absolute" in _refused(client, {"case": "relative/case", "channel": "seg"}, 400)
-    assert "does not exist" in _refused(client, {"case": str(tmp_path / "nope"), "channel": "seg"}, 400)
+    assert "outside the folders" in _refused(client, {"case": "/etc", "channel": "seg"}, 403)
+    assert "absolute" in _refused(client, {"case": "relative/case", "channel": "seg"}, 422)
+    assert "does not exist" in _refused(client, {"case": str(tmp_path / "nope"), "channel": "seg"}, 404)
     assert "'channel'" in _refused(client, {"case": str(mr_case), "channel": "pd"}, 422)
     assert "'case'" in _refused(client, {"channel": "ct"}, 422)
     assert "colour" in _refused(client, {"case": str(mr_case), "channel": "ct", "colour": "red"}, 422)
-    assert "outside the folders" in _refused(client, {"case": str(mr_case), "channel": "ct", "out": "/etc/x"}, 400)
-    assert "tpu" in _refused(client, {"case": str(mr_case), "channel": "ct", "device": "tpu"}, 400)
+    assert "outside the folders" in _refused(client, {"case": str(mr_case), "channel": "ct", "out": "/etc/x"}, 403)
+    assert "tpu" in _refused(client, {"case": str(mr_case), "channel": "ct", "device": "tpu"}, 422)
     (mr_case / f"{mr_case.name}_ct.nii.gz").write_bytes(b"mine")
-    assert "already exists" in _refused(client, {"case": str(mr_case), "channel": "ct"}, 400)
+    assert "already exists" in _refused(client, {"case": str(mr_case), "channel": "ct"}, 409)
     assert (mr_case / f"{mr_case.name}_ct.nii.gz").read_bytes() == b"mine"
     assert not any(job["kind"] == "add-channel" and job["params"].get("case") == str(mr_case) for job in client.jobs())
 

@@ -54,6 +54,7 @@ def test_a_restart_interrupts_running_jobs_and_keeps_finished_ones(tmp_path, reg
     (tmp_path / ".a.partial-0000").mkdir()
     done = store.create("generate", {}, tmp_path / "b")
     store.update(done["id"], state="succeeded", progress=1.0)
+    unknown = store.create("teleport", {}, tmp_path / "c")  # queued by an engine with a kind this one lacks
     store.close()
 
     shared = ModelRegistry()
@@ -64,6 +65,17 @@ def test_a_restart_interrupts_running_jobs_and_keeps_finished_ones(tmp_path, reg
         assert runner.get(running["id"])["state"] == "interrupted"
         assert not (tmp_path / ".a.partial-0000").exists(), "partial output of an interrupted generate is removed"
         assert runner.get(done["id"])["state"] == "succeeded" and runner.get(done["id"])["progress"] == 1.0
+        assert runner.get(unknown["id"])["state"] == "failed" and "cannot run teleport jobs" in runner.get(unknown["id"])["error"]
     finally:
         runner.shutdown()
         store.close()
+
+
+def test_submit_never_loads_a_model_and_the_models_limits_fail_the_job(runner):
+    """A model loads when its job starts, in the job's lane, not in the submitting (HTTP request) thread."""
+    job = runner.submit("generate", {**TINY, "shape": 2})
+    assert runner.cache.loads == 0 and runner.cache.loaded() == []
+    done = _wait(runner, job["id"])
+    assert done["state"] == "failed" and "phantom makes grids of" in done["error"]
+    assert runner.cache.loads == 1
+    assert not list((runner.jobs_dir / job["id"]).glob("output*")), "a refused grid writes nothing"

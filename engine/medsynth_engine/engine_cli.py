@@ -1,7 +1,7 @@
 """The ``medsynth-engine`` command: the engine process's own entry point.
 
 ``medsynth-engine info`` prints one JSON object (version, device, models) so that a launcher can check
-an interpreter before relying on it. ``medsynth-engine serve`` runs the HTTP service (see ``server.py``).
+an interpreter before relying on it. ``medsynth-engine serve`` runs the HTTP service (``serve.py``, ``server.py``).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="print version, device and models as one JSON object")
     info.add_argument("--device", default=None)
     info.set_defaults(func=_cmd_info)
-    from .server import add_serve_parser
+    from .serve import add_serve_parser
 
     add_serve_parser(sub)
     return parser

@@ -1,23 +1,17 @@
-"""The engine's HTTP service: FastAPI on loopback, a bearer token, and the job API.
+"""The engine's HTTP application: FastAPI, a bearer token, and the job API (``serve.py`` runs it).
 
-``medsynth-engine serve`` binds the socket first (port 0 picks a free one), writes a fresh random token to
-``<state dir>/engine.token`` (mode 0600), prints ``{"url", "token_file", "pid"}`` as its first stdout line,
-then serves. Every endpoint but ``GET /health`` needs ``Authorization: Bearer <token>``. User errors are
-4xx ``{"error": "<one sentence>"}``.
+Every endpoint but ``GET /health`` needs ``Authorization: Bearer <token>``. User errors are
+4xx ``{"error": "<one sentence>"}``: 403 a path outside the allowed folders, 404 something that is not there,
+409 a request that cannot work with the engine's files, jobs or devices as they are, 422 a malformed one.
 """
 
 from __future__ import annotations
 
-import argparse
-import ipaddress
-import json
 import logging
-import os
 import secrets
-import socket
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,17 +20,16 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from MedSynthLib.launcher import TOKEN_FILE_NAME, default_state_dir
-
 from . import __version__
 from .errors import MedSynthError
 from .jobs.paths import safe_join
-from .jobs.store import JobConflict, JobNotFound
+from .jobs.spec import Conflict, Forbidden, Missing
+from .jobs.store import JobNotFound
 
 if TYPE_CHECKING:
     from .jobs.runner import JobRunner
 
-__all__ = ["create_app", "add_serve_parser", "serve"]
+__all__ = ["create_app", "submission_type"]
 
 
 class ErrorBody(BaseModel):
@@ -47,20 +40,6 @@ class Health(BaseModel):
     status: Literal["ok"]
     version: str
     device: str
-
-
-class JobSubmission(BaseModel):
-    """``params`` are named as the ``medsynth`` command's options for that kind of job.
-
-    ``add-channel``: ``case``, ``channel`` (seg or ct), ``model``, ``out``, ``replace``, ``device``, ``amp``.
-    ``add-tumour``: ``case``, ``mask``, ``out``, ``model``, ``seed``, ``margin_mm``, ``steps``, ``device`` and
-    ``outline`` (the mask is one drawn region; the engine grows core, rim and oedema from it). ``generate`` also
-    takes ``mask`` and ``outline`` for mask-conditioned models.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    kind: Literal["generate", "finetune", "export", "add-channel", "add-tumour"]
-    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class Job(BaseModel):
@@ -89,15 +68,62 @@ _BEARER = HTTPBearer(auto_error=False, description="The token in the engine's to
 _ERRORS = {
     400: {"model": ErrorBody, "description": "The request cannot work (one sentence says why)"},
     401: {"model": ErrorBody, "description": "Missing or wrong bearer token"},
-    404: {"model": ErrorBody, "description": "No such job, model or file"},
-    409: {"model": ErrorBody, "description": "The job's state does not allow this"},
-    422: {"model": ErrorBody, "description": "Malformed request or parameter"},
+    403: {"model": ErrorBody, "description": "A path outside the folders this engine may use"},
+    404: {"model": ErrorBody, "description": "No such job, model, file, folder or data"},
+    409: {"model": ErrorBody, "description": (
+        "The request cannot work with the engine's files, jobs or devices as they are: an output that exists, "
+        "a job in another state, a device this machine lacks, a set without the channels asked for"
+    )},
+    422: {"model": ErrorBody, "description": "Malformed request or parameter (see the params schema of its kind)"},
 }
+#: Where a submitted job's id leads (OpenAPI links, which stateful API tests follow).
+_JOB_LINKS = {
+    name: {"operationId": operation, "parameters": {"job_id": "$response.body#/id"}}
+    for name, operation in (("GetJob", "getJob"), ("ListJobFiles", "listJobFiles"), ("CancelJob", "cancelJob"),
+                            ("ResumeJob", "resumeJob"))
+}
+
+
+class JobKindInfo(BaseModel):
+    """One job kind: the JSON Schema of its params (what the engine accepts), its lane and where it runs."""
+
+    summary: str
+    params_schema: dict[str, Any]
+    lane: Literal["kind", "device"] = Field(description="Jobs of one kind, or of one device, run one at a time")
+    runs_in: Literal["engine", "worker"]
+    resumable: bool
+
+
+class JobKinds(BaseModel):
+    kinds: dict[str, JobKindInfo]
+
+
+def submission_type() -> Any:
+    """``POST /jobs``'s body: ``{"kind": ..., "params": {...}}``, one member per job kind, discriminated by ``kind``."""
+    from pydantic import create_model
+
+    from .jobs.kinds import job_kinds
+
+    members = []
+    for kind in job_kinds().values():
+        try:
+            kind.params.model_validate({})
+            params_field: Any = Field(default_factory=kind.params)
+        except ValidationError:
+            params_field = ...
+        title = "".join(part.title() for part in kind.name.split("-"))
+        members.append(create_model(
+            f"{title}Job", __config__=ConfigDict(extra="forbid"), __doc__=kind.summary,
+            kind=(Literal[kind.name], ...), params=(kind.params, params_field),
+        ))
+    return Annotated[Union[tuple(members)], Field(discriminator="kind")]  # noqa: UP007 (a runtime tuple of members)
 
 
 def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
     """The FastAPI application serving ``runner``; ``token`` guards every route but /health."""
-    from .jobs.params import validation_sentence
+    from fastapi import Body
+
+    from .jobs.schema import validation_sentence
 
     def authorised(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> None:
         if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), token.encode()):
@@ -132,7 +158,7 @@ def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
 
     @app.exception_handler(MedSynthError)
     async def _refused(request: Request, exc: MedSynthError) -> JSONResponse:
-        status = 404 if isinstance(exc, JobNotFound) else 409 if isinstance(exc, JobConflict) else 400
+        status = 403 if isinstance(exc, Forbidden) else 404 if isinstance(exc, Missing) else 409 if isinstance(exc, Conflict) else 400
         return JSONResponse({"error": str(exc)}, status_code=status)
 
     @app.exception_handler(StarletteHTTPException)
@@ -140,9 +166,10 @@ def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
         message = exc.detail if isinstance(exc.detail, str) else "The request was refused."
         if exc.status_code == 404 and message == "Not Found":
             message = f"There is no endpoint {request.method} {request.url.path}; see /openapi.json."
-        elif exc.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path}; see /openapi.json."
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}; see /openapi.json."
+            headers = {"Allow": ", ".join(_allowed_methods(app, request.url.path))}
         return JSONResponse({"error": message}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(Exception)
@@ -158,7 +185,10 @@ def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
     def openapi() -> dict[str, Any]:
         return app.openapi()
 
-    @app.get("/models", dependencies=auth, responses=_ERRORS, summary="Models this engine can run")
+    @app.get("/models", dependencies=auth, summary="Models this engine can run", operation_id="listModels", responses={
+        **_ERRORS, 200: {"description": "One row per model", "links": {"GetModel": {
+            "operationId": "getModel", "parameters": {"model_id": "$response.body#/0/id"}}}},
+    })
     def models() -> list[dict[str, Any]]:
         return runner.cache.describe()
 
@@ -171,34 +201,48 @@ def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
             return []
         return listed()
 
-    @app.get("/models/{model_id}", dependencies=auth, responses=_ERRORS, summary="One model's card")
+    @app.get("/models/{model_id}", dependencies=auth, responses=_ERRORS, summary="One model's card", operation_id="getModel")
     def model(model_id: str) -> dict[str, Any]:
         if model_id not in runner.registry.ids():
             raise JobNotFound(f"There is no model '{model_id}'; GET /models lists them.")
         plugin = runner.cache.get(model_id)
         return {**plugin.card.to_dict(), "weights_origin": plugin.weights_origin, "weights_sha256": plugin.weights_sha256()}
 
-    @app.post("/jobs", dependencies=auth, response_model=Job, status_code=201, responses=_ERRORS, summary="Submit a job")
-    def submit(submission: JobSubmission) -> dict[str, Any]:
+    def submit(submission) -> dict[str, Any]:
         return runner.submit(submission.kind, submission.params)
 
-    @app.get("/jobs", dependencies=auth, response_model=list[Job], responses=_ERRORS, summary="All jobs, newest first")
+    submit.__annotations__["submission"] = Annotated[submission_type(), Body()]
+    app.post(
+        "/jobs", dependencies=auth, response_model=Job, status_code=201, operation_id="submitJob", summary="Submit a job",
+        responses={**_ERRORS, 201: {"description": "The job, queued", "links": _JOB_LINKS}},
+        description="The params of each kind are named as the `medsynth` command's options; GET /job-kinds serves "
+                    "their schemas. A model's own limits (channels, grid, mask) are checked when the job starts.",
+    )(submit)
+
+    @app.get("/job-kinds", dependencies=auth, response_model=JobKinds, responses=_ERRORS, operation_id="jobKinds",
+             summary="The kinds of job, with the schema of their params")
+    def kinds() -> dict[str, Any]:
+        return {"kinds": {name: kind.describe() for name, kind in runner.kinds.items()}}
+
+    @app.get("/jobs", dependencies=auth, response_model=list[Job], operation_id="listJobs", responses=_ERRORS, summary="All jobs, newest first")
     def jobs() -> list[dict[str, Any]]:
         return runner.store.list()
 
-    @app.get("/jobs/{job_id}", dependencies=auth, response_model=Job, responses=_ERRORS, summary="One job")
+    @app.get("/jobs/{job_id}", dependencies=auth, operation_id="getJob", response_model=Job, responses=_ERRORS, summary="One job")
     def job(job_id: str) -> dict[str, Any]:
         return runner.get(job_id)
 
-    @app.post("/jobs/{job_id}/cancel", dependencies=auth, response_model=Job, responses=_ERRORS, summary="Cancel a job")
+    @app.post("/jobs/{job_id}/cancel", dependencies=auth, operation_id="cancelJob", response_model=Job, responses=_ERRORS, summary="Cancel a job")
     def cancel(job_id: str) -> dict[str, Any]:
         return runner.cancel(job_id)
 
-    @app.post("/jobs/{job_id}/resume", dependencies=auth, response_model=Job, responses=_ERRORS, summary="Resume a fine-tune")
+    @app.post("/jobs/{job_id}/resume", dependencies=auth, operation_id="resumeJob", response_model=Job, responses=_ERRORS, summary="Resume a fine-tune")
     def resume(job_id: str) -> dict[str, Any]:
         return runner.resume(job_id)
 
-    @app.get("/jobs/{job_id}/files", dependencies=auth, responses=_ERRORS, summary="Relative paths of a job's outputs")
+    @app.get("/jobs/{job_id}/files", dependencies=auth, operation_id="listJobFiles", summary="Relative paths of a job's outputs",
+             responses={**_ERRORS, 200: {"description": "The paths", "links": {"GetJobFile": {"operationId": "getJobFile",
+                        "parameters": {"job_id": "$request.path.job_id", "path": "$response.body#/0"}}}}})
     def files(job_id: str) -> list[str]:
         root = Path(runner.get(job_id)["output_dir"])
         if not root.is_dir():
@@ -212,6 +256,7 @@ def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
     @app.get(
         "/jobs/{job_id}/files/{path:path}",
         dependencies=auth,
+        operation_id="getJobFile",
         responses={**_ERRORS, 200: {"content": {"application/octet-stream": {}}, "description": "The file"}},
         response_class=FileResponse,
         summary="Download one output file",
@@ -228,153 +273,33 @@ def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
 
 
 def _request_sentence(exc: RequestValidationError) -> str:
+    """One sentence for a malformed request: about ``kind`` and the body, or about one of the kind's params."""
+    from .jobs.kinds import job_kinds
+    from .jobs.schema import validation_sentence
+
     errors = exc.errors()
     if not errors:
         return "The request is not valid."
     error = errors[0]
-    loc = [str(p) for p in error.get("loc", ()) if p not in ("body",)]
-    where = ".".join(loc) or "body"
-    if error.get("type") == "json_invalid":
+    kind = error.get("type")
+    loc = tuple(error.get("loc", ()))
+    if kind == "json_invalid":
         return "The request body is not valid JSON."
-    if error.get("type") == "missing":
-        return f"The field '{where}' is required."
-    if error.get("type") == "extra_forbidden":
-        return f"Unknown field '{where}'; a job is {{\"kind\": ..., \"params\": {{...}}}}."
-    message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
-    return f"The field '{where}' is not valid: {message}."
+    if kind in ("union_tag_not_found", "union_tag_invalid"):
+        verb = "is required" if kind == "union_tag_not_found" else "is not valid"
+        return f"The field 'kind' {verb}; use one of {', '.join(job_kinds())}."
+    if loc[:1] == ("body",) and len(loc) >= 3 and loc[2] == "params" and len(loc) > 3:
+        return validation_sentence(exc, skip=3)
+    if kind == "extra_forbidden":
+        return f"Unknown field '{loc[-1]}'; a job is {{\"kind\": ..., \"params\": {{...}}}}."
+    return validation_sentence(exc, what="field", skip=2 if loc[:1] == ("body",) else 1)
 
 
-# -- the serve command --------------------------------------------------------------------------------------
-
-
-def add_serve_parser(sub: argparse._SubParsersAction) -> None:
-    serve_parser = sub.add_parser("serve", help="run the HTTP engine (prints one JSON line with its address)")
-    serve_parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, loopback only)")
-    serve_parser.add_argument("--port", type=int, default=0, help="port (default 0: any free port)")
-    serve_parser.add_argument("--state-dir", type=Path, default=None, help="jobs, token and logs (default ~/.medsynth/engine)")
-    serve_parser.add_argument("--device", default=None, help="default device for jobs: auto, cpu, cuda, cuda:N, mps")
-    serve_parser.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address")
-    serve_parser.add_argument(
-        "--allow-dir", type=Path, action="append", default=None,
-        help="folder jobs may read and write (repeatable; default: your home; the state folder always)",
-    )
-    serve_parser.add_argument("--max-models", type=int, default=2, help="models kept warm in memory (default 2)")
-    serve_parser.add_argument(
-        "--model-memory-mb", type=int, default=None,
-        help="memory the warm models may hold (default: a quarter of this machine's RAM); the newest always stays",
-    )
-    serve_parser.add_argument("--cancel-grace", type=float, default=5.0, help="seconds a cancelled worker gets to checkpoint")
-    serve_parser.set_defaults(func=serve)
-
-
-def serve(args: argparse.Namespace) -> int:
-    """Run the engine until SIGTERM or Ctrl-C."""
-    host = args.host
-    if not _is_loopback(host) and not args.allow_remote:
-        raise MedSynthError(f"Refusing to listen on {host}, which is not a loopback address; add --allow-remote to serve other machines.")
-    if not 0 <= args.port <= 65535:
-        raise MedSynthError(f"The port must be 0 to 65535, not {args.port}.")
-    if args.max_models < 1:
-        raise MedSynthError("--max-models must be at least 1.")
-    if args.model_memory_mb is not None and args.model_memory_mb < 1:
-        raise MedSynthError("--model-memory-mb must be at least 1.")
-    state_dir = (args.state_dir or default_state_dir()).expanduser().resolve()
-    try:
-        if not state_dir.exists():
-            state_dir.mkdir(parents=True)
-            state_dir.chmod(0o700)  # job records, logs and models trained on local data are this user's only
-    except OSError as exc:
-        raise MedSynthError(f"Cannot create the state folder {state_dir} ({exc.strerror or exc}).") from None
-    lock = _lock_state_dir(state_dir)
-    import psutil
-    import uvicorn
-
-    from .device import select_device
-    from .jobs.paths import PathPolicy
-    from .jobs.runner import JobRunner
-    from .jobs.store import JobStore
-    from .registry import default_registry
-
-    device = select_device(args.device)
-    allowed = [state_dir, *(args.allow_dir if args.allow_dir else [Path.home()])]
-    for folder in allowed:
-        if not Path(folder).expanduser().is_dir():
-            raise MedSynthError(f"The allowed folder {folder} does not exist.")
-    store = JobStore(state_dir / "jobs.sqlite")
-    runner = JobRunner(
-        store,
-        state_dir / "jobs",
-        default_registry(),
-        PathPolicy(allowed),
-        default_device=args.device,
-        max_models=args.max_models,
-        max_model_bytes=(args.model_memory_mb << 20) if args.model_memory_mb else psutil.virtual_memory().total // 4,
-        cancel_grace=args.cancel_grace,
-    )
-    token = secrets.token_urlsafe(32)
-    token_file = state_dir / TOKEN_FILE_NAME
-    _write_private(token_file, token + "\n")
-    app = create_app(runner, token, str(device))
-    sock = _bind(host, args.port)
-    port = sock.getsockname()[1]
-    url_host = f"[{host}]" if ":" in host else host
-    print(json.dumps({"url": f"http://{url_host}:{port}", "token_file": str(token_file), "pid": os.getpid()}), flush=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2, lifespan="on")
-    try:
-        uvicorn.Server(config).run(sockets=[sock])
-    finally:
-        store.close()
-        lock.close()
-    return 0
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise MedSynthError(f"Cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host.") from None
-    sock.listen(128)
-    sock.set_inheritable(False)
-    return sock
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` readable by this user only (mode 0600), through a temporary name."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _lock_state_dir(state_dir: Path):
-    """Hold an exclusive lock on the state folder: two engines sharing one job store would corrupt each other's view."""
-    handle = open(state_dir / "engine.lock", "a+")
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks; one engine per state folder is then the user's duty
-        return handle
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        raise MedSynthError(f"Another engine is already using {state_dir}; stop it or choose another --state-dir.") from None
-    return handle
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods some route serves at ``path`` (a 405's ``Allow``): routes of one path are separate objects."""
+    methods: set[str] = set()
+    for route in app.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)

@@ -1,159 +1,17 @@
-"""The parameters each job kind takes, named as the ``medsynth`` command's options, checked on submission.
+"""The parameters each job kind takes, re-exported from their kind modules (``jobs/kinds/<kind>.py``).
 
-Unknown names and wrong types are refused with one sentence (HTTP 422), so a typo never silently becomes
-a default.
+Each kind owns its params; this module keeps the names importable from one place for older callers.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
-
-from ..generate import MAX_CASES
-from ..registry import ModelRegistry
-from ..training.request import family_options
+from .kinds.add_channel import AddChannelParams
+from .kinds.add_tumour import AddTumourParams
+from .kinds.export import ExportParams
+from .kinds.finetune import FinetuneParams
+from .kinds.generate import GenerateParams
+from .schema import validation_sentence
 
 __all__ = [
-    "GenerateParams", "FinetuneParams", "finetune_params_model", "ExportParams", "AddChannelParams", "AddTumourParams", "validation_sentence",
+    "GenerateParams", "FinetuneParams", "ExportParams", "AddChannelParams", "AddTumourParams", "validation_sentence",
 ]
-
-
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=(), strict=False)
-
-
-def _triple(value, kind: type, what: str):
-    if value is None:
-        return None
-    values = [value] * 3 if isinstance(value, int | float) else list(value)
-    if len(values) != 3:
-        raise ValueError(f"{what} needs one number or three (X, Y, Z)")
-    return [kind(v) for v in values]
-
-
-class GenerateParams(_Params):
-    """``medsynth generate``'s options; ``out`` defaults to the job's own folder."""
-
-    model: str = Field("phantom", min_length=1, max_length=4096)
-    n: int = Field(1, ge=1, le=MAX_CASES)
-    seed: int = Field(0, ge=0, lt=2**63)
-    channels: str | list[str] = "t1,t1ce,t2,flair,seg"
-    layout: Literal["brats", "nnunet"] = "brats"
-    shape: int | list[int] | None = None
-    spacing: float | list[float] | None = None
-    tumour: bool = True
-    device: str | None = Field(None, max_length=64)
-    out: str | None = Field(None, min_length=1, max_length=4096)
-    #: A tumour label map (BraTS codes) the generated case must follow; only mask-conditioned models take it.
-    mask: str | None = Field(None, min_length=1, max_length=4096)
-    #: The mask is one drawn region (any non-zero voxel); the engine turns it into core, rim and oedema first.
-    outline: bool = False
-
-    @field_validator("shape")
-    @classmethod
-    def _shape(cls, value):
-        values = _triple(value, int, "shape")
-        if values is not None and not all(1 <= v <= 4096 for v in values):
-            raise ValueError("each side must be 1 to 4096 voxels")
-        return values
-
-    @field_validator("spacing")
-    @classmethod
-    def _spacing(cls, value):
-        values = _triple(value, float, "spacing")
-        if values is not None and not all(0 < v <= 100 for v in values):
-            raise ValueError("each spacing must be above 0 and at most 100 mm")
-        return values
-
-
-class _SharedFinetuneParams(_Params):
-    """``medsynth finetune``'s shared options (``FinetuneRequest``'s fields); unset ones take its defaults."""
-
-    model: str = Field(min_length=1, max_length=4096)
-    data: str = Field(min_length=1, max_length=4096)
-    out: str | None = Field(None, min_length=1, max_length=4096)
-    channels: str | list[str] | None = None
-    resolution: int | None = Field(None, ge=4, le=1024)
-    steps: int | None = Field(None, ge=1, le=10_000_000)
-    batch_size: int | None = Field(None, ge=1, le=4096)
-    resume: bool = False
-    nproc: int | None = Field(None, ge=1, le=64)
-    skip_bad: bool | None = None
-    device: str | None = Field(None, max_length=64)
-    checkpoint_every: int | None = Field(None, ge=1, le=10_000_000)
-    seed: int | None = Field(None, ge=0, lt=2**62)
-    spacing: float | None = Field(None, gt=0, le=100)
-    width: int | None = Field(None, ge=1, le=4096)
-    amp: bool | None = None
-    log_every: int | None = Field(None, ge=1, le=10_000_000)
-    description: str | None = Field(None, max_length=4000)
-    licence: str | None = Field(None, max_length=1000)
-
-
-def finetune_params_model(registry: ModelRegistry | None = None) -> type[BaseModel]:
-    """The finetune job's params: the shared options plus every installed family's own, derived from its trainer."""
-    extra: dict[str, Any] = {}
-    for spec in family_options(registry):
-        bounds = {k: v for k, v in (("ge", spec.minimum), ("le", spec.maximum)) if v is not None}
-        kind: Any = Literal[tuple(spec.choices)] if spec.choices else spec.type
-        extra[spec.name] = (kind | None, Field(None, description=f"{', '.join(spec.families)}: {spec.help}", **bounds))
-    return create_model("FinetuneParams", __base__=_SharedFinetuneParams, __doc__=_SharedFinetuneParams.__doc__, **extra)
-
-
-FinetuneParams = finetune_params_model()
-
-
-class ExportParams(_Params):
-    """Re-write a set (``source`` folder, or the output of job ``job``) in another layout or channel subset."""
-
-    source: str | None = Field(None, min_length=1, max_length=4096)
-    job: str | None = Field(None, min_length=1, max_length=64)
-    out: str | None = Field(None, min_length=1, max_length=4096)
-    layout: Literal["brats", "nnunet"] = "brats"
-    channels: str | list[str] | None = None
-    audit_against: str | None = Field(None, min_length=1, max_length=4096)
-    audit_threshold: float = Field(0.5, gt=0.0, le=1.0)
-
-
-class AddChannelParams(_Params):
-    """``medsynth add-channel``'s options (the ``AddChannelRequest`` fields): add ``channel`` to the case ``case``."""
-
-    case: str = Field(min_length=1, max_length=4096)
-    channel: Literal["seg", "ct"]
-    model: str | None = Field(None, min_length=1, max_length=4096)
-    out: str | None = Field(None, min_length=1, max_length=4096)
-    replace: bool = False
-    device: str | None = Field(None, max_length=64)
-    amp: bool | None = None
-
-
-class AddTumourParams(_Params):
-    """``medsynth add-tumour``'s options (the ``AddTumourRequest`` fields) plus ``outline``.
-
-    ``outline``: the mask is one drawn region (any non-zero voxel), not BraTS codes; the engine turns it into a
-    tumour (necrotic core, enhancing rim, oedema) with ``tumour.structure_from_outline`` before adding it, so the
-    Slicer side never needs torch or the engine package. ``out`` defaults to the job's own folder.
-    """
-
-    case: str = Field(min_length=1, max_length=4096)
-    mask: str = Field(min_length=1, max_length=4096)
-    out: str | None = Field(None, min_length=1, max_length=4096)
-    model: str = Field("ldm3d-phantom", min_length=1, max_length=4096)
-    seed: int = Field(0, ge=0, lt=2**62)
-    margin_mm: float = Field(8.0, gt=0, le=50)
-    steps: int | None = Field(None, ge=1, le=1000)
-    device: str | None = Field(None, max_length=64)
-    outline: bool = False
-
-
-def validation_sentence(exc: ValidationError, what: str = "parameter") -> str:
-    """One sentence for the first problem pydantic found."""
-    error = exc.errors()[0]
-    loc = ".".join(str(p) for p in error.get("loc", ()) if not isinstance(p, int)) or "body"
-    if error.get("type") == "extra_forbidden":
-        return f"Unknown {what} '{loc}'; check its spelling against the documented names."
-    if error.get("type") == "missing":
-        return f"The {what} '{loc}' is required."
-    message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
-    return f"The {what} '{loc}' is not valid: {message}."

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from ..errors import MedSynthError
+from .spec import Forbidden
 
 __all__ = ["PathPolicy", "safe_join"]
 
@@ -20,7 +21,7 @@ class PathPolicy:
         self.allowed = [Path(p).expanduser().resolve() for p in allowed]
 
     def check(self, path: str | Path, what: str) -> Path:
-        """The absolute, resolved ``path`` if it lies under an allowed folder, else a MedSynthError."""
+        """The absolute, resolved ``path`` if it lies under an allowed folder, else Forbidden (or MedSynthError)."""
         if "\x00" in str(path):
             raise MedSynthError(f"The {what} path contains a NUL character.")
         given = Path(os.path.expanduser(str(path)))
@@ -29,7 +30,7 @@ class PathPolicy:
         resolved = given.resolve()
         if not any(resolved == root or resolved.is_relative_to(root) for root in self.allowed):
             roots = ", ".join(str(r) for r in self.allowed)
-            raise MedSynthError(f"The {what} path {resolved} is outside the folders this engine may use ({roots}).")
+            raise Forbidden(f"The {what} path {resolved} is outside the folders this engine may use ({roots}).")
         return resolved
 
 
@@ -38,9 +39,12 @@ def safe_join(root: Path, relative: str) -> Path:
     root = Path(root).resolve()
     if "\x00" in relative or relative.startswith(("/", "\\")) or Path(relative).is_absolute():
         raise MedSynthError("The file path must be relative to the job's output folder.")
-    target = (root / relative).resolve()
-    if not target.is_relative_to(root) or target == root:
-        raise MedSynthError("The file path leaves the job's output folder; only the job's own files can be fetched.")
-    if not target.is_file():
-        raise FileNotFoundError(relative)
+    try:
+        target = (root / relative).resolve()
+        if not target.is_relative_to(root) or target == root:
+            raise MedSynthError("The file path leaves the job's output folder; only the job's own files can be fetched.")
+        if not target.is_file():
+            raise FileNotFoundError(relative)
+    except OSError:  # a name too long for the file system, a loop of links: no such file either
+        raise FileNotFoundError(relative) from None
     return target

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MedSynthError
+from .spec import Conflict, Missing
 
 __all__ = ["JobStore", "JobNotFound", "JobConflict", "TERMINAL_STATES", "LOG_LINES"]
 
@@ -50,11 +51,11 @@ _COLUMNS = (
 )
 
 
-class JobNotFound(MedSynthError):
+class JobNotFound(Missing):
     """No such job (HTTP 404)."""
 
 
-class JobConflict(MedSynthError):
+class JobConflict(Conflict):
     """The job is in a state that does not allow the request (HTTP 409)."""
 
 

@@ -1,7 +1,8 @@
 """The child process that runs one long job: ``python -m medsynth_engine.jobs.worker JOB_DIR``.
 
-Fine-tune, export, add-channel and add-tumour jobs run here, each in its own process, so cancelling one kills
-its whole tree at once (a network forward pass cannot be interrupted from a thread).
+Every kind that ``runs_in="worker"`` (fine-tune, export, add-channel, add-tumour) runs here, each job in its
+own process, so cancelling one kills its whole tree at once (a network forward pass cannot be interrupted
+from a thread).
 
 It reads ``JOB_DIR/task.json`` (``{"kind", "params"}``) and reports on stdout, one JSON object per line:
 ``{"progress": {...}}``, ``{"log": "..."}``, then ``{"result": {...}}`` or ``{"error": "..."}``. SIGTERM,
@@ -17,7 +18,6 @@ import os
 import signal
 import sys
 import threading
-import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -44,107 +44,25 @@ def _watch_parent(stop: threading.Event) -> None:
             stop.set()
 
 
-def run_finetune_task(params: dict[str, Any], stop: threading.Event, job_dir: Path) -> dict[str, Any]:
-    from ..training.finetune import FinetuneRequest, run_finetune
-
-    request = FinetuneRequest.make(**finetune_fields(params))
-    if stop.is_set():  # cancelled while starting up: nothing to checkpoint yet
-        raise _Stopped
-
-    def progress(info: dict[str, Any]) -> None:
-        _emit({"progress": info})
-
-    folder = run_finetune(request, progress=progress, should_stop=stop.is_set)
-    return {"output_dir": str(folder), "stopped": stop.is_set()}
-
-
-def finetune_fields(params: dict[str, Any]) -> dict[str, Any]:
-    """FinetuneRequest keyword arguments from job parameters: unset ones left to its defaults, paths as Path.
-
-    Channels stay a string or list, which ``FinetuneRequest.validate`` parses (and checks).
-    """
-    fields = {k: v for k, v in params.items() if v is not None}
-    for name in ("data", "out"):
-        if name in fields:
-            fields[name] = Path(fields[name])
-    return fields
-
-
-def run_export_task(params: dict[str, Any], stop: threading.Event, job_dir: Path) -> dict[str, Any]:
-    from ..relayout import export_set
-
-    started = time.monotonic()
-
-    def progress(done: int, total: int) -> None:
-        _emit({"progress": {"step": done, "total": total, "message": f"case {done}/{total}"}})
-        if stop.is_set():
-            raise _Stopped
-
-    audit_against = Path(params["audit_against"]) if params.get("audit_against") else None
-    out = export_set(
-        Path(params["source"]), Path(params["out"]), layout=params["layout"], channels=params.get("channels"), progress=progress,
-        audit_against=audit_against, audit_threshold=params.get("audit_threshold", 0.5),
-    )
-    return {"output_dir": str(out), "seconds": round(time.monotonic() - started, 3)}
-
-
-def _fraction_progress(stop: threading.Event):
-    """A ``progress(fraction, message)`` callback that reports to the engine and stops at the next call after cancel."""
-
-    def progress(fraction: float, message: str) -> None:
-        _emit({"progress": {"fraction": float(fraction), "message": str(message)}})
-        if stop.is_set():
-            raise _Stopped
-
-    return progress
-
-
-def _request_fields(params: dict[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:
-    fields = {k: v for k, v in params.items() if v is not None}
-    for name in paths:
-        if name in fields:
-            fields[name] = Path(fields[name])
-    return fields
-
-
-def run_add_channel_task(params: dict[str, Any], stop: threading.Event, job_dir: Path) -> dict[str, Any]:
-    from ..addchannel import AddChannelRequest, add_channel
-
-    request = AddChannelRequest(**_request_fields(params, ("case", "out")))
-    return add_channel(request, progress=_fraction_progress(stop))
-
-
-def run_add_tumour_task(params: dict[str, Any], stop: threading.Event, job_dir: Path) -> dict[str, Any]:
-    from ..tumour import AddTumourRequest, add_tumour
-    from .masks import outline_to_tumour
-
-    fields = _request_fields(params, ("case", "mask", "out"))
-    if fields.pop("outline", False):
-        _emit({"log": "Turning the drawn outline into a tumour (core, rim, oedema)."})
-        fields["mask"] = outline_to_tumour(fields["mask"], job_dir / "tumour-mask.nii.gz")
-    return add_tumour(AddTumourRequest(**fields), progress=_fraction_progress(stop))
-
-
-class _Stopped(Exception):
-    pass
-
-
-TASKS = {
-    "finetune": run_finetune_task, "export": run_export_task,
-    "add-channel": run_add_channel_task, "add-tumour": run_add_tumour_task,
-}
-
-
 def main(argv: list[str] | None = None) -> int:
+    from .kinds import job_kinds
+    from .spec import JobStopped, RunContext
+
     argv = sys.argv[1:] if argv is None else argv
     job_dir = Path(argv[0])
     task = json.loads((job_dir / "task.json").read_text())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     threading.Thread(target=_watch_parent, args=(stop,), daemon=True).start()
+    context = RunContext(
+        job_dir=job_dir,
+        progress=lambda info: _emit({"progress": info}),
+        log=lambda line: _emit({"log": line}),
+        stopped=stop.is_set,
+    )
     try:
-        result = TASKS[task["kind"]](task["params"], stop, job_dir)
-    except _Stopped:
+        result = job_kinds()[task["kind"]].run(task["params"], context)
+    except JobStopped:
         _emit({"log": "Stopped on request."})
         return EXIT_STOPPED
     except MedSynthError as exc:

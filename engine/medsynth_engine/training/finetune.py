@@ -16,14 +16,14 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from ..contract import resolve_ref
+from ..contract import ModelFamily, resolve_ref
 from ..errors import MedSynthError
 from ..registry import ModelRegistry, default_registry
 from .checkpoint import CHECKPOINT_DIR, read_state
 from .losslog import LOSS_LOG
 from .request import FinetuneRequest, family_options
 
-__all__ = ["FinetuneRequest", "run_finetune", "ProgressCallback", "StopCallback", "family_options", "check_out", "apply_resume"]
+__all__ = ["FinetuneRequest", "run_finetune", "family_and_options", "ProgressCallback", "StopCallback", "family_options", "check_out", "apply_resume"]
 
 ProgressCallback = Callable[[dict], None]
 StopCallback = Callable[[], bool]
@@ -64,16 +64,8 @@ def apply_resume(request: FinetuneRequest, state: dict[str, Any], fixed_options:
     return resumed
 
 
-def run_finetune(
-    request: FinetuneRequest,
-    *,
-    progress: ProgressCallback | None = None,
-    should_stop: StopCallback | None = None,
-    registry: ModelRegistry | None = None,
-) -> Path:
-    """Train until ``request.steps`` or until ``should_stop()``; returns the model folder (never raises on stop)."""
-    request.validate()
-    registry = registry or default_registry()
+def family_and_options(request: FinetuneRequest, registry: ModelRegistry) -> tuple[ModelFamily, Any]:
+    """The family that trains ``request.model`` and its options dataclass, each option checked (one sentence if not)."""
     family = registry.family_for(str(request.model))
     if family.trainer is None:
         raise MedSynthError(f"The '{family.name}' model family does not train; choose one that does.")
@@ -88,4 +80,17 @@ def run_finetune(
         raise MedSynthError(f"Unknown training option {flag}.")
     options = family.trainer.parse(request.options, family.name)
     request.options = {k: v for k, v in request.options.items() if v is not None}
+    return family, options
+
+
+def run_finetune(
+    request: FinetuneRequest,
+    *,
+    progress: ProgressCallback | None = None,
+    should_stop: StopCallback | None = None,
+    registry: ModelRegistry | None = None,
+) -> Path:
+    """Train until ``request.steps`` or until ``should_stop()``; returns the model folder (never raises on stop)."""
+    request.validate()
+    family, options = family_and_options(request, registry or default_registry())
     return resolve_ref(family.trainer.train)(request, options, progress=progress, should_stop=should_stop)

@@ -1,0 +1,58 @@
+"""``add-channel`` jobs: ``medsynth add-channel`` (a seg or CT channel for a case) in a worker process."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from ..schema import DeviceName, JobParams, PathText
+from ..spec import Conflict, JobKind, Missing, PrepareContext, Prepared, RunContext, request_fields
+
+__all__ = ["AddChannelParams", "KIND"]
+
+
+class AddChannelParams(JobParams):
+    """``medsynth add-channel``'s options (the ``AddChannelRequest`` fields): add ``channel`` to the case ``case``."""
+
+    case: PathText
+    channel: Literal["seg", "ct"]
+    model: str | None = Field(None, min_length=1, max_length=4096)
+    out: PathText | None = None
+    replace: bool = False
+    device: DeviceName | None = None
+    amp: bool | None = None
+
+
+def prepare(params: AddChannelParams, ctx: PrepareContext) -> Prepared:
+    case = ctx.policy.check(params.case, "case")
+    if not case.exists():
+        raise Missing(f"The case {case} does not exist; give a case folder or a NIfTI file this engine may read.")
+    out = ctx.path(params.out, "out")
+    if case.is_dir() and not params.replace:
+        target = (out or case) / f"{case.name}_{params.channel}.nii.gz"
+        if target.exists():
+            raise Conflict(f"{target} already exists; add the channel with replace, or choose another out folder.")
+    model = params.model
+    if model is not None and Path(os.path.expanduser(model)).is_absolute():
+        model = str(ctx.policy.check(model, "model"))
+    stored = params.model_dump()
+    stored.update(case=str(case), out=str(out) if out else None, model=model, device=ctx.device(params.device))
+    return Prepared(stored, out or (case if case.is_dir() else case.parent))
+
+
+def run(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+    from ...addchannel import AddChannelRequest, add_channel
+
+    return add_channel(AddChannelRequest(**request_fields(params, ("case", "out"))), progress=ctx.fraction_progress())
+
+
+KIND = JobKind(
+    name="add-channel",
+    params=AddChannelParams,
+    prepare=prepare,
+    run=run,
+    summary="Add a segmentation (seg) or CT channel to a case with a channel model.",
+)

@@ -1,0 +1,97 @@
+"""``generate`` jobs: ``medsynth generate`` inside the engine, with the warm models (one at a time).
+
+Preparation checks what needs no model (paths, device, layout and target folder); whether the model can make
+the channels, grid or mask asked for is checked when the job starts, from its loaded plugin, before anything
+is written, so a request never waits for weights to load.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from ...errors import MedSynthError
+from ...export import SetWriter
+from ...generate import MAX_CASES, GenerateRequest, generate_set
+from ..schema import MAX_SEED, ChannelList, DeviceName, JobParams, PathText, Triple
+from ..spec import JobKind, JobStopped, PrepareContext, Prepared, RunContext
+
+__all__ = ["GenerateParams", "KIND"]
+
+
+class GenerateParams(JobParams):
+    """``medsynth generate``'s options; ``out`` defaults to the job's own folder."""
+
+    model: str = Field("phantom", min_length=1, max_length=4096)
+    n: int = Field(1, ge=1, le=MAX_CASES)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+    channels: ChannelList = ["t1", "t1ce", "t2", "flair", "seg"]
+    layout: Literal["brats", "nnunet"] = "brats"
+    shape: Triple(int, ge=1, le=4096) = None
+    spacing: Triple(float, gt=0, le=100) = None
+    tumour: bool = True
+    device: DeviceName | None = None
+    out: PathText | None = None
+    #: A tumour label map (BraTS codes) the generated case must follow; only mask-conditioned models take it.
+    mask: PathText | None = None
+    #: The mask is one drawn region (any non-zero voxel); the engine turns it into core, rim and oedema first.
+    outline: bool = Field(False, description="The mask is one drawn region; it needs the mask (a Conflict without).")
+
+
+def prepare(params: GenerateParams, ctx: PrepareContext) -> Prepared:
+    model = ctx.model_ref(params.model)
+    out = ctx.path(params.out, "out") or ctx.job_dir / "output"
+    mask = ctx.input_file(params.mask, "mask") if params.mask is not None else None
+    if mask is None and params.outline:
+        raise MedSynthError("'outline' describes a mask; give the mask too (or leave outline out).")
+    channels = tuple(params.channels)
+    SetWriter(out, params.layout, channels, workers=1)  # checks layout, channels and target; writes nothing
+    stored = params.model_dump()
+    stored.update(model=model, out=str(out), device=ctx.device(params.device), mask=str(mask) if mask else None)
+    return Prepared(stored, out)
+
+
+def run(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+    mask = Path(params["mask"]) if params.get("mask") else None
+    if mask is not None and params.get("outline"):
+        from ..masks import outline_to_tumour
+
+        ctx.log("Turning the drawn outline into a tumour (core, rim, oedema).")
+        mask = outline_to_tumour(mask, ctx.job_dir / "tumour-mask.nii.gz")
+    request = GenerateRequest(
+        model=params["model"],
+        n=params["n"],
+        seed=params["seed"],
+        out=Path(params["out"]),
+        channels=tuple(params["channels"]),
+        layout=params["layout"],
+        shape=tuple(params["shape"]) if params["shape"] else None,
+        spacing=tuple(params["spacing"]) if params["spacing"] else None,
+        tumour=params["tumour"],
+        device=params["device"],
+        mask=mask,
+    )
+    started = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        ctx.progress({"step": done, "total": total, "seconds": round(time.monotonic() - started, 3),
+                      "message": f"case {done}/{total}"})
+        if ctx.stopped():
+            raise JobStopped
+
+    out = generate_set(request, ctx.models, progress=progress)
+    ctx.log(f"Wrote {request.n} case(s) to {request.out}.")
+    return {"output_dir": str(out)}
+
+
+KIND = JobKind(
+    name="generate",
+    params=GenerateParams,
+    prepare=prepare,
+    run=run,
+    summary="Generate a synthetic set (cases of multi-sequence MRI with tumour labels) with a model.",
+    runs_in="engine",
+)
