@@ -1,33 +1,27 @@
 """The export gate: generate a set, audit it against the training set, and leave probable copies out.
 
-The set is generated into a hidden staging folder beside the target, audited there, flagged cases are
-removed and the audit is recorded in ``manifest.json`` (scores and threshold; no training case names or
-files), and only then is the folder renamed into place: nobody ever sees a set that still holds a copy.
+The set is generated into its hidden temporary folder beside the target (``journal.py``), audited there once
+complete (a resumed run audits the whole set), flagged cases are removed and the audit is recorded in
+``manifest.json`` (scores and threshold; no training case names or files), and only then is the folder renamed
+into place: nobody ever sees a set that still holds a copy. ``publish_audited`` is the set writer's publish step.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from MedSynthLib.conventions import LABEL_CHANNEL
 
 from ..errors import MedSynthError
-from ..export import check_target
 from .audit import AuditResult, run_audit
 from .sets import open_set
 
-if TYPE_CHECKING:
-    from ..generate import GenerateRequest
-    from ..registry import ModelRegistry
-
-__all__ = ["generate_audited_set", "audit_channels", "publish_audited", "staging_folder"]
+__all__ = ["audit_channels", "publish_audited"]
 
 
 def audit_channels(generated: tuple[str, ...], train: Path) -> tuple[str, ...]:
@@ -75,7 +69,7 @@ def publish_audited(
 ) -> Path:
     """Audit the complete set in ``staging`` against ``train``, drop flagged cases, record the audit, rename to ``out``.
 
-    The caller removes ``staging`` if this raises; ``out`` is checked new or empty beforehand.
+    The set writer removes ``staging`` if this raises; ``out`` is checked new or empty beforehand.
     """
     result: AuditResult = run_audit(staging, train, threshold=threshold, channels=channels, progress=audit_progress)
     flagged = {c["case"] for c in result.flagged}
@@ -89,31 +83,3 @@ def publish_audited(
         out.rmdir()  # checked empty by the caller
     os.replace(staging, out)
     return out
-
-
-def staging_folder(out: Path) -> Path:
-    """A hidden folder beside ``out`` where a set is written and audited before anyone can see it."""
-    return out.parent / f".{out.name}.audit-{secrets.token_hex(4)}"
-
-
-def generate_audited_set(
-    request: GenerateRequest,
-    registry: ModelRegistry,
-    progress: Callable[[int, int], None] | None = None,
-    audit_progress: Callable[[int, int], None] | None = None,
-) -> Path:
-    """``generate_set`` with the memorisation audit against ``request.audit_against`` as the last step."""
-    from ..generate import generate_set
-
-    assert request.audit_against is not None
-    out = check_target(request.out)
-    channels = audit_channels(request.channels, Path(request.audit_against))
-    staging = staging_folder(out)
-    try:
-        generate_set(replace(request, out=staging, audit_against=None), registry, progress)
-        return publish_audited(
-            staging, out, Path(request.audit_against), threshold=request.audit_threshold, channels=channels, audit_progress=audit_progress
-        )
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)

@@ -47,6 +47,9 @@ class GenerateParams(_Params):
     mask: str | None = Field(None, min_length=1, max_length=4096)
     #: The mask is one drawn region (any non-zero voxel); the engine turns it into core, rim and oedema first.
     outline: bool = False
+    #: Continue the interrupted run into ``out`` from its journal / drop what it left and start afresh.
+    resume: bool = False
+    discard: bool = False
 
     @field_validator("shape")
     @classmethod
@@ -104,6 +107,8 @@ class ExportParams(_Params):
     channels: str | list[str] | None = None
     audit_against: str | None = Field(None, min_length=1, max_length=4096)
     audit_threshold: float = Field(0.5, gt=0.0, le=1.0)
+    resume: bool = False
+    discard: bool = False
 
 
 class AddChannelParams(_Params):

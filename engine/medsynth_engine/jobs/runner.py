@@ -32,6 +32,7 @@ from ..device import select_device
 from ..errors import MedSynthError
 from ..export import SetWriter
 from ..generate import GenerateRequest, generate_set
+from ..journal import RunStopped, continued_message
 from ..registry import ModelRegistry
 from .modelcache import ModelCache
 from .params import AddChannelParams, AddTumourParams, ExportParams, FinetuneParams, GenerateParams
@@ -43,10 +44,13 @@ __all__ = ["JobRunner", "JobNotFound", "JobConflict"]
 
 #: Seconds between progress writes to the store (the last one is always written).
 PROGRESS_INTERVAL = 0.25
+#: Job kinds that write a set through a journal, so an interrupted one continues where it stopped.
+JOURNALLED = ("generate", "export")
+RESUMABLE = ("finetune", *JOURNALLED)
 
 
-class _Cancelled(Exception):
-    pass
+class _Cancelled(RunStopped):
+    """Stopped on request: the set writer keeps its journal, so the job can be resumed."""
 
 
 @dataclass
@@ -74,6 +78,7 @@ class JobRunner:
         max_model_bytes: int | None = None,
         cancel_grace: float = 5.0,
         python: str = sys.executable,
+        requeue_interrupted: bool = True,
     ) -> None:
         self.store = store
         self.jobs_dir = Path(jobs_dir)
@@ -84,6 +89,7 @@ class JobRunner:
         self.default_device = default_device
         self.cancel_grace = cancel_grace
         self.python = python
+        self.requeue_interrupted = requeue_interrupted  # generate/export jobs a dead engine left running queue again
         self._cond = threading.Condition()
         self._queue: list[str] = []
         self._lanes: dict[str, str] = {}
@@ -148,7 +154,8 @@ class JobRunner:
         spacing = tuple(request.spacing or plugin.card.spacing)
         plugin.check_request(channels=request.channels, shape=shape, spacing=spacing)
         select_device(request.device)
-        SetWriter(out, request.layout, request.channels, workers=1)  # checks layout, channels and target; writes nothing
+        # checks layout, channels, target and leftovers of an interrupted run; writes nothing
+        SetWriter(out, request.layout, request.channels, workers=1, resume=params.resume, discard=params.discard)
         stored = params.model_dump()
         stored.update(model=model, out=str(out), channels=list(request.channels), device=request.device)
         stored["mask"] = str(mask) if mask is not None else None
@@ -253,7 +260,8 @@ class JobRunner:
         missing = [c for c in channels if c not in manifest["channels"]]
         if missing:
             raise MedSynthError(f"The source set has no {', '.join(missing)} channel; it holds {', '.join(manifest['channels'])}.")
-        SetWriter(out, params.layout, channels, workers=1)  # checks layout, channels and target; writes nothing
+        # checks layout, channels, target and leftovers of an interrupted run; writes nothing
+        SetWriter(out, params.layout, channels, workers=1, resume=params.resume, discard=params.discard)
         stored = params.model_dump()
         stored.update(source=str(source), out=str(out))
         if params.audit_against is not None:
@@ -295,26 +303,37 @@ class JobRunner:
         return self.get(job_id)
 
     def resume(self, job_id: str) -> dict[str, Any]:
-        """Queue an interrupted or cancelled fine-tune again; it continues from its last checkpoint."""
+        """Queue an interrupted or cancelled job again: a fine-tune continues from its last checkpoint, a generate
+        or export from its set's journal (the cases it finished are kept)."""
         job = self.get(job_id)
-        if job["kind"] != "finetune":
-            raise JobConflict(f"Job {job_id} is a {job['kind']} job; only fine-tunes resume, submit it again instead.")
+        if job["kind"] not in RESUMABLE:
+            raise JobConflict(f"Job {job_id} is a {job['kind']} job; only {', '.join(RESUMABLE)} jobs resume, submit it again instead.")
         with self._cond:
             job = self.get(job_id)  # again, under the lock: two resumes at once must not queue it twice
             if job_id in self._running or job_id in self._queue or job["state"] not in ("interrupted", "cancelled"):
-                raise JobConflict(f"Job {job_id} is {job['state']}; only interrupted or cancelled fine-tunes can be resumed.")
+                raise JobConflict(f"Job {job_id} is {job['state']}; only interrupted or cancelled jobs can be resumed.")
             params = dict(job["params"])
-            params["resume"] = self._has_checkpoint(job_id, Path(params["out"]))
-            self.store.update(
-                job_id, state="queued", params=params, error=None, progress=job["progress"], metrics={}, result={},
-                message="Queued to resume from its last checkpoint." if params["resume"] else "Queued to start again.",
-            )
-            (self.jobs_dir / job_id).mkdir(parents=True, exist_ok=True)
-            (self.jobs_dir / job_id / "task.json").write_text(json.dumps({"kind": "finetune", "params": params}))
-            self._lanes[job_id] = _lane("finetune", params)
-            self._queue.append(job_id)
-            self._cond.notify_all()
+            if job["kind"] == "finetune":
+                params["resume"] = self._has_checkpoint(job_id, Path(params["out"]))
+                message = "Queued to resume from its last checkpoint." if params["resume"] else "Queued to start again."
+            else:
+                params.update(resume=True, discard=False)
+                message = "Queued to continue from its journal."
+            self._requeue(job, params, message)
         return self.get(job_id)
+
+    def _requeue(self, job: dict[str, Any], params: dict[str, Any], message: str) -> None:
+        """Queue a job again with ``params`` (the caller holds the lock or is still starting up)."""
+        job_id = job["id"]
+        self.store.update(
+            job_id, state="queued", params=params, error=None, progress=job["progress"], metrics={}, result={}, message=message,
+            worker_pid=None, worker_started=None,
+        )
+        (self.jobs_dir / job_id).mkdir(parents=True, exist_ok=True)
+        (self.jobs_dir / job_id / "task.json").write_text(json.dumps({"kind": job["kind"], "params": params}))
+        self._lanes[job_id] = _lane(job["kind"], params)
+        self._queue.append(job_id)
+        self._cond.notify_all()
 
     def _has_checkpoint(self, job_id: str, out: Path) -> bool:
         """Whether ``out`` holds a checkpoint; a job-owned folder without one is cleared so the run can start again."""
@@ -424,17 +443,26 @@ class JobRunner:
             spacing=tuple(params["spacing"]) if params["spacing"] else None,
             tumour=params["tumour"],
             device=params["device"],
+            resume=bool(params.get("resume")),
+            discard=bool(params.get("discard")),
             **_mask_field(mask),
         )
         report = _Throttled(self.store, handle.job_id)
         started = time.monotonic()
+        continued: dict[str, int] = {}
+
+        def resumed(kept: int, total: int) -> None:
+            continued["continued_from"] = kept + 1
+            self.store.append_log(handle.job_id, [continued_message(kept, total)])
 
         def progress(done: int, total: int) -> None:
-            report(done / total, f"case {done}/{total}", {"step": done, "total": total, "seconds": round(time.monotonic() - started, 3)})
+            note = f" (continued from case {continued['continued_from']})" if continued else ""
+            metrics = {"step": done, "total": total, "seconds": round(time.monotonic() - started, 3), **continued}
+            report(done / total, f"case {done}/{total}{note}", metrics)
             if handle.stop.is_set():
                 raise _Cancelled
 
-        out = generate_set(request, _CacheAsRegistry(self.cache), progress=progress)
+        out = generate_set(request, _CacheAsRegistry(self.cache), progress=progress, resumed=resumed)
         report.flush()
         self.store.append_log(handle.job_id, [f"Wrote {request.n} case(s) to {request.out}."])
         return {"result": {"output_dir": str(out)}}
@@ -517,22 +545,29 @@ class JobRunner:
         _kill_all(tree)
 
     def _recover(self) -> None:
-        """After a restart: running jobs become interrupted (their leftover workers killed); queued ones queue again."""
+        """After a restart: leftover workers of running jobs are killed; generate and export jobs queue again to
+        continue from their journals (unless ``requeue_interrupted`` is off), the rest become interrupted; queued
+        ones queue again."""
         for job_id in self.store.ids_in_state("running"):
             pid, started = self.store.worker(job_id)
             if pid is not None:
                 _kill_stale_worker(pid, started, self.cancel_grace)
             job = self.store.get(job_id)
-            if job["kind"] == "generate":
-                _remove_partials(Path(job["output_dir"]))
+            if job["kind"] in JOURNALLED and self.requeue_interrupted:
+                params = {**job["params"], "resume": True, "discard": False}
+                with self._cond:
+                    self._requeue(job, params, "The engine stopped while this job ran; queued again to continue from its journal.")
+                continue
             self.store.update(
                 job_id,
                 state="interrupted",
                 worker_pid=None,
                 worker_started=None,
-                message="The engine stopped while this job ran; resume it (fine-tunes) or submit it again.",
+                message="The engine stopped while this job ran; resume it to continue.",
             )
         for job_id in self.store.ids_in_state("queued"):
+            if job_id in self._queue:
+                continue
             job = self.store.get(job_id)
             self._lanes[job_id] = _lane(job["kind"], job["params"])
             self._queue.append(job_id)
@@ -626,11 +661,6 @@ def _kill_stale_worker(pid: int, started: float | None, grace: float) -> None:
     except psutil.NoSuchProcess:
         return
     _kill_all(tree)
-
-
-def _remove_partials(out: Path) -> None:
-    for partial in out.parent.glob(f".{out.name}.partial-*"):
-        shutil.rmtree(partial, ignore_errors=True)
 
 
 def _tail(path: Path, lines: int = 15) -> list[str]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MedSynthError
+from ..journal import RunStopped, continued_message
 
 __all__ = ["main", "EXIT_DONE", "EXIT_REFUSED", "EXIT_STOPPED", "EXIT_CRASHED"]
 
@@ -74,9 +75,15 @@ def run_export_task(params: dict[str, Any], stop: threading.Event, job_dir: Path
     from ..relayout import export_set
 
     started = time.monotonic()
+    continued: dict[str, int] = {}
+
+    def resumed(kept: int, total: int) -> None:
+        continued["continued_from"] = kept + 1
+        _emit({"log": continued_message(kept, total)})
 
     def progress(done: int, total: int) -> None:
-        _emit({"progress": {"step": done, "total": total, "message": f"case {done}/{total}"}})
+        note = f" (continued from case {continued['continued_from']})" if continued else ""
+        _emit({"progress": {"step": done, "total": total, "message": f"case {done}/{total}{note}", **continued}})
         if stop.is_set():
             raise _Stopped
 
@@ -84,6 +91,8 @@ def run_export_task(params: dict[str, Any], stop: threading.Event, job_dir: Path
     out = export_set(
         Path(params["source"]), Path(params["out"]), layout=params["layout"], channels=params.get("channels"), progress=progress,
         audit_against=audit_against, audit_threshold=params.get("audit_threshold", 0.5),
+        resume=bool(params.get("resume")), discard=bool(params.get("discard")),
+        resumed=resumed,
     )
     return {"output_dir": str(out), "seconds": round(time.monotonic() - started, 3)}
 
@@ -125,8 +134,8 @@ def run_add_tumour_task(params: dict[str, Any], stop: threading.Event, job_dir: 
     return add_tumour(AddTumourRequest(**fields), progress=_fraction_progress(stop))
 
 
-class _Stopped(Exception):
-    pass
+class _Stopped(RunStopped):
+    """Stopped on request: a set writer keeps its journalled temporary folder for a resume."""
 
 
 TASKS = {
