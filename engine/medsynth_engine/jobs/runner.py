@@ -394,7 +394,7 @@ class JobRunner:
 
     def _run(self, handle: _Running) -> None:
         job = self.store.get(handle.job_id)
-        outcome: dict[str, Any]
+        outcome: dict[str, Any] = {"error": "The job stopped unexpectedly."}
         try:
             if job["kind"] == "generate":
                 outcome = self._run_generate(handle, job)
@@ -407,10 +407,14 @@ class JobRunner:
         except Exception as exc:  # a bug must end as a failed job with its reason, not a silent thread death
             outcome = {"error": f"The job failed unexpectedly ({exc.__class__.__name__}: {exc})."}
         finally:
-            with self._cond:
+            self._record_end(handle, outcome)
+            with self._cond:  # the lane is freed only once the job reads ended, so a lane never shows two running
                 self._running.pop(handle.job_id, None)
                 self._busy.discard(handle.lane)
                 self._cond.notify_all()
+            handle.done.set()
+
+    def _record_end(self, handle: _Running, outcome: dict[str, Any]) -> None:
         if handle.reason == "cancel":
             fields = {"state": "cancelled", "message": "Cancelled."}
         elif handle.reason == "shutdown":
@@ -422,7 +426,6 @@ class JobRunner:
         if isinstance(outcome.get("result"), dict):
             fields["result"] = outcome["result"]
         self.store.update(handle.job_id, worker_pid=None, worker_started=None, **fields)
-        handle.done.set()
 
     def _run_generate(self, handle: _Running, job: dict[str, Any]) -> dict[str, Any]:
         params = job["params"]
