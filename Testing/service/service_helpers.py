@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,12 +17,14 @@ CANCEL_GRACE = "3"
 
 
 def start_engine(state_dir: Path, allow: Path, *extra: str) -> EngineProcess:
+    """An engine running the code under test: this process's PYTHONPATH is kept (the launcher drops it by default)."""
     return EngineProcess.start(
         sys.executable,
         state_dir=state_dir,
         device="cpu",
         extra_args=["--allow-dir", str(allow), "--cancel-grace", CANCEL_GRACE, *extra],
         timeout=120,
+        env=dict(os.environ),
     )
 
 
