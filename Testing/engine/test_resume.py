@@ -109,6 +109,7 @@ def test_the_temporary_folder_is_never_taken_for_a_set(tmp_path, registry):
         generate_set(GenerateRequest(model="phantom", n=1, seed=0, out=inside / "x"), registry)
 
 
+@pytest.mark.slow
 def test_discard_and_clean_remove_the_leftover(tmp_path, registry, capsys):
     out = tmp_path / "set"
     _interrupted(out, registry)

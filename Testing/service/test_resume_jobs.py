@@ -68,6 +68,7 @@ def test_a_generate_job_killed_with_its_engine_continues_after_the_restart(tmp_p
         stop_engine(second)
 
 
+@pytest.mark.slow
 def test_a_cancelled_generate_job_keeps_its_cases_and_resume_finishes_it(client, tmp_path, uninterrupted):
     out = tmp_path / "set"
     job = client.submit("generate", {**PARAMS, "out": str(out)})
