@@ -120,3 +120,26 @@ def test_discard_and_clean_remove_the_leftover(tmp_path, registry, capsys):
     assert main([*RUN, "--out", str(out), "--discard", "--quiet"]) == 0, "--discard starts afresh with new arguments"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
     assert json.loads((out / "manifest.json").read_text())["channels"] == ["t1", "flair", "seg"]
+
+
+def test_an_interrupted_export_resumes_with_its_ids_and_refuses_other_channels(make_phantom_set, tmp_path, capsys):
+    source = make_phantom_set(n=2)
+    out = tmp_path / "shared"
+
+    def stop(done: int, total: int) -> None:
+        if done == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        export_set(source, out, layout="nnunet", progress=stop)
+    first_id = journalled(out)[0]["id"]
+    assert main(["export", "--source", str(source), "--out", str(out), "--layout", "nnunet", "--channels", "t1,seg", "--resume"]) == 2
+    assert "--channels was" in capsys.readouterr().err
+    kept = []
+    export_set(source, out, layout="nnunet", resume=True, resumed=lambda done, total: kept.append(done))
+    manifest = json.loads((out / "manifest.json").read_text())
+    source_cases = json.loads((source / "manifest.json").read_text())["cases"]
+    assert kept == [1] and first_id in {c["id"] for c in manifest["cases"]}, "the interrupted run's ids are kept"
+    assert sorted(c["seed"] for c in manifest["cases"]) == sorted(c["seed"] for c in source_cases)
+    assert len({c["id"] for c in manifest["cases"]}) == 2 and not {c["id"] for c in manifest["cases"]} & {c["id"] for c in source_cases}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared"]
