@@ -47,7 +47,7 @@ def _medsynth(cases: list[SynthCase], n: int, root: Path, workers: int) -> float
     start = time.perf_counter()
     with SetWriter(root / "set", "brats", CHANNELS, workers=workers) as writer:
         for i in range(n):
-            writer.add(cases[i % len(cases)], seed=i)
+            writer.add(cases[i % len(cases)], seed=i, index=i)
         writer.commit({"benchmark": True})
     return time.perf_counter() - start
 

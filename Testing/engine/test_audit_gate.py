@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 from medsynth_engine.cli import main
@@ -17,11 +18,16 @@ SMALL = ["--shape", "32", "--spacing", "7.5", "--quiet"]
 
 @pytest.fixture(scope="module")
 def train(make_phantom_set, tmp_path_factory):
-    """Five distinct subjects plus the first two subjects that `generate --seed 5` makes."""
+    """Five distinct subjects plus the first two subjects that `generate --seed 5` makes, under hospital-style names
+    (generated ids derive from the seed, so the copies must not keep theirs for the no-training-names check to mean anything)."""
     folder = tmp_path_factory.mktemp("gate") / "train"
-    for source in (make_phantom_set(n=5, seed=0, **GRID), make_phantom_set(n=2, seed=5, **GRID)):
-        for case in sorted(p for p in source.iterdir() if p.is_dir()):
-            shutil.copytree(case, folder / case.name)
+    sources = (make_phantom_set(n=5, seed=0, **GRID), make_phantom_set(n=2, seed=5, **GRID))
+    cases = [case for source in sources for case in sorted(p for p in source.iterdir() if p.is_dir())]
+    for number, case in enumerate(cases):
+        name = f"Hospital_{number:03d}"
+        (folder / name).mkdir(parents=True)
+        for path in case.iterdir():
+            shutil.copy(path, folder / name / path.name.replace(case.name, name))
     return folder
 
 
@@ -54,6 +60,27 @@ def test_cli_nnunet_set_drops_flagged_cases_from_dataset_json(train, tmp_path, c
     assert len(list((out / "imagesTr").iterdir())) == 4 and len(list((out / "labelsTr").iterdir())) == 1
     assert dataset["training"][0]["label"] == manifest["cases"][0]["files"]["seg"]
     assert "Wrote" not in capsys.readouterr().out  # --quiet prints the folder only
+
+
+def test_a_resumed_run_audits_the_whole_set_before_publishing(train, tmp_path, registry):
+    out = tmp_path / "resumed"
+    request = GenerateRequest(model="phantom", n=3, seed=5, out=out, device="cpu", audit_against=train, **{
+        "shape": GRID["shape"], "spacing": (GRID["spacing"],) * 3})
+
+    def stop_after_two(done: int, total: int) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        generate_set(request, registry, progress=stop_after_two)
+    assert not out.exists(), "nothing is published before the audit"
+    kept = []
+    generate_set(replace(request, resume=True), registry, resumed=lambda done, total: kept.append(done))
+    assert kept == [2]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [c["seed"] for c in manifest["cases"]] == [case_seed(5, 2)]
+    assert manifest["audit"]["n_synthetic"] == 3 and manifest["audit"]["n_flagged"] == 2, "the cases made before the stop were audited"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["resumed"]
 
 
 def test_all_flagged_writes_nothing(train, tmp_path, registry):

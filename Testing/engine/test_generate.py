@@ -113,7 +113,7 @@ def _arrays_by_seed(out: Path) -> dict[int, dict[str, np.ndarray]]:
     return {c["seed"]: {ch: np.asanyarray(nib.load(str(out / rel)).dataobj) for ch, rel in c["files"].items()} for c in manifest["cases"]}
 
 
-def test_same_seed_gives_identical_voxels_under_new_random_ids(tmp_path, registry):
+def test_same_seed_gives_identical_voxels_and_ids_and_another_seed_new_ones(tmp_path, registry):
     kw = dict(model="phantom", n=2, seed=9, channels="t1,flair,seg", shape=(20, 24, 20), spacing=(7.0,) * 3, device="cpu")
     a = generate_set(GenerateRequest(out=tmp_path / "a", **kw), registry)
     b = generate_set(GenerateRequest(out=tmp_path / "b", **kw), registry)
@@ -124,7 +124,9 @@ def test_same_seed_gives_identical_voxels_under_new_random_ids(tmp_path, registr
         for channel in ("t1", "flair", "seg"):
             assert np.array_equal(va[seed][channel], vb[seed][channel])
     ids = lambda p: {x["id"] for x in json.loads((p / "manifest.json").read_text())["cases"]}  # noqa: E731
-    assert not ids(a) & ids(b)
+    assert ids(a) == ids(b), "case ids derive from the run seed and the case index, so a resumed run can match"
+    assert not ids(a) & ids(c)
+    assert all(CASE_ID.match(i) for i in ids(a) | ids(c))
 
 
 def test_no_tumour_gives_empty_labels(tmp_path, registry):
@@ -228,18 +230,20 @@ def test_full_disk_leaves_nothing_behind(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_interrupted_run_leaves_no_half_written_set(tmp_path):
+def test_sigterm_keeps_the_finished_cases_and_says_how_to_resume(tmp_path):
     out = tmp_path / "set"
     proc = subprocess.Popen([*MEDSYNTH, "generate", "-n", "200", "--out", str(out), "--shape", "16", "--spacing", "9"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cases = tmp_path / ".set.partial" / "journal" / "cases"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not any(p.glob("*/*.nii.gz") for p in tmp_path.glob(".set.partial-*")):
-        time.sleep(0.2)
-    assert list(tmp_path.glob(".set.partial-*")), "the run never started writing"
+    while time.monotonic() < deadline and not list(cases.glob("*.json")):
+        time.sleep(0.1)
+    assert list(cases.glob("*.json")), "the run never finished a case"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode != 0 and "interrupted" in err
-    assert list(tmp_path.iterdir()) == []
+    assert proc.returncode == 130 and "--resume" in err and "medsynth clean" in err and "Traceback" not in err
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == [".set.partial"]
+    assert list(cases.glob("*.json")), "finished cases are kept for a resume"
 
 
 def test_unwritable_target_is_refused(tmp_path, capsys, read_only_folder):

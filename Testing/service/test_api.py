@@ -223,7 +223,7 @@ def test_unknown_job_and_wrong_states(client, generated):
     assert info.value.status == 409 and "already ended" in str(info.value)
     with pytest.raises(EngineError) as info:
         client.resume(generated["id"])
-    assert info.value.status == 409 and "only fine-tunes" in str(info.value)
+    assert info.value.status == 409 and "only interrupted or cancelled jobs" in str(info.value)
 
 
 def test_unknown_route_and_method_are_4xx(engine, token):

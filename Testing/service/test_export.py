@@ -73,7 +73,7 @@ def test_an_incomplete_or_foreign_source_is_refused(make_phantom_set, tmp_path):
     next(broken.glob("*/*_t2.nii.gz")).unlink()
     with pytest.raises(MedSynthError, match="lacks its t2 file"):
         export_set(broken, tmp_path / "out")
-    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial-*"))
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial*"))
     (tmp_path / "plain").mkdir()
     with pytest.raises(MedSynthError, match="no manifest.json"):
         export_set(tmp_path / "plain", tmp_path / "out")

@@ -29,16 +29,6 @@ def _step(job: dict) -> int:
     return int(job["metrics"].get("step") or 0)
 
 
-def test_cancel_a_running_generate_leaves_nothing(client, tmp_path):
-    out = tmp_path / "never"
-    job = client.submit("generate", {"n": 200, "shape": 24, "spacing": 6, "out": str(out)})
-    wait_for(client, job["id"], lambda j: _step(j) >= 1)
-    client.cancel(job["id"])
-    job = client.wait(job["id"], poll=0.2, timeout=60)
-    assert job["state"] == "cancelled"
-    assert not out.exists() and not list(tmp_path.glob(".never.partial-*"))
-
-
 def test_cancel_a_running_finetune_kills_its_tree_and_resume_continues(engine, client, training_set, tmp_path):
     out = tmp_path / "model"
     job = client.submit("finetune", tiny_finetune(training_set, out))

@@ -47,11 +47,19 @@ def test_generate_jobs_share_one_loaded_model_and_run_one_at_a_time(runner):
     assert [row["warm"] for row in runner.cache.describe() if row["id"] == "phantom"] == [True]
 
 
-def test_a_restart_interrupts_running_jobs_and_keeps_finished_ones(tmp_path, registry):
+def _died_while_running(store: JobStore, out) -> dict:
+    """A generate job whose engine died mid-run: its record still says running."""
+    params = {**TINY, "model": "phantom", "seed": 0, "channels": ["t1", "seg"], "layout": "brats", "shape": [16] * 3,
+              "spacing": [8.0] * 3, "tumour": True, "device": "cpu", "out": str(out), "mask": None}
+    job = store.create("generate", params, out)
+    store.update(job["id"], state="running")
+    return job
+
+
+def test_a_restart_without_requeue_interrupts_running_jobs_keeps_their_journal_and_finished_jobs(tmp_path, registry):
     store = JobStore(tmp_path / "jobs.sqlite")
-    running = store.create("generate", {**TINY, "out": str(tmp_path / "a")}, tmp_path / "a")
-    store.update(running["id"], state="running")
-    (tmp_path / ".a.partial-0000").mkdir()
+    running = _died_while_running(store, tmp_path / "a")
+    (tmp_path / ".a.partial").mkdir()
     done = store.create("generate", {}, tmp_path / "b")
     store.update(done["id"], state="succeeded", progress=1.0)
     unknown = store.create("teleport", {}, tmp_path / "c")  # queued by an engine with a kind this one lacks
@@ -60,10 +68,11 @@ def test_a_restart_interrupts_running_jobs_and_keeps_finished_ones(tmp_path, reg
     shared = ModelRegistry()
     shared.register("phantom", lambda: registry.get("phantom"))
     store = JobStore(tmp_path / "jobs.sqlite")
-    runner = JobRunner(store, tmp_path / "jobs", shared, PathPolicy([tmp_path]), default_device="cpu")
+    runner = JobRunner(store, tmp_path / "jobs", shared, PathPolicy([tmp_path]), default_device="cpu", requeue_interrupted=False)
     try:
-        assert runner.get(running["id"])["state"] == "interrupted"
-        assert not (tmp_path / ".a.partial-0000").exists(), "partial output of an interrupted generate is removed"
+        job = runner.get(running["id"])
+        assert job["state"] == "interrupted" and "resume it" in job["message"]
+        assert (tmp_path / ".a.partial").is_dir(), "the journal of an interrupted generate is kept for its resume"
         assert runner.get(done["id"])["state"] == "succeeded" and runner.get(done["id"])["progress"] == 1.0
         assert runner.get(unknown["id"])["state"] == "failed" and "cannot run teleport jobs" in runner.get(unknown["id"])["error"]
     finally:
@@ -79,3 +88,21 @@ def test_submit_never_loads_a_model_and_the_models_limits_fail_the_job(runner):
     assert done["state"] == "failed" and "phantom makes grids of" in done["error"]
     assert runner.cache.loads == 1
     assert not list((runner.jobs_dir / job["id"]).glob("output*")), "a refused grid writes nothing"
+
+
+def test_a_restart_queues_a_generate_that_was_running_again_to_continue(tmp_path, registry):
+    store = JobStore(tmp_path / "jobs.sqlite")
+    running = _died_while_running(store, tmp_path / "a")
+    store.close()
+
+    shared = ModelRegistry()
+    shared.register("phantom", lambda: registry.get("phantom"))
+    store = JobStore(tmp_path / "jobs.sqlite")
+    runner = JobRunner(store, tmp_path / "jobs", shared, PathPolicy([tmp_path]), default_device="cpu")
+    try:
+        job = _wait(runner, running["id"])
+        assert job["state"] == "succeeded" and job["params"]["resume"] is True
+        assert (tmp_path / "a" / "manifest.json").is_file()
+    finally:
+        runner.shutdown()
+        store.close()

@@ -1,8 +1,8 @@
 """Writing synthetic sets to disk: BraTS-style case folders or an nnU-Net v2 raw dataset, plus a manifest.
 
 A set is written into a hidden temporary folder beside the target and renamed into place only when every
-file and the manifest are complete, so an interrupted run leaves no half-written set and nothing that
-existed is touched.
+file and the manifest are complete, so nobody ever sees a half-written set and nothing that existed is
+touched; the folder's journal lets an interrupted run continue where it stopped (``journal.py``).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import errno
 import json
 import os
-import secrets
 import shutil
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,19 +22,15 @@ import numpy as np
 from MedSynthLib.conventions import LABEL_CHANNEL, NNUNET_FROM_BRATS
 
 from .errors import MedSynthError
+from .journal import Journal, RunStopped, case_id, is_temporary, new_id_key, temporary_folder, verify
 from .nifti_io import write_nifti
 from .registry import SynthCase
 
-__all__ = ["LAYOUTS", "SetWriter", "check_target", "new_case_id", "case_files"]
+__all__ = ["LAYOUTS", "SetWriter", "check_target", "case_files"]
 
 LAYOUTS = ("brats", "nnunet")
 _NNUNET_CHANNEL_NAMES = {"t1": "T1", "t1ce": "T1ce", "t2": "T2", "flair": "FLAIR", "ct": "CT"}
 _SPACE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
-
-
-def new_case_id() -> str:
-    """A random, meaningless case id (no order, time or source in it)."""
-    return "ms-" + secrets.token_hex(5)
 
 
 def check_target(out: Path) -> Path:
@@ -70,16 +66,27 @@ def case_files(layout: str, case_id: str, channels: tuple[str, ...]) -> dict[str
 
 @dataclass
 class SetWriter:
-    """Writes cases in parallel threads into a temporary folder; ``commit`` renames it into place.
+    """Writes cases in parallel threads into a journalled temporary folder; ``commit`` publishes it as ``out``.
 
-    Use as a context manager: leaving the block with an exception removes the temporary folder.
+    Use as a context manager. Cases are numbered by their index in the run and recorded in the journal once all
+    their files are written (``journal.py``). Leaving the block on Ctrl-C, SIGTERM or ``RunStopped`` keeps the
+    temporary folder, and so does a failed write once some case is finished, so the run can be resumed
+    (``resume=True``: finished cases are verified and kept, the rest are for the caller to make again, see
+    ``finished``); any other error removes it. A leftover folder is refused unless ``resume`` or ``discard``.
+
+    Args:
+        arguments: what decides the set's bytes (model, seed, shape...); a resumed run must repeat them exactly.
+        id_key: what case ids derive from, with the case index (default: a random key kept in the journal).
     """
 
     out: Path
     layout: str
     channels: tuple[str, ...]
     workers: int = 2
-    cases: list[dict[str, Any]] = field(default_factory=list)
+    arguments: dict[str, Any] = field(default_factory=dict)
+    resume: bool = False
+    discard: bool = False
+    id_key: str | None = None
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -88,61 +95,122 @@ class SetWriter:
             raise MedSynthError("The nnunet layout needs the seg channel (nnU-Net trains on labels); add seg to --channels.")
         if self.layout == "nnunet" and self.channels == (LABEL_CHANNEL,):
             raise MedSynthError("The nnunet layout needs at least one image channel besides seg.")
+        if self.resume and self.discard:
+            raise MedSynthError("Give --resume or --discard, not both: one continues the interrupted run, the other drops it.")
         self.out = check_target(self.out)
-        self.tmp = self.out.parent / f".{self.out.name}.partial-{secrets.token_hex(4)}"
+        if is_temporary(self.out):
+            raise MedSynthError(f"{self.out} lies inside the temporary folder of an unfinished run; choose an output folder elsewhere.")
+        self.tmp = temporary_folder(self.out)
+        self.set_dir = self.tmp / "set"
+        self.journal = Journal(self.tmp / "journal")
+        if self.tmp.exists() and not (self.resume or self.discard):
+            raise MedSynthError(
+                f"An interrupted run into {self.out} left {self.tmp}; continue it with --resume (the same arguments), "
+                f"or start again with --discard (or medsynth clean {self.out})."
+            )
+        self.finished: dict[int, dict[str, Any]] = {}
         self._pool = ThreadPoolExecutor(max_workers=self.workers)
         self._pending: list[Future] = []
 
     def __enter__(self) -> SetWriter:
-        self.tmp.mkdir()
-        if self.layout == "nnunet":
-            (self.tmp / "imagesTr").mkdir()
-            (self.tmp / "labelsTr").mkdir()
+        try:
+            if self.discard and self.tmp.exists():
+                shutil.rmtree(self.tmp)
+            if self.tmp.exists():
+                self._reopen()
+            else:
+                self.set_dir.mkdir(parents=True)
+                if self.layout == "nnunet":
+                    (self.set_dir / "imagesTr").mkdir()
+                    (self.set_dir / "labelsTr").mkdir()
+                self.id_key = self.id_key or new_id_key()
+                self.journal.start(self.arguments, self.id_key)
+        except BaseException:
+            self._pool.shutdown(wait=False)
+            raise
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        if self.tmp.exists():
-            shutil.rmtree(self.tmp, ignore_errors=True)
+    def _reopen(self) -> None:
+        """Continue the journalled run: keep the cases whose files match their checksums, remove everything else."""
+        run = self.journal.check(self.arguments, self.out)
+        self.id_key = run["id_key"]
+        entries = self.journal.entries()
+        intact = dict(zip(entries, self._pool.map(lambda e: verify(self.set_dir, e), entries.values()), strict=True))
+        for index, ok in intact.items():
+            if not ok:
+                self.journal.forget(index)
+        self.finished = {i: e for i, e in entries.items() if intact[i]}
+        keep = {rel for e in self.finished.values() for rel in e["files"].values()}
+        for path in sorted(self.set_dir.rglob("*"), reverse=True):  # files before their folders
+            rel = path.relative_to(self.set_dir).as_posix()
+            if path.is_dir():
+                if rel not in ("imagesTr", "labelsTr") and not any(path.iterdir()):
+                    path.rmdir()
+            elif rel not in keep:
+                path.unlink()
 
-    def add(self, case: SynthCase, seed: int) -> str:
-        """Queue one case for writing; returns its new random id. Raises the first write error seen."""
+    def __exit__(self, exc_type, exc, tb) -> None:
+        stopped = exc_type is not None and issubclass(exc_type, (KeyboardInterrupt, RunStopped))
+        self._pool.shutdown(wait=True, cancel_futures=not stopped)
+        if exc_type is None or stopped or not self.tmp.exists():
+            return
+        if issubclass(exc_type, OSError) and self.journal.entries():
+            return  # e.g. a full disk: the finished cases stay for a resume once there is room
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def add(self, case: SynthCase, seed: int, index: int) -> str:
+        """Queue case ``index`` for writing; returns its id. Raises the first write error seen."""
         self._raise_failed()
-        while len(self._pending) >= 2 * self.workers:
+        while len(self._pending) >= self.workers + 1:
             self._pending.pop(0).result()
-        case_id = new_case_id()
-        while any(c["id"] == case_id for c in self.cases):
-            case_id = new_case_id()
-        files = case_files(self.layout, case_id, self.channels)
+        case_id_ = case_id(str(self.id_key), index)
+        files = case_files(self.layout, case_id_, self.channels)
+        entry = {"index": int(index), "id": case_id_, "seed": int(seed), "files": files, "params": case.params}
+        self._pending.append(self._pool.submit(self._write_case, entry, case))
+        return case_id_
+
+    def _write_case(self, entry: dict[str, Any], case: SynthCase) -> None:
         if self.layout == "brats":
-            (self.tmp / case_id).mkdir()
-        for channel, rel in files.items():
+            (self.set_dir / entry["id"]).mkdir(exist_ok=True)
+        sums = {}
+        for channel, rel in entry["files"].items():
             array = case.arrays[channel]
             if channel == LABEL_CHANNEL and self.layout == "nnunet":
                 array = _to_nnunet_labels(array)
-            self._pending.append(self._pool.submit(write_nifti, self.tmp / rel, array, case.affine))
-        self.cases.append({"id": case_id, "seed": int(seed), "files": files, "params": case.params})
-        return case_id
+            sums[rel] = write_nifti(self.set_dir / rel, array, case.affine)
+        self.journal.record({**entry, "sha256": sums})
 
     def _raise_failed(self) -> None:
         for future in [f for f in self._pending if f.done()]:
             self._pending.remove(future)
             future.result()
 
-    def commit(self, manifest: dict[str, Any]) -> Path:
-        """Wait for every file, write the manifest (and dataset.json), and rename the set into place."""
+    def commit(self, manifest: dict[str, Any], publish: Callable[[Path, Path], Path] | None = None) -> Path:
+        """Wait for every file, write the manifest (and dataset.json) from the journal, and publish the set.
+
+        ``publish(staging, out)`` makes the complete set in ``staging`` appear as ``out`` (default: a rename;
+        the audit gate audits first). The temporary folder is removed once the set is published.
+        """
         for future in self._pending:
             future.result()
         self._pending.clear()
-        self.cases.sort(key=lambda c: c["id"])
-        manifest = {**manifest, "layout": self.layout, "cases": self.cases}
-        _write_json(self.tmp / "manifest.json", manifest)
+        cases = sorted(
+            ({k: e[k] for k in ("id", "seed", "files", "params")} for e in self.journal.entries().values()), key=lambda c: c["id"]
+        )
+        manifest = {**manifest, "layout": self.layout, "cases": cases}
+        _write_json(self.set_dir / "manifest.json", manifest)
         if self.layout == "nnunet":
-            _write_json(self.tmp / "dataset.json", _nnunet_dataset_json(self.channels, self.cases))
-        if self.out.exists():
-            self.out.rmdir()  # checked empty at the start
-        os.replace(self.tmp, self.out)
-        return self.out
+            _write_json(self.set_dir / "dataset.json", _nnunet_dataset_json(self.channels, cases))
+        published = (publish or _rename_into_place)(self.set_dir, self.out)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return published
+
+
+def _rename_into_place(staging: Path, out: Path) -> Path:
+    if out.exists():
+        out.rmdir()  # checked empty at the start
+    os.replace(staging, out)
+    return out
 
 
 def _write_json(path: Path, data: Any) -> None:

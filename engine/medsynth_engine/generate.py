@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ from . import __version__
 from .device import select_device
 from .errors import MedSynthError
 from .export import LAYOUTS, SetWriter, space_error
+from .journal import file_sha256, resume_hint
 from .registry import ModelRegistry
 
 __all__ = ["GenerateRequest", "case_seed", "generate_set", "MAX_CASES"]
@@ -39,6 +40,8 @@ class GenerateRequest:
     audit_against: Path | None = None  # training set: leave probable copies of its cases out (evaluate.gate)
     audit_threshold: float = 0.5
     mask: Path | None = None  # tumour label map (BraTS codes) the cases must follow; models with supports_mask only
+    resume: bool = False  # continue the interrupted run into ``out`` from its journal (same arguments)
+    discard: bool = False  # remove what an interrupted run into ``out`` left, then start afresh
 
     def validate(self) -> None:
         if not isinstance(self.n, int) or self.n < 1:
@@ -55,6 +58,8 @@ class GenerateRequest:
             raise MedSynthError(str(exc)) from None
         if not 0.0 < self.audit_threshold <= 1.0:
             raise MedSynthError(f"The audit threshold must be in (0, 1], not {self.audit_threshold}.")
+        if self.resume and self.discard:
+            raise MedSynthError("Give --resume or --discard, not both: one continues the interrupted run, the other drops it.")
 
 
 def case_seed(seed: int, index: int) -> int:
@@ -66,22 +71,25 @@ def generate_set(
     request: GenerateRequest,
     registry: ModelRegistry,
     progress: Callable[[int, int], None] | None = None,
-    audit_progress: Callable[[int, int], None] | None = None,
+    resumed: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Generate ``request.n`` cases and write them as one complete set; returns the set's folder.
 
-    With ``audit_against`` the set is audited before it is published (``evaluate.gate.write_audited``).
+    Case ``i`` depends on the run seed and ``i`` only (its seed and its id), so a resumed run (``request.resume``)
+    makes only the cases the journal lacks and publishes the same bytes as an uninterrupted run. ``progress`` gets
+    (cases finished, n); ``resumed`` gets (cases kept from the interrupted run, n) once, when there were any.
     """
     request.validate()
-    if request.audit_against is not None:  # the audit gate composed around generation
-        from .evaluate.gate import audit_channels, write_audited
+    publish = None
+    if request.audit_against is not None:  # the export gate: the complete set is audited before it is published
+        from .evaluate.gate import audit_channels, publish_audited
 
-        channels = audit_channels(request.channels, Path(request.audit_against))
-        return write_audited(
-            Path(request.out), Path(request.audit_against),
-            lambda staging: generate_set(replace(request, out=staging, audit_against=None), registry, progress),
-            threshold=request.audit_threshold, channels=channels, audit_progress=audit_progress,
-        )
+        train = Path(request.audit_against)
+        audit_with = audit_channels(request.channels, train)
+
+        def publish(staging: Path, out: Path) -> Path:
+            return publish_audited(staging, out, train, threshold=request.audit_threshold, channels=audit_with)
+
     plugin = registry.generator(request.model)
     shape = tuple(request.shape or plugin.card.shape)
     spacing = tuple(request.spacing or plugin.card.spacing)
@@ -101,6 +109,16 @@ def generate_set(
     }
     if request.mask is not None:
         parameters["mask"] = True
+    arguments = {
+        "kind": "generate",
+        "software": __version__,
+        "model": plugin.card.id,
+        "weights_sha256": plugin.weights_sha256(),
+        **{k: v for k, v in parameters.items() if k != "mask"},
+        "mask_sha256": file_sha256(Path(request.mask)) if request.mask is not None else None,
+        "audit_against": str(Path(request.audit_against).absolute()) if request.audit_against is not None else None,
+        "audit_threshold": request.audit_threshold if request.audit_against is not None else None,
+    }
     manifest = {
         "format": "medsynth-synthetic-set",
         "format_version": 1,
@@ -117,22 +135,34 @@ def generate_set(
         "label_names": {str(k): v for k, v in BRATS_LABEL_NAMES.items()},
         "synthetic": True,
     }
+    writer = SetWriter(
+        request.out, request.layout, request.channels, workers=request.workers, arguments=arguments,
+        resume=request.resume, discard=request.discard, id_key=f"generate:{request.seed}",
+    )
     try:
-        with SetWriter(request.out, request.layout, request.channels, workers=request.workers) as writer:
+        with writer:
+            done = len(writer.finished)
+            if done and resumed:
+                resumed(done, request.n)
             for index in range(request.n):
+                if index in writer.finished:
+                    continue
                 seed = case_seed(request.seed, index)
                 case = plugin.generate(
                     seed=seed, channels=request.channels, shape=shape, spacing=spacing, tumour=request.tumour, device=device, **extra
                 )
                 _check_case(case.arrays, request.channels, shape, plugin.id)
-                writer.add(case, seed)
+                writer.add(case, seed, index)
+                done += 1
                 if progress:
-                    progress(index + 1, request.n)
-            return writer.commit(manifest)
+                    progress(done, request.n)
+            return writer.commit(manifest, publish)
     except PermissionError:
         raise MedSynthError(f"Cannot write into {Path(request.out).absolute().parent}; choose an output folder you may write to.") from None
     except OSError as exc:
         error = space_error(exc, Path(request.out))
+        if writer.tmp.exists():
+            raise MedSynthError(f"Could not write {request.out} ({exc.strerror or exc}); {resume_hint(writer.out)}") from None
         if error is not None:
             raise error from None
         raise MedSynthError(f"Could not write {request.out}: {exc.strerror or exc}.") from None

@@ -9,6 +9,7 @@ The gzip member carries no file name and a zero timestamp. Files land through a 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import zlib
 from pathlib import Path
@@ -48,8 +49,11 @@ def anonymous_image(array: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
     return image
 
 
-def write_nifti(path: Path, array: np.ndarray, affine: np.ndarray) -> None:
-    """Write ``array`` as an anonymised ``.nii.gz`` (or ``.nii``) at ``path`` via a temporary name."""
+def write_nifti(path: Path, array: np.ndarray, affine: np.ndarray) -> str:
+    """Write ``array`` as an anonymised ``.nii.gz`` (or ``.nii``) at ``path`` via a temporary name.
+
+    Returns the SHA-256 of the bytes written, which a set's journal records to verify the file later.
+    """
     path = Path(path)
     raw = anonymous_image(np.ascontiguousarray(array), affine).to_bytes()
     data = igzip.compress(raw, compresslevel=COMPRESS_LEVEL, mtime=0) if path.name.endswith(".gz") else raw
@@ -61,6 +65,7 @@ def write_nifti(path: Path, array: np.ndarray, affine: np.ndarray) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return hashlib.sha256(data).hexdigest()
 
 
 def read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:

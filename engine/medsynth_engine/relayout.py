@@ -8,7 +8,6 @@ manifest keeps the source's model and each case's seed and parameters, so any ca
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,8 @@ import numpy as np
 from MedSynthLib.conventions import LABEL_CHANNEL, NNUNET_FROM_BRATS, parse_channels
 
 from .errors import MedSynthError
-from .export import LAYOUTS, SetWriter, check_target, space_error
+from .export import LAYOUTS, SetWriter, space_error
+from .journal import file_sha256, is_temporary, resume_hint
 from .nifti_io import read_nifti
 from .registry import SynthCase
 
@@ -33,6 +33,8 @@ def read_set_manifest(source: Path) -> dict[str, Any]:
     path = source / "manifest.json"
     if not source.is_dir():
         raise MedSynthError(f"The source {source} is not a folder; give the folder of a MedSynth set.")
+    if is_temporary(source):
+        raise MedSynthError(f"{source} is the temporary folder of an unfinished run, not a set; resume that run to finish it.")
     if not path.is_file():
         raise MedSynthError(f"{source} is not a MedSynth set: it has no manifest.json.")
     try:
@@ -62,6 +64,9 @@ def export_set(
     progress: Callable[[int, int], None] | None = None,
     audit_against: Path | None = None,
     audit_threshold: float = 0.5,
+    resume: bool = False,
+    discard: bool = False,
+    resumed: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Write the set at ``source`` again into the new folder ``out``; returns ``out``.
 
@@ -74,6 +79,9 @@ def export_set(
         audit_against: a training set: the export is audited against it before it appears, probable copies of
             training cases are left out and the audit is recorded in the manifest (the export gate).
         audit_threshold: the audit's score at or above which a case counts as a probable copy.
+        resume: continue the interrupted export into ``out`` from its journal (the same arguments).
+        discard: remove what an interrupted export into ``out`` left, then start afresh.
+        resumed: called once with (cases kept from the interrupted export, cases in all) when there were any.
     """
     source = Path(source).resolve()
     manifest = read_set_manifest(source)
@@ -97,17 +105,31 @@ def export_set(
     kept["channels"] = list(wanted)
     kept["export"] = {"source_layout": manifest["layout"], "source_channels": list(available)}
     from_nnunet = manifest["layout"] == "nnunet"
-    audit_with: tuple[str, ...] = ()
-    target = Path(out)
-    if audit_against is not None:
-        from .evaluate.gate import audit_channels, staging_folder
+    publish = None
+    if audit_against is not None:  # the export gate: the complete set is audited before it is published
+        from .evaluate.gate import audit_channels, publish_audited
 
-        audit_with = audit_channels(wanted, Path(audit_against))
-        out = check_target(Path(out))
-        target = staging_folder(out)
+        train = Path(audit_against)
+        audit_with = audit_channels(wanted, train)
+
+        def publish(staging: Path, target: Path) -> Path:
+            return publish_audited(staging, target, train, threshold=audit_threshold, channels=audit_with, what="exported")
+
+    arguments = {
+        "kind": "export", "source": str(source), "source_manifest_sha256": file_sha256(source / "manifest.json"),
+        "layout": layout, "channels": list(wanted),
+        "audit_against": str(Path(audit_against).absolute()) if audit_against is not None else None,
+        "audit_threshold": audit_threshold if audit_against is not None else None,
+    }
+    writer = SetWriter(out, layout, wanted, arguments=arguments, resume=resume, discard=discard)
     try:
-        with SetWriter(target, layout, wanted) as writer:
+        with writer:
+            done = len(writer.finished)
+            if done and resumed:
+                resumed(done, len(cases))
             for index, case in enumerate(cases):
+                if index in writer.finished:
+                    continue
                 arrays: dict[str, np.ndarray] = {}
                 affine = None
                 for channel in wanted:
@@ -116,23 +138,18 @@ def export_set(
                         array = _to_brats_labels(array)
                     arrays[channel] = array
                     affine = affine_here if affine is None else affine
-                writer.add(SynthCase(arrays=arrays, affine=affine, params=case.get("params", {})), int(case.get("seed", 0)))
+                writer.add(SynthCase(arrays=arrays, affine=affine, params=case.get("params", {})), int(case.get("seed", 0)), index)
+                done += 1
                 if progress:
-                    progress(index + 1, len(cases))
-            written = writer.commit(kept)
-        if audit_against is None:
-            return written
-        from .evaluate.gate import publish_audited
-
-        return publish_audited(written, Path(out), Path(audit_against), threshold=audit_threshold, channels=audit_with, what="exported")
+                    progress(done, len(cases))
+            return writer.commit(kept, publish)
     except OSError as exc:
+        if writer.tmp.exists():
+            raise MedSynthError(f"Could not write {out} ({exc.strerror or exc}); {resume_hint(writer.out)}") from None
         error = space_error(exc, Path(out))
         if error is not None:
             raise error from None
         raise MedSynthError(f"Could not write {out}: {exc.strerror or exc}.") from None
-    finally:
-        if target != Path(out) and target.exists():
-            shutil.rmtree(target, ignore_errors=True)
 
 
 def _inside(root: Path, rel: str) -> bool:

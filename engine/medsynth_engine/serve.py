@@ -39,6 +39,10 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
         help="memory the warm models may hold (default: a quarter of this machine's RAM); the newest always stays",
     )
     serve_parser.add_argument("--cancel-grace", type=float, default=5.0, help="seconds a cancelled worker gets to checkpoint")
+    serve_parser.add_argument(
+        "--no-requeue", action="store_true",
+        help="leave generate and export jobs a crashed engine was running as interrupted (default: queue them again to continue)",
+    )
     serve_parser.set_defaults(func=serve)
 
 
@@ -85,6 +89,7 @@ def serve(args: argparse.Namespace) -> int:
         max_models=args.max_models,
         max_model_bytes=(args.model_memory_mb << 20) if args.model_memory_mb else psutil.virtual_memory().total // 4,
         cancel_grace=args.cancel_grace,
+        requeue_interrupted=not args.no_requeue,
     )
     token = secrets.token_urlsafe(32)
     token_file = state_dir / TOKEN_FILE_NAME

@@ -236,7 +236,7 @@ def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
     def cancel(job_id: str) -> dict[str, Any]:
         return runner.cancel(job_id)
 
-    @app.post("/jobs/{job_id}/resume", dependencies=auth, operation_id="resumeJob", response_model=Job, responses=_ERRORS, summary="Resume a fine-tune")
+    @app.post("/jobs/{job_id}/resume", dependencies=auth, operation_id="resumeJob", response_model=Job, responses=_ERRORS, summary="Resume an interrupted or cancelled job (fine-tune, generate, export)")
     def resume(job_id: str) -> dict[str, Any]:
         return runner.resume(job_id)
 

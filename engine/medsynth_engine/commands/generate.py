@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from MedSynthLib.conventions import ALL_CHANNELS
@@ -34,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="training set to audit against: probable copies of its cases are left out (see medsynth audit)",
     )
     gen.add_argument("--audit-threshold", type=float, default=0.5, help="audit score that flags a case (0-1, default 0.5)")
+    gen.add_argument("--resume", action="store_true", help="continue the interrupted run into --out (give its arguments again)")
+    gen.add_argument("--discard", action="store_true", help="drop what an interrupted run into --out left, and start afresh")
     gen.add_argument("--quiet", action="store_true", help="no progress bar; print only the output folder")
     gen.add_argument("--engine", metavar="URL", help="run the job on the engine at URL instead of in this process")
     gen.add_argument("--token-file", type=Path, help="the engine's token file (default: the default state folder's)")
@@ -45,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
         return run_generate_on_engine(args)
     from ..generate import GenerateRequest, generate_set
+    from ..journal import resume_hint
     from ..progress import ProgressBar
     from ..registry import default_registry
 
@@ -62,9 +66,20 @@ def run(args: argparse.Namespace) -> int:
         audit_against=args.audit_against,
         audit_threshold=args.audit_threshold,
         mask=args.mask,
+        resume=args.resume,
+        discard=args.discard,
     )
     request.validate()
-    out = generate_set(request, default_registry(), progress=ProgressBar("Generating", quiet=args.quiet))
+
+    def resumed(kept: int, total: int) -> None:
+        if not args.quiet:
+            print(f"Continuing the interrupted run: {kept} of {total} case(s) were already complete and verified.", file=sys.stderr)
+
+    try:
+        out = generate_set(request, default_registry(), progress=ProgressBar("Generating", quiet=args.quiet), resumed=resumed)
+    except KeyboardInterrupt:
+        print(f"\nmedsynth: interrupted; {resume_hint(request.out)}", file=sys.stderr)
+        return 130
     if args.quiet:
         print(out)
     else:

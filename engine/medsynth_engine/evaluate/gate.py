@@ -1,15 +1,15 @@
-"""The export gate: a set is written, audited against the training set, and probable copies are left out.
+"""The export gate: generate a set, audit it against the training set, and leave probable copies out.
 
-The set is generated into a hidden staging folder beside the target, audited there, flagged cases are
-removed and the audit is recorded in ``manifest.json`` (scores and threshold; no training case names or
-files), and only then is the folder renamed into place: nobody ever sees a set that still holds a copy.
+The set is generated into its hidden temporary folder beside the target (``journal.py``), audited there once
+complete (a resumed run audits the whole set), flagged cases are removed and the audit is recorded in
+``manifest.json`` (scores and threshold; no training case names or files), and only then is the folder renamed
+into place: nobody ever sees a set that still holds a copy. ``publish_audited`` is the set writer's publish step.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -18,11 +18,10 @@ from typing import Any
 from MedSynthLib.conventions import LABEL_CHANNEL
 
 from ..errors import MedSynthError
-from ..export import check_target
 from .audit import AuditResult, run_audit
 from .sets import open_set
 
-__all__ = ["write_audited", "audit_channels", "publish_audited", "staging_folder"]
+__all__ = ["audit_channels", "publish_audited"]
 
 
 def audit_channels(generated: tuple[str, ...], train: Path) -> tuple[str, ...]:
@@ -70,7 +69,7 @@ def publish_audited(
 ) -> Path:
     """Audit the complete set in ``staging`` against ``train``, drop flagged cases, record the audit, rename to ``out``.
 
-    The caller removes ``staging`` if this raises; ``out`` is checked new or empty beforehand.
+    The set writer removes ``staging`` if this raises; ``out`` is checked new or empty beforehand.
     """
     result: AuditResult = run_audit(staging, train, threshold=threshold, channels=channels, progress=audit_progress)
     flagged = {c["case"] for c in result.flagged}
@@ -84,33 +83,3 @@ def publish_audited(
         out.rmdir()  # checked empty by the caller
     os.replace(staging, out)
     return out
-
-
-def staging_folder(out: Path) -> Path:
-    """A hidden folder beside ``out`` where a set is written and audited before anyone can see it."""
-    return out.parent / f".{out.name}.audit-{secrets.token_hex(4)}"
-
-
-def write_audited(
-    out: Path,
-    train: Path,
-    write: Callable[[Path], Any],
-    *,
-    threshold: float,
-    channels: tuple[str, ...],
-    audit_progress: Callable[[int, int], None] | None = None,
-    what: str = "generated",
-) -> Path:
-    """``write(staging)`` makes a complete set in a hidden staging folder; it is audited there and published as ``out``.
-
-    The caller composes this around whatever writes the set (generation, export): the gate knows nothing of how
-    the set was made. Nothing is left behind if ``write`` or the audit fails.
-    """
-    out = check_target(out)
-    staging = staging_folder(out)
-    try:
-        write(staging)
-        return publish_audited(staging, out, train, threshold=threshold, channels=channels, audit_progress=audit_progress, what=what)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)

@@ -81,6 +81,9 @@ def run_generate_on_engine(args: argparse.Namespace) -> int:
             params[name] = list(value) if isinstance(value, tuple) else value
     if getattr(args, "mask", None) is not None:  # the engine reads it: same machine or a shared folder
         params["mask"] = str(Path(args.mask).expanduser().absolute())
+    for flag in ("resume", "discard"):
+        if getattr(args, flag, False):
+            params[flag] = True
     job = run_job(engine_client(args.engine, args.token_file), "generate", params, "Generating", args.quiet)
     out = job["output_dir"]
     if args.quiet:

@@ -47,6 +47,7 @@ class JobRunner:
         max_model_bytes: int | None = None,
         cancel_grace: float = 5.0,
         python: str = sys.executable,
+        requeue_interrupted: bool = True,
     ) -> None:
         self.store = store
         self.jobs_dir = Path(jobs_dir)
@@ -57,6 +58,7 @@ class JobRunner:
         self.default_device = default_device
         self.cancel_grace = cancel_grace
         self.python = python
+        self.requeue_interrupted = requeue_interrupted  # jobs of journalled kinds a dead engine left running queue again
         self.kinds = job_kinds()
         self._cond = threading.Condition()
         self._queue: list[str] = []
@@ -137,34 +139,40 @@ class JobRunner:
         return self.get(job_id)
 
     def resume(self, job_id: str) -> dict[str, Any]:
-        """Queue an interrupted or cancelled job of a resumable kind again (a fine-tune: from its last checkpoint)."""
+        """Queue an interrupted or cancelled job of a resumable kind again: a fine-tune continues from its last
+        checkpoint, a generate or export from its set's journal (the cases it finished are kept)."""
         job = self.get(job_id)
         spec = self._kind(job["kind"])
         if spec.resume is None:
-            raise JobConflict(f"Job {job_id} is a {job['kind']} job; only fine-tunes resume, submit it again instead.")
+            resumable = ", ".join(name for name, kind in self.kinds.items() if kind.resume is not None)
+            raise JobConflict(f"Job {job_id} is a {job['kind']} job; only {resumable} jobs resume, submit it again instead.")
         with self._cond:
             job = self.get(job_id)  # again, under the lock: two resumes at once must not queue it twice
             if job_id in self._running or job_id in self._queue or job["state"] not in ("interrupted", "cancelled"):
-                raise JobConflict(f"Job {job_id} is {job['state']}; only interrupted or cancelled fine-tunes can be resumed.")
-            job_dir = self.jobs_dir / job_id
-            params = spec.resume(dict(job["params"]), job_dir)
-            self.store.update(
-                job_id, state="queued", params=params, error=None, progress=job["progress"], metrics={}, result={},
-                message="Queued to resume from its last checkpoint." if params.get("resume") else "Queued to start again.",
-            )
-            job_dir.mkdir(parents=True, exist_ok=True)
-            (job_dir / "task.json").write_text(json.dumps({"kind": job["kind"], "params": params}))
-            self._lanes[job_id] = spec.lane(params)
-            self._queue.append(job_id)
-            self._cond.notify_all()
+                raise JobConflict(f"Job {job_id} is {job['state']}; only interrupted or cancelled jobs can be resumed.")
+            params = spec.resume(dict(job["params"]), self.jobs_dir / job_id)
+            self._requeue(job, params, spec.resumed_message if params.get("resume") else "Queued to start again.")
         return self.get(job_id)
+
+    def _requeue(self, job: dict[str, Any], params: dict[str, Any], message: str) -> None:
+        """Queue a job again with ``params`` (the caller holds the lock or is still starting up)."""
+        job_id, job_dir = job["id"], self.jobs_dir / job["id"]
+        self.store.update(
+            job_id, state="queued", params=params, error=None, progress=job["progress"], metrics={}, result={}, message=message,
+            worker_pid=None, worker_started=None,
+        )
+        job_dir.mkdir(parents=True, exist_ok=True)
+        (job_dir / "task.json").write_text(json.dumps({"kind": job["kind"], "params": params}))
+        self._lanes[job_id] = self._kind(job["kind"]).lane(params)
+        self._queue.append(job_id)
+        self._cond.notify_all()
 
     def shutdown(self, wait: float = 3.0) -> None:
         """Stop everything: running jobs end as ``interrupted`` (fine-tunes checkpoint first if they can).
 
         Worker processes get ``cancel_grace`` seconds, then are killed; an in-engine job gets ``wait`` seconds
-        to reach its next safe point, else it stays ``running`` on disk and the next start marks it
-        interrupted and removes its partial output.
+        to reach its next safe point, else it stays ``running`` on disk and the next start queues it again to
+        continue from its journal (or marks it interrupted).
         """
         with self._cond:
             self._stopping = True
@@ -218,11 +226,14 @@ class JobRunner:
             outcome = {"error": str(exc)}
         except Exception as exc:  # a bug must end as a failed job with its reason, not a silent thread death
             outcome = {"error": f"The job failed unexpectedly ({exc.__class__.__name__}: {exc})."}
-        finally:
-            with self._cond:
-                self._running.pop(handle.job_id, None)
-                self._busy.discard(handle.lane)
-                self._cond.notify_all()
+        self._record_end(handle, outcome)
+        with self._cond:  # the lane is freed only once the job reads ended, so a lane never shows two running
+            self._running.pop(handle.job_id, None)
+            self._busy.discard(handle.lane)
+            self._cond.notify_all()
+        handle.done.set()
+
+    def _record_end(self, handle: Running, outcome: dict[str, Any]) -> None:
         if handle.reason == "cancel":
             fields = {"state": "cancelled", "message": "Cancelled."}
         elif handle.reason == "shutdown":
@@ -234,7 +245,6 @@ class JobRunner:
         if isinstance(outcome.get("result"), dict):
             fields["result"] = outcome["result"]
         self.store.update(handle.job_id, worker_pid=None, worker_started=None, **fields)
-        handle.done.set()
 
     def _run_in_engine(self, handle: Running, job: dict[str, Any], job_dir: Path) -> dict[str, Any]:
         report = ProgressReport(self.store, handle.job_id)
@@ -252,23 +262,29 @@ class JobRunner:
         return {"result": result}
 
     def _recover(self) -> None:
-        """After a restart: running jobs become interrupted (their leftover workers killed); queued ones queue again."""
+        """After a restart: leftover workers of running jobs are killed; jobs of journalled kinds (generate, export)
+        queue again to continue from their journals (unless ``requeue_interrupted`` is off), the rest become
+        interrupted; queued ones queue again."""
         for job_id in self.store.ids_in_state("running"):
             pid, started = self.store.worker(job_id)
             if pid is not None:
                 kill_stale_worker(pid, started, self.cancel_grace)
             job = self.store.get(job_id)
             spec = self.kinds.get(job["kind"])
-            if spec is not None and spec.runs_in == "engine":
-                _remove_partials(Path(job["output_dir"]))
+            if spec is not None and spec.requeue_on_restart and spec.resume is not None and self.requeue_interrupted:
+                params = spec.resume(dict(job["params"]), self.jobs_dir / job_id)
+                self._requeue(job, params, "The engine stopped while this job ran; queued again to continue from its journal.")
+                continue
             self.store.update(
                 job_id,
                 state="interrupted",
                 worker_pid=None,
                 worker_started=None,
-                message="The engine stopped while this job ran; resume it (fine-tunes) or submit it again.",
+                message="The engine stopped while this job ran; resume it to continue.",
             )
         for job_id in self.store.ids_in_state("queued"):
+            if job_id in self._queue:  # re-queued just above
+                continue
             job = self.store.get(job_id)
             if job["kind"] not in self.kinds:  # queued by an engine version with more kinds
                 self.store.update(job_id, state="failed", message="Failed.",
@@ -277,8 +293,3 @@ class JobRunner:
             self._lanes[job_id] = self.kinds[job["kind"]].lane(job["params"])
             self._queue.append(job_id)
 
-
-def _remove_partials(out: Path) -> None:
-    """The hidden partial folders an interrupted set writer left beside ``out``."""
-    for partial in out.parent.glob(f".{out.name}.partial-*"):
-        shutil.rmtree(partial, ignore_errors=True)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel
 
 from ..errors import MedSynthError
+from ..journal import RunStopped
 
 if TYPE_CHECKING:
     from .paths import PathPolicy
@@ -44,8 +45,10 @@ class Conflict(MedSynthError):
     """A well-formed request that cannot work with the engine's files or devices as they are (HTTP 409)."""
 
 
-class JobStopped(Exception):
-    """Raised by a run when it was asked to stop (cancel or shutdown); the job ends cancelled or interrupted."""
+class JobStopped(RunStopped):
+    """Raised by a run when it was asked to stop (cancel or shutdown); the job ends cancelled or interrupted.
+
+    A set writer left this way keeps its journalled temporary folder, so the job can be resumed."""
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,9 @@ class JobKind:
     ``lane(params)`` names the queue the job waits in: jobs of one lane run one at a time, lanes side by side.
     ``lane_by`` says what the lane is keyed by (``kind`` or ``device``), for clients. ``runs_in`` says where
     ``run`` runs: ``engine`` (a thread with the warm models) or ``worker`` (a child process, killed on cancel).
-    ``resume(params, ctx)``, where given, returns the params to queue the stopped job again with.
+    ``resume(params, job_dir)``, where given, returns the params to queue the stopped job again with;
+    ``requeue_on_restart`` says a job of the kind that was running when the engine died queues again by itself
+    (journalled sets: nothing is lost by continuing); ``resumed_message`` is the job's message when it is queued.
     """
 
     name: str
@@ -153,6 +158,8 @@ class JobKind:
     lane_by: Literal["kind", "device"] = "kind"
     runs_in: Literal["engine", "worker"] = "worker"
     resume: Callable[[dict[str, Any], Path], dict[str, Any]] | None = None
+    requeue_on_restart: bool = False
+    resumed_message: str = "Queued to resume from its last checkpoint."
 
     def lane(self, params: dict[str, Any]) -> str:
         if self.lane_by == "device":

@@ -16,6 +16,7 @@ from MedSynthLib.conventions import parse_channels
 
 from ...errors import MedSynthError
 from ...export import SetWriter
+from ...journal import continued_message
 from ..schema import JobParams, OptionalChannelList, PathText
 from ..spec import Conflict, JobKind, JobStopped, Missing, PrepareContext, Prepared, RunContext
 
@@ -34,6 +35,9 @@ class ExportParams(JobParams):
     channels: OptionalChannelList = None
     audit_against: PathText | None = None
     audit_threshold: float = Field(0.5, gt=0.0, le=1.0)
+    #: Continue the interrupted export into ``out`` from its journal / drop what it left and start afresh.
+    resume: bool = False
+    discard: bool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> ExportParams:
@@ -65,7 +69,8 @@ def prepare(params: ExportParams, ctx: PrepareContext) -> Prepared:
     missing = [c for c in channels if c not in manifest["channels"]]
     if missing:
         raise Conflict(f"The source set has no {', '.join(missing)} channel; it holds {', '.join(manifest['channels'])}.")
-    SetWriter(out, params.layout, channels, workers=1)  # checks layout, channels and target; writes nothing
+    # checks layout, channels, target and leftovers of an interrupted run; writes nothing
+    SetWriter(out, params.layout, channels, workers=1, resume=params.resume, discard=params.discard)
     stored = params.model_dump()
     stored.update(source=str(source), out=str(out))
     if params.audit_against is not None:
@@ -81,9 +86,15 @@ def run(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     from ...relayout import export_set
 
     started = time.monotonic()
+    continued: dict[str, int] = {}
+
+    def resumed(kept: int, total: int) -> None:
+        continued["continued_from"] = kept + 1
+        ctx.log(continued_message(kept, total))
 
     def progress(done: int, total: int) -> None:
-        ctx.progress({"step": done, "total": total, "message": f"case {done}/{total}"})
+        note = f" (continued from case {continued['continued_from']})" if continued else ""
+        ctx.progress({"step": done, "total": total, "message": f"case {done}/{total}{note}", **continued})
         if ctx.stopped():
             raise JobStopped
 
@@ -91,8 +102,14 @@ def run(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     out = export_set(
         Path(params["source"]), Path(params["out"]), layout=params["layout"], channels=params.get("channels"), progress=progress,
         audit_against=audit_against, audit_threshold=params.get("audit_threshold", 0.5),
+        resume=bool(params.get("resume")), discard=bool(params.get("discard")), resumed=resumed,
     )
     return {"output_dir": str(out), "seconds": round(time.monotonic() - started, 3)}
+
+
+def resume(params: dict[str, Any], job_dir: Path) -> dict[str, Any]:
+    """The stopped job's params, continuing its set from the journal (the cases it finished are kept)."""
+    return {**params, "resume": True, "discard": False}
 
 
 KIND = JobKind(
@@ -101,4 +118,7 @@ KIND = JobKind(
     prepare=prepare,
     run=run,
     summary="Re-write a set (a folder or a finished job's output) as an anonymised BraTS or nnU-Net set.",
+    resume=resume,
+    requeue_on_restart=True,
+    resumed_message="Queued to continue from its journal.",
 )

@@ -16,6 +16,7 @@ from pydantic import Field
 from ...errors import MedSynthError
 from ...export import SetWriter
 from ...generate import MAX_CASES, GenerateRequest, generate_set
+from ...journal import continued_message
 from ..schema import MAX_SEED, ChannelList, DeviceName, JobParams, PathText, Triple
 from ..spec import JobKind, JobStopped, PrepareContext, Prepared, RunContext
 
@@ -39,6 +40,9 @@ class GenerateParams(JobParams):
     mask: PathText | None = None
     #: The mask is one drawn region (any non-zero voxel); the engine turns it into core, rim and oedema first.
     outline: bool = Field(False, description="The mask is one drawn region; it needs the mask (a Conflict without).")
+    #: Continue the interrupted run into ``out`` from its journal / drop what it left and start afresh.
+    resume: bool = False
+    discard: bool = False
 
 
 def prepare(params: GenerateParams, ctx: PrepareContext) -> Prepared:
@@ -48,7 +52,8 @@ def prepare(params: GenerateParams, ctx: PrepareContext) -> Prepared:
     if mask is None and params.outline:
         raise MedSynthError("'outline' describes a mask; give the mask too (or leave outline out).")
     channels = tuple(params.channels)
-    SetWriter(out, params.layout, channels, workers=1)  # checks layout, channels and target; writes nothing
+    # checks layout, channels, target and leftovers of an interrupted run; writes nothing
+    SetWriter(out, params.layout, channels, workers=1, resume=params.resume, discard=params.discard)
     stored = params.model_dump()
     stored.update(model=model, out=str(out), device=ctx.device(params.device), mask=str(mask) if mask else None)
     return Prepared(stored, out)
@@ -73,18 +78,31 @@ def run(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         tumour=params["tumour"],
         device=params["device"],
         mask=mask,
+        resume=bool(params.get("resume")),
+        discard=bool(params.get("discard")),
     )
     started = time.monotonic()
+    continued: dict[str, int] = {}
+
+    def resumed(kept: int, total: int) -> None:
+        continued["continued_from"] = kept + 1
+        ctx.log(continued_message(kept, total))
 
     def progress(done: int, total: int) -> None:
+        note = f" (continued from case {continued['continued_from']})" if continued else ""
         ctx.progress({"step": done, "total": total, "seconds": round(time.monotonic() - started, 3),
-                      "message": f"case {done}/{total}"})
+                      "message": f"case {done}/{total}{note}", **continued})
         if ctx.stopped():
             raise JobStopped
 
-    out = generate_set(request, ctx.models, progress=progress)
+    out = generate_set(request, ctx.models, progress=progress, resumed=resumed)
     ctx.log(f"Wrote {request.n} case(s) to {request.out}.")
     return {"output_dir": str(out)}
+
+
+def resume(params: dict[str, Any], job_dir: Path) -> dict[str, Any]:
+    """The stopped job's params, continuing its set from the journal (the cases it finished are kept)."""
+    return {**params, "resume": True, "discard": False}
 
 
 KIND = JobKind(
@@ -94,4 +112,7 @@ KIND = JobKind(
     run=run,
     summary="Generate a synthetic set (cases of multi-sequence MRI with tumour labels) with a model.",
     runs_in="engine",
+    resume=resume,
+    requeue_on_restart=True,
+    resumed_message="Queued to continue from its journal.",
 )
