@@ -120,3 +120,11 @@ def test_forget_drops_the_loaded_plugin_so_it_loads_afresh():
     registry.forget("phantom")
     registry.forget("never-loaded")
     assert registry.get("phantom") is not first
+
+
+def test_a_channel_model_is_not_a_generator():
+    registry = default_registry()
+    assert "seg-phantom" in registry.ids("channel") and "seg-phantom" not in registry.ids()
+    with pytest.raises(MedSynthError, match="'seg-phantom' is a seg channel model; use it with medsynth add-channel --channel seg"):
+        registry.generator("seg-phantom")
+    assert registry.generator("phantom").family.name == "phantom"

@@ -134,15 +134,23 @@ class ModelRegistry:
         self._instances[id_or_folder] = plugin
         return plugin
 
+    def check_generator(self, id_or_folder: str) -> None:
+        """Refuse a channel model where a generator is wanted (from the family alone: nothing is loaded)."""
+        if id_or_folder in self._factories:
+            family = self._factories[id_or_folder][2]
+        elif (Path(id_or_folder) / CARD_FILE).is_file():
+            family = self.family_for(id_or_folder)
+        else:
+            return  # unknown names are get()'s to refuse
+        if family is not None and family.capabilities.channel:
+            raise MedSynthError(
+                f"'{id_or_folder}' is a {family.capabilities.channel} channel model; use it with "
+                f"medsynth add-channel --channel {family.capabilities.channel}, not generate."
+            )
+
     def generator(self, id_or_folder: str) -> ModelPlugin:
         """Like :meth:`get`, refusing channel models (they add channels, they do not generate cases)."""
-        if id_or_folder in self._factories or (Path(id_or_folder) / CARD_FILE).is_file():
-            family = self.family_for(id_or_folder) if id_or_folder not in self._factories else self._factories[id_or_folder][2]
-            if family is not None and family.capabilities.channel:
-                raise MedSynthError(
-                    f"'{id_or_folder}' is a {family.capabilities.channel} channel model; use it with "
-                    f"medsynth add-channel --channel {family.capabilities.channel}, not generate."
-                )
+        self.check_generator(id_or_folder)
         return self.get(id_or_folder)
 
     def forget(self, id_or_folder: str) -> None:

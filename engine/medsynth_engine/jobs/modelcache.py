@@ -54,6 +54,11 @@ class ModelCache:
             self._evict()
             return plugin
 
+    def generator(self, model: str) -> ModelPlugin:
+        """Like :meth:`get`, refusing a channel model (the registry's check, made before anything loads)."""
+        self.registry.check_generator(model)
+        return self.get(model)
+
     def _evict(self) -> None:
         dropped = False
         while len(self._plugins) > 1 and (len(self._plugins) > self.max_models or self._over_budget()):
