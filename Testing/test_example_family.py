@@ -100,7 +100,9 @@ def test_the_engine_and_the_panel_offer_it_and_its_finetune_job_takes_the_option
         assert rows["wobble-constant"]["family"] == "wobble"
         assert "wobble-constant" in controller.generators()
         finetune = client._json("GET", "/job-kinds")["kinds"]["finetune"]["params_schema"]
-        assert "wobble" in finetune["properties"] and finetune["properties"]["wobble"]["maximum"] == 100.0
+        wobble = finetune["properties"]["wobble"]
+        number = next(part for part in wobble.get("anyOf", [wobble]) if part.get("type") == "number")
+        assert number["maximum"] == 100.0 and "wobble: how far" in wobble["description"]
         inputs = state / "inputs"
         shutil.copytree(data, inputs)  # the state folder is one the engine may read
         job = client.submit("finetune", {"model": "wobble", "data": str(inputs), "wobble": 0.0})

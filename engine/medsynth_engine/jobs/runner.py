@@ -273,7 +273,8 @@ class JobRunner:
             spec = self.kinds.get(job["kind"])
             if spec is not None and spec.requeue_on_restart and spec.resume is not None and self.requeue_interrupted:
                 params = spec.resume(dict(job["params"]), self.jobs_dir / job_id)
-                self._requeue(job, params, "The engine stopped while this job ran; queued again to continue from its journal.")
+                with self._cond:
+                    self._requeue(job, params, "The engine stopped while this job ran; queued again to continue from its journal.")
                 continue
             self.store.update(
                 job_id,
