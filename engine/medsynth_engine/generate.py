@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +18,7 @@ from .errors import MedSynthError
 from .export import LAYOUTS, SetWriter, space_error
 from .registry import ModelRegistry
 
-__all__ = ["GenerateRequest", "case_seed", "generate_set", "MAX_CASES"]
+__all__ = ["GenerateRequest", "case_seed", "generate_set", "set_manifest", "writing_errors", "check_case", "MAX_CASES"]
 
 MAX_CASES = 1_000_000
 
@@ -39,6 +41,8 @@ class GenerateRequest:
     audit_against: Path | None = None  # training set: leave probable copies of its cases out (evaluate.gate)
     audit_threshold: float = 0.5
     mask: Path | None = None  # tumour label map (BraTS codes) the cases must follow; models with supports_mask only
+    cohort: Path | dict | None = None  # cohort file (YAML/JSON strata) or its document; its counts replace n (cohort.run)
+    balance: str | None = None  # a built-in cohort over n cases, e.g. "size" or "enhancing" (cohort.balance)
 
     def validate(self) -> None:
         if not isinstance(self.n, int) or self.n < 1:
@@ -55,6 +59,10 @@ class GenerateRequest:
             raise MedSynthError(str(exc)) from None
         if not 0.0 < self.audit_threshold <= 1.0:
             raise MedSynthError(f"The audit threshold must be in (0, 1], not {self.audit_threshold}.")
+        if self.cohort is not None or self.balance is not None:
+            from .cohort.run import check_cohort_request
+
+            check_cohort_request(self)
 
 
 def case_seed(seed: int, index: int) -> int:
@@ -69,6 +77,10 @@ def generate_set(
 ) -> Path:
     """Generate ``request.n`` cases and write them as one complete set; returns the set's folder."""
     request.validate()
+    if request.cohort is not None or request.balance is not None:
+        from .cohort.run import generate_cohort_set
+
+        return generate_cohort_set(request, registry, progress)
     if request.audit_against is not None:
         from .evaluate.gate import generate_audited_set
 
@@ -81,6 +93,22 @@ def generate_set(
         raise MedSynthError(f"Model '{plugin.id}' cannot follow a tumour mask; use an ldm3d model such as ldm3d-phantom.")
     extra = {"mask": Path(request.mask)} if request.mask is not None else {}
     device = select_device(request.device)
+    manifest = set_manifest(request, plugin, shape, spacing)
+    with writing_errors(request.out), SetWriter(request.out, request.layout, request.channels, workers=request.workers) as writer:
+        for index in range(request.n):
+            seed = case_seed(request.seed, index)
+            case = plugin.generate(
+                seed=seed, channels=request.channels, shape=shape, spacing=spacing, tumour=request.tumour, device=device, **extra
+            )
+            check_case(case.arrays, request.channels, shape, plugin.id)
+            writer.add(case, seed)
+            if progress:
+                progress(index + 1, request.n)
+        return writer.commit(manifest)
+
+
+def set_manifest(request: GenerateRequest, plugin: Any, shape: tuple[int, ...], spacing: tuple[float, ...]) -> dict[str, Any]:
+    """The manifest of a set (without its cases, which ``SetWriter`` adds): software, model, every parameter."""
     parameters = {
         "n": request.n,
         "seed": request.seed,
@@ -92,7 +120,7 @@ def generate_set(
     }
     if request.mask is not None:
         parameters["mask"] = True
-    manifest = {
+    return {
         "format": "medsynth-synthetic-set",
         "format_version": 1,
         "software": {"name": "MedSynth", "version": __version__},
@@ -108,28 +136,23 @@ def generate_set(
         "label_names": {str(k): v for k, v in BRATS_LABEL_NAMES.items()},
         "synthetic": True,
     }
+
+
+@contextmanager
+def writing_errors(out: Path) -> Iterator[None]:
+    """Turn write failures (no permission, full disk, other OS errors) into one sentence about ``out``."""
     try:
-        with SetWriter(request.out, request.layout, request.channels, workers=request.workers) as writer:
-            for index in range(request.n):
-                seed = case_seed(request.seed, index)
-                case = plugin.generate(
-                    seed=seed, channels=request.channels, shape=shape, spacing=spacing, tumour=request.tumour, device=device, **extra
-                )
-                _check_case(case.arrays, request.channels, shape, plugin.id)
-                writer.add(case, seed)
-                if progress:
-                    progress(index + 1, request.n)
-            return writer.commit(manifest)
+        yield
     except PermissionError:
-        raise MedSynthError(f"Cannot write into {Path(request.out).absolute().parent}; choose an output folder you may write to.") from None
+        raise MedSynthError(f"Cannot write into {Path(out).absolute().parent}; choose an output folder you may write to.") from None
     except OSError as exc:
-        error = space_error(exc, Path(request.out))
+        error = space_error(exc, Path(out))
         if error is not None:
             raise error from None
-        raise MedSynthError(f"Could not write {request.out}: {exc.strerror or exc}.") from None
+        raise MedSynthError(f"Could not write {out}: {exc.strerror or exc}.") from None
 
 
-def _check_case(arrays: dict[str, np.ndarray], channels: tuple[str, ...], shape: tuple[int, ...], model: str) -> None:
+def check_case(arrays: dict[str, np.ndarray], channels: tuple[str, ...], shape: tuple[int, ...], model: str) -> None:
     for channel in channels:
         array = arrays.get(channel)
         if array is None or tuple(array.shape) != tuple(shape):

@@ -47,6 +47,10 @@ class GenerateParams(_Params):
     mask: str | None = Field(None, min_length=1, max_length=4096)
     #: The mask is one drawn region (any non-zero voxel); the engine turns it into core, rim and oedema first.
     outline: bool = False
+    #: A cohort: the path of a YAML/JSON cohort file, or the same document inline ({"strata": [...]}); replaces n.
+    cohort: str | dict | None = None
+    #: Balanced strata over n cases without a file: size, enhancing, hemisphere, tumour (comma-separated).
+    balance: str | None = Field(None, min_length=1, max_length=200)
 
     @field_validator("shape")
     @classmethod

@@ -129,6 +129,7 @@ class JobRunner:
             mask = self._input_file(params.mask, "mask")
         elif params.outline:
             raise MedSynthError("'outline' describes a mask; give the mask too (or leave outline out).")
+        cohort = _cohort_field(params.cohort, self.policy, params.balance)
         request = GenerateRequest(
             model=model,
             n=params.n,
@@ -141,6 +142,7 @@ class JobRunner:
             tumour=params.tumour,
             device=params.device or self.default_device,
             **_mask_field(mask),
+            **cohort,
         )
         request.validate()
         plugin = self.cache.get(model)
@@ -152,6 +154,7 @@ class JobRunner:
         stored = params.model_dump()
         stored.update(model=model, out=str(out), channels=list(request.channels), device=request.device)
         stored["mask"] = str(mask) if mask is not None else None
+        stored["cohort"] = cohort.get("cohort")
         return stored, out
 
     def _input_file(self, path: str, what: str) -> Path:
@@ -425,6 +428,7 @@ class JobRunner:
             tumour=params["tumour"],
             device=params["device"],
             **_mask_field(mask),
+            **_cohort_field(params.get("cohort"), None, params.get("balance")),
         )
         report = _Throttled(self.store, handle.job_id)
         started = time.monotonic()
@@ -437,7 +441,7 @@ class JobRunner:
         out = generate_set(request, _CacheAsRegistry(self.cache), progress=progress)
         report.flush()
         self.store.append_log(handle.job_id, [f"Wrote {request.n} case(s) to {request.out}."])
-        return {"result": {"output_dir": str(out)}}
+        return {"result": {"output_dir": str(out), "cases": request.n}}
 
     def _run_child(self, handle: _Running, job: dict[str, Any]) -> dict[str, Any]:
         job_dir = self.jobs_dir / handle.job_id
@@ -580,6 +584,17 @@ def _mask_field(mask: Path | None) -> dict[str, Any]:
     if "mask" not in {f.name for f in dataclasses.fields(GenerateRequest)}:
         raise MedSynthError("This engine cannot generate from a tumour mask yet; update MedSynth.")
     return {"mask": mask}
+
+
+def _cohort_field(cohort: str | dict | None, policy: Any, balance: str | None = None) -> dict[str, Any]:
+    """``cohort=`` (the parsed document) and ``balance=`` for GenerateRequest; a path is checked by ``policy`` and read now."""
+    from ..cohort.spec import parse_cohort, read_cohort
+
+    fields: dict[str, Any] = {} if balance is None else {"balance": balance}
+    if cohort is None:
+        return fields
+    spec = read_cohort(policy.check(cohort, "cohort")) if isinstance(cohort, str) else parse_cohort(cohort)
+    return {**fields, "cohort": spec.to_dict()}
 
 
 def _lane(kind: str, params: dict[str, Any]) -> str:
