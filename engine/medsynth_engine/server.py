@@ -55,11 +55,13 @@ class JobSubmission(BaseModel):
     ``add-channel``: ``case``, ``channel`` (seg or ct), ``model``, ``out``, ``replace``, ``device``, ``amp``.
     ``add-tumour``: ``case``, ``mask``, ``out``, ``model``, ``seed``, ``margin_mm``, ``steps``, ``device`` and
     ``outline`` (the mask is one drawn region; the engine grows core, rim and oedema from it). ``generate`` also
-    takes ``mask`` and ``outline`` for mask-conditioned models.
+    takes ``mask`` and ``outline`` for mask-conditioned models, and ``cohort`` (a cohort file's path or its
+    document) or ``balance``. ``progress``: ``case``, ``model`` (growth or atrophy), ``months``, ``out`` and the
+    models' options (``jobs.params.ProgressParams``).
     """
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["generate", "finetune", "export", "add-channel", "add-tumour"]
+    kind: Literal["generate", "finetune", "export", "add-channel", "add-tumour", "progress"]
     params: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -30,6 +30,8 @@ RADIUS_MM = (3.0, 35.0)
 #: the solver's box render and the full render cannot push a case across a bound.
 _INNER = 0.03
 _STREAM = 0xC0407
+#: A tumour of fewer voxels than this in the label map is not a tumour a cohort can ask for.
+_MIN_VOXELS = 8
 
 
 def subject_grid(params: SubjectParams, atlas: Atlas, shape: tuple[int, int, int], spacing: tuple[float, float, float]) -> Grid:
@@ -163,11 +165,11 @@ def check_feasible(stratum: Stratum, atlas: Atlas, shape: tuple[int, int, int], 
     site = sites[int(np.argmin(np.linalg.norm(sites - np.median(sites, axis=0), axis=1)))]
     extent = c.oedema_extent or (1.4, 2.6)
     low_case = TumourParams([float(v) for v in site], RADIUS_MM[0], 0.0, True, extent[0], 0.05, 0.3, 0.3, 0)
-    grid = Grid.centred(shape, spacing, atlas.brain_centre_mm)
-    smallest = _box_volume(replace(subject, tumour=low_case), atlas, grid)
+    fine = Grid.centred((200, 200, 200), (1.0, 1.0, 1.0), atlas.brain_centre_mm)  # only the tumour's box is rendered
+    smallest = max(_box_volume(replace(subject, tumour=low_case), atlas, fine), _MIN_VOXELS * float(np.prod(spacing)) / 1000.0)
     if c.volume_ml[1] < smallest:
         raise MedSynthError(
-            f"{where} cannot be met: the smallest tumour the phantom draws at its sites is about {smallest:.1f} ml, above the asked {c.volume_ml[1]:g} ml."
+            f"{where} cannot be met: the smallest tumour the phantom draws at its sites on this grid is about {smallest:.2f} ml, above the asked {c.volume_ml[1]:g} ml."
         )
     coarse = Grid.centred(tuple(max(8, int(round(s * p / 4.0))) for s, p in zip(shape, spacing, strict=True)), (4.0, 4.0, 4.0), atlas.brain_centre_mm)
     high_case = replace(low_case, radius_mm=RADIUS_MM[1], oedema_extent=extent[1])

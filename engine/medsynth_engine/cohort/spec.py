@@ -24,7 +24,7 @@ __all__ = ["Stratum", "TumourConstraints", "CohortSpec", "read_cohort", "parse_c
 LOBES = ("frontal", "parietal", "temporal", "occipital")
 #: Keys of ranges and the interval the phantom can draw for each (wider than its random prior where marked).
 RANGES: dict[str, tuple[float, float]] = {
-    "volume_ml": (0.1, 2000.0),
+    "volume_ml": (0.1, 800.0),
     "necrosis_fraction": (0.0, 0.8),  # radius of the necrotic core relative to the core radius
     "oedema_extent": (1.1, 3.0),  # oedema reach as a multiple of the core radius (prior 1.4-2.6)
     "brain_size": (0.85, 1.15),  # mean per-axis scale of the brain

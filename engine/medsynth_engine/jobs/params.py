@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..generate import MAX_CASES
 
 __all__ = [
-    "GenerateParams", "FinetuneParams", "ExportParams", "AddChannelParams", "AddTumourParams", "validation_sentence",
+    "GenerateParams", "FinetuneParams", "ExportParams", "AddChannelParams", "AddTumourParams", "ProgressParams", "validation_sentence",
 ]
 
 
@@ -139,6 +139,24 @@ class AddTumourParams(_Params):
     steps: int | None = Field(None, ge=1, le=1000)
     device: str | None = Field(None, max_length=64)
     outline: bool = False
+
+
+class ProgressParams(_Params):
+    """``medsynth progress``'s options (the ``ProgressRequest`` fields); ``out`` defaults to the job's own folder."""
+
+    case: str = Field(min_length=1, max_length=4096)
+    model: Literal["growth", "atrophy"]
+    months: list[float] = Field(default_factory=lambda: [0.0, 3.0, 6.0, 12.0], min_length=1, max_length=100)
+    out: str | None = Field(None, min_length=1, max_length=4096)
+    seed_point: list[float] | None = Field(None, min_length=3, max_length=3)
+    d_grey: float = Field(0.13, ge=0.005, le=2.0)
+    white_grey_ratio: float = Field(5.0, ge=1.0, le=100.0)
+    rho: float = Field(0.012, ge=0.001, le=0.2)
+    mass_effect: float = Field(0.5, ge=0.0, le=1.0)
+    profile: Literal["ageing", "alzheimer"] = "alzheimer"
+    rate: dict[str, float] = Field(default_factory=dict)
+    margin_mm: float = Field(8.0, ge=1.0, le=50.0)
+    seed: int = Field(0, ge=0, lt=2**62)
 
 
 def validation_sentence(exc: ValidationError, what: str = "parameter") -> str:

@@ -105,6 +105,7 @@ class JobRunner:
             prepare = {
                 "generate": self._prepare_generate, "finetune": self._prepare_finetune, "export": self._prepare_export,
                 "add-channel": self._prepare_add_channel, "add-tumour": self._prepare_add_tumour,
+                "progress": self._prepare_progress,
             }
             if kind not in prepare:
                 raise MedSynthError(f"Unknown job kind '{kind}'; use {', '.join(prepare)}.")
@@ -197,6 +198,11 @@ class JobRunner:
         stored = params.model_dump()
         stored.update(case=str(case), mask=str(mask), out=str(out), model=model, device=_device_name(device))
         return stored, out
+
+    def _prepare_progress(self, raw: dict[str, Any], job_dir: Path) -> tuple[dict[str, Any], Path]:
+        from ..progression.jobs import prepare_progress
+
+        return prepare_progress(raw, job_dir, self.policy)
 
     def _prepare_finetune(self, raw: dict[str, Any], job_dir: Path) -> tuple[dict[str, Any], Path]:
         params = FinetuneParams.model_validate(raw)

@@ -1,6 +1,6 @@
 """The child process that runs one long job: ``python -m medsynth_engine.jobs.worker JOB_DIR``.
 
-Fine-tune, export, add-channel and add-tumour jobs run here, each in its own process, so cancelling one kills
+Fine-tune, export, add-channel, add-tumour and progress jobs run here, each in its own process, so cancelling one kills
 its whole tree at once (a network forward pass cannot be interrupted from a thread).
 
 It reads ``JOB_DIR/task.json`` (``{"kind", "params"}``) and reports on stdout, one JSON object per line:
@@ -125,13 +125,19 @@ def run_add_tumour_task(params: dict[str, Any], stop: threading.Event, job_dir: 
     return add_tumour(AddTumourRequest(**fields), progress=_fraction_progress(stop))
 
 
+def run_progress_task(params: dict[str, Any], stop: threading.Event, job_dir: Path) -> dict[str, Any]:
+    from ..progression.jobs import run_progress_job
+
+    return run_progress_job(params, progress=_fraction_progress(stop))
+
+
 class _Stopped(Exception):
     pass
 
 
 TASKS = {
     "finetune": run_finetune_task, "export": run_export_task,
-    "add-channel": run_add_channel_task, "add-tumour": run_add_tumour_task,
+    "add-channel": run_add_channel_task, "add-tumour": run_add_tumour_task, "progress": run_progress_task,
 }
 
 
