@@ -2,7 +2,8 @@
 
 The growth and atrophy models need white matter, grey matter and CSF of *this* case. Neither a phantom case
 nor a hospital scan carries a tissue map, so it is found from the case's T1 (or the first MR sequence it has):
-three-class k-means on the brain's intensities, tumour voxels excluded, ordered by T1 brightness
+three-class k-means on the brain's intensities after dividing out a smooth bias field, tumour voxels excluded,
+ordered by T1 brightness
 (CSF < GM < WM on T1; reversed on T2/FLAIR, where CSF is bright). Deep CSF (more than 12 mm inside the brain,
 as the phantom's atlas defines it) is the ventricles.
 """
@@ -26,6 +27,7 @@ __all__ = ["Case", "read_case", "tissue_classes", "BACKGROUND", "CSF", "GM", "WM
 BACKGROUND, CSF, GM, WM = 0, 1, 2, 3
 IMAGE_CHANNELS = ("t1", "t1ce", "t2", "flair")
 VENTRICLE_DEPTH_MM = 12.0
+BIAS_SCALE_MM = 30.0
 
 
 @dataclass
@@ -82,6 +84,15 @@ def _kmeans_1d(values: np.ndarray, k: int = 3, iterations: int = 30) -> np.ndarr
     return np.argsort(np.argsort(centres))[np.argmin(np.abs(values[:, None] - centres[None]), axis=1)]
 
 
+def _flatten_bias(image: np.ndarray, where: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+    """Divide out a smooth multiplicative bias (the image's own local mean over ~30 mm): grey/white contrast is only
+    ~20 % on T1, as large as a scanner's bias field, so a global threshold would otherwise split the brain by position."""
+    sigma = BIAS_SCALE_MM / spacing
+    weight = ndimage.gaussian_filter(where.astype(np.float32), sigma)
+    local = ndimage.gaussian_filter(np.where(where, image, 0.0).astype(np.float32), sigma) / np.maximum(weight, 1e-3)
+    return np.where(where, image / np.maximum(local, 1e-3), 0.0)
+
+
 def tissue_classes(case: Case) -> np.ndarray:
     """uint8 map: 0 outside the brain, 1 CSF, 2 GM, 3 WM; tumour voxels take their class from intensity too."""
     channel = next(c for c in ("t1", "t1ce", "t2", "flair") if c in case.arrays)
@@ -90,7 +101,7 @@ def tissue_classes(case: Case) -> np.ndarray:
     if brain.sum() < 100:
         raise MedSynthError("The case shows too little brain (under 100 non-zero voxels) to find its tissues; give a skull-stripped MR case.")
     normal = brain & (case.seg == 0)
-    rank = _kmeans_1d(image[normal])
+    rank = _kmeans_1d(_flatten_bias(image, normal, case.spacing)[normal])
     if channel in ("t2", "flair"):
         rank = 2 - rank  # CSF is bright there
     classes = np.zeros(case.shape, np.uint8)
