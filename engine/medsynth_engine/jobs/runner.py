@@ -28,6 +28,7 @@ import psutil
 from MedSynthLib.conventions import parse_channels
 
 from .. import __file__ as _package_file
+from ..cohort.jobs import cohort_fields
 from ..device import select_device
 from ..errors import MedSynthError
 from ..export import SetWriter
@@ -130,7 +131,7 @@ class JobRunner:
             mask = self._input_file(params.mask, "mask")
         elif params.outline:
             raise MedSynthError("'outline' describes a mask; give the mask too (or leave outline out).")
-        cohort = _cohort_field(params.cohort, self.policy, params.balance)
+        cohort = cohort_fields(params.cohort, self.policy, params.balance)
         request = GenerateRequest(
             model=model,
             n=params.n,
@@ -434,7 +435,7 @@ class JobRunner:
             tumour=params["tumour"],
             device=params["device"],
             **_mask_field(mask),
-            **_cohort_field(params.get("cohort"), None, params.get("balance")),
+            **cohort_fields(params.get("cohort"), None, params.get("balance")),
         )
         report = _Throttled(self.store, handle.job_id)
         started = time.monotonic()
@@ -590,17 +591,6 @@ def _mask_field(mask: Path | None) -> dict[str, Any]:
     if "mask" not in {f.name for f in dataclasses.fields(GenerateRequest)}:
         raise MedSynthError("This engine cannot generate from a tumour mask yet; update MedSynth.")
     return {"mask": mask}
-
-
-def _cohort_field(cohort: str | dict | None, policy: Any, balance: str | None = None) -> dict[str, Any]:
-    """``cohort=`` (the parsed document) and ``balance=`` for GenerateRequest; a path is checked by ``policy`` and read now."""
-    from ..cohort.spec import parse_cohort, read_cohort
-
-    fields: dict[str, Any] = {} if balance is None else {"balance": balance}
-    if cohort is None:
-        return fields
-    spec = read_cohort(policy.check(cohort, "cohort")) if isinstance(cohort, str) else parse_cohort(cohort)
-    return {**fields, "cohort": spec.to_dict()}
 
 
 def _lane(kind: str, params: dict[str, Any]) -> str:
