@@ -27,6 +27,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "add-tumour",
     "add-channel",
     "clean",
+    "progress",
 )
 
 EXIT_USAGE = 2

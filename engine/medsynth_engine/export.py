@@ -158,14 +158,17 @@ class SetWriter:
             return  # e.g. a full disk: the finished cases stay for a resume once there is room
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def add(self, case: SynthCase, seed: int, index: int) -> str:
-        """Queue case ``index`` for writing; returns its id. Raises the first write error seen."""
+    def add(self, case: SynthCase, seed: int, index: int, extra: dict[str, Any] | None = None) -> str:
+        """Queue case ``index`` for writing; returns its id. Raises the first write error seen.
+
+        ``extra`` (e.g. a cohort case's stratum and realised attributes) is journalled and lands in the case's
+        manifest entry."""
         self._raise_failed()
         while len(self._pending) >= self.workers + 1:
             self._pending.pop(0).result()
         case_id_ = case_id(str(self.id_key), index)
         files = case_files(self.layout, case_id_, self.channels)
-        entry = {"index": int(index), "id": case_id_, "seed": int(seed), "files": files, "params": case.params}
+        entry = {**(extra or {}), "index": int(index), "id": case_id_, "seed": int(seed), "files": files, "params": case.params}
         self._pending.append(self._pool.submit(self._write_case, entry, case))
         return case_id_
 
@@ -195,7 +198,7 @@ class SetWriter:
             future.result()
         self._pending.clear()
         cases = sorted(
-            ({k: e[k] for k in ("id", "seed", "files", "params")} for e in self.journal.entries().values()), key=lambda c: c["id"]
+            ({k: v for k, v in e.items() if k not in ("index", "sha256")} for e in self.journal.entries().values()), key=lambda c: c["id"]
         )
         manifest = {**manifest, "layout": self.layout, "cases": cases}
         _write_json(self.set_dir / "manifest.json", manifest)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +19,9 @@ from .export import LAYOUTS, SetWriter, space_error
 from .journal import file_sha256, resume_hint
 from .registry import ModelRegistry
 
-__all__ = ["GenerateRequest", "case_seed", "generate_set", "MAX_CASES"]
+__all__ = [
+    "GenerateRequest", "case_seed", "generate_set", "set_manifest", "set_arguments", "writing_errors", "check_case", "MAX_CASES",
+]
 
 MAX_CASES = 1_000_000
 
@@ -42,6 +46,8 @@ class GenerateRequest:
     mask: Path | None = None  # tumour label map (BraTS codes) the cases must follow; models with supports_mask only
     resume: bool = False  # continue the interrupted run into ``out`` from its journal (same arguments)
     discard: bool = False  # remove what an interrupted run into ``out`` left, then start afresh
+    cohort: Path | dict | None = None  # cohort file (YAML/JSON strata) or its document; its counts replace n (cohort.run)
+    balance: str | None = None  # a built-in cohort over n cases, e.g. "size" or "enhancing" (cohort.balance)
 
     def validate(self) -> None:
         if not isinstance(self.n, int) or self.n < 1:
@@ -60,6 +66,10 @@ class GenerateRequest:
             raise MedSynthError(f"The audit threshold must be in (0, 1], not {self.audit_threshold}.")
         if self.resume and self.discard:
             raise MedSynthError("Give --resume or --discard, not both: one continues the interrupted run, the other drops it.")
+        if self.cohort is not None or self.balance is not None:
+            from .cohort.run import check_cohort_request
+
+            check_cohort_request(self)
 
 
 def case_seed(seed: int, index: int) -> int:
@@ -80,6 +90,10 @@ def generate_set(
     (cases finished, n); ``resumed`` gets (cases kept from the interrupted run, n) once, when there were any.
     """
     request.validate()
+    if request.cohort is not None or request.balance is not None:
+        from .cohort.run import generate_cohort_set
+
+        return generate_cohort_set(request, registry, progress, resumed)
     publish = None
     if request.audit_against is not None:  # the export gate: the complete set is audited before it is published
         from .evaluate.gate import audit_channels, publish_audited
@@ -98,6 +112,33 @@ def generate_set(
         raise MedSynthError(f"Model '{plugin.id}' cannot follow a tumour mask; use an ldm3d model such as ldm3d-phantom.")
     extra = {"mask": Path(request.mask)} if request.mask is not None else {}
     device = select_device(request.device)
+    manifest = set_manifest(request, plugin, shape, spacing)
+    writer = SetWriter(
+        request.out, request.layout, request.channels, workers=request.workers,
+        arguments=set_arguments(request, plugin, manifest["parameters"]),
+        resume=request.resume, discard=request.discard, id_key=f"generate:{request.seed}",
+    )
+    with writing_errors(request.out, writer), writer:
+        done = len(writer.finished)
+        if done and resumed:
+            resumed(done, request.n)
+        for index in range(request.n):
+            if index in writer.finished:
+                continue
+            seed = case_seed(request.seed, index)
+            case = plugin.generate(
+                seed=seed, channels=request.channels, shape=shape, spacing=spacing, tumour=request.tumour, device=device, **extra
+            )
+            check_case(case.arrays, request.channels, shape, plugin.id)
+            writer.add(case, seed, index)
+            done += 1
+            if progress:
+                progress(done, request.n)
+        return writer.commit(manifest, publish)
+
+
+def set_manifest(request: GenerateRequest, plugin: Any, shape: tuple[int, ...], spacing: tuple[float, ...]) -> dict[str, Any]:
+    """The manifest of a set (without its cases, which ``SetWriter`` adds from its journal): software, model, parameters."""
     parameters = {
         "n": request.n,
         "seed": request.seed,
@@ -109,17 +150,7 @@ def generate_set(
     }
     if request.mask is not None:
         parameters["mask"] = True
-    arguments = {
-        "kind": "generate",
-        "software": __version__,
-        "model": plugin.card.id,
-        "weights_sha256": plugin.weights_sha256(),
-        **{k: v for k, v in parameters.items() if k != "mask"},
-        "mask_sha256": file_sha256(Path(request.mask)) if request.mask is not None else None,
-        "audit_against": str(Path(request.audit_against).absolute()) if request.audit_against is not None else None,
-        "audit_threshold": request.audit_threshold if request.audit_against is not None else None,
-    }
-    manifest = {
+    return {
         "format": "medsynth-synthetic-set",
         "format_version": 1,
         "software": {"name": "MedSynth", "version": __version__},
@@ -135,40 +166,40 @@ def generate_set(
         "label_names": {str(k): v for k, v in BRATS_LABEL_NAMES.items()},
         "synthetic": True,
     }
-    writer = SetWriter(
-        request.out, request.layout, request.channels, workers=request.workers, arguments=arguments,
-        resume=request.resume, discard=request.discard, id_key=f"generate:{request.seed}",
-    )
+
+
+def set_arguments(request: GenerateRequest, plugin: Any, parameters: dict[str, Any]) -> dict[str, Any]:
+    """What decides a set's bytes, recorded in its journal: a resumed run must repeat every one of them."""
+    return {
+        "kind": "generate",
+        "software": __version__,
+        "model": plugin.card.id,
+        "weights_sha256": plugin.weights_sha256(),
+        **{k: v for k, v in parameters.items() if k != "mask"},
+        "mask_sha256": file_sha256(Path(request.mask)) if request.mask is not None else None,
+        "audit_against": str(Path(request.audit_against).absolute()) if request.audit_against is not None else None,
+        "audit_threshold": request.audit_threshold if request.audit_against is not None else None,
+    }
+
+
+@contextmanager
+def writing_errors(out: Path, writer: SetWriter) -> Iterator[None]:
+    """Turn write failures (no permission, full disk, other OS errors) into one sentence about ``out``; when the
+    finished cases were kept for a resume, the sentence says how to continue."""
     try:
-        with writer:
-            done = len(writer.finished)
-            if done and resumed:
-                resumed(done, request.n)
-            for index in range(request.n):
-                if index in writer.finished:
-                    continue
-                seed = case_seed(request.seed, index)
-                case = plugin.generate(
-                    seed=seed, channels=request.channels, shape=shape, spacing=spacing, tumour=request.tumour, device=device, **extra
-                )
-                _check_case(case.arrays, request.channels, shape, plugin.id)
-                writer.add(case, seed, index)
-                done += 1
-                if progress:
-                    progress(done, request.n)
-            return writer.commit(manifest, publish)
+        yield
     except PermissionError:
-        raise MedSynthError(f"Cannot write into {Path(request.out).absolute().parent}; choose an output folder you may write to.") from None
+        raise MedSynthError(f"Cannot write into {Path(out).absolute().parent}; choose an output folder you may write to.") from None
     except OSError as exc:
-        error = space_error(exc, Path(request.out))
+        error = space_error(exc, Path(out))
         if writer.tmp.exists():
-            raise MedSynthError(f"Could not write {request.out} ({exc.strerror or exc}); {resume_hint(writer.out)}") from None
+            raise MedSynthError(f"Could not write {out} ({exc.strerror or exc}); {resume_hint(writer.out)}") from None
         if error is not None:
             raise error from None
-        raise MedSynthError(f"Could not write {request.out}: {exc.strerror or exc}.") from None
+        raise MedSynthError(f"Could not write {out}: {exc.strerror or exc}.") from None
 
 
-def _check_case(arrays: dict[str, np.ndarray], channels: tuple[str, ...], shape: tuple[int, ...], model: str) -> None:
+def check_case(arrays: dict[str, np.ndarray], channels: tuple[str, ...], shape: tuple[int, ...], model: str) -> None:
     for channel in channels:
         array = arrays.get(channel)
         if array is None or tuple(array.shape) != tuple(shape):

@@ -14,7 +14,7 @@ from ..cli import triple
 def add_parser(sub: argparse._SubParsersAction) -> None:
     gen = sub.add_parser("generate", help="generate a synthetic set and write it as NIfTI")
     gen.add_argument("--model", default="phantom", help="model id or model folder (default: phantom)")
-    gen.add_argument("-n", type=int, default=1, help="number of cases (default 1)")
+    gen.add_argument("-n", type=int, default=None, help="number of cases (default 1; a --cohort file sets its own counts)")
     gen.add_argument("--seed", type=int, default=0, help="run seed; case seeds derive from it (default 0)")
     gen.add_argument("--out", type=Path, required=True, help="new or empty output folder")
     gen.add_argument(
@@ -27,6 +27,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--spacing", type=triple(float, "--spacing"), help="voxel size in mm, X,Y,Z or one number")
     gen.add_argument("--no-tumour", action="store_true", help="healthy brains, empty label maps")
     gen.add_argument("--mask", type=Path, metavar="MASK", help="NIfTI tumour label map (BraTS codes) to follow (ldm3d models)")
+    gen.add_argument("--cohort", type=Path, metavar="FILE", help="cohort file (YAML or JSON strata with counts and constraints); replaces -n")
+    gen.add_argument(
+        "--balance",
+        metavar="FACTORS",
+        help="equal counts per stratum over -n cases: any of size, enhancing, hemisphere, tumour, comma-separated (crossed)",
+    )
     gen.add_argument("--device", default=None, help="auto (default: cuda > mps > cpu), cpu, cuda, cuda:N or mps")
     gen.add_argument(
         "--audit-against",
@@ -54,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     request = GenerateRequest(
         model=args.model,
-        n=args.n,
+        n=_count(args),
         seed=args.seed,
         out=args.out,
         channels=args.channels,
@@ -68,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         mask=args.mask,
         resume=args.resume,
         discard=args.discard,
+        cohort=args.cohort,
+        balance=args.balance,
     )
     request.validate()
 
@@ -84,8 +92,20 @@ def run(args: argparse.Namespace) -> int:
         print(out)
     else:
         print(f"Wrote {_written(out, request.n)} case(s) to {out}")
+        if request.cohort is not None or request.balance is not None:
+            from ..cohort.summary import summary_lines
+
+            print("\n".join(summary_lines(out / "manifest.json")))
         print(f"Open a case in 3D Slicer (File > Add Data) or any NIfTI viewer; {out / 'manifest.json'} describes the set.")
     return 0
+
+
+def _count(args: argparse.Namespace) -> int:
+    if args.cohort is not None and args.n is not None:
+        from ..errors import MedSynthError
+
+        raise MedSynthError(f"The cohort file {args.cohort} sets its own counts; leave out -n.")
+    return 1 if args.n is None else args.n
 
 
 def _written(out: Path, requested: int) -> str:

@@ -81,6 +81,10 @@ def render_report(metrics: dict[str, Any], figures: dict[str, bytes]) -> str:
     ]
     if "tumour_volumes" in figures:
         parts += ["<h2>Tumour volumes</h2>", _image(figures["tumour_volumes"], "tumour volume distributions")]
+    if metrics.get("cohort"):
+        from ..cohort.summary import summary_html
+
+        parts.append(summary_html(metrics["cohort"]))
     parts += [
         "<h2>Distribution distances: which features, and why</h2>",
         f"<p>{html.escape(FEATURE_EXPLANATION)}</p>",

@@ -181,6 +181,9 @@ def run_evaluation(request: EvaluateRequest, progress: Callable[[int, int], None
             name: {"synthetic_mean": float(np.mean([v[name] for v in synthetic.volumes])), "real_mean": float(np.mean([v[name] for v in real.volumes]))}
             for name in [*BRATS_LABELS.values(), "whole"]
         }
+    cohort = _cohort(request.synthetic)
+    if cohort is not None:
+        metrics["cohort"] = cohort
     if request.tstr:
         metrics.update(
             run_tstr(
@@ -197,6 +200,21 @@ def run_evaluation(request: EvaluateRequest, progress: Callable[[int, int], None
     if labels:
         figures["tumour_volumes"] = tumour_volumes_png({"synthetic": synthetic.volumes, "real": real.volumes})
     return _write(out, metrics, figures)
+
+
+def _cohort(folder: Path) -> dict[str, Any] | None:
+    """Asked against achieved per stratum, when the synthetic set is a cohort (its manifest says so)."""
+    import json
+
+    from ..cohort.summary import cohort_summary
+
+    manifest = Path(folder) / "manifest.json"
+    if not manifest.is_file():
+        return None
+    try:
+        return cohort_summary(json.loads(manifest.read_text()))
+    except (ValueError, MedSynthError):
+        return None
 
 
 def _write(out: Path, metrics: dict[str, Any], figures: dict[str, bytes]) -> Path:

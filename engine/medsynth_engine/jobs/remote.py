@@ -68,7 +68,7 @@ def run_generate_on_engine(args: argparse.Namespace) -> int:
         raise MedSynthError("--audit-against runs in this process only; leave out --engine, or run medsynth audit on the set afterwards.")
     params: dict[str, Any] = {
         "model": args.model,
-        "n": args.n,
+        "n": args.n if args.n is not None else 1,
         "seed": args.seed,
         "channels": args.channels,
         "layout": args.layout,
@@ -84,10 +84,17 @@ def run_generate_on_engine(args: argparse.Namespace) -> int:
     for flag in ("resume", "discard"):
         if getattr(args, flag, False):
             params[flag] = True
+    if getattr(args, "cohort", None) is not None:  # sent inline: the engine need not see the file
+        from ..cohort.spec import read_cohort
+
+        params["cohort"] = read_cohort(Path(args.cohort)).to_dict()
+        params.pop("n")
+    if getattr(args, "balance", None) is not None:
+        params["balance"] = args.balance
     job = run_job(engine_client(args.engine, args.token_file), "generate", params, "Generating", args.quiet)
     out = job["output_dir"]
     if args.quiet:
         print(out)
     else:
-        print(f"The engine ({args.engine}) wrote {args.n} case(s) to {out} (job {job['id']}, on the engine's machine).")
+        print(f"The engine ({args.engine}) wrote {job.get('result', {}).get('cases', args.n)} case(s) to {out} (job {job['id']}, on the engine's machine).")
     return 0

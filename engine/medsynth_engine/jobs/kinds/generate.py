@@ -43,6 +43,10 @@ class GenerateParams(JobParams):
     #: Continue the interrupted run into ``out`` from its journal / drop what it left and start afresh.
     resume: bool = False
     discard: bool = False
+    #: A cohort: the path of a YAML/JSON cohort file, or the same document inline ({"strata": [...]}); replaces n.
+    cohort: PathText | dict | None = None
+    #: Balanced strata over n cases without a file: size, enhancing, hemisphere, tumour (comma-separated).
+    balance: str | None = Field(None, min_length=1, max_length=200)
 
 
 def prepare(params: GenerateParams, ctx: PrepareContext) -> Prepared:
@@ -56,6 +60,11 @@ def prepare(params: GenerateParams, ctx: PrepareContext) -> Prepared:
     SetWriter(out, params.layout, channels, workers=1, resume=params.resume, discard=params.discard)
     stored = params.model_dump()
     stored.update(model=model, out=str(out), device=ctx.device(params.device), mask=str(mask) if mask else None)
+    if params.cohort is not None:  # stored as the parsed document: the job never rereads a file that may change
+        from ...cohort.spec import parse_cohort, read_cohort
+
+        cohort = read_cohort(ctx.policy.check(params.cohort, "cohort")) if isinstance(params.cohort, str) else parse_cohort(params.cohort)
+        stored["cohort"] = cohort.to_dict()
     return Prepared(stored, out)
 
 
@@ -80,6 +89,8 @@ def run(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         mask=mask,
         resume=bool(params.get("resume")),
         discard=bool(params.get("discard")),
+        cohort=params.get("cohort"),
+        balance=params.get("balance"),
     )
     started = time.monotonic()
     continued: dict[str, int] = {}
@@ -97,7 +108,7 @@ def run(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
 
     out = generate_set(request, ctx.models, progress=progress, resumed=resumed)
     ctx.log(f"Wrote {request.n} case(s) to {request.out}.")
-    return {"output_dir": str(out)}
+    return {"output_dir": str(out), "cases": request.n}
 
 
 def resume(params: dict[str, Any], job_dir: Path) -> dict[str, Any]:

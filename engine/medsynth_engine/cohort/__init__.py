@@ -1,0 +1,1 @@
+"""Cohorts on demand: strata of constrained phantom draws (spec, regions, draw, attributes, balance, run)."""

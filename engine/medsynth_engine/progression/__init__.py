@@ -1,0 +1,1 @@
+"""Disease progression in one case: tumour growth (Fisher-Kolmogorov) and atrophy (prescribed Jacobian), as a series."""
