@@ -24,7 +24,8 @@ from MedSynthLib.conventions import LABEL_CHANNEL
 
 from .. import __version__
 from ..errors import MedSynthError
-from ..export import check_target, new_case_id
+from ..export import check_target
+from ..journal import case_id, new_id_key
 from ..nifti_io import write_nifti
 from .atrophy import RATES, REGIONS, displacement_field, jacobian, prescribed_change, region_map, warp
 from .case import Case, read_case, tissue_classes
@@ -138,7 +139,7 @@ def run_progress(request: ProgressRequest, progress: Callable[[float, str], None
     out = check_target(Path(request.out))
     tell(0.02, "finding the case's tissues")
     classes = tissue_classes(case)
-    series_id = new_case_id()
+    series_id = case_id(new_id_key(), 0)  # random and meaningless, like a generated case id
     voxel_ml = float(np.prod(case.spacing)) / 1000.0
     tmp = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
     points = _growth_points if request.model == "growth" else _atrophy_points
