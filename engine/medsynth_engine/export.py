@@ -118,6 +118,8 @@ class SetWriter:
             (self.tmp / case_id).mkdir()
         for channel, rel in files.items():
             array = case.arrays[channel]
+            if array.ndim == 2:  # a 2D model's slice: one NIfTI slice, its affine's third axis the slice thickness
+                array = array[:, :, None]
             if channel == LABEL_CHANNEL and self.layout == "nnunet":
                 array = _to_nnunet_labels(array)
             self._pending.append(self._pool.submit(write_nifti, self.tmp / rel, array, case.affine))
