@@ -16,6 +16,5 @@ FAMILY = ModelFamily(
     summary="2D DCGAN of the BraTS poster (WGAN-GP; resize or transposed upsampling) for axial slices and tumour labels",
     capabilities=Capabilities(dims=2),
     load="medsynth_engine.models.dcgan2d.plugin:DCGAN2DModel",
-    shipped=("dcgan2d-phantom",),
     trainer=TrainerSpec(train="medsynth_engine.models.dcgan2d.train:train", options=DCGANOptions),
 )

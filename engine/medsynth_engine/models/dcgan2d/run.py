@@ -43,7 +43,7 @@ def base_folder(model: str) -> Path | None:
         return None
     folder = model_folder(model)
     if folder is None or read_card(folder).architecture.get("name") != "dcgan2d":
-        raise MedSynthError(f"Model '{model}' is not a dcgan2d model; fine-tune dcgan2d, dcgan2d-phantom or a dcgan2d model folder.")
+        raise MedSynthError(f"Model '{model}' is not a dcgan2d model; fine-tune dcgan2d (a new model) or a dcgan2d model folder.")
     return folder
 
 

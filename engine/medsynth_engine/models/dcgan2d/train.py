@@ -1,4 +1,4 @@
-"""``medsynth finetune --model dcgan2d`` (new model), ``dcgan2d-phantom`` or a dcgan2d folder: the training entry."""
+"""``medsynth finetune --model dcgan2d`` (a new model) or a dcgan2d model folder (continue it): the training entry."""
 
 from __future__ import annotations
 
