@@ -110,6 +110,7 @@ def test_resume_continues_exactly(make_phantom_set, tmp_path):
     assert [x["step"] for x in log_b] == [1, 2, 3, 4] and [x["d"] for x in log_a] == [x["d"] for x in log_b]
 
 
+@pytest.mark.slow
 def test_cli_lists_the_family_and_refuses_bad_options(make_phantom_set, tmp_path):
     listing = subprocess.run([str(MEDSYNTH_BIN), "models"], capture_output=True, text=True)
     assert listing.returncode == 0 and "dcgan2d" in listing.stdout and "--upsample" in listing.stdout
