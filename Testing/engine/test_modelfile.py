@@ -58,7 +58,8 @@ def test_a_pickle_posing_as_weights_is_never_executed(tmp_path):
         (lambda d: d.pop("licence"), "lacks the field"),
         (lambda d: d.update(kind="magic"), "kind 'magic'"),
         (lambda d: d.update(architecture={}), "no architecture name"),
-        (lambda d: d.update(shape=[1, 2]), "3D shape"),
+        (lambda d: d.update(shape=[1, 2, 3, 4]), "3D"),
+        (lambda d: d.update(shape=[1, 2]), "same length"),
     ],
 )
 def test_bad_cards_are_refused_with_a_sentence(tmp_path, mutate, message):

@@ -178,6 +178,8 @@ class SetWriter:
         sums = {}
         for channel, rel in entry["files"].items():
             array = case.arrays[channel]
+            if array.ndim == 2:  # a 2D model's slice: one NIfTI slice, its affine's third axis the slice thickness
+                array = array[:, :, None]
             if channel == LABEL_CHANNEL and self.layout == "nnunet":
                 array = _to_nnunet_labels(array)
             sums[rel] = write_nifti(self.set_dir / rel, array, case.affine)

@@ -60,8 +60,8 @@ class ModelCard:
             raise MedSynthError(f"Model card kind '{self.kind}' is not one of {', '.join(_KINDS)}.")
         if "name" not in self.architecture:
             raise MedSynthError(f"Model card of '{self.id}' has no architecture name.")
-        if len(self.shape) != 3 or len(self.spacing) != 3:
-            raise MedSynthError(f"Model card of '{self.id}' needs a 3D shape and spacing.")
+        if len(self.shape) not in (2, 3) or len(self.spacing) != len(self.shape):
+            raise MedSynthError(f"Model card of '{self.id}' needs a 3D (or, for a 2D model, 2D) shape and spacing of the same length.")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
