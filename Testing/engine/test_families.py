@@ -67,3 +67,21 @@ def test_the_finished_run_names_the_command_that_uses_the_model(tmp_path):
         folder.mkdir()
         (folder / "model.json").write_text(json.dumps({"id": arch, "architecture": {"name": arch}}))
         assert f"medsynth {expected} --model {folder}" in _usage(folder)
+
+
+def test_a_checkpoint_refuses_names_that_would_overwrite_each_other(tmp_path):
+    import torch
+    from medsynth_engine.training.checkpoint import save_checkpoint
+
+    class Clashing:
+        steps_done, rng = 0, torch.Generator()
+
+        def modules(self):
+            return {"g": torch.nn.Linear(1, 1)}
+
+        def optimisers(self):
+            return {"g": torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.1)}
+
+    with pytest.raises(MedSynthError, match=r"checkpoint names clash \(g\)"):
+        save_checkpoint(tmp_path, Clashing(), {})
+    assert not (tmp_path / "checkpoint").exists()

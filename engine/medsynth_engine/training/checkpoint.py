@@ -28,8 +28,9 @@ STATE_FILE = "state.json"
 class Checkpointable(Protocol):
     """What a trainer hands to the checkpoint: its networks and optimisers by name, its step and random generator.
 
-    The names are the trainer's own (a GAN saves ``g``, ``d``, ``g_ema``; a diffusion stage ``unet``,
-    ``unet_ema``); a name must not be the prefix of another followed by a dot.
+    The names are the trainer's own (a GAN saves ``g``, ``d``, ``g_ema`` and ``opt_g``, ``opt_d``); networks and
+    optimisers share one namespace, so every name must differ and none may be another's prefix followed by a dot
+    (``save_checkpoint`` refuses a clash rather than write a checkpoint that cannot be restored).
     """
 
     steps_done: int
@@ -42,6 +43,10 @@ class Checkpointable(Protocol):
 
 def save_checkpoint(out: Path, trainer: Checkpointable, meta: dict[str, Any]) -> Path:
     """Write the trainer's full state plus ``meta`` (step, stage, request...) under ``out/checkpoint``."""
+    names = [*trainer.modules(), *trainer.optimisers()]
+    clashes = sorted({a for a in names for b in names if a != b and (a == b or b.startswith(f"{a}."))} | {n for n in names if names.count(n) > 1})
+    if clashes:
+        raise MedSynthError(f"The trainer's checkpoint names clash ({', '.join(clashes)}); name every network and optimiser differently.")
     folder = Path(out) / CHECKPOINT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
