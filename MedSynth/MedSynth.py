@@ -6,6 +6,8 @@ to the MedSynth engine over HTTP (``MedSynthLib.client``) and turns the NIfTI fi
 shared with the standalone ``medsynth-studio``. Slicer's Python never imports torch, MONAI or the engine package.
 """
 
+from __future__ import annotations
+
 import importlib.util
 import logging
 import os
@@ -696,7 +698,7 @@ class MedSynthLogic(ScriptedLoadableModuleLogic):
         """Write volume/segmentation nodes as a BraTS-style case folder the engine can read (fine-tune data)."""
         return save_nodes(nodes, Path(caseDir), slicer.mrmlScene)
 
-    def updateLossPlot(self, losses) -> "vtk.vtkObject":
+    def updateLossPlot(self, losses) -> vtk.vtkObject:
         """Fill the loss table, one plot series per loss, and return the plot view node that shows the chart."""
         scene = slicer.mrmlScene
         table = scene.GetFirstNodeByName(self.LOSS_TABLE) or scene.AddNewNodeByClass("vtkMRMLTableNode", self.LOSS_TABLE)
@@ -757,10 +759,9 @@ class MedSynthTest(ScriptedLoadableModuleTest):
         self.test_RoundTrip()
         self.setUp()
         self.test_LossPlot()
-        python = MedSynthLogic.defaultEnginePython()
-        if python:
+        if MedSynthLogic.defaultEnginePython():
             self.setUp()
-            self.test_GenerateThroughEngine(python)
+            self.test_GenerateThroughEngine()
 
     def test_RoundTrip(self):
         import tempfile
@@ -785,7 +786,11 @@ class MedSynthTest(ScriptedLoadableModuleTest):
         chart = slicer.mrmlScene.GetNodeByID(view.GetPlotChartNodeID())
         self.assertEqual(chart.GetNumberOfPlotSeriesNodes(), 2)
 
-    def test_GenerateThroughEngine(self, python):
+    def test_GenerateThroughEngine(self):
+        """Needs an engine interpreter (setting MedSynth/EnginePython); skipped without one."""
+        python = MedSynthLogic.defaultEnginePython()
+        if not python:
+            self.skipTest("No engine interpreter is set (MedSynth/EnginePython).")
         logic = MedSynthLogic()
         logic.startEngine(python)
         try:

@@ -476,7 +476,7 @@ class PanelController:
         card = next((m for m in self.models if m.get("id") == model_id), None)
         if not card or not card.get("shape") or not card.get("spacing"):
             return {}
-        field_mm = [n * s for n, s in zip(card["shape"], card["spacing"], strict=True)]
+        field_mm = [n * s for n, s in zip(card["shape"], card["spacing"])]
         return {"shape": [max(8, round(f / voxel_size)) for f in field_mm], "spacing": voxel_size}
 
     def finetune(self, **inputs: Any) -> dict[str, Any]:
