@@ -246,6 +246,10 @@ def install() -> None:
     for item in (ScriptedLoadableModule, ScriptedLoadableModuleWidget, ScriptedLoadableModuleLogic, ScriptedLoadableModuleTest):
         setattr(module, item.__name__, item)
     sys.modules[module.__name__] = slicer.ScriptedLoadableModule = module
+    i18n = types.ModuleType("slicer.i18n", "Slicer's translation markers; no translations loaded here.")
+    i18n.tr = lambda text: text
+    i18n.translate = lambda context, text: text
+    sys.modules[i18n.__name__] = slicer.i18n = i18n
     wrapper = types.ModuleType("slicer.parameterNodeWrapper")
     for item in (parameterNodeWrapper, Validator, WithinRange, Minimum, Choice):
         setattr(wrapper, item.__name__, item)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
@@ -19,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 def test_module_metadata_and_privacy_help(medsynth):
     parent = type("Parent", (), {})()
     medsynth.MedSynth(parent)
-    assert parent.title == "MedSynth" and parent.categories == ["MedSynth"] and parent.contributors
+    assert parent.title == "MedSynth" and parent.categories == ["Segmentation"] and parent.contributors
     assert "Privacy" in parent.helpText and "127.0.0.1" in parent.helpText and "anonymised" in parent.helpText
 
 
@@ -71,13 +72,20 @@ def test_loss_plot_is_a_slicer_chart(medsynth):
     logic = medsynth.MedSynthLogic()
     logic.updateLossPlot([(1, {"g": 2.0, "d": 1.0}), (5, {"g": 1.5, "d": 0.75})])
     view = logic.updateLossPlot([(1, {"g": 2.0, "d": 1.0}), (5, {"g": 1.5, "d": 0.75}), (9, {"g": 1.0, "d": 0.5})])
-    chart = slicer.mrmlScene.GetNodeByID(view.GetPlotChartNodeID())
+    chart = view.GetScene().GetNodeByID(view.GetPlotChartNodeID())
     assert chart.GetNumberOfPlotSeriesNodes() == 2  # updated in place, not duplicated
-    table = slicer.util.getNode("MedSynth fine-tune losses")
+    table = logic.lossPlot.table
+    assert view.GetScene() is not slicer.mrmlScene and not slicer.mrmlScene.GetNodesByClass("vtkMRMLTableNode").GetNumberOfItems()
     assert [table.GetTable().GetValue(r, 0).ToDouble() for r in range(3)] == [1.0, 5.0, 9.0]
     names = [table.GetTable().GetColumnName(c) for c in range(3)]
-    assert names == ["step", "d", "g"]
-    assert table.GetTable().GetValue(2, 2).ToDouble() == 1.0
+    assert names == ["step", "g", "d"]  # in the order the losses first appear
+    assert table.GetTable().GetValue(2, 1).ToDouble() == 1.0
+    assert logic.lossPlot.rows == 3
+    logic.updateLossPlot([(1, {"g": 2.0, "d": 1.0}), (5, {"g": 1.5, "d": 0.75}), (9, {"g": 1.0, "d": 0.5}), (13, {"c": 0.1})])
+    assert table.GetTable().GetNumberOfRows() == 4 and table.GetTable().GetColumnName(3) == "c"
+    assert math.isnan(table.GetTable().GetValue(0, 3).ToDouble()) and math.isnan(table.GetTable().GetValue(3, 1).ToDouble())
+    logic.updateLossPlot([(1, {"g": 3.0})])  # a new job: a shorter list starts the chart over
+    assert table.GetTable().GetNumberOfRows() == 1 and chart.GetNumberOfPlotSeriesNodes() == 1
 
 
 def test_save_nodes_writes_an_engine_readable_case(medsynth, make_phantom_set, tmp_path):
