@@ -110,7 +110,7 @@ class MedSynthParameterNode:
 
     enginePython: str
     engineUrl: str
-    count: Annotated[int, WithinRange(1, 10000)] = 1
+    count: Annotated[int, Minimum(1)] = 1  # the upper limit is the engine's (GET /job-kinds), set on connect
     seed: Annotated[int, Minimum(0)] = 0
     voxelSize: Annotated[float, WithinRange(0.5, 16.0)] = 1.0
     channels: str = DEFAULT_CHANNELS
@@ -310,6 +310,10 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _fillModels(self) -> None:
         controller = self.logic.controller
+        for box, kind, name in ((self.ui.countSpinBox, "generate", "n"), (self.ui.stepsSpinBox, "finetune", "steps")):
+            maximum = controller.param_limit(kind, name, "maximum")
+            if maximum is not None:
+                box.maximum = int(maximum)
         generators = controller.generators()
         bases = controller.finetune_bases() if controller.session.connected else []
         boxes = ((self.ui.modelComboBox, generators), (self.ui.baseModelComboBox, bases),

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .client import TERMINAL_STATES, EngineClient, EngineError
+from .jobschema import SchemaError, check_params
+from .modelrows import follows_masks, is_generator, is_trainable
 from .requests import (
     CHANNEL_TOOLS,
     InputError,
@@ -53,8 +55,6 @@ __all__ = [
 
 #: The mask-conditioned model the Tumour section uses unless another is chosen (ldm3d, latent diffusion).
 TUMOUR_MODEL = "ldm3d-phantom"
-#: Model kinds that generate cases (the Generate section lists these; channel models do not generate).
-GENERATOR_KINDS = ("procedural", "gan", "diffusion")
 #: The embedded default model comes first in the panel's list; the rest follow in the engine's order.
 DEFAULT_MODEL = "phantom"
 
@@ -83,6 +83,8 @@ class PanelController:
         self.finished: dict[str, Any] | None = None  # a job that ended since the front end last asked
         self.finetune_options: dict[str, Any] = {}
         self.channel_models: list[dict[str, Any]] = []
+        #: Each job kind's params schema, as the connected engine serves it (empty for an older engine).
+        self.job_kinds: dict[str, Any] = {}
         #: Where the panel saves volumes and drawn masks for the engine to read (a folder the engine may use).
         self.work_dir: Path | None = None
         self._loss_log: LossLog | None = None
@@ -118,21 +120,35 @@ class PanelController:
             if exc.status != 404:  # an engine from before add-channel jobs has no such endpoint
                 raise
             self.channel_models = []
+        try:
+            self.job_kinds = self._client().job_kinds().get("kinds") or {}
+        except EngineError as exc:
+            if exc.status != 404:  # an older engine serves no schemas; it still checks every request itself
+                raise
+            self.job_kinds = {}
         return health
+
+    def param_limit(self, kind: str, name: str, keyword: str) -> float | None:
+        """A limit (``minimum``, ``maximum``...) of one param in the engine's schema, for the panel's spin boxes."""
+        schema = ((self.job_kinds.get(kind) or {}).get("params_schema") or {}).get("properties", {}).get(name, {})
+        for option in [schema, *schema.get("anyOf", [])]:
+            if keyword in option:
+                return option[keyword]
+        return None
 
     def generators(self) -> list[str]:
         """Models the Generate section offers (the default first); channel models are not generators."""
-        return [m["id"] for m in self.models if m.get("kind") in GENERATOR_KINDS]
+        return [m["id"] for m in self.models if is_generator(m)]
 
     def tumour_models(self) -> list[str]:
-        """Mask-conditioned models for the Tumour section (latent diffusion), the shipped default first."""
-        ids = [m["id"] for m in self.models if m.get("kind") == "diffusion"]
+        """Mask-conditioned models for the Tumour section (their rows' ``mask`` capability), the shipped default first."""
+        ids = [m["id"] for m in self.models if follows_masks(m)]
         return sorted(ids, key=lambda i: i != TUMOUR_MODEL)
 
     def finetune_bases(self) -> list[str]:
         """Models a fine-tune can start from: the engine's trainable models, GANs first (one training stage, the
         shortest path to a model of one's own data), else the pgan3d architecture (from scratch)."""
-        trainable = [m for m in self.models if m.get("kind") not in ("procedural", None)]
+        trainable = [m for m in self.models if is_trainable(m)]
         trainable.sort(key=lambda m: m.get("kind") != "gan")  # stable: the engine's order within each group
         return [m["id"] for m in trainable] or ["pgan3d"]
 
@@ -241,6 +257,10 @@ class PanelController:
     def _submit(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
         if self.tracker.active:
             raise InputError(f"A {self.tracker.kind} job is still running; wait for it or cancel it first.")
+        try:
+            check_params(kind, params, self.job_kinds)  # the engine's own limits (GET /job-kinds), not a copy
+        except SchemaError as exc:
+            raise InputError(str(exc)) from None
         job = self._client().submit(kind, params)
         self.error = ""
         self.tracker.follow(job)

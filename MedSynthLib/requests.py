@@ -51,10 +51,6 @@ def validate_generate(
     """Parameters of a ``generate`` job (BraTS layout, so the first case can be loaded), or an InputError."""
     if not model:
         raise InputError("No model is selected; connect to the engine and pick a model.")
-    if not 1 <= int(count) <= 10_000:
-        raise InputError(f"Count {count} is out of range; generate between 1 and 10000 cases.")
-    if int(seed) < 0:
-        raise InputError("The seed must be zero or positive.")
     params: dict[str, Any] = {
         "model": model, "n": int(count), "seed": int(seed), "channels": _channels(channels),
         "layout": "brats", "tumour": bool(tumour),
@@ -95,8 +91,6 @@ def validate_finetune(
         )
     if not model:
         raise InputError("No base model is selected; pick the model to fine-tune.")
-    if not 1 <= int(steps) <= 10_000_000:
-        raise InputError(f"Steps {steps} is out of range; choose at least 1 step.")
     params: dict[str, Any] = {"model": model, "data": str(folder.absolute()), "steps": int(steps), "channels": _channels(channels)}
     if out is not None and str(out).strip():
         params["out"] = str(_writable_new_folder(Path(out).expanduser(), "model"))
@@ -177,14 +171,10 @@ def validate_tumour(*, mask: str | os.PathLike, outline: bool, seed: int, model:
         raise InputError(f"The tumour mask {path} does not exist; draw the tumour (or choose a mask file) first.")
     if not model:
         raise InputError("No tumour model is selected; connect to an engine that has a mask-conditioned model (ldm3d).")
-    if int(seed) < 0:
-        raise InputError("The seed must be zero or positive.")
     params: dict[str, Any] = {"model": model, "seed": int(seed), "mask": str(path), "outline": bool(outline)}
     if case_dir is None:
         params.update(n=1, layout="brats", channels=["t1", "t1ce", "t2", "flair", "seg"])
         return params
-    if margin_mm is not None and not 0 < float(margin_mm) <= 50:
-        raise InputError(f"Margin {margin_mm:g} mm is out of range; choose above 0 and at most 50 mm.")
     case = Path(case_dir).expanduser().absolute()
     if not case.is_dir():
         raise InputError(f"The case folder {case} does not exist; save the case for the engine first.")
@@ -192,8 +182,6 @@ def validate_tumour(*, mask: str | os.PathLike, outline: bool, seed: int, model:
     if margin_mm is not None:
         params["margin_mm"] = float(margin_mm)
     if steps:
-        if not 1 <= int(steps) <= 1000:
-            raise InputError(f"Steps {steps} is out of range; choose 1 to 1000 (or 0 for the model's default).")
         params["steps"] = int(steps)
     return params
 

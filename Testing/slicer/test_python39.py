@@ -18,7 +18,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SLICER_SIDE = [REPO / "MedSynth", REPO / "MedSynthLib"]
 #: Torch-free tests that exercise the module's import, Slicer's test discovery and the library on 3.9.
-PY39_TESTS = ["Testing/slicer/test_discovery.py", "Testing/lib/test_reader_study_session.py"]
+PY39_TESTS = [
+    "Testing/slicer/test_discovery.py", "Testing/lib/test_reader_study_session.py", "Testing/lib/test_credentials.py",
+    "Testing/lib/test_jobschema.py", "Testing/lib/test_modelrows.py",
+]
 
 
 def _sources() -> list[Path]:

@@ -31,6 +31,7 @@ from MedSynthLib.launcher import TOKEN_FILE_NAME, default_state_dir
 from . import __version__
 from .errors import MedSynthError
 from .jobs.paths import safe_join
+from .jobs.schemas import job_kinds_document
 from .jobs.store import JobConflict, JobNotFound
 
 if TYPE_CHECKING:
@@ -170,6 +171,10 @@ def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
         except ImportError:  # an engine without the add-channel feature
             return []
         return listed()
+
+    @app.get("/job-kinds", dependencies=auth, responses=_ERRORS, summary="Each job kind's params as JSON Schema")
+    def job_kinds() -> dict[str, Any]:
+        return job_kinds_document()
 
     @app.get("/models/{model_id}", dependencies=auth, responses=_ERRORS, summary="One model's card")
     def model(model_id: str) -> dict[str, Any]:
