@@ -211,6 +211,7 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.timer.start()
         self._setupReaderStudy()
 
+        self.ui.allowedFoldersEdit.text = os.pathsep.join(self.logic.allowedFolders())
         self.initializeParameterNode()
         self.updateGUI()
 
@@ -285,6 +286,7 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onStartEngine(self) -> None:
         python = self._parameterNode.enginePython
+        self.logic.setAllowedFolders(self.ui.allowedFoldersEdit.text.split(os.pathsep))
 
         def started(health) -> None:
             self.logic.rememberEnginePython(python)
@@ -571,7 +573,18 @@ class MedSynthLogic(ScriptedLoadableModuleLogic):
         own = os.path.realpath(python) == os.path.realpath(sys.executable)
         env = None if own else slicer.util.startupEnvironment()
         state = stateDir or str(default_state_dir())
-        return lambda: self.controller.start_engine(python, state, env=env)
+        allowed = tuple(self.allowedFolders())
+        return lambda: self.controller.start_engine(python, state, env=env, allowed_dirs=allowed)
+
+    @staticmethod
+    def allowedFolders() -> list[str]:
+        """Data folders an engine started here may use besides the home (setting MedSynth/AllowedFolders)."""
+        text = str(slicer.util.settingsValue("MedSynth/AllowedFolders", "") or "")
+        return [folder for folder in text.split(os.pathsep) if folder.strip()]
+
+    @staticmethod
+    def setAllowedFolders(folders: list[str]) -> None:
+        qt.QSettings().setValue("MedSynth/AllowedFolders", os.pathsep.join(f.strip() for f in folders if f.strip()))
 
     @staticmethod
     def rememberEnginePython(python: str) -> None:

@@ -29,8 +29,17 @@ from .requests import (
     validate_generate,
     validate_tumour,
 )
-from .results import LossLog, first_case_dir, latest_mosaic, loss_series, read_loss_log, result_to_load
-from .session import EngineSession, JobTracker
+from .results import (
+    LossLog,
+    default_cache_dir,
+    download_result,
+    first_case_dir,
+    latest_mosaic,
+    loss_series,
+    read_loss_log,
+    result_to_load,
+)
+from .session import EngineSession, JobTracker, allow_dir_args
 
 __all__ = [
     "InputError",
@@ -85,6 +94,8 @@ class PanelController:
         self.channel_models: list[dict[str, Any]] = []
         #: Each job kind's params schema, as the connected engine serves it (empty for an older engine).
         self.job_kinds: dict[str, Any] = {}
+        #: Where results of an engine connected by URL are downloaded to be shown (MedSynthLib.results).
+        self.cache_dir: Path = default_cache_dir()
         #: Where the panel saves volumes and drawn masks for the engine to read (a folder the engine may use).
         self.work_dir: Path | None = None
         self._loss_log: LossLog | None = None
@@ -92,8 +103,10 @@ class PanelController:
     # -- actions (each returns nothing or the job; raises InputError/EngineError with one sentence) --------
 
     def start_engine(self, python: str, state_dir: str, device: str | None = None,
-                     env: dict[str, str] | None = None) -> dict[str, Any]:
-        health = self._connected(self.session.start_local(python, state_dir, device, env=env))
+                     env: dict[str, str] | None = None, allowed_dirs: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Start a local engine; ``allowed_dirs`` are data folders it may use besides the home and its state folder."""
+        extra = allow_dir_args(allowed_dirs)
+        health = self._connected(self.session.start_local(python, state_dir, device, extra_args=extra, env=env))
         self.work_dir = Path(state_dir).expanduser().absolute() / "panel-inputs"  # the state folder is always allowed
         return health
 
@@ -300,6 +313,10 @@ class PanelController:
             if rows or tracker.from_log:
                 tracker.add_logged(rows)
         if job["state"] in TERMINAL_STATES:
+            if job["state"] == "succeeded" and self.session.process is None and job["kind"] != "finetune":
+                # An engine connected by URL may be on another machine: show what it made from a local copy.
+                job = download_result(self._client(), job, self.cache_dir)
+                tracker.update(job)
             self.finished = job
             if job["state"] == "succeeded" and job["kind"] == "generate":
                 self.last_generate_job = job["id"]

@@ -10,7 +10,10 @@ from typing import Any
 
 from .requests import InputError, case_folders
 
-__all__ = ["result_to_load", "first_case_dir", "read_loss_log", "LossLog", "latest_mosaic", "loss_series"]
+__all__ = [
+    "result_to_load", "first_case_dir", "read_loss_log", "LossLog", "latest_mosaic", "loss_series", "download_result",
+    "default_cache_dir",
+]
 
 _MOSAIC = re.compile(r"mosaic_step(\d+)\.png$")
 
@@ -28,6 +31,48 @@ def result_to_load(job: dict[str, Any]) -> tuple[str, Any] | None:
         files = [Path(p) for p in result.get("written", []) if str(p).endswith((".nii.gz", ".nii"))]
         return ("files", files) if files else None
     return None
+
+
+def default_cache_dir() -> Path:
+    """Where results of an engine connected by URL are downloaded (``$MEDSYNTH_CACHE_DIR``, else ~/.medsynth/cache)."""
+    return Path(os.environ.get("MEDSYNTH_CACHE_DIR") or Path.home() / ".medsynth" / "cache").expanduser()
+
+
+def _remote_relative(path: str, output_dir: str) -> str | None:
+    """``path`` (the engine's absolute path) relative to the job's output folder on the engine's machine."""
+    root, target = output_dir.rstrip("/\\").replace("\\", "/"), str(path).replace("\\", "/")
+    return target[len(root) + 1:] if target.startswith(root + "/") else None
+
+
+def download_result(client: Any, job: dict[str, Any], cache_dir: str | os.PathLike) -> dict[str, Any]:
+    """The job with what the panel shows downloaded through ``client`` into ``cache_dir/<job id>`` (an engine on
+    another machine: its paths mean nothing here), paths rewritten to the local copies.
+
+    Only what is shown is fetched: the manifest and the first case of a generated set, the new case of add-tumour,
+    the written files of add-channel that lie in the job's folder. Each file lands through a temporary name.
+    """
+    remote_root = str(job.get("output_dir") or "")
+    local_root = Path(cache_dir) / str(job["id"])
+    files = client.files(job["id"])
+    wanted: list[str] = []
+    result = dict(job.get("result") or {})
+    if job.get("kind") == "generate":
+        if "manifest.json" in files:
+            client.download(job["id"], "manifest.json", local_root / "manifest.json")
+        first = first_case_dir(local_root).name if (local_root / "manifest.json").is_file() else None
+        first = first or next((f.split("/")[0] for f in files if "/" in f), None)
+        wanted = [f for f in files if first and f.startswith(first + "/")]
+    elif job.get("kind") == "add-tumour" and result.get("case"):
+        folder = _remote_relative(result["case"], remote_root)
+        wanted = [f for f in files if folder and f.startswith(folder + "/")]
+        result["case"] = str(local_root / folder) if folder else result["case"]
+    elif job.get("kind") == "add-channel":
+        relative = [_remote_relative(p, remote_root) for p in result.get("written", [])]
+        wanted = [r for r in relative if r in files]
+        result["written"] = [str(local_root / r) for r in wanted]
+    for name in wanted:
+        client.download(job["id"], name, local_root / name)
+    return {**job, "output_dir": str(local_root), "result": result}
 
 
 def first_case_dir(set_dir: str | os.PathLike) -> Path:

@@ -10,9 +10,23 @@ from typing import Any
 from .client import EngineClient, EngineError
 from .requests import InputError
 
-__all__ = ["EngineSession", "JobTracker", "ACTIVE_STATES"]
+__all__ = ["EngineSession", "JobTracker", "ACTIVE_STATES", "allow_dir_args"]
 
 ACTIVE_STATES = ("queued", "running")
+
+
+def allow_dir_args(folders: tuple[str, ...] | list[str]) -> list[str]:
+    """``--allow-dir`` options for an engine that may use ``folders`` as well as the home folder (its default,
+    which any ``--allow-dir`` replaces); a folder that does not exist is refused in one sentence."""
+    if not folders:
+        return []
+    args = ["--allow-dir", str(Path.home())]
+    for text in folders:
+        folder = Path(str(text).strip()).expanduser()
+        if not folder.is_absolute() or not folder.is_dir():
+            raise InputError(f"The data folder {text} does not exist; give existing folders with absolute paths.")
+        args += ["--allow-dir", str(folder.resolve())]
+    return args
 
 
 @dataclass

@@ -70,6 +70,9 @@ def test_start_generate_finetune_cancel_never_wait_on_the_gui_thread(medsynth, r
             time.sleep(0.02)
         return None
 
+    hospital = tmp_path / "hospital"  # outside the home and the state folder: allowed by the panel's setting
+    hospital.mkdir()
+    logic.setAllowedFolders([str(hospital)])
     started = []
     state = tmp_path / "engine"
     logic.inBackground(gui("start", logic.startEngineJob, sys.executable, str(state)), started.append,
@@ -85,7 +88,7 @@ def test_start_generate_finetune_cancel_never_wait_on_the_gui_thread(medsynth, r
     loaded = gui("load case", logic.loadResult, finished)
     assert slicer.mrmlScene.IsNodePresent(loaded.volumes["flair"]) and loaded.segmentation.GetSegmentation().GetNumberOfSegments()
 
-    data = state / "data"  # the engine reads folders under its state folder
+    data = hospital / "data"
     shutil.copytree(make_phantom_set(n=4, shape=(16, 16, 16), spacing=8.0), data)
     logic.controller.finetune_options = {"resolution": 8, "width": 8, "batch_size": 2, "checkpoint_every": 1, "log_every": 1}
     parameters.dataFolder, parameters.steps, parameters.finetuneChannels = str(data), 2, "t1,t2"

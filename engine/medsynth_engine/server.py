@@ -33,6 +33,7 @@ from .errors import MedSynthError
 from .jobs.paths import safe_join
 from .jobs.schemas import job_kinds_document
 from .jobs.store import JobConflict, JobNotFound
+from .shutdown import request_shutdown
 
 if TYPE_CHECKING:
     from .jobs.runner import JobRunner
@@ -171,6 +172,11 @@ def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
         except ImportError:  # an engine without the add-channel feature
             return []
         return listed()
+
+    @app.post("/shutdown", dependencies=auth, status_code=202, responses=_ERRORS, summary="Stop the engine gracefully")
+    def shutdown() -> dict[str, str]:
+        request_shutdown()  # as SIGINT/SIGTERM do: running jobs end as interrupted (resumable); needed on Windows
+        return {"status": "stopping"}
 
     @app.get("/job-kinds", dependencies=auth, responses=_ERRORS, summary="Each job kind's params as JSON Schema")
     def job_kinds() -> dict[str, Any]:
