@@ -158,6 +158,7 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         # chooser becomes a MRML node combo box and the loss chart a Slicer plot view.
         self.volumeSelector = slicer.qMRMLNodeComboBox()
         self.volumeSelector.nodeTypes = ["vtkMRMLScalarVolumeNode"]
+        self.volumeSelector.showChildNodeTypes = False  # scalar volumes only, not label maps
         self.volumeSelector.noneEnabled = True
         self.volumeSelector.addEnabled = False
         self.volumeSelector.removeEnabled = False
@@ -167,6 +168,7 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.volumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateGUI)
         self.tumourVolumeSelector = slicer.qMRMLNodeComboBox()
         self.tumourVolumeSelector.nodeTypes = ["vtkMRMLScalarVolumeNode"]
+        self.tumourVolumeSelector.showChildNodeTypes = False
         self.tumourVolumeSelector.noneEnabled = True
         self.tumourVolumeSelector.addEnabled = False
         self.tumourVolumeSelector.removeEnabled = False

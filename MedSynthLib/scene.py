@@ -61,6 +61,15 @@ def _slicer() -> Any:
     return slicer
 
 
+def _temporary_node(scene: Any, class_name: str, name: str) -> Any:
+    """A node that exists only while a file is read or written: hidden from node selectors before it is added."""
+    node = scene.CreateNodeByClass(class_name)
+    node.UnRegister(None)
+    node.SetName(name)
+    node.SetHideFromEditors(True)
+    return scene.AddNode(node)
+
+
 def case_channel_files(case_dir: Path) -> dict[str, Path]:
     """The NIfTI file of each channel in a BraTS-style case folder (``<case>/<case>_<channel>.nii.gz``)."""
     case_dir = Path(case_dir)
@@ -151,7 +160,7 @@ def remove_node(scene: Any, node: Any) -> None:
 
 def _load_segmentation(scene: Any, path: Path, case_id: str, created: list[Any]) -> Any:
     slicer = _slicer()
-    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", f"{case_id} seg (temporary)")
+    labelmap = _temporary_node(scene, "vtkMRMLLabelMapVolumeNode", f"{case_id} seg (temporary)")
     try:
         _read_into(scene, labelmap, path)
         values = set(int(v) for v in _unique(slicer.util.arrayFromVolume(labelmap)))
@@ -326,7 +335,7 @@ def _segmentation_to_labelmap(scene: Any, segmentation_node: Any, codes: dict[st
     seg = segmentation_node.GetSegmentation()
     reference_extent = slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY
     colour_tables = _node_ids(scene, "vtkMRMLColorTableNode")
-    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "MedSynth export (temporary)")
+    labelmap = _temporary_node(scene, "vtkMRMLLabelMapVolumeNode", "MedSynth export (temporary)")
     try:
         if not codes:
             raise SceneError(f"Segmentation '{segmentation_node.GetName()}' has no segment; add NCR, ED or ET first.")
