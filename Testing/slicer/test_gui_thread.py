@@ -80,34 +80,34 @@ def test_start_generate_finetune_cancel_never_wait_on_the_gui_thread(medsynth, r
     until("start", lambda: started)
     assert isinstance(started[0], dict) and started[0]["device"] == "cpu", started
 
-    parameters = logic.getParameterNode()
-    parameters.voxelSize, parameters.channels = 8.0, "t1,flair,seg"
-    logic.inBackground(gui("generate", logic.generateJob, parameters, "phantom"))
-    finished = until("poll", lambda: False)
-    assert finished["state"] == "succeeded", finished
-    loaded = gui("load case", logic.loadResult, finished)
-    assert slicer.mrmlScene.IsNodePresent(loaded.volumes["flair"]) and loaded.segmentation.GetSegmentation().GetNumberOfSegments()
-
-    data = hospital / "data"
-    shutil.copytree(make_phantom_set(n=4, shape=(16, 16, 16), spacing=8.0), data)
-    logic.controller.finetune_options = {"resolution": 8, "width": 8, "batch_size": 2, "checkpoint_every": 1, "log_every": 1}
-    parameters.dataFolder, parameters.steps, parameters.finetuneChannels = str(data), 2, "t1,t2"
-    logic.inBackground(gui("fine-tune", logic.finetuneJob, parameters, "pgan3d"))
-    finished = until("poll", lambda: False)
-    assert finished["state"] == "succeeded", finished
-    gui("plot", logic.updateLossPlot, logic.controller.tracker.losses)
-    assert logic.lossPlot.rows == 2 and logic.lossPlot.table.GetTable().GetNumberOfRows() == 2
-
-    parameters.steps = 100000
-    submitted = []
-    logic.inBackground(gui("fine-tune", logic.finetuneJob, parameters, "pgan3d"), submitted.append)
-    until("poll", lambda: submitted)
-    cancelled = []
-    logic.inBackground(logic.controller.cancel, cancelled.append)
-    until("poll", lambda: cancelled)
-    assert cancelled[0]["state"] == "cancelled" and not logic.controller.tracker.active, cancelled
-
     try:
+        parameters = logic.getParameterNode()
+        parameters.voxelSize, parameters.channels = 8.0, "t1,flair,seg"
+        logic.inBackground(gui("generate", logic.generateJob, parameters, "phantom"))
+        finished = until("poll", lambda: False)
+        assert finished["state"] == "succeeded", finished
+        loaded = gui("load case", logic.loadResult, finished)
+        assert slicer.mrmlScene.IsNodePresent(loaded.volumes["flair"]) and loaded.segmentation.GetSegmentation().GetNumberOfSegments()
+
+        data = hospital / "data"
+        shutil.copytree(make_phantom_set(n=4, shape=(16, 16, 16), spacing=8.0), data)
+        logic.controller.finetune_options = {"resolution": 8, "width": 8, "batch_size": 2, "checkpoint_every": 1, "log_every": 1}
+        parameters.dataFolder, parameters.steps, parameters.finetuneChannels = str(data), 2, "t1,t2"
+        logic.inBackground(gui("fine-tune", logic.finetuneJob, parameters, "pgan3d"))
+        finished = until("poll", lambda: False)
+        assert finished["state"] == "succeeded", finished
+        gui("plot", logic.updateLossPlot, logic.controller.tracker.losses)
+        assert logic.lossPlot.rows == 2 and logic.lossPlot.table.GetTable().GetNumberOfRows() == 2
+
+        parameters.steps = 100000
+        submitted = []
+        logic.inBackground(gui("fine-tune", logic.finetuneJob, parameters, "pgan3d"), submitted.append)
+        until("poll", lambda: submitted)
+        cancelled = []
+        logic.inBackground(logic.controller.cancel, cancelled.append)
+        until("poll", lambda: cancelled)
+        assert cancelled[0]["state"] == "cancelled" and not logic.controller.tracker.active, cancelled
+
         on_gui = [what for what, thread in recorded_threads if thread == threading.current_thread().name]
         assert recorded_threads and not on_gui, on_gui
     finally:
