@@ -1,11 +1,14 @@
 # MedSynth: `make demo` and `make test` set everything up on a fresh clone.
 PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3.10 || command -v python3)
+# Slicer 5.8's Python, for Testing/slicer/test_python39.py (pyenv's when there is no python3.9 on PATH).
+PYTHON39 ?= $(shell (python3.9 -c 'import sys' 2>/dev/null && command -v python3.9) || ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.9*/bin/python3.9 2>/dev/null | tail -n 1)
+VENV39 := .venv-py39
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-stamp
 DEMO_OUT ?= demo-output/set-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup py39 demo test lint bench clean
 
 setup: $(STAMP)
 
@@ -18,10 +21,18 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
+# The Slicer side's tests under Python 3.9 (no Python 3.9 here: test_python39.py says so and skips that part).
+py39: $(VENV39)/.setup-stamp
+
+$(VENV39)/.setup-stamp: Testing/requirements-py39.txt
+	@if [ -n "$(PYTHON39)" ]; then \
+	  $(PYTHON39) -m venv $(VENV39) && $(VENV39)/bin/python -m pip install --quiet -r Testing/requirements-py39.txt && touch $@; \
+	else echo "No Python 3.9 found (set PYTHON39=...): the Slicer 5.8 compatibility test will be skipped."; fi
+
 demo: setup
 	$(VENV)/bin/medsynth generate --model phantom -n 3 --seed 7 --channels t1,t1ce,t2,flair,seg,ct --out $(DEMO_OUT)
 
-test: setup
+test: setup py39
 	bash Testing/install-system-deps.sh
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
@@ -32,4 +43,4 @@ bench: setup
 	$(PY) bench/bench_export.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(VENV39) build *.egg-info

@@ -6,7 +6,8 @@ to the MedSynth engine over HTTP (``MedSynthLib.client``) and turns the NIfTI fi
 shared with the standalone ``medsynth-studio``. Slicer's Python never imports torch, MONAI or the engine package.
 """
 
-import importlib.util
+from __future__ import annotations
+
 import logging
 import os
 import sys
@@ -17,6 +18,8 @@ from typing import Annotated
 import qt
 import slicer
 import vtk
+from slicer.i18n import tr as _
+from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, Minimum, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
@@ -31,17 +34,19 @@ try:
 except ImportError:  # running from a source checkout: MedSynthLib sits one folder up
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from MedSynthLib.background import BackgroundCalls
 from MedSynthLib.client import EngineError
 from MedSynthLib.controller import (
     InputError,
     PanelController,
     first_case_dir,
     latest_mosaic,
-    loss_series,
     result_to_load,
 )
 from MedSynthLib.conventions import ALL_CHANNELS
+from MedSynthLib.credentials import CredentialStore, resolve_credential
 from MedSynthLib.launcher import default_state_dir
+from MedSynthLib.lossplot import LossPlot
 from MedSynthLib.reader_study import CONFIDENCE, ReaderSession, ReaderStudyError, score
 from MedSynthLib.scene import (
     CASE_ATTRIBUTE,
@@ -76,19 +81,19 @@ class MedSynth(ScriptedLoadableModule):
 
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "MedSynth"
-        self.parent.categories = ["MedSynth"]
+        self.parent.title = _("MedSynth")
+        # The extension's category (CMakeLists.txt EXTENSION_CATEGORY), so the module is where the index lists it.
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
         self.parent.dependencies = []
         self.parent.contributors = ["MedSynth contributors"]
-        self.parent.helpText = (
+        self.parent.helpText = _(
             "Generate synthetic brain MRI (T1, T1ce, T2, FLAIR) with BraTS tumour labels, fine-tune a model on your "
             "own BraTS-style folder and export anonymised NIfTI sets. Start the local engine (or connect to one), "
             "pick a model and click Generate; the first case appears in the slice views with its labels overlaid. "
             "Channels adds a tumour segmentation or a CT to any volume; Tumour turns a segment drawn with the "
             "Segment Editor into a new case that has that tumour, or adds it to the selected case."
-            + PRIVACY_NOTES
-        )
-        self.parent.acknowledgementText = (
+        ) + _(PRIVACY_NOTES)
+        self.parent.acknowledgementText = _(
             "The procedural phantom uses the MNI ICBM152 2009a tissue maps shipped with nilearn. "
             "Built on 3D Slicer's scripted module template."
         )
@@ -105,8 +110,7 @@ class MedSynthParameterNode:
 
     enginePython: str
     engineUrl: str
-    tokenFile: str
-    count: Annotated[int, WithinRange(1, 10000)] = 1
+    count: Annotated[int, Minimum(1)] = 1  # the upper limit is the engine's (GET /job-kinds), set on connect
     seed: Annotated[int, Minimum(0)] = 0
     voxelSize: Annotated[float, WithinRange(0.5, 16.0)] = 1.0
     channels: str = DEFAULT_CHANNELS
@@ -132,7 +136,7 @@ class MedSynthParameterNode:
 class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     """Wires the .ui to the logic; a QTimer polls the engine so the GUI never waits on a job."""
 
-    POLL_MS = 500
+    TICK_MS = 100  # collects worker results; the engine itself is polled every MedSynthLogic.POLL_S
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
@@ -141,6 +145,7 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._mosaicShown = ""
+        self._working: list[str] = []  # actions whose engine call runs on the worker thread
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -153,6 +158,7 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         # chooser becomes a MRML node combo box and the loss chart a Slicer plot view.
         self.volumeSelector = slicer.qMRMLNodeComboBox()
         self.volumeSelector.nodeTypes = ["vtkMRMLScalarVolumeNode"]
+        self.volumeSelector.showChildNodeTypes = False  # scalar volumes only, not label maps
         self.volumeSelector.noneEnabled = True
         self.volumeSelector.addEnabled = False
         self.volumeSelector.removeEnabled = False
@@ -162,6 +168,7 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.volumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateGUI)
         self.tumourVolumeSelector = slicer.qMRMLNodeComboBox()
         self.tumourVolumeSelector.nodeTypes = ["vtkMRMLScalarVolumeNode"]
+        self.tumourVolumeSelector.showChildNodeTypes = False
         self.tumourVolumeSelector.noneEnabled = True
         self.tumourVolumeSelector.addEnabled = False
         self.tumourVolumeSelector.removeEnabled = False
@@ -201,11 +208,12 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         slicer.app.connect("aboutToQuit()", self.onAboutToQuit)
 
         self.timer = qt.QTimer()
-        self.timer.setInterval(self.POLL_MS)
+        self.timer.setInterval(self.TICK_MS)
         self.timer.connect("timeout()", self.onTimer)
         self.timer.start()
         self._setupReaderStudy()
 
+        self.ui.allowedFoldersEdit.text = os.pathsep.join(self.logic.allowedFolders())
         self.initializeParameterNode()
         self.updateGUI()
 
@@ -254,25 +262,62 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         finally:
             self.updateGUI()
 
+    def _inBackground(self, message: str, prepare, done=None) -> None:
+        """``prepare()`` reads the panel and the scene here and returns the engine call, which runs on the worker
+        thread; its result goes to ``done`` and its failure to the error line, both back on this thread."""
+        work = self._run(message, prepare)
+        if work is None:
+            return
+        self._working.append(message)
+
+        def finished(result) -> None:
+            self._working.remove(message)
+            if done is not None:
+                self._run(message, lambda: done(result))
+            self.updateGUI()
+
+        def failed(exc: BaseException) -> None:
+            self._working.remove(message)
+            self.logic.controller.error = str(exc)
+            if not isinstance(exc, (InputError, EngineError, SceneError, OSError, ValueError)):
+                logging.error("%s %s", message, exc, exc_info=exc)
+            self.updateGUI()
+
+        self.logic.inBackground(work, finished, failed)
+        self.updateGUI()
+
     def onStartEngine(self) -> None:
-        self._run("Could not start the MedSynth engine.", lambda: self.logic.startEngine(self._parameterNode.enginePython), True)
-        self._fillModels()
+        python = self._parameterNode.enginePython
+        self.logic.setAllowedFolders(self.ui.allowedFoldersEdit.text.split(os.pathsep))
+
+        def started(health) -> None:
+            self.logic.rememberEnginePython(python)
+            self._fillModels()
+
+        self._inBackground(_("Could not start the MedSynth engine."), lambda: self.logic.startEngineJob(python), started)
 
     def onConnect(self) -> None:
-        p = self._parameterNode
-        self._run("Could not connect to the MedSynth engine.", lambda: self.logic.connect(p.engineUrl, p.tokenFile), True)
+        url, credential = self._parameterNode.engineUrl, self.ui.tokenFileEdit.text.strip()
+        self._inBackground(_("Could not connect to the MedSynth engine."),
+                           lambda: self.logic.connectJob(url, credential), lambda health: self._connected())
+
+    def _connected(self) -> None:
+        self.ui.tokenFileEdit.text = ""  # saved for this URL in the user's credentials file, not left in the panel
         self._fillModels()
 
     def onStopEngine(self) -> None:
         def stop():
             if not self.logic.controller.stop_engine():
-                raise InputError("A job is running; cancel it first or leave the engine running.")
+                raise InputError(_("A job is running; cancel it first or leave the engine running."))
 
-        self._run("Could not stop the engine.", stop)
-        self._fillModels()
+        self._inBackground(_("Could not stop the engine."), lambda: stop, lambda result: self._fillModels())
 
     def _fillModels(self) -> None:
         controller = self.logic.controller
+        for box, kind, name in ((self.ui.countSpinBox, "generate", "n"), (self.ui.stepsSpinBox, "finetune", "steps")):
+            maximum = controller.param_limit(kind, name, "maximum")
+            if maximum is not None:
+                box.maximum = int(maximum)
         generators = controller.generators()
         bases = controller.finetune_bases() if controller.session.connected else []
         boxes = ((self.ui.modelComboBox, generators), (self.ui.baseModelComboBox, bases),
@@ -286,24 +331,26 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 box.setCurrentText(current)
 
     def onGenerate(self) -> None:
-        self._run("Could not start generating.", lambda: self.logic.generate(self._parameterNode, self.ui.modelComboBox.currentText))
+        self._inBackground(_("Could not start generating."),
+                           lambda: self.logic.generateJob(self._parameterNode, self.ui.modelComboBox.currentText))
 
     def onFinetune(self) -> None:
         self._mosaicShown = ""
-        self._run("Could not start fine-tuning.", lambda: self.logic.finetune(self._parameterNode, self.ui.baseModelComboBox.currentText))
+        self._inBackground(_("Could not start fine-tuning."),
+                           lambda: self.logic.finetuneJob(self._parameterNode, self.ui.baseModelComboBox.currentText))
 
     def onExport(self) -> None:
-        self._run("Could not start the export.", lambda: self.logic.export(self._parameterNode))
+        self._inBackground(_("Could not start the export."), lambda: self.logic.exportJob(self._parameterNode))
 
     def onCancel(self) -> None:
-        self._run("Could not cancel the job.", self.logic.controller.cancel)
+        self._inBackground(_("Could not cancel the job."), lambda: self.logic.controller.cancel)
 
     def onResume(self) -> None:
-        self._run("Could not resume the fine-tune.", self.logic.controller.resume)
+        self._inBackground(_("Could not resume the fine-tune."), lambda: self.logic.controller.resume)
 
     def onChannelTool(self, channel: str) -> None:
         node = self.volumeSelector.currentNode()
-        self._run("Cannot add the channel.", lambda: self.logic.addChannel(channel, node), True)
+        self._inBackground(_("Cannot add the channel."), lambda: self.logic.addChannelJob(channel, node))
 
     def onTumour(self, action: str) -> None:
         p = self._parameterNode
@@ -311,11 +358,12 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         segmentId = self.segmentSelector.currentSegmentID() or None
         model = self.ui.tumourModelComboBox.currentText
         if action == "generate":
-            self._run("Cannot generate the case with this tumour.",
-                      lambda: self.logic.generateWithTumour(p, model, segmentation, segmentId), True)
+            self._inBackground(_("Cannot generate the case with this tumour."),
+                               lambda: self.logic.generateWithTumourJob(p, model, segmentation, segmentId))
         else:
             volume = self.tumourVolumeSelector.currentNode()
-            self._run("Cannot add the tumour.", lambda: self.logic.addTumour(p, model, segmentation, segmentId, volume), True)
+            self._inBackground(_("Cannot add the tumour."),
+                               lambda: self.logic.addTumourJob(p, model, segmentation, segmentId, volume))
 
     def browseInto(self, parameterName: str) -> None:
         folder = qt.QFileDialog.getExistingDirectory(None, "Choose a folder", getattr(self._parameterNode, parameterName) or str(Path.home()))
@@ -323,9 +371,10 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             setattr(self._parameterNode, parameterName, folder)
 
     def onTimer(self) -> None:
-        """Poll the followed job (no message boxes from a timer: problems go to the panel's error line)."""
+        """Collect what the worker thread finished and queue the next poll; never waits on the engine (no message
+        boxes from a timer: problems go to the panel's error line)."""
         try:
-            finished = self.logic.poll()
+            finished = self.logic.tick()
             job = self.logic.controller.tracker.job
             if job and job.get("kind") == "finetune":
                 self._showFinetune(job)
@@ -336,7 +385,15 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.updateGUI()
 
     def _showFinetune(self, job: dict) -> None:
-        self.plotWidget.setMRMLPlotViewNode(self.logic.updateLossPlot(self.logic.controller.tracker.losses))
+        """Redraw the loss chart and the mosaic only when new loss rows arrived."""
+        plot = self.logic.lossPlot
+        plotted = plot.rows if plot is not None else -1
+        view = self.logic.updateLossPlot(self.logic.controller.tracker.losses)
+        if plot is None:
+            self.plotWidget.setMRMLScene(self.logic.lossPlot.scene)
+            self.plotWidget.setMRMLPlotViewNode(view)
+        if self.logic.lossPlot.rows == plotted:
+            return
         samples = Path(job.get("output_dir") or "") / "samples"
         newest = latest_mosaic([str(p) for p in samples.glob("mosaic_step*.png")]) if samples.is_dir() else None
         if newest and newest != self._mosaicShown:
@@ -482,11 +539,14 @@ class MedSynthLogic(ScriptedLoadableModuleLogic):
         while not logic.poll(): slicer.app.processEvents()
     """
 
-    LOSS_TABLE = "MedSynth fine-tune losses"
+    POLL_S = 0.5
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
         self.controller = PanelController()
+        self.background = BackgroundCalls()
+        self._polling, self._nextPoll = False, 0.0
+        self.lossPlot: LossPlot | None = None
         self.loadedCases: list[LoadedCase] = []
         self.readerSession: ReaderSession | None = None
         self._studyCase: LoadedCase | None = None
@@ -502,37 +562,78 @@ class MedSynthLogic(ScriptedLoadableModuleLogic):
         return str(slicer.util.settingsValue("MedSynth/EnginePython", "") or "")
 
     def startEngine(self, python: str = "", stateDir: str | None = None) -> dict:
-        """Start a local engine with ``python``; with none, use Slicer's own Python once the engine is installed there."""
+        """Start a local engine with ``python`` and wait for it (scripts; the panel uses :meth:`startEngineJob`)."""
+        health = self.startEngineJob(python, stateDir)()
+        self.rememberEnginePython(python)
+        return health
+
+    def startEngineJob(self, python: str, stateDir: str | None = None):
+        """What the GUI thread prepares to start an engine: returns the call that starts it, for a worker thread."""
         if not python:
-            python = self.enginePythonInSlicer()
+            raise InputError("No engine interpreter is set; choose the python of an environment where the MedSynth engine is installed.")
         # Another interpreter must not inherit Slicer's PYTHONHOME/PYTHONPATH/library paths.
         own = os.path.realpath(python) == os.path.realpath(sys.executable)
         env = None if own else slicer.util.startupEnvironment()
-        health = self.controller.start_engine(python, stateDir or str(default_state_dir()), env=env)
-        qt.QSettings().setValue("MedSynth/EnginePython", python)  # the next session starts the same engine
-        return health
+        state = stateDir or str(default_state_dir())
+        allowed = tuple(self.allowedFolders())
+        return lambda: self.controller.start_engine(python, state, env=env, allowed_dirs=allowed)
 
-    def enginePythonInSlicer(self) -> str:
-        """Slicer's Python, after installing the engine into it with the user's consent (torch is large)."""
-        if importlib.util.find_spec("medsynth_engine") is not None:
-            return sys.executable
-        source = Path(__file__).resolve().parents[1]
-        if not (source / "pyproject.toml").is_file():
-            raise InputError(
-                "No engine interpreter is set; enter the python of an environment where the MedSynth engine is installed."
-            )
-        if not slicer.util.confirmOkCancelDisplay(
-            "The MedSynth engine is not installed in Slicer's Python. Install it now (torch, MONAI and their "
-            f"dependencies, several GB) from {source}?",
-            "Install the MedSynth engine",
-        ):
-            raise InputError("The engine was not installed; set the engine interpreter instead, or allow the installation.")
-        slicer.util.pip_install(["-r", str(source / "requirements.txt"), "-e", str(source)])
-        return sys.executable
+    @staticmethod
+    def allowedFolders() -> list[str]:
+        """Data folders an engine started here may use besides the home (setting MedSynth/AllowedFolders)."""
+        text = str(slicer.util.settingsValue("MedSynth/AllowedFolders", "") or "")
+        return [folder for folder in text.split(os.pathsep) if folder.strip()]
+
+    @staticmethod
+    def setAllowedFolders(folders: list[str]) -> None:
+        qt.QSettings().setValue("MedSynth/AllowedFolders", os.pathsep.join(f.strip() for f in folders if f.strip()))
+
+    @staticmethod
+    def rememberEnginePython(python: str) -> None:
+        """The next session starts the same engine (a setting of this computer, not of the scene)."""
+        qt.QSettings().setValue("MedSynth/EnginePython", python)
+
+    def inBackground(self, work, done=None, failed=None) -> None:
+        """Run ``work()`` (engine start, HTTP) on the worker thread; ``done``/``failed`` run later in :meth:`tick`."""
+        self.background.call(work, done, failed)
+
+    def tick(self) -> dict | None:
+        """One GUI timer tick, never waiting: finished background calls report, a poll of the followed job is queued
+        (at most one at a time, every ``POLL_S``); returns the job that has just ended (once), else None."""
+        self.background.drain()
+        now = time.monotonic()
+        if self.controller.tracker.active and not self._polling and now >= self._nextPoll:
+            self._polling, self._nextPoll = True, now + self.POLL_S
+            self.background.call(self.controller.poll, self._polled, self._pollFailed)
+        return self.controller.take_finished()
+
+    def _polled(self, job) -> None:
+        self._polling = False
+
+    def _pollFailed(self, exc: BaseException) -> None:
+        self._polling = False
+        self.controller.error = str(exc)
 
     def connect(self, url: str, tokenOrFile: str = "") -> dict:
-        """Connect to a running engine; ``tokenOrFile`` is its token file's path or the token itself."""
-        return self.controller.connect(url, credential=tokenOrFile)
+        """Connect to a running engine; ``tokenOrFile`` is its token file's path or the token itself, or empty for
+        the token saved for ``url`` (MedSynthLib.credentials: the user's 0600 file, never the scene)."""
+        return self.connectJob(url, tokenOrFile)()
+
+    def connectJob(self, url: str, tokenOrFile: str = ""):
+        store = CredentialStore()
+        token = resolve_credential(tokenOrFile) or store.token(url)
+        if not token:
+            raise InputError(
+                f"No token is saved for {url.strip() or 'this engine'}; paste the engine's token or the path of its "
+                "token file (engine.token in the engine's state folder)."
+            )
+
+        def connect() -> dict:
+            health = self.controller.connect(url, token=token)
+            store.save(url, token)
+            return health
+
+        return connect
 
     def shutdown(self) -> str:
         """Stop an engine started here unless a job runs; says what happened."""
@@ -543,27 +644,35 @@ class MedSynthLogic(ScriptedLoadableModuleLogic):
             return "The MedSynth engine was stopped."
         return f"The MedSynth engine keeps running (pid {process.pid}) to finish its {self.controller.tracker.kind} job."
 
-    # -- jobs -------------------------------------------------------------------------------------------
+    # -- jobs: each xxxJob reads the scene and the parameters (GUI thread) and returns the engine call, which the
+    # panel runs on the worker thread (inBackground); the plain methods run both at once, for scripts.
 
     def generate(self, parameters: MedSynthParameterNode, model: str) -> dict:
-        return self.controller.generate(
-            model=model, count=parameters.count, seed=parameters.seed, channels=parameters.channels,
-            tumour=parameters.tumour, voxel_size=parameters.voxelSize,
-        )
+        return self.generateJob(parameters, model)()
+
+    def generateJob(self, parameters: MedSynthParameterNode, model: str):
+        inputs = {"model": model, "count": parameters.count, "seed": parameters.seed, "channels": parameters.channels,
+                  "tumour": parameters.tumour, "voxel_size": parameters.voxelSize}
+        return lambda: self.controller.generate(**inputs)
 
     def finetune(self, parameters: MedSynthParameterNode, model: str) -> dict:
-        return self.controller.finetune(
-            data=parameters.dataFolder, model=model, channels=parameters.finetuneChannels, steps=parameters.steps,
-        )
+        return self.finetuneJob(parameters, model)()
+
+    def finetuneJob(self, parameters: MedSynthParameterNode, model: str):
+        inputs = {"data": parameters.dataFolder, "model": model, "channels": parameters.finetuneChannels,
+                  "steps": parameters.steps}
+        return lambda: self.controller.finetune(**inputs)
 
     def export(self, parameters: MedSynthParameterNode) -> dict:
-        return self.controller.export(
-            out=parameters.exportFolder, layout=parameters.layout, channels=parameters.exportChannels,
-            audit_against=parameters.exportAuditAgainst,
-        )
+        return self.exportJob(parameters)()
+
+    def exportJob(self, parameters: MedSynthParameterNode):
+        inputs = {"out": parameters.exportFolder, "layout": parameters.layout, "channels": parameters.exportChannels,
+                  "audit_against": parameters.exportAuditAgainst}
+        return lambda: self.controller.export(**inputs)
 
     def poll(self) -> dict | None:
-        """One timer tick; returns the job that has just ended (once), else None."""
+        """Poll the followed job now (waits on the engine: scripts, not the GUI); returns the job that just ended."""
         self.controller.poll()
         return self.controller.take_finished()
 
@@ -576,12 +685,15 @@ class MedSynthLogic(ScriptedLoadableModuleLogic):
 
         When the job succeeds, :meth:`loadResult` shows the new segmentation or CT.
         """
+        return self.addChannelJob(channel, volumeNode, model)()
+
+    def addChannelJob(self, channel: str, volumeNode, model: str | None = None):
         reason = self.controller.channel_tool_reason(channel, volumeNode.GetName() if volumeNode else None)
         if reason:
             raise InputError(reason)
         caseDir = self.controller.input_folder(self._caseName(volumeNode))
         save_channel_inputs(volumeNode, caseDir, slicer.mrmlScene)
-        return self.controller.add_channel(channel, caseDir, model)
+        return lambda: self.controller.add_channel(channel, caseDir, model)
 
     def _tumourMask(self, segmentationNode, segmentId, asLabels: bool, reference=None):
         """The drawn tumour written as a NIfTI mask for the engine: (path, whether it is an outline)."""
@@ -593,14 +705,21 @@ class MedSynthLogic(ScriptedLoadableModuleLogic):
 
     def generateWithTumour(self, parameters: MedSynthParameterNode, model: str, segmentationNode, segmentId) -> dict:
         """A new case whose tumour is the drawn one (a mask-conditioned model such as ldm3d-phantom)."""
+        return self.generateWithTumourJob(parameters, model, segmentationNode, segmentId)()
+
+    def generateWithTumourJob(self, parameters: MedSynthParameterNode, model: str, segmentationNode, segmentId):
         reason = self.controller.tumour_reason("generate", segmentId or ("all" if parameters.tumourLabels else None))
         if reason:
             raise InputError(reason)
         mask, outline = self._tumourMask(segmentationNode, segmentId, parameters.tumourLabels)
-        return self.controller.generate_with_tumour(mask=mask, outline=outline, model=model, seed=parameters.tumourSeed)
+        seed = parameters.tumourSeed
+        return lambda: self.controller.generate_with_tumour(mask=mask, outline=outline, model=model, seed=seed)
 
     def addTumour(self, parameters: MedSynthParameterNode, model: str, segmentationNode, segmentId, volumeNode) -> dict:
         """The drawn tumour added to the case of ``volumeNode`` (voxels change only within the margin)."""
+        return self.addTumourJob(parameters, model, segmentationNode, segmentId, volumeNode)()
+
+    def addTumourJob(self, parameters: MedSynthParameterNode, model: str, segmentationNode, segmentId, volumeNode):
         segment = segmentId or ("all" if parameters.tumourLabels else None)
         reason = self.controller.tumour_reason("add", segment, volumeNode.GetName() if volumeNode else None)
         if reason:
@@ -608,10 +727,9 @@ class MedSynthLogic(ScriptedLoadableModuleLogic):
         mask, outline = self._tumourMask(segmentationNode, segmentId, parameters.tumourLabels, reference=volumeNode)
         caseDir = self.controller.input_folder(self._caseName(volumeNode))
         save_channel_inputs(volumeNode, caseDir, slicer.mrmlScene)
-        return self.controller.add_tumour(
-            case_dir=caseDir, mask=mask, outline=outline, model=model, seed=parameters.tumourSeed,
-            margin_mm=parameters.tumourMargin, steps=parameters.tumourSteps or None,
-        )
+        inputs = {"case_dir": caseDir, "mask": mask, "outline": outline, "model": model, "seed": parameters.tumourSeed,
+                  "margin_mm": parameters.tumourMargin, "steps": parameters.tumourSteps or None}
+        return lambda: self.controller.add_tumour(**inputs)
 
     def loadResult(self, job: dict):
         """Show what a succeeded job made: a generated or tumour-added case, or the new seg/CT channel's node(s)."""
@@ -696,46 +814,13 @@ class MedSynthLogic(ScriptedLoadableModuleLogic):
         """Write volume/segmentation nodes as a BraTS-style case folder the engine can read (fine-tune data)."""
         return save_nodes(nodes, Path(caseDir), slicer.mrmlScene)
 
-    def updateLossPlot(self, losses) -> "vtk.vtkObject":
-        """Fill the loss table, one plot series per loss, and return the plot view node that shows the chart."""
-        scene = slicer.mrmlScene
-        table = scene.GetFirstNodeByName(self.LOSS_TABLE) or scene.AddNewNodeByClass("vtkMRMLTableNode", self.LOSS_TABLE)
-        series = loss_series(losses)
-        vtkTable = table.GetTable()
-        vtkTable.Initialize()
-        steps = vtk.vtkDoubleArray()
-        steps.SetName("step")
-        vtkTable.AddColumn(steps)
-        names = sorted(series)
-        for name in names:
-            column = vtk.vtkDoubleArray()
-            column.SetName(name)
-            vtkTable.AddColumn(column)
-        allSteps = sorted({s for stepList, _values in series.values() for s in stepList})
-        vtkTable.SetNumberOfRows(len(allSteps))
-        for row, step in enumerate(allSteps):
-            vtkTable.SetValue(row, 0, float(step))
-            for col, name in enumerate(names, start=1):
-                stepList, values = series[name]
-                vtkTable.SetValue(row, col, float(values[stepList.index(step)]) if step in stepList else float("nan"))
-        table.Modified()
-        chart = scene.GetFirstNodeByName("MedSynth loss chart") or scene.AddNewNodeByClass("vtkMRMLPlotChartNode", "MedSynth loss chart")
-        chart.SetTitle("Fine-tune losses")
-        chart.SetXAxisTitle("step")
-        chart.SetYAxisTitle("loss")
-        for name in names:
-            seriesName = f"MedSynth loss {name}"
-            plot = scene.GetFirstNodeByName(seriesName) or scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", seriesName)
-            plot.SetAndObserveTableNodeID(table.GetID())
-            plot.SetXColumnName("step")
-            plot.SetYColumnName(name)
-            plot.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter)
-            plot.SetMarkerStyle(slicer.vtkMRMLPlotSeriesNode.MarkerStyleNone)
-            if not chart.HasPlotSeriesNodeID(plot.GetID()):
-                chart.AddAndObservePlotSeriesNodeID(plot.GetID())
-        view = scene.GetFirstNodeByName("MedSynth loss view") or scene.AddNewNodeByClass("vtkMRMLPlotViewNode", "MedSynth loss view")
-        view.SetPlotChartNodeID(chart.GetID())
-        return view
+    def updateLossPlot(self, losses) -> vtk.vtkObject:
+        """Add the rows of ``losses`` not plotted yet to the loss chart (its own scene, see MedSynthLib.lossplot);
+        returns the plot view node that shows it."""
+        if self.lossPlot is None:
+            self.lossPlot = LossPlot()
+        self.lossPlot.update(losses)
+        return self.lossPlot.view
 
 
 #
@@ -757,10 +842,9 @@ class MedSynthTest(ScriptedLoadableModuleTest):
         self.test_RoundTrip()
         self.setUp()
         self.test_LossPlot()
-        python = MedSynthLogic.defaultEnginePython()
-        if python:
+        if MedSynthLogic.defaultEnginePython():
             self.setUp()
-            self.test_GenerateThroughEngine(python)
+            self.test_GenerateThroughEngine()
 
     def test_RoundTrip(self):
         import tempfile
@@ -781,11 +865,18 @@ class MedSynthTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Round trip passed")
 
     def test_LossPlot(self):
-        view = MedSynthLogic().updateLossPlot([(1, {"g": 2.0, "d": 1.0}), (2, {"g": 1.5, "d": 0.9})])
-        chart = slicer.mrmlScene.GetNodeByID(view.GetPlotChartNodeID())
+        modified = slicer.mrmlScene.GetModifiedSinceRead()
+        logic = MedSynthLogic()  # owns the chart's scene
+        view = logic.updateLossPlot([(1, {"g": 2.0, "d": 1.0}), (2, {"g": 1.5, "d": 0.9})])
+        chart = view.GetScene().GetNodeByID(view.GetPlotChartNodeID())
         self.assertEqual(chart.GetNumberOfPlotSeriesNodes(), 2)
+        self.assertEqual(slicer.mrmlScene.GetModifiedSinceRead(), modified)  # the chart lives in its own scene
 
-    def test_GenerateThroughEngine(self, python):
+    def test_GenerateThroughEngine(self):
+        """Needs an engine interpreter (setting MedSynth/EnginePython); skipped without one."""
+        python = MedSynthLogic.defaultEnginePython()
+        if not python:
+            self.skipTest("No engine interpreter is set (MedSynth/EnginePython).")
         logic = MedSynthLogic()
         logic.startEngine(python)
         try:

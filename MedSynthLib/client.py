@@ -58,6 +58,10 @@ class EngineClient:
     def models(self) -> list[dict[str, Any]]:
         return self._json("GET", "/models")
 
+    def job_kinds(self) -> dict[str, Any]:
+        """``{"kinds": {kind: {"params_schema": <JSON Schema>}}}``: what each job kind takes (MedSynthLib.jobschema)."""
+        return self._json("GET", "/job-kinds")
+
     def channel_models(self) -> list[dict[str, Any]]:
         """Models add-channel jobs can use: one row per model with its ``channel`` (seg or ct) and ``id``."""
         return self._json("GET", "/channel-models")

@@ -73,7 +73,8 @@ class EngineProcess:
             env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
         with open(log_path, "ab") as log:
             try:
-                process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, env=env)
+                process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, env=env,
+                                           creationflags=_NO_CONSOLE)
             except OSError as exc:
                 raise EngineError(f"Cannot start the engine with {python} ({exc.strerror or exc}).") from None
         lines: queue.Queue[bytes] = queue.Queue()
@@ -102,9 +103,46 @@ class EngineProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def stop(self, timeout: float = 10) -> int:
-        """Ask the engine to stop (SIGTERM: jobs end as interrupted), kill it after ``timeout`` s; returns its exit code."""
-        return _terminate(self.process, timeout)
+    def stop(self, timeout: float = 10, *, by_request: bool | None = None) -> int:
+        """Ask the engine to stop (jobs end as interrupted and resume later), kill its process tree after ``timeout``
+        s; returns its exit code.
+
+        ``by_request`` (default: on Windows) asks through ``POST /shutdown``: a process without a console gets no
+        console events there, and a signal would be TerminateProcess. Elsewhere SIGTERM does the same.
+        """
+        if by_request is None:
+            by_request = os.name == "nt"
+        if not by_request:
+            return _terminate(self.process, timeout)
+        if self.process.poll() is None:
+            try:
+                self.client(timeout=min(timeout, 5.0))._json("POST", "/shutdown")
+            except EngineError:
+                pass  # not answering: the tree kill below ends it
+            try:
+                return self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _kill_tree(self.process)
+        return self.process.wait()
+
+
+#: Windows: start the engine without a console window (and in its own process group). 0 elsewhere.
+_NO_CONSOLE = getattr(subprocess, "CREATE_NO_WINDOW", 0) | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
+
+
+def _kill_tree(process: subprocess.Popen) -> None:
+    """Kill the engine and the worker processes it started (``taskkill /T`` on Windows)."""
+    if os.name == "nt":
+        subprocess.run(["taskkill", "/F", "/T", "/PID", str(process.pid)], capture_output=True, check=False,
+                       creationflags=_NO_CONSOLE)
+    else:
+        try:
+            children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True, check=False)
+            for pid in children.stdout.split():
+                os.kill(int(pid), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+        process.kill()
 
 
 def _drain(stream, lines: queue.Queue) -> None:

@@ -62,7 +62,7 @@ class LossChart(QtWidgets.QWidget):
         box = self.rect().adjusted(36, 8, -8, -20)
         painter.setPen(QtGui.QColor("#888"))
         painter.drawRect(box)
-        points = [(s, v) for steps, values in self.series.values() for s, v in zip(steps, values, strict=True)]
+        points = [(s, v) for steps, values in self.series.values() for s, v in zip(steps, values)]
         if not points:
             painter.drawText(box, QtCore.Qt.AlignCenter, "Loss curve appears while fine-tuning.")
             return
@@ -78,7 +78,7 @@ class LossChart(QtWidgets.QWidget):
             painter.setPen(QtGui.QPen(colour, 2))
             line = QtGui.QPolygonF([
                 QtCore.QPointF(box.left() + (s - x0) / (x1 - x0) * box.width(), box.bottom() - (v - y0) / (y1 - y0) * box.height())
-                for s, v in zip(steps, values, strict=True)
+                for s, v in zip(steps, values)
             ])
             painter.drawPolyline(line)
             painter.drawText(box.left() + 6 + 60 * index, box.top() + 14, name)
@@ -266,7 +266,7 @@ class StudioPanel(QtWidgets.QWidget):
         """The drawn sphere as a 0/1 array on the shown case's (reoriented) grid, or None if none is placed."""
         if self.case is None or self.sphere_centre is None:
             return None
-        axes = [np.arange(n) * s for n, s in zip(self.case.shape, self.case.spacing, strict=True)]
+        axes = [np.arange(n) * s for n, s in zip(self.case.shape, self.case.spacing)]
         x, y, z = np.meshgrid(*axes, indexing="ij", sparse=True)
         cx, cy, cz = self.sphere_centre
         inside = (x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2 <= self.radiusSpinBox.value() ** 2

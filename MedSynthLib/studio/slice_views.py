@@ -159,14 +159,14 @@ class SliceView(QVTKRenderWindowInteractor):
         else:
             self.label.VisibilityOff()
         axis, direction, up = VIEWS[self.name]
-        extent = [s * (n - 1) for s, n in zip(case.spacing, image.shape, strict=True)]
+        extent = [s * (n - 1) for s, n in zip(case.spacing, image.shape)]
         # The slice goes through the focus; the view stays centred on the whole slice.
         focal = [e / 2 for e in extent]
         focal[axis] = focus_mm[axis]
         camera = self.renderer.GetActiveCamera()
         camera.ParallelProjectionOn()
         camera.SetFocalPoint(*focal)
-        camera.SetPosition(*(f - 500.0 * d for f, d in zip(focal, direction, strict=True)))
+        camera.SetPosition(*(f - 500.0 * d for f, d in zip(focal, direction)))
         camera.SetViewUp(*up)
         vertical = next(i for i in range(3) if up[i])
         horizontal = next(i for i in range(3) if i not in (axis, vertical))
@@ -198,7 +198,7 @@ class SliceViews(QtWidgets.QWidget):
         layout.addLayout(bar)
         views = QtWidgets.QGridLayout()
         self.views = {name: SliceView(name, self, picked=self.pointPicked.emit) for name in VIEWS}
-        for (row, column), view in zip(((0, 0), (0, 1), (1, 0)), self.views.values(), strict=True):
+        for (row, column), view in zip(((0, 0), (0, 1), (1, 0)), self.views.values()):
             views.addWidget(view, row, column)
         views.addWidget(self._legend(), 1, 1)
         layout.addLayout(views, 1)
@@ -240,7 +240,7 @@ class SliceViews(QtWidgets.QWidget):
     def _show_channel(self, channel: str) -> None:
         if self.case is None or channel not in self.case.images:
             return
-        focus = self.focus_mm or tuple(i * s for i, s in zip(self.case.focus(), self.case.spacing, strict=True))
+        focus = self.focus_mm or tuple(i * s for i, s in zip(self.case.focus(), self.case.spacing))
         for view in self.views.values():
             view.show_case(self.case, channel, focus)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from medsynth_engine.jobs.schemas import job_kinds_document
 
 from MedSynthLib.client import EngineError
 from MedSynthLib.controller import (
@@ -25,6 +26,7 @@ from MedSynthLib.controller import (
     validate_finetune,
     validate_generate,
 )
+from MedSynthLib.jobschema import SchemaError, check_params
 
 
 def wait_until_done(controller: PanelController, limit: float = 120.0) -> dict:
@@ -53,8 +55,6 @@ def engine_controller(tmp_path_factory):
     "inputs, message",
     [
         ({"model": "", "count": 1, "seed": 0, "channels": "t1", "tumour": True}, "No model is selected"),
-        ({"model": "phantom", "count": 0, "seed": 0, "channels": "t1", "tumour": True}, "out of range"),
-        ({"model": "phantom", "count": 1, "seed": -1, "channels": "t1", "tumour": True}, "seed"),
         ({"model": "phantom", "count": 1, "seed": 0, "channels": "t1,pd", "tumour": True}, "Unknown channel 'pd'"),
         ({"model": "phantom", "count": 1, "seed": 0, "channels": "", "tumour": True}, "No channel"),
     ],
@@ -62,6 +62,19 @@ def engine_controller(tmp_path_factory):
 def test_generate_inputs_are_checked(inputs, message):
     with pytest.raises(InputError, match=message):
         validate_generate(**inputs)
+
+
+@pytest.mark.parametrize("count, seed, message", [(0, 0, "n 0 is out of range"), (1, -1, "seed -1 is out of range"),
+                                                  (20_000, 0, None)])
+def test_generate_limits_are_the_engines_schema(count, seed, message):
+    """No copy of the engine's limits: 20,000 cases (over the panel's old cap of 10,000) pass, as in the engine."""
+    params = validate_generate(model="phantom", count=count, seed=seed, channels="t1", tumour=True)
+    kinds = job_kinds_document()["kinds"]
+    if message is None:
+        check_params("generate", params, kinds)
+        return
+    with pytest.raises(SchemaError, match=message):
+        check_params("generate", params, kinds)
 
 
 def test_generate_params_are_the_engine_job_params():
@@ -90,8 +103,9 @@ def test_finetune_accepts_a_brats_folder_and_checks_the_model_folder(make_phanto
     assert params["data"] == str(data) and params["steps"] == 5 and params["channels"] == ["t1", "t2"]
     with pytest.raises(InputError, match="not empty"):
         validate_finetune(data=data, model="phantom", channels="t1", steps=5, out=data)
-    with pytest.raises(InputError, match="Steps 0"):
-        validate_finetune(data=data, model="phantom", channels="t1", steps=0)
+    with pytest.raises(SchemaError, match="steps 0 is out of range"):
+        check_params("finetune", validate_finetune(data=data, model="phantom", channels="t1", steps=0),
+                     job_kinds_document()["kinds"])
 
 
 def test_export_needs_something_to_export_and_a_writable_new_folder(tmp_path, read_only_folder):

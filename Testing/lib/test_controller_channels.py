@@ -6,6 +6,7 @@ import os
 import sys
 
 import pytest
+from medsynth_engine.jobs.schemas import job_kinds_document
 
 from MedSynthLib.controller import (
     TUMOUR_MODEL,
@@ -16,6 +17,7 @@ from MedSynthLib.controller import (
     validate_add_channel,
     validate_tumour,
 )
+from MedSynthLib.jobschema import SchemaError, check_params
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +50,12 @@ def test_channel_and_tumour_inputs_are_checked(tmp_path):
     mask.write_bytes(b"x")
     with pytest.raises(InputError, match="No tumour model"):
         validate_tumour(mask=mask, outline=True, seed=0, model="")
-    with pytest.raises(InputError, match="seed"):
-        validate_tumour(mask=mask, outline=True, seed=-1, model=TUMOUR_MODEL)
-    with pytest.raises(InputError, match="Margin 60 mm"):
-        validate_tumour(mask=mask, outline=True, seed=0, model=TUMOUR_MODEL, margin_mm=60, case_dir=tmp_path)
+    kinds = job_kinds_document()["kinds"]  # limits are the engine's schema's (served at GET /job-kinds)
+    with pytest.raises(SchemaError, match="seed -1 is out of range"):
+        check_params("generate", validate_tumour(mask=mask, outline=True, seed=-1, model=TUMOUR_MODEL), kinds)
+    with pytest.raises(SchemaError, match="margin_mm 60 is out of range"):
+        check_params("add-tumour", validate_tumour(mask=mask, outline=True, seed=0, model=TUMOUR_MODEL, margin_mm=60,
+                                                   case_dir=tmp_path), kinds)
     with pytest.raises(InputError, match="case folder"):
         validate_tumour(mask=mask, outline=True, seed=0, model=TUMOUR_MODEL, case_dir=tmp_path / "nope")
     generate = validate_tumour(mask=mask, outline=True, seed=4, model=TUMOUR_MODEL)
@@ -60,8 +64,10 @@ def test_channel_and_tumour_inputs_are_checked(tmp_path):
     add = validate_tumour(mask=mask, outline=False, seed=0, model=TUMOUR_MODEL, margin_mm=6, case_dir=tmp_path, steps=5)
     assert add == {"model": TUMOUR_MODEL, "seed": 0, "mask": str(mask), "outline": False, "case": str(tmp_path),
                    "margin_mm": 6.0, "steps": 5}
-    with pytest.raises(InputError, match="Steps 5000"):
-        validate_tumour(mask=mask, outline=False, seed=0, model=TUMOUR_MODEL, case_dir=tmp_path, steps=5000)
+    check_params("add-tumour", add, kinds)
+    with pytest.raises(SchemaError, match="steps 5000 is out of range"):
+        check_params("add-tumour", validate_tumour(mask=mask, outline=False, seed=0, model=TUMOUR_MODEL,
+                                                   case_dir=tmp_path, steps=5000), kinds)
 
 
 def test_results_to_load_per_job_kind(tmp_path):

@@ -5,6 +5,10 @@ slicer-core brings Slicer's compiled MRML, module logics and ``slicer.util``; it
 and no ``qt``/``ctk`` (PythonQt). This file supplies minimal versions of exactly those, following Slicer's own
 code (``Base/Python/slicer/ScriptedLoadableModule.py``, ``parameterNodeWrapper``): the parameter node is a real
 ``vtkMRMLScriptedModuleNode`` singleton in a real ``vtkMRMLScene``. Nothing else is replaced.
+
+Under Python 3.9 (Slicer 5.8's) slicer-core cannot be installed (no wheels): there :func:`install` also provides a
+bare ``slicer`` package (``slicer.util`` with the names the module imports, no scene), so the module's import,
+its class definitions and parameter-node type hints, and Slicer's test discovery are checked on 3.9 too.
 """
 
 from __future__ import annotations
@@ -15,9 +19,14 @@ import types
 import typing
 import unittest
 
-import slicer
+try:
+    import slicer
+except ImportError:  # Python 3.9: no slicer-core wheels
+    slicer = None
+if not hasattr(slicer, "vtkMRMLScene"):  # nothing, or this test folder (Testing/slicer) found as a namespace package
+    slicer = None
 
-__all__ = ["install"]
+__all__ = ["install", "HAS_MRML"]
 
 
 class _App:
@@ -190,9 +199,41 @@ def parameterNodeWrapper(cls):  # noqa: N802 - Slicer's name
     return type(cls.__name__, (), namespace)
 
 
+class _VTKObservationMixin:
+    """``slicer.util.VTKObservationMixin`` for the bare package (observations need a scene, which it has not)."""
+
+    def __init__(self) -> None:
+        self.Observations = []
+
+    def removeObservers(self, method=None) -> None:  # noqa: N802
+        self.Observations = []
+
+
+def _bare_slicer() -> types.ModuleType:
+    """A ``slicer`` package without MRML, for interpreters slicer-core does not support."""
+    package = types.ModuleType("slicer", "Bare stand-in for Slicer's package (Python 3.9: no slicer-core).")
+    package.__path__ = []
+    util = types.ModuleType("slicer.util")
+    util.VTKObservationMixin = _VTKObservationMixin
+    util.settingsValue = lambda key, default, converter=lambda v: v, settings=None: converter(_QSettings.store.get(key, default))
+    package.util = util
+    package.mrmlScene = None
+    sys.modules["slicer"], sys.modules["slicer.util"] = package, util
+    sys.modules.setdefault("vtk", types.ModuleType("vtk", "Bare stand-in: the module imports vtk."))
+    return package
+
+
+#: Whether real MRML (slicer-core) is here; without it only import-level checks can run.
+HAS_MRML = slicer is not None
+
+
 def install() -> None:
     """Put the stand-ins in place (idempotent); a fresh real ``slicer.mrmlScene`` and empty settings each time."""
-    slicer.mrmlScene = slicer.vtkMRMLScene()
+    global slicer
+    if HAS_MRML:
+        slicer.mrmlScene = slicer.vtkMRMLScene()
+    elif slicer is None:
+        slicer = _bare_slicer()
     _QSettings.store.clear()
     if isinstance(getattr(slicer, "app", None), _App):
         return
@@ -205,6 +246,10 @@ def install() -> None:
     for item in (ScriptedLoadableModule, ScriptedLoadableModuleWidget, ScriptedLoadableModuleLogic, ScriptedLoadableModuleTest):
         setattr(module, item.__name__, item)
     sys.modules[module.__name__] = slicer.ScriptedLoadableModule = module
+    i18n = types.ModuleType("slicer.i18n", "Slicer's translation markers; no translations loaded here.")
+    i18n.tr = lambda text: text
+    i18n.translate = lambda context, text: text
+    sys.modules[i18n.__name__] = slicer.i18n = i18n
     wrapper = types.ModuleType("slicer.parameterNodeWrapper")
     for item in (parameterNodeWrapper, Validator, WithinRange, Minimum, Choice):
         setattr(wrapper, item.__name__, item)

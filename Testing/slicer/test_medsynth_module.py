@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+import stat
 import subprocess
 import sys
 import time
@@ -19,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 def test_module_metadata_and_privacy_help(medsynth):
     parent = type("Parent", (), {})()
     medsynth.MedSynth(parent)
-    assert parent.title == "MedSynth" and parent.categories == ["MedSynth"] and parent.contributors
+    assert parent.title == "MedSynth" and parent.categories == ["Segmentation"] and parent.contributors
     assert "Privacy" in parent.helpText and "127.0.0.1" in parent.helpText and "anonymised" in parent.helpText
 
 
@@ -71,13 +73,20 @@ def test_loss_plot_is_a_slicer_chart(medsynth):
     logic = medsynth.MedSynthLogic()
     logic.updateLossPlot([(1, {"g": 2.0, "d": 1.0}), (5, {"g": 1.5, "d": 0.75})])
     view = logic.updateLossPlot([(1, {"g": 2.0, "d": 1.0}), (5, {"g": 1.5, "d": 0.75}), (9, {"g": 1.0, "d": 0.5})])
-    chart = slicer.mrmlScene.GetNodeByID(view.GetPlotChartNodeID())
+    chart = view.GetScene().GetNodeByID(view.GetPlotChartNodeID())
     assert chart.GetNumberOfPlotSeriesNodes() == 2  # updated in place, not duplicated
-    table = slicer.util.getNode("MedSynth fine-tune losses")
+    table = logic.lossPlot.table
+    assert view.GetScene() is not slicer.mrmlScene and not slicer.mrmlScene.GetNodesByClass("vtkMRMLTableNode").GetNumberOfItems()
     assert [table.GetTable().GetValue(r, 0).ToDouble() for r in range(3)] == [1.0, 5.0, 9.0]
     names = [table.GetTable().GetColumnName(c) for c in range(3)]
-    assert names == ["step", "d", "g"]
-    assert table.GetTable().GetValue(2, 2).ToDouble() == 1.0
+    assert names == ["step", "g", "d"]  # in the order the losses first appear
+    assert table.GetTable().GetValue(2, 1).ToDouble() == 1.0
+    assert logic.lossPlot.rows == 3
+    logic.updateLossPlot([(1, {"g": 2.0, "d": 1.0}), (5, {"g": 1.5, "d": 0.75}), (9, {"g": 1.0, "d": 0.5}), (13, {"c": 0.1})])
+    assert table.GetTable().GetNumberOfRows() == 4 and table.GetTable().GetColumnName(3) == "c"
+    assert math.isnan(table.GetTable().GetValue(0, 3).ToDouble()) and math.isnan(table.GetTable().GetValue(3, 1).ToDouble())
+    logic.updateLossPlot([(1, {"g": 3.0})])  # a new job: a shorter list starts the chart over
+    assert table.GetTable().GetNumberOfRows() == 1 and chart.GetNumberOfPlotSeriesNodes() == 1
 
 
 def test_save_nodes_writes_an_engine_readable_case(medsynth, make_phantom_set, tmp_path):
@@ -92,7 +101,7 @@ def test_save_nodes_writes_an_engine_readable_case(medsynth, make_phantom_set, t
         np.testing.assert_array_equal(np.asanyarray(nib.load(str(path)).dataobj), np.asanyarray(original.dataobj))
 
 
-def test_generate_through_a_real_engine_loads_the_first_case(medsynth, tmp_path):
+def test_generate_through_a_real_engine_loads_the_first_case(medsynth, tmp_path, monkeypatch):
     # Another interpreter than Slicer's own (a wrapper script here) starts with Slicer's startup environment.
     python = tmp_path / "engine-python"
     python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
@@ -117,8 +126,31 @@ def test_generate_through_a_real_engine_loads_the_first_case(medsynth, tmp_path)
         loaded = logic.loadCase(first_case_dir(finished["output_dir"]))
         assert sorted(loaded.volumes) == ["flair", "t1"]
         assert loaded.volumes["t1"].GetImageData().GetDimensions() == (22, 26, 22)
+        _connect_by_url_keeps_the_token_out_of_the_scene(medsynth, logic, tmp_path, monkeypatch)
     finally:
         assert logic.shutdown() == "The MedSynth engine was stopped."
+
+
+def _connect_by_url_keeps_the_token_out_of_the_scene(medsynth, started, tmp_path, monkeypatch):
+    """A second panel connects by URL with the token file; the token goes to the user's 0600 file, not the scene."""
+    credentials = tmp_path / "home" / ".medsynth" / "credentials.json"
+    monkeypatch.setenv("MEDSYNTH_CREDENTIALS", str(credentials))
+    process = started.controller.session.process
+    token = process.token_file.read_text().strip()
+    other = medsynth.MedSynthLogic()
+    with pytest.raises(medsynth.InputError, match="No token is saved"):
+        other.connect(process.url, "")
+    parameters = other.getParameterNode()
+    parameters.engineUrl = process.url
+    assert other.connect(process.url, str(process.token_file))["status"] == "ok"
+    assert stat.S_IMODE(credentials.stat().st_mode) == 0o600 and token in credentials.read_text()
+    assert medsynth.MedSynthLogic().connect(process.url, "")["status"] == "ok"  # the saved token, nothing typed
+    assert not any("token" in name.lower() for name in medsynth.MedSynthParameterNode.allParameters)
+    slicer.mrmlScene.SetSaveToXMLString(1)
+    slicer.mrmlScene.Commit()
+    saved = slicer.mrmlScene.GetSceneXMLString()
+    assert process.url in saved  # the scene was written, with the URL
+    assert token not in saved and str(process.token_file) not in saved and "engine.token" not in saved
 
 
 def test_the_module_never_imports_torch_monai_or_the_engine():

@@ -25,6 +25,7 @@ from .errors import MedSynthError
 from .jobs.paths import safe_join
 from .jobs.spec import Conflict, Forbidden, Missing
 from .jobs.store import JobNotFound
+from .shutdown import request_shutdown
 
 if TYPE_CHECKING:
     from .jobs.runner import JobRunner
@@ -200,6 +201,12 @@ def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
         except ImportError:  # an engine without the add-channel feature
             return []
         return listed()
+
+    # Kept out of the published schema: the launcher's (Windows has no SIGINT), not an API for clients or fuzzers.
+    @app.post("/shutdown", dependencies=auth, status_code=202, include_in_schema=False)
+    def shutdown() -> dict[str, str]:
+        request_shutdown()  # as SIGINT/SIGTERM do: running jobs end as interrupted (resumable); needed on Windows
+        return {"status": "stopping"}
 
     @app.get("/models/{model_id}", dependencies=auth, responses=_ERRORS, summary="One model's card", operation_id="getModel")
     def model(model_id: str) -> dict[str, Any]:
