@@ -133,10 +133,30 @@ def test_cli_says_whether_a_tumour_was_found(make_phantom_set, tmp_path):
     case = Path(shutil.copytree(next(p for p in data.iterdir() if p.is_dir()), tmp_path / "case"))
     done = subprocess.run([str(MEDSYNTH_BIN), "add-channel", "--channel", "seg", "--case", str(case)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    codes, affine = read_nifti(case / "case_seg.nii.gz")
+    codes, affine = read_nifti(next(case.glob("*_seg.nii.gz")))
     outcome = tumour_outcome(codes, affine)
     last = done.stdout.strip().splitlines()[-1]
     if outcome["tumour_found"]:
         assert last.startswith(f"tumour found: {outcome['tumour_ml']:g} ml")
     else:
         assert last.startswith(f"no tumour found ({outcome['tumour_ml']:g} ml labelled in all")
+
+
+@pytest.mark.slow
+def test_shipped_seg_model_finds_no_tumour_in_a_healthy_real_head(tmp_path):
+    """The MNI152 2009 T1 from nilearn's wheel (real, healthy, brain-extracted) at 2 mm, T1 alone: no tumour.
+
+    The seg-phantom shipped before domain randomisation labelled 35 ml here (bench/results/add_channel.md).
+    """
+    import nibabel as nib
+    from medsynth_engine.addchannel import AddChannelRequest, add_channel
+    from medsynth_engine.nifti_io import write_nifti
+    from medsynth_engine.phantom.atlas import nilearn_data_dir
+
+    image = nib.load(str(nilearn_data_dir() / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"))
+    affine = image.affine.copy()
+    affine[:3, :3] *= 2.0
+    head = tmp_path / "mni_t1.nii.gz"
+    write_nifti(head, np.asarray(image.dataobj, dtype=np.float32)[::2, ::2, ::2], affine)
+    result = add_channel(AddChannelRequest(case=head, channel="seg", device="cpu"))
+    assert result["inputs"] == ["t1"] and result["tumour_found"] is False and result["tumour_ml"] < MIN_TUMOUR_ML, result
