@@ -30,10 +30,21 @@ from .weights import model_folder, shipped_folder
 
 __all__ = [
     "AddChannelRequest", "add_channel", "channel_models", "channels_offered", "default_channel_model", "resolve_channel_model",
-    "find_case_files",
+    "find_case_files", "tumour_outcome", "MIN_TUMOUR_ML",
 ]
 
 AFFINE_TOLERANCE_MM = 1e-3
+#: Below this labelled volume a seg result is reported as "no tumour found": the shipped seg model labels up to
+#: ~1 ml of scattered voxels in healthy heads (bench/results/add_channel.md), gliomas are larger.
+MIN_TUMOUR_ML = 1.0
+
+
+def tumour_outcome(codes: np.ndarray, affine: np.ndarray) -> dict:
+    """Labelled volume (ml) per BraTS label and in all, and whether that is a tumour (``MIN_TUMOUR_ML`` or more)."""
+    voxel_ml = abs(float(np.linalg.det(np.asarray(affine, dtype=float)[:3, :3]))) / 1000.0
+    by_label = {BRATS_LABELS[code]: round(float((codes == code).sum()) * voxel_ml, 2) for code in sorted(BRATS_LABELS)}
+    total = round(float((codes > 0).sum()) * voxel_ml, 2)
+    return {"tumour_found": total >= MIN_TUMOUR_ML, "tumour_ml": total, "tumour_ml_by_label": by_label}
 
 
 @dataclass
@@ -199,7 +210,8 @@ def _write_together(outputs: list[tuple[Path, Callable[[Path], None]]]) -> None:
 def add_channel(request: AddChannelRequest, progress: Callable[[float, str], None] | None = None) -> dict:
     """Predict ``request.channel`` for the case and write it beside the case; returns what was done.
 
-    Returns ``{"channel", "model", "inputs", "written": [absolute paths], "seconds", "network_seconds"}``.
+    Returns ``{"channel", "model", "inputs", "written": [absolute paths], "seconds", "network_seconds"}``, and
+    for seg the ``tumour_outcome`` (``tumour_found`` False: "no tumour found", reported as such, not an error).
     """
     from .device import select_device
 
@@ -232,8 +244,12 @@ def add_channel(request: AddChannelRequest, progress: Callable[[float, str], Non
     if request.channel == "seg":
         outputs.append((targets[1], lambda p: _segmentation_nrrd(p, array, affine)))
     _write_together(outputs)
+    outcome = tumour_outcome(array, affine) if request.channel == "seg" else {}
+    if outcome and not outcome["tumour_found"]:
+        report(0.95, f"no tumour found ({outcome['tumour_ml']:g} ml labelled, under {MIN_TUMOUR_ML:g} ml)")
     report(1.0, f"wrote {', '.join(p.name for p in targets)}")
     return {
+        **outcome,
         "channel": request.channel,
         "model": model.id,
         "inputs": list(arrays),

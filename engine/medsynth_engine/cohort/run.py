@@ -13,16 +13,16 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from MedSynthLib.conventions import LABEL_CHANNEL
 
+from ..casewriting import case_seed, check_case, set_arguments, set_manifest, writing_errors
 from ..device import select_device
 from ..errors import MedSynthError
 from ..export import SetWriter
-from ..generate import GenerateRequest, case_seed, check_case, set_arguments, set_manifest, writing_errors
 from ..nifti_io import write_nifti
 from ..phantom.atlas import Atlas
 from ..phantom.render import render
@@ -31,6 +31,9 @@ from .attributes import realised_attributes, violations
 from .balance import balanced_cohort
 from .draw import check_feasible, draw_in_stratum, subject_grid
 from .spec import CohortSpec, Stratum, parse_cohort, read_cohort
+
+if TYPE_CHECKING:
+    from ..generate import GenerateRequest
 
 __all__ = ["generate_cohort_set", "check_cohort_request", "load_spec", "MAX_ATTEMPTS"]
 

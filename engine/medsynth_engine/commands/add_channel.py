@@ -58,4 +58,16 @@ def run(args: argparse.Namespace) -> int:
         if live:
             sys.stderr.write("\n")
         print(f"{result['channel']} from {', '.join(result['inputs'])} by {result['model']}: " + ", ".join(result["written"]))
+        if "tumour_found" in result:
+            print(_outcome_line(result))
     return 0
+
+
+def _outcome_line(result: dict) -> str:
+    """What the seg channel found, in words: a clinician reads "no tumour found", not an empty label map."""
+    from ..addchannel import MIN_TUMOUR_ML
+
+    if not result["tumour_found"]:
+        return f"no tumour found ({result['tumour_ml']:g} ml labelled in all, under the {MIN_TUMOUR_ML:g} ml a tumour needs)"
+    parts = ", ".join(f"{name} {ml:g} ml" for name, ml in result["tumour_ml_by_label"].items() if ml)
+    return f"tumour found: {result['tumour_ml']:g} ml ({parts})"

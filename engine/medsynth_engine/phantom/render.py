@@ -116,15 +116,20 @@ def render(
     channels: tuple[str, ...],
     *,
     skull_strip: bool = True,
+    supersample: bool = True,
     device: torch.device | None = None,
 ) -> dict[str, np.ndarray]:
     """Render the requested channels of one subject on ``grid``.
 
     Returns arrays of shape ``grid.shape``: MR channels int16 in arbitrary units (white matter about 1000),
-    ``ct`` int16 in Hounsfield units, ``seg`` uint8 with BraTS codes 0/1/2/4.
+    ``ct`` int16 in Hounsfield units, ``seg`` uint8 with BraTS codes 0/1/2/4. The pseudo-channel
+    ``tissues`` gives the partial-volume fractions of the ``TISSUES`` then the brain mask's fraction, float32
+    (len(TISSUES) + 1, X, Y, Z), before any acquisition effect: the anatomy that domain-randomised training
+    paints its own intensities on (models/channelnet/tissuepool.py). ``supersample=False`` samples voxel centres
+    only (8x cheaper at 2 mm; partial volumes then come from the atlas's own interpolation).
     """
     device = device or torch.device("cpu")
-    factors = _supersampling(grid.spacing)
+    factors = _supersampling(grid.spacing) if supersample else (1, 1, 1)
     fine_spacing = min(grid.spacing[a] / factors[a] for a in range(3))
     y = _points(grid, factors, device)
     tumour = params.tumour
@@ -240,13 +245,15 @@ def render(
             hu = torch.tensor([t.hu for t in TISSUES], device=device)
             pooled[name] = torch.einsum("t,t...->...", hu, frac)
     pooled = {k: F.avg_pool3d(v[None, None], factors)[0, 0] for k, v in pooled.items()}
+    if "tissues" in channels:
+        pooled_tissues = F.avg_pool3d(torch.cat([frac, brain[None]])[None], factors)[0]
     brain_out = F.avg_pool3d(brain[None, None], factors)[0, 0] > 0.5
 
     # 5. Acquisition effects, per channel, with noise from a seeded numpy generator (device independent).
     rng = np.random.default_rng(params.seed ^ 0x5EED)
     results: dict[str, np.ndarray] = {}
     for i, name in enumerate(channels):
-        if name == "seg":
+        if name in ("seg", "tissues"):
             continue
         v = pooled[name]
         if name == "ct":
@@ -267,6 +274,8 @@ def render(
         pooled_votes = F.avg_pool3d(votes[None], factors)[0]
         codes = torch.tensor([0, 1, 2, 4], dtype=torch.uint8, device=device)
         results["seg"] = codes[torch.max(pooled_votes, dim=0).indices].cpu().numpy()
+    if "tissues" in channels:
+        results["tissues"] = pooled_tissues.cpu().numpy().astype(np.float32)
     return {name: results[name] for name in channels}
 
 

@@ -9,9 +9,11 @@ A shipped card's ``recipe`` says how its weights were made, in the words of the 
       "ship": {"float16": false, "description": "...", "licence": "..."}
     }
 
-``data`` is a ``medsynth generate`` request (the training set); each stage is a ``medsynth finetune`` request with
-flat option names, ``out`` a folder name inside the work folder, ``data`` defaulting to the generated set and a
-``model`` of ``@name`` meaning an earlier stage's output folder. The last stage's folder is shipped: its card
+``data`` is a ``medsynth generate`` request (the training set); ``pools`` (optional) names tissue pools for
+domain-randomised channel-model training (``models.channelnet.tissuepool.build_pool`` arguments); each stage is a
+``medsynth finetune`` request with flat option names, ``out`` a folder name inside the work folder, ``data``
+defaulting to the generated set (``pool:NAME`` for a pool) and a ``model`` of ``@name`` meaning an earlier stage's
+output folder. The last stage's folder is shipped: its card
 gets the shipped id, the recipe and the ship text, floating weights become float16 where ``ship.float16`` says so,
 ``ship.architecture`` settings (e.g. ldm3d's default ``guidance``) are set in the card, and its newest training
 mosaic becomes ``preview.png``. The run replays the commands with today's code, so it
@@ -79,6 +81,15 @@ def ship(model_id: str, recipe: dict[str, Any], out: Path, work: Path, *, scale:
         progress(f"generating the training set: {data_spec}")
         fields = {k: tuple(v) if k in ("shape", "spacing") else v for k, v in data_spec.items() if k != "model"}
         generate_set(GenerateRequest(model=data_spec.get("model", "phantom"), out=data, **fields), registry)
+    pools: dict[str, Path] = {}
+    for name, spec in recipe.get("pools", {}).items():
+        pools[name] = work / f"pool-{name}"
+        if not pools[name].is_dir():
+            from ..models.channelnet.tissuepool import build_pool
+
+            spec = _scaled(_scaled(dict(spec), scale, "tumour_cases", 1), scale, "healthy_cases", 1)
+            progress(f"building tissue pool {name}: {spec}")
+            build_pool(pools[name], **spec)
     folders: dict[str, Path] = {}
     for i, stage in enumerate(recipe["stages"]):
         values = _scaled(dict(stage), scale, "steps", 1)
@@ -86,6 +97,8 @@ def ship(model_id: str, recipe: dict[str, Any], out: Path, work: Path, *, scale:
         if str(values["model"]).startswith("@"):
             values["model"] = str(folders[values["model"][1:]])
         values.setdefault("data", data)
+        if str(values["data"]).startswith("pool:"):
+            values["data"] = pools[str(values["data"])[5:]]
         progress(f"stage {i + 1}/{len(recipe['stages'])}: medsynth finetune {values}")
         folder = run_finetune(FinetuneRequest.make(**values), registry=registry)
         folders[stage["out"]] = Path(folder)

@@ -7,7 +7,9 @@ at a checkpoint without raising.
 
 Each step draws ``batch_size`` random patches (``patch``^3) from the cases on the model grid, half of them
 centred on the target's foreground for segnet (tumours are small), flips left-right at random, and drops
-MR sequences at random (``inputs.drop_sequences``) so the model works from any subset of them.
+MR sequences at random (``inputs.drop_sequences``) so the model works from any subset of them. When
+``--data`` is a tissue pool (``tissuepool``), every batch is painted anew by ``randomise`` instead
+(domain randomisation; one healthy subject in every batch) and the card records the ranges.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from ...weights import model_folder
 from .inputs import SEQUENCES, PairedSet, drop_sequences, load_paired_set
 from .model import NET_PREFIX, run_network
 from .network import ChannelNetConfig, build_unet
+from .randomise import RandomisedSet
+from .tissuepool import is_pool, load_pool
 
 if TYPE_CHECKING:
     from ...training.finetune import FinetuneRequest
@@ -184,7 +188,13 @@ class _Run:
             (self.out / CHECKPOINT_DIR).mkdir(exist_ok=True)
             write_atomic(self.out / CHECKPOINT_DIR / "data_report.json", (json.dumps(report, indent=1) + "\n").encode())
 
-    def _load_data(self) -> PairedSet:
+    def _load_data(self) -> PairedSet | RandomisedSet:
+        if is_pool(self.request.data):
+            pool = load_pool(self.request.data)
+            if abs(pool.spacing - self.spacing) > 1e-6:
+                raise MedSynthError(f"The tissue pool {self.request.data} is at {pool.spacing:g} mm; train at that --spacing, not {self.spacing:g}.")
+            return RandomisedSet(pool, self.family.target)
+
         def reading(done: int, total: int) -> None:
             self.report({"message": f"reading and checking case {done}/{total}"})
 
@@ -196,6 +206,9 @@ class _Run:
     # --- steps ---------------------------------------------------------------------------------
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         rng, p = self.trainer.rng, self.config.patch
+        if isinstance(self.data, RandomisedSet):
+            x, y = self.data.batch(rng, self.request.batch_size, p)
+            return x.to(self.device, memory_format=self.fmt), y.to(self.device)
         n, shape = len(self.data), self.data.targets.shape[1:]
         xs, ys = [], []
         for _ in range(self.request.batch_size):
@@ -287,6 +300,9 @@ class _Run:
     def _save_model(self) -> None:
         request, data, family = self.request, self.data, self.family
         given = ", ".join(f"{c} in {n}" for c, n in data.sequences.items() if n)
+        dropout = {"keep_probability": family.keep_probability, "t1_only_share": family.t1_only}
+        if isinstance(data, RandomisedSet):
+            dropout = {"keep_probability": data.ranges.keep_probability, "t1_only_share": data.ranges.t1_only_share}
         description = request.description or (
             f"{len(data)} case(s) from a {data.layout} folder supplied by the user (MR sequences: {given}; target {family.target})"
             + (f"; {len(data.skipped)} case(s) skipped as unreadable or inconsistent" if data.skipped else "")
@@ -309,9 +325,10 @@ class _Run:
                 "missing sequences are zeros with a zero presence map (8 input channels)",
                 "training": {
                     "description": family.describe,
-                    "sequence_dropout": {"keep_probability": family.keep_probability, "t1_only_share": family.t1_only},
+                    "sequence_dropout": dropout,
                     "ema_decay": f"{EMA_DECAY} (warm-up: (1 + step) / (10 + step) while smaller)",
                     **family.extras(self.config, self.stage),
+                    **({"domain_randomisation": data.ranges.to_dict()} if isinstance(data, RandomisedSet) else {}),
                 },
                 "inference": "resample to the model spacing, sliding window (patch, 25% overlap, Gaussian), resample back linearly",
             },
