@@ -87,7 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     shape = tuple(int(v) for v in args.shape.split(","))
     spacing = (args.spacing,) * 3
-    registry = default_registry(entry_points=False)
+    registry = default_registry()
     registry.get("phantom").atlas.get()
     n = 3 * args.per_stratum
     with tempfile.TemporaryDirectory() as folder:
