@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 import nibabel as nib
-from medsynth_engine.export import SetWriter
 from medsynth_engine.registry import SynthCase, default_registry
+from medsynth_engine.setwriter import SetWriter
 
 CHANNELS = ("t1", "t1ce", "t2", "flair", "seg")
 

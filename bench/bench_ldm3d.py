@@ -145,13 +145,13 @@ def contrast_study(model_path: str | None, seeds: int, guidances: list[float], t
 
     import numpy as np
     import torch
+    from medsynth_engine.addtumour import structure_from_outline
     from medsynth_engine.data.preprocess import PreprocessSpec
     from medsynth_engine.data.training_set import load_training_set
     from medsynth_engine.evaluate.tumour_contrast import contrast_table
     from medsynth_engine.generate import GenerateRequest, generate_set
     from medsynth_engine.models.ldm3d.plugin import LDM3DModel
     from medsynth_engine.registry import default_registry
-    from medsynth_engine.tumour import structure_from_outline
     from medsynth_engine.weights import shipped_folder
 
     torch.set_num_threads(threads)

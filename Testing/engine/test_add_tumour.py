@@ -12,8 +12,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from medsynth_engine.addtumour import AddTumourRequest, add_tumour, load_mask, structure_from_outline
 from medsynth_engine.errors import MedSynthError
-from medsynth_engine.tumour import AddTumourRequest, add_tumour, load_mask, structure_from_outline
 from scipy import ndimage
 
 MEDSYNTH_BIN = Path(sys.executable).parent / "medsynth"

@@ -14,7 +14,7 @@ from medsynth_engine.cli import main
 from medsynth_engine.errors import MedSynthError
 from medsynth_engine.evaluate.audit import run_audit
 from medsynth_engine.nifti_io import read_nifti, write_nifti
-from medsynth_engine.relayout import export_set
+from medsynth_engine.setexport import export_set
 
 # A 240 mm field of view like BraTS, so the head has background around it (a shift moves it, not crops it).
 GRID = {"shape": (32, 32, 32), "spacing": 7.5}

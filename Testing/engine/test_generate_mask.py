@@ -10,10 +10,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from medsynth_engine.addtumour import DEFAULT_TUMOUR_MODEL
 from medsynth_engine.data.preprocess import grid_affine
 from medsynth_engine.errors import MedSynthError
 from medsynth_engine.generate import GenerateRequest, generate_set
-from medsynth_engine.tumour import DEFAULT_TUMOUR_MODEL
 
 MEDSYNTH_BIN = Path(sys.executable).parent / "medsynth"
 
@@ -130,9 +130,9 @@ def test_shipped_model_draws_the_tumour_where_the_mask_says(tmp_path, across_mm,
     """Quality floor of the shipped weights (bench/results/ldm3d.md, --contrast): in the drawn oedema FLAIR is brighter,
     and in the enhancing rim of a glioma-sized outline T1ce is brighter, than the same region mirrored to the other
     hemisphere (in head SDs; the phantom's own tumours: FLAIR oedema 1.4, T1ce enhancing 3.1)."""
+    from medsynth_engine.addtumour import structure_from_outline
     from medsynth_engine.evaluate.tumour_contrast import tumour_contrast
     from medsynth_engine.models.ldm3d.plugin import LDM3DModel
-    from medsynth_engine.tumour import structure_from_outline
     from medsynth_engine.weights import shipped_folder
 
     model = LDM3DModel(shipped_folder("ldm3d-phantom"))

@@ -17,7 +17,7 @@ from medsynth_engine.cli import main
 from medsynth_engine.errors import MedSynthError
 from medsynth_engine.generate import GenerateRequest, generate_set
 from medsynth_engine.journal import case_id, temporary_folder
-from medsynth_engine.relayout import export_set
+from medsynth_engine.setexport import export_set
 
 RUN = ["generate", "-n", "6", "--seed", "7", "--channels", "t1,flair,seg", "--shape", "16", "--spacing", "9"]
 

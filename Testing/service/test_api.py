@@ -137,7 +137,7 @@ def test_generate_into_an_allowed_out_folder(client, allowed_root, tmp_path):
     assert len(list(out.glob("ms-*/*.nii.gz"))) == 3
 
 
-def test_export_job_relayouts_a_finished_job(client, generated):
+def test_export_job_rewrites_a_finished_job(client, generated):
     job = client.submit("export", {"job": generated["id"], "layout": "nnunet", "channels": "flair,seg"})
     job = client.wait(job["id"], poll=0.2, timeout=120)
     assert job["state"] == "succeeded", job

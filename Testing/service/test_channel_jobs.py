@@ -19,7 +19,7 @@ from MedSynthLib.conventions import BRATS_LABELS
 
 def test_job_params_match_the_request_fields():
     from medsynth_engine.addchannel import AddChannelRequest
-    from medsynth_engine.tumour import AddTumourRequest
+    from medsynth_engine.addtumour import AddTumourRequest
 
     assert set(AddChannelParams.model_fields) == {f.name for f in dataclasses.fields(AddChannelRequest)}
     # add-tumour takes one more: 'outline' (a drawn region the engine grows a tumour from).

@@ -1,4 +1,4 @@
-"""The export job's core (``relayout.export_set``) and ``medsynth export``, in-process on real phantom sets."""
+"""The export job's core (``setexport.export_set``) and ``medsynth export``, in-process on real phantom sets."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from medsynth_engine.errors import MedSynthError
 from medsynth_engine.nifti_io import NEUTRAL_DESCRIPTION
-from medsynth_engine.relayout import export_set
+from medsynth_engine.setexport import export_set
 
 
 def _volumes_by_seed(folder) -> dict[int, dict[str, np.ndarray]]:

@@ -67,7 +67,7 @@ def test_bad_tumour_submissions_are_4xx_with_one_sentence(client, healthy_case, 
 
 
 def test_add_tumour_from_a_drawn_outline_changes_only_the_margin(client, healthy_case, tmp_path):
-    from medsynth_engine.tumour import structure_from_outline
+    from medsynth_engine.addtumour import structure_from_outline
 
     mask, blob, affine = write_outline(healthy_case, tmp_path / "outline.nii.gz")
     margin = 8.0
@@ -95,7 +95,7 @@ def test_add_tumour_from_a_drawn_outline_changes_only_the_margin(client, healthy
 
 
 def test_generate_with_a_drawn_outline_keeps_the_grown_tumour_as_its_label(client, tmp_path):
-    from medsynth_engine.tumour import structure_from_outline
+    from medsynth_engine.addtumour import structure_from_outline
 
     card = client.model("ldm3d-phantom")
     shape, spacing = tuple(card["shape"]), tuple(float(s) for s in card["spacing"])

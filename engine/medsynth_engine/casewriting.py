@@ -14,8 +14,8 @@ from MedSynthLib.conventions import BRATS_LABEL_NAMES, BRATS_LABELS
 
 from . import __version__
 from .errors import MedSynthError
-from .export import SetWriter, space_error
 from .journal import file_sha256, resume_hint
+from .setwriter import SetWriter, space_error
 
 if TYPE_CHECKING:
     from .generate import GenerateRequest

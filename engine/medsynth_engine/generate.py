@@ -11,8 +11,8 @@ from MedSynthLib.conventions import parse_channels
 from .casewriting import case_seed, check_case, set_arguments, set_manifest, writing_errors
 from .device import select_device
 from .errors import MedSynthError
-from .export import LAYOUTS, SetWriter
 from .registry import ModelRegistry
+from .setwriter import LAYOUTS, SetWriter
 
 __all__ = ["GenerateRequest", "case_seed", "generate_set", "MAX_CASES"]
 

@@ -59,7 +59,7 @@ class Job(BaseModel):
     result: dict[str, Any] = Field(default_factory=dict, description="What the job made, e.g. the files it wrote")
 
 
-class ChannelModel(BaseModel):
+class ChannelModelRow(BaseModel):
     """A model that adds a channel to a case (``add-channel`` jobs); other fields come from its card."""
 
     model_config = ConfigDict(extra="allow")
@@ -193,7 +193,7 @@ def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
     def models() -> list[dict[str, Any]]:
         return runner.cache.describe()
 
-    @app.get("/channel-models", dependencies=auth, response_model=list[ChannelModel], responses=_ERRORS,
+    @app.get("/channel-models", dependencies=auth, response_model=list[ChannelModelRow], responses=_ERRORS,
              summary="Models add-channel jobs can use, per channel")
     def channel_models() -> list[dict[str, Any]]:
         try:

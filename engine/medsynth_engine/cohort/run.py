@@ -22,11 +22,11 @@ from MedSynthLib.conventions import LABEL_CHANNEL
 from ..casewriting import case_seed, check_case, set_arguments, set_manifest, writing_errors
 from ..device import select_device
 from ..errors import MedSynthError
-from ..export import SetWriter
 from ..nifti_io import write_nifti
 from ..phantom.atlas import Atlas
 from ..phantom.render import render
 from ..registry import ModelRegistry, SynthCase
+from ..setwriter import SetWriter
 from .attributes import realised_attributes, violations
 from .balance import balanced_cohort
 from .draw import check_feasible, draw_in_stratum, subject_grid

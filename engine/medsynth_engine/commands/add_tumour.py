@@ -23,8 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..addtumour import DEFAULT_TUMOUR_MODEL, AddTumourRequest, add_tumour
     from ..progress import ProgressBar
-    from ..tumour import DEFAULT_TUMOUR_MODEL, AddTumourRequest, add_tumour
 
     request = AddTumourRequest(
         case=args.case,

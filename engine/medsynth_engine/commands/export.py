@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         out = Path(job["output_dir"])
     else:
         from ..journal import resume_hint
-        from ..relayout import export_set
+        from ..setexport import export_set
 
         if not 0.0 < args.audit_threshold <= 1.0:
             raise MedSynthError(f"--audit-threshold must be above 0 and at most 1, not {args.audit_threshold}.")

@@ -23,9 +23,9 @@ from MedSynthLib.reader_study import STUDY_FILE, STUDY_FORMAT
 
 from ..data.preprocess import preprocess_case
 from ..errors import MedSynthError
-from ..export import check_target
 from ..modelfile import write_atomic
 from ..nifti_io import anonymous_image
+from ..setwriter import check_target
 from .output import write_json
 from .run import evaluation_spec
 from .sets import common_channels, open_set, read_case

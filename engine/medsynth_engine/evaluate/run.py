@@ -23,8 +23,8 @@ from MedSynthLib.conventions import BRATS_LABELS, LABEL_CHANNEL
 
 from ..data.preprocess import PreprocessSpec, preprocess_case
 from ..errors import MedSynthError
-from ..export import check_target
 from ..modelfile import write_atomic
+from ..setwriter import check_target
 from .audit import DEFAULT_THRESHOLD, run_audit
 from .distances import frechet_distance, mmd, standardise
 from .diversity import mean_pairwise_ms_ssim, ms_ssim_setting

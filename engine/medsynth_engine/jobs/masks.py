@@ -2,7 +2,7 @@
 
 The panel (Slicer's Segment Editor, the studio's sphere) gives one region: a binary mask. Generating from it or
 adding it to a scan needs a tumour with structure (necrotic core, enhancing rim, oedema), which
-``tumour.structure_from_outline`` makes. It runs here, in the engine, so MedSynthLib stays free of torch and of
+``addtumour.structure_from_outline`` makes. It runs here, in the engine, so MedSynthLib stays free of torch and of
 the engine package; jobs take ``outline: true`` to ask for it.
 """
 
@@ -20,7 +20,7 @@ __all__ = ["outline_to_tumour"]
 
 def outline_to_tumour(outline: Path, dest: Path) -> Path:
     """Write the BraTS-coded tumour grown from the drawn region in ``outline`` (any non-zero voxel) to ``dest``."""
-    from ..tumour import structure_from_outline
+    from ..addtumour import structure_from_outline
 
     array, affine = read_nifti(Path(outline))
     if array.ndim != 3:

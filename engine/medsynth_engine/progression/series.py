@@ -24,9 +24,9 @@ from MedSynthLib.conventions import LABEL_CHANNEL
 
 from .. import __version__
 from ..errors import MedSynthError
-from ..export import check_target
 from ..journal import case_id, new_id_key
 from ..nifti_io import write_nifti
+from ..setwriter import check_target
 from .atrophy import RATES, REGIONS, displacement_field, jacobian, prescribed_change, region_map, warp
 from .case import Case, read_case, tissue_classes
 from .fieldfile import write_vector_field

@@ -16,7 +16,7 @@ class AddTumourParams(JobParams):
     """``medsynth add-tumour``'s options (the ``AddTumourRequest`` fields) plus ``outline``.
 
     ``outline``: the mask is one drawn region (any non-zero voxel), not BraTS codes; the engine turns it into a
-    tumour (necrotic core, enhancing rim, oedema) with ``tumour.structure_from_outline`` before adding it, so the
+    tumour (necrotic core, enhancing rim, oedema) with ``addtumour.structure_from_outline`` before adding it, so the
     Slicer side never needs torch or the engine package. ``out`` defaults to the job's own folder.
     """
 
@@ -48,7 +48,7 @@ def prepare(params: AddTumourParams, ctx: PrepareContext) -> Prepared:
 
 
 def run(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-    from ...tumour import AddTumourRequest, add_tumour
+    from ...addtumour import AddTumourRequest, add_tumour
     from ..masks import outline_to_tumour
 
     fields = request_fields(params, ("case", "mask", "out"))

@@ -15,8 +15,8 @@ from pydantic import Field, model_validator
 from MedSynthLib.conventions import parse_channels
 
 from ...errors import MedSynthError
-from ...export import SetWriter
 from ...journal import continued_message
+from ...setwriter import SetWriter
 from ..schema import JobParams, OptionalChannelList, PathText
 from ..spec import Conflict, JobKind, JobStopped, Missing, PrepareContext, Prepared, RunContext
 
@@ -47,7 +47,7 @@ class ExportParams(JobParams):
 
 
 def prepare(params: ExportParams, ctx: PrepareContext) -> Prepared:
-    from ...relayout import read_set_manifest
+    from ...setexport import read_set_manifest
 
     if params.job is not None:
         source_job = ctx.store.get(params.job)
@@ -83,7 +83,7 @@ def prepare(params: ExportParams, ctx: PrepareContext) -> Prepared:
 
 
 def run(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-    from ...relayout import export_set
+    from ...setexport import export_set
 
     started = time.monotonic()
     continued: dict[str, int] = {}

@@ -14,9 +14,9 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ...errors import MedSynthError
-from ...export import SetWriter
 from ...generate import MAX_CASES, GenerateRequest, generate_set
 from ...journal import continued_message
+from ...setwriter import SetWriter
 from ..schema import MAX_SEED, ChannelList, DeviceName, JobParams, PathText, Triple
 from ..spec import JobKind, JobStopped, PrepareContext, Prepared, RunContext
 

@@ -147,7 +147,7 @@ class LDM3DModel(ModelPlugin):
         latent = self.config.latent_resolution
         codes = None
         if mask is not None:
-            from ...tumour import load_mask
+            from ...addtumour import load_mask
 
             codes = load_mask(Path(mask), (tuple(shape), affine))
             condition = condition_from_codes(torch.from_numpy(codes)[None], latent)
@@ -159,7 +159,7 @@ class LDM3DModel(ModelPlugin):
         output = sample_volumes(self.config, self.autoencoder, self.unet, condition, seed, steps, device).cpu().numpy()[0]
         arrays = self.to_physical(output)
         if codes is not None:
-            from ...tumour import check_inside_head
+            from ...addtumour import check_inside_head
 
             check_inside_head(codes, {c: a for c, a in arrays.items() if c != LABEL_CHANNEL}, "the generated head")
         if LABEL_CHANNEL in arrays:

@@ -17,10 +17,10 @@ import numpy as np
 from MedSynthLib.conventions import LABEL_CHANNEL, NNUNET_FROM_BRATS, parse_channels
 
 from .errors import MedSynthError
-from .export import LAYOUTS, SetWriter, space_error
 from .journal import file_sha256, is_temporary, resume_hint
 from .nifti_io import read_nifti
 from .registry import SynthCase
+from .setwriter import LAYOUTS, SetWriter, space_error
 
 __all__ = ["read_set_manifest", "export_set"]
 
