@@ -10,7 +10,7 @@ from medsynth_engine.errors import MedSynthError
 from medsynth_engine.evaluate.confidence import bootstrap_means, interval
 from medsynth_engine.evaluate.dice import dice_per_case
 from medsynth_engine.evaluate.prdc import prdc
-from medsynth_engine.evaluate.tstr import TstrSettings, run_tstr
+from medsynth_engine.evaluate.tstr import TstrSettings, run_tstr, run_tstr_sets
 
 RNG = np.random.default_rng(0)
 REAL = RNG.normal(size=(200, 8))
@@ -25,13 +25,13 @@ def test_prdc_of_identical_sets():
 def test_prdc_separates_fidelity_from_diversity():
     same = prdc(REAL, RNG.normal(size=(200, 8)))
     collapsed = prdc(REAL, REAL[:1] + 0.01 * RNG.normal(size=(200, 8)))
-    wide = prdc(REAL, 3.0 * RNG.normal(size=(200, 8)))
+    wide = prdc(REAL, 1.5 * RNG.normal(size=(200, 8)))
     far = prdc(REAL, RNG.normal(size=(200, 8)) + 10.0)
     assert min(same["precision"], same["recall"], same["coverage"]) > 0.6 and 0.6 < same["density"] < 1.5
     # Collapse: every sample is realistic (precision 1) but they cover only their one real case.
-    assert collapsed["precision"] == 1.0 and collapsed["recall"] <= 0.05 and collapsed["coverage"] <= 0.05
+    assert collapsed["precision"] == 1.0 and collapsed["recall"] <= 0.05 and collapsed["coverage"] <= 0.1  # the balls holding that case
     # More varied than real: recall and coverage stay high while precision and density fall.
-    assert wide["recall"] > 0.9 and wide["precision"] < 0.5 and wide["density"] < 0.5 < wide["coverage"]
+    assert wide["recall"] > 0.9 and wide["precision"] < wide["recall"] - 0.3 and wide["density"] < 0.5 < wide["coverage"]
     assert far == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0, "k": 5.0}
 
 
@@ -77,16 +77,16 @@ def _cases(n: int, seed: int, tumour: bool = True) -> tuple[np.ndarray, np.ndarr
 
 @pytest.mark.slow
 def test_tstr_discriminates_and_its_control_scores_about_one():
-    real = _cases(14, seed=1)
-    settings = TstrSettings(steps=60, batch_size=4, patch=16, learning_rate=1e-2, seeds=2)
-    useful = run_tstr(real, _cases(14, seed=2), settings)
-    useless = run_tstr(real, _cases(14, seed=2, tumour=False), settings)
+    real = _cases(16, seed=1)
+    settings = TstrSettings(steps=30, batch_size=4, patch=16, learning_rate=1e-2, seeds=1, test_fraction=0.5)
+    results = run_tstr_sets(real, {"useful": _cases(8, seed=2), "useless": _cases(8, seed=2, tumour=False)}, settings)
+    useful, useless = results["useful"], results["useless"]
     assert useful["dice_real"]["WT"] > 0.8
     assert useful["control_ratio_ci"][0] <= 1.0 <= useful["control_ratio_ci"][1]
     assert useful["dice_ratio_ci"][0] > 0.8
     assert useless["dice_ratio"] < 0.5 and useless["dice_ratio_ci"][1] < useful["dice_ratio_ci"][0]
-    assert useful["dice_real"] == useless["dice_real"]  # the real and control models are the same in both runs
-    assert useful["tstr"]["n_train"] == 5 and useful["tstr"]["n_test"] == 4 and useful["tstr"]["seeds"] == [0, 1]
+    assert useful["dice_real"] == useless["dice_real"]  # one real and one control model per seed, shared
+    assert useful["tstr"]["n_train"] == 4 and useful["tstr"]["n_test"] == 8 and useful["tstr"]["seeds"] == [0]
 
 
 @pytest.mark.slow

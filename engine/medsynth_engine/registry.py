@@ -180,6 +180,7 @@ class ModelRegistry:
                     "spacing": list(card.spacing),
                     "weights": plugin.weights_origin,
                     "weights_sha256": plugin.weights_sha256(),
+                    "validity": card.metrics.get("validity"),
                 }
             )
         for name, reason in sorted(self.broken.items()):
