@@ -92,8 +92,8 @@ def test_tstr_discriminates_and_its_control_scores_about_one():
 @pytest.mark.slow
 def test_swinunetr_is_a_selectable_segmenter():
     images, labels = _cases(4, seed=3)
-    big = (np.repeat(np.repeat(np.repeat(images, 2, 2), 2, 3), 2, 4), np.repeat(np.repeat(np.repeat(labels, 2, 1), 2, 2), 2, 3))
-    result = run_tstr(big, big, TstrSettings(steps=1, batch_size=1, patch=32, segmenter="swinunetr", seeds=1))
+    big = (np.repeat(np.repeat(np.repeat(images, 4, 2), 4, 3), 4, 4), np.repeat(np.repeat(np.repeat(labels, 4, 1), 4, 2), 4, 3))
+    result = run_tstr(big, big, TstrSettings(steps=1, batch_size=1, patch=64, segmenter="swinunetr", seeds=1))
     assert result["tstr"]["segmenter"] == "swinunetr" and "SwinUNETR" in result["tstr"]["network"]
     assert result["dice_synthetic"] == result["dice_real"]
 

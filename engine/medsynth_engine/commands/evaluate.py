@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--tstr-steps", type=int, default=300, help="training steps per model (default 300)")
     ev.add_argument("--tstr-grid", type=int, default=64, help="TSTR grid side, a multiple of 8 (default 64)")
     ev.add_argument("--tstr-spacing", type=float, default=3.0, help="TSTR voxel size in mm (default 3)")
-    ev.add_argument("--tstr-patch", type=int, default=32, help="training patch side (default 32; swinunetr: a multiple of 32)")
+    ev.add_argument("--tstr-patch", type=int, default=32, help="training patch side (default 32; swinunetr: a multiple of 32, at least 64)")
     ev.add_argument("--tstr-seeds", type=int, default=3, help="seeds, each its own split and initialisation (default 3)")
     ev.add_argument("--segmenter", choices=("unet", "swinunetr"), default="unet", help="TSTR segmenter family (default unet)")
     ev.add_argument("--seed", type=int, default=0, help="first seed of the TSTR splits, initialisation and batches (default 0)")

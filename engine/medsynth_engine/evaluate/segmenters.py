@@ -45,9 +45,9 @@ class SegmenterSettings:
             raise MedSynthError(f"Unknown segmenter {self.family!r}; choose one of {', '.join(FAMILIES)}.")
         if self.steps < 1 or self.batch_size < 1:
             raise MedSynthError(f"TSTR needs at least 1 step and a batch of 1, not {self.steps} and {self.batch_size}.")
-        step = 32 if self.family == "swinunetr" else 8
-        if self.patch < step or self.patch % step or self.patch > grid:
-            raise MedSynthError(f"The {self.family} patch must be a multiple of {step} between {step} and the grid ({grid}), not {self.patch}.")
+        step, low = (32, 64) if self.family == "swinunetr" else (8, 8)  # SwinUNETR's deepest level needs 2^3 voxels
+        if self.patch < low or self.patch % step or self.patch > grid:
+            raise MedSynthError(f"The {self.family} patch must be a multiple of {step} between {low} and the grid ({grid}), not {self.patch}.")
         if not 0 < self.learning_rate < 1:
             raise MedSynthError(f"The TSTR learning rate must be between 0 and 1, not {self.learning_rate}.")
 
