@@ -48,7 +48,7 @@ def make_case(folder: Path) -> Path:
 def child(case: Path, channel: str, mode: str, repeats: int, threads: int, device: str) -> dict:
     import torch
     from medsynth_engine.addchannel import AddChannelRequest, add_channel
-    from medsynth_engine.models.segnet import model
+    from medsynth_engine.models.channelnet import model
 
     torch.set_num_threads(threads)
     amp, model.SW_BATCH = MODES[mode]

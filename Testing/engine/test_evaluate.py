@@ -14,7 +14,7 @@ from medsynth_engine.evaluate.distances import frechet_distance, mmd, standardis
 from medsynth_engine.evaluate.tstr import dice_per_label
 
 GRID = {"shape": (24, 24, 24), "spacing": 10.0}  # 240 mm field of view, like BraTS
-TINY = ["--grid", "24", "--tstr-steps", "2", "--tstr-grid", "16", "--quiet"]
+TINY = ["--grid", "24", "--tstr-steps", "2", "--tstr-grid", "16", "--tstr-spacing", "12", "--tstr-patch", "16", "--tstr-seeds", "1", "--quiet"]
 KEYS = {"ms_ssim_synthetic", "ms_ssim_real", "mmd", "frechet_distance", "memorised_fraction"}
 TSTR_KEYS = {"dice_synthetic", "dice_real", "dice_ratio", "dice_real_plus_synthetic"}
 
@@ -45,8 +45,17 @@ def test_identical_sets_give_zero_distances_and_a_dice_ratio_of_one(identical):
     # Same cases, same seed, same steps: the two models are the same model.
     assert metrics["dice_synthetic"] == metrics["dice_real"]
     assert metrics["dice_ratio"] == 1.0 or (metrics["dice_real"]["mean"] == 0 and metrics["dice_ratio"] is None)
-    assert set(metrics["dice_real"]) == {"NCR", "ED", "ET", "mean"}
-    assert metrics["tstr"]["n_test"] == 1 and metrics["tstr"]["n_train"] == 3 and metrics["tstr"]["steps"] == 2
+    assert set(metrics["dice_real"]) == {"NCR", "ED", "ET", "WT", "TC", "mean"}
+    assert metrics["dice_ratio_ci"] == [1.0, 1.0]  # paired resamples of two identical models
+    # 4 real cases: 1 held out, 1 for model A, 1 for the independent control model B.
+    assert metrics["tstr"]["n_test"] == 1 and metrics["tstr"]["n_train"] == 1 and metrics["tstr"]["steps"] == 2
+    assert metrics["tstr"]["segmenter"] == "unet" and set(metrics["dice_ci"]) == {"real", "control", "synthetic", "real_plus_synthetic"}
+    # Identical sets: every synthetic case sits on its real twin (k = 3 with 4 cases, so each ball also holds its centre).
+    assert (metrics["precision"], metrics["recall"], metrics["coverage"]) == (1.0, 1.0, 1.0)
+    assert metrics["density"] == pytest.approx(4 / 3)
+    assert set(metrics["prdc"]["control"]) == {"precision", "recall", "density", "coverage"}
+    assert metrics["tumour_statistics"]["synthetic"] == metrics["tumour_statistics"]["real"]
+    assert metrics["tumour_statistics"]["synthetic_vs_real"]["whole"]["presence_ratio"] == 1.0
     assert metrics["memorised_fraction"] == 1.0  # a set compared with itself is all copies
 
 
@@ -58,7 +67,7 @@ def test_report_is_self_contained_html_with_the_figures(identical):
     html = (out / "report.html").read_text()
     assert html.count('src="data:image/png;base64,') == 3
     assert not re.search(r'(src|href)="(?!data:)', html)  # nothing fetched from anywhere
-    for word in ("Fréchet Radiomics Distance", "MS-SSIM", "Memorisation audit", "held-out real", "dice_ratio"):
+    for word in ("Fréchet Radiomics Distance", "MS-SSIM", "Memorisation audit", "held-out real", "dice_ratio", "control ratio", "coverage", "presence rate"):
         assert word in html
     assert "nearest_training_case" not in json.dumps(metrics)  # real case names stay out of the report
 
@@ -87,6 +96,8 @@ def test_mode_collapse_shows_as_high_synthetic_ms_ssim(real, tmp_path):
     assert metrics["ms_ssim_synthetic"] == pytest.approx(1.0, abs=1e-4)
     assert metrics["ms_ssim_real"] < 0.9
     assert metrics["memorised_fraction"] == 1.0
+    # Collapse costs diversity, not fidelity: the copies are real, but they reach only one of the 4 real cases.
+    assert metrics["precision"] == 1.0 and metrics["recall"] == 0.25
 
 
 def _error(capsys, *args: str) -> str:
@@ -139,3 +150,32 @@ def test_dice_follows_the_brats_conventions():
     prediction[0] = 4
     scores = dice_per_label(prediction, truth)
     assert scores == {"NCR": 1.0, "ED": pytest.approx(2 * 16 / (16 + 32)), "ET": 0.0}
+
+
+def test_a_set_missing_a_class_shows_in_the_tumour_statistics(real, tmp_path):
+    import nibabel as nib
+
+    no_necrosis = tmp_path / "no_necrosis"
+    shutil.copytree(real, no_necrosis)
+    for seg_file in no_necrosis.glob("*/*_seg.nii.gz"):
+        image = nib.load(seg_file)
+        labels = np.asarray(image.dataobj)
+        nib.save(nib.Nifti1Image(np.where(labels == 1, 2, labels).astype(labels.dtype), image.affine, image.header), seg_file)
+    stats = _evaluate(no_necrosis, real, tmp_path / "report")["tumour_statistics"]
+    assert stats["real"]["NCR"]["presence_rate"] > 0
+    assert stats["synthetic"]["NCR"] == {"presence_rate": 0.0, "volume_ml": None, "centroid_mm": None}
+    assert stats["synthetic_vs_real"]["NCR"] == {"presence_ratio": 0.0, "median_volume_ratio": 0.0, "centroid_shift_mm": None}
+    assert stats["synthetic"]["ET"] == stats["real"]["ET"] and stats["synthetic"]["whole"] == stats["real"]["whole"]
+    assert stats["synthetic_vs_real"]["ED"]["median_volume_ratio"] > 1.0  # the necrosis became oedema
+
+
+def test_a_model_is_sampled_evaluated_and_its_samples_removed(real, tmp_path):
+    metrics = _evaluate_model("pgan3d-phantom", real, tmp_path / "report")
+    assert metrics["n_synthetic"] == 3 and metrics["n_real"] == 4
+    assert {"precision", "recall", "density", "coverage"} <= set(metrics)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # the scratch samples are gone
+
+
+def _evaluate_model(model: str, real, out) -> dict:
+    assert main(["evaluate", "--model", model, "-n", "3", "--real", str(real), "--out", str(out), *TINY]) == 0
+    return json.loads((out / "metrics.json").read_text())

@@ -15,28 +15,48 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Compare a synthetic set with the real set: MS-SSIM diversity, MMD and Fréchet distance on "
         "radiomics-style features, the memorisation audit, figures; with --tstr also train-on-synthetic/test-on-real Dice.",
     )
-    ev.add_argument("--synthetic", type=Path, required=True, help="the synthetic set")
+    source = ev.add_mutually_exclusive_group(required=True)
+    source.add_argument("--synthetic", type=Path, help="the synthetic set")
+    source.add_argument("--model", help="a model id or model folder (e.g. from finetune) to sample and evaluate instead of a set")
+    ev.add_argument("-n", type=int, help="with --model: cases to sample (default: as many as the real set has)")
     ev.add_argument("--real", type=Path, required=True, help="the real (training) set; BraTS-style, nnU-Net or plain folder")
     ev.add_argument("--out", type=Path, required=True, help="new or empty folder for metrics.json, report.html, figures/")
     ev.add_argument("--channels", help="image channels to compare, e.g. t1,flair (default: all, which must match)")
     ev.add_argument("--grid", type=int, default=64, help="largest side of the evaluation grid in voxels (default 64)")
     ev.add_argument("--diversity-cases", type=int, default=16, help="cases per set for pairwise MS-SSIM (default 16)")
     ev.add_argument("--audit-threshold", type=float, default=0.5, help="memorisation audit threshold (default 0.5)")
-    ev.add_argument("--tstr", action="store_true", help="also train a small segmenter on synthetic vs real, test on held-out real")
-    ev.add_argument("--tstr-steps", type=int, default=200, help="training steps per model (default 200)")
-    ev.add_argument("--tstr-grid", type=int, default=32, help="TSTR grid side, a multiple of 4 (default 32)")
-    ev.add_argument("--seed", type=int, default=0, help="seed of the TSTR split, initialisation and batches (default 0)")
+    ev.add_argument("--tstr", action="store_true", help="also train segmenters on synthetic, real and an independent real set; test on held-out real")
+    ev.add_argument("--tstr-steps", type=int, default=300, help="training steps per model (default 300)")
+    ev.add_argument("--tstr-grid", type=int, default=64, help="TSTR grid side, a multiple of 8 (default 64)")
+    ev.add_argument("--tstr-spacing", type=float, default=3.0, help="TSTR voxel size in mm (default 3)")
+    ev.add_argument("--tstr-patch", type=int, default=32, help="training patch side (default 32; swinunetr: a multiple of 32, at least 64)")
+    ev.add_argument("--tstr-seeds", type=int, default=3, help="seeds, each its own split and initialisation (default 3)")
+    ev.add_argument("--segmenter", choices=("unet", "swinunetr"), default="unet", help="TSTR segmenter family (default unet)")
+    ev.add_argument("--seed", type=int, default=0, help="first seed of the TSTR splits, initialisation and batches (default 0)")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..progress import ProgressBar
+
+    channels = optional_channels(args.channels)
+    if args.model is not None:
+        from ..evaluate.sample_model import sampled_set
+        from ..evaluate.sets import open_set
+
+        n = args.n or len(open_set(args.real, "real", channels))
+        with sampled_set(args.model, n, args.seed, args.out, progress=ProgressBar(f"Sampling {args.model}", quiet=args.quiet)) as synthetic:
+            return _evaluate(args, synthetic, channels)
+    return _evaluate(args, args.synthetic, channels)
+
+
+def _evaluate(args: argparse.Namespace, synthetic: Path, channels: tuple[str, ...] | None) -> int:
     from ..evaluate.run import EvaluateRequest, run_evaluation
     from ..evaluate.tstr import TstrSettings
     from ..progress import ProgressBar
 
-    channels = optional_channels(args.channels)
     request = EvaluateRequest(
-        synthetic=args.synthetic,
+        synthetic=synthetic,
         real=args.real,
         out=args.out,
         channels=channels,
@@ -45,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         audit_threshold=args.audit_threshold,
         tstr=args.tstr,
         tstr_grid=args.tstr_grid,
-        tstr_settings=TstrSettings(steps=args.tstr_steps, seed=args.seed),
+        tstr_spacing=args.tstr_spacing,
+        tstr_settings=TstrSettings(steps=args.tstr_steps, patch=args.tstr_patch, segmenter=args.segmenter, seeds=args.tstr_seeds, seed=args.seed),
     )
     out = run_evaluation(request, progress=ProgressBar("Evaluating", quiet=args.quiet))
     print(f"Wrote {out / 'metrics.json'} and {out / 'report.html'}")

@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
         shape = "x".join(str(s) for s in row["shape"])
         spacing = "x".join(f"{s:g}" for s in row["spacing"])
         print(f"{row['id']:<24} {row['kind']:<12} {','.join(row['channels']):<28} {shape:<14} {spacing:<14} {row['weights']}")
+    _print_validity(rows)
     print("\nChannel models (medsynth add-channel --channel seg|ct --model ID):")
     print(f"{'id':<24} {'kind':<12} {'adds':<6} {'from':<28} {'spacing (mm)':<14} weights")
     for row in channel_rows:
@@ -48,3 +49,19 @@ def run(args: argparse.Namespace) -> int:
         options = (", ".join(spec.flag for spec in family.options()) or "(none)") if family.trainer else "(does not train)"
         print(f"{family.name:<12} {family.kind:<14} {caps.dims}D   {can or '-':<26} {options:<36} {family.summary}")
     return 0
+
+
+def _print_validity(rows: list[dict]) -> None:
+    """Each generator's validity row from its card (bench/bench_validity.py on the phantom benchmark)."""
+    rated = [row for row in rows if row.get("validity")]
+    if not rated:
+        return
+    print("\nValidity on the phantom benchmark (bench/results/validity.md; U-Net TSTR, 95 % intervals):")
+    print(f"{'id':<24} {'dice_ratio':<22} {'control ratio':<22} {'precision/recall':<18} {'MS-SSIM syn/real':<18} memorised")
+    for row in rated:
+        v = row["validity"]
+        ratio = f"{v['dice_ratio']} {v['dice_ratio_ci']}"
+        control = f"{v['control_ratio']} {v['control_ratio_ci']}"
+        pr = f"{v['precision']}/{v['recall']}"
+        ms = f"{v['ms_ssim_synthetic']}/{v['ms_ssim_real']}"
+        print(f"{row['id']:<24} {ratio:<22} {control:<22} {pr:<18} {ms:<18} {v['memorised_fraction']}")

@@ -6,6 +6,8 @@ import base64
 import html
 from typing import Any
 
+from .report_validity import prdc_section, tstr_section, tumour_section
+
 __all__ = ["render_report"]
 
 _STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:.5em 0}
@@ -42,15 +44,6 @@ def _image(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
-def _dice_table(metrics: dict[str, Any]) -> str:
-    labels = list(metrics["dice_real"])
-    head = "".join(f"<th>{html.escape(label)}</th>" for label in labels)
-    rows = ""
-    for key, name in (("dice_synthetic", "trained on synthetic"), ("dice_real", "trained on real"), ("dice_real_plus_synthetic", "real + synthetic")):
-        rows += f"<tr><th>{name}</th>" + "".join(f"<td>{_fmt(metrics[key][label])}</td>" for label in labels) + "</tr>"
-    return f"<table><tr><th>Dice on held-out real cases</th>{head}</tr>{rows}</table>"
-
-
 def render_report(metrics: dict[str, Any], figures: dict[str, bytes]) -> str:
     """The HTML page for ``metrics`` (as written to metrics.json) and the figures (name -> PNG bytes)."""
     audit = metrics.get("audit") or {}
@@ -67,8 +60,13 @@ def render_report(metrics: dict[str, Any], figures: dict[str, bytes]) -> str:
                 ("mmd", metrics["mmd"], "maximum mean discrepancy of the features (0 = same distribution)"),
                 ("frechet_distance", metrics["frechet_distance"], "Fréchet distance of Gaussians fitted to the features (0 = same)"),
                 ("memorised_fraction", metrics["memorised_fraction"], "fraction of synthetic cases flagged as probable copies of real cases"),
+                ("precision / recall", f"{_fmt(metrics['precision'])} / {_fmt(metrics['recall'])}", "fidelity / diversity on learned features (section below)"),
+                ("density / coverage", f"{_fmt(metrics['density'])} / {_fmt(metrics['coverage'])}", "the same, robust to outliers"),
                 *(
-                    [("dice_ratio", metrics["dice_ratio"], "mean Dice trained on synthetic / trained on real (published synthetic BraTS: 0.8-0.9)")]
+                    [
+                        ("dice_ratio", metrics["dice_ratio"], f"mean Dice trained on synthetic / trained on real, 95 % interval {metrics['dice_ratio_ci']}"),
+                        ("control_ratio", metrics["control_ratio"], f"the same for an independent real set, 95 % interval {metrics['control_ratio_ci']}"),
+                    ]
                     if "dice_ratio" in metrics
                     else []
                 ),
@@ -106,13 +104,6 @@ def render_report(metrics: dict[str, Any], figures: dict[str, bytes]) -> str:
         )
         if flagged:
             parts.append("<p class=flag>Do not share these cases: " + ", ".join(html.escape(c["case"]) for c in flagged) + "</p>")
-    if "dice_ratio" in metrics:
-        t = metrics["tstr"]
-        parts += [
-            "<h2>Train on synthetic, test on real</h2>",
-            f"<p class=note>{html.escape(t['network'])}; {t['n_train']} training case(s) each, {t['steps']} steps, batch {t['batch_size']}, "
-            f"seed {t['seed']}, grid {t['grid']}^3; tested on {t['n_test']} held-out real case(s). {html.escape(t['dice'])}.</p>",
-            _dice_table(metrics),
-        ]
+    parts += [prdc_section(metrics), tumour_section(metrics), tstr_section(metrics)]
     parts.append("</body></html>")
     return "\n".join(parts)

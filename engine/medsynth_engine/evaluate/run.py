@@ -24,16 +24,20 @@ from MedSynthLib.conventions import BRATS_LABELS, LABEL_CHANNEL
 from ..data.preprocess import PreprocessSpec, preprocess_case
 from ..errors import MedSynthError
 from ..modelfile import write_atomic
+from ..models.channelnet.inputs import SEQUENCES as MR_SEQUENCES
 from ..setwriter import check_target
 from .audit import DEFAULT_THRESHOLD, run_audit
 from .distances import frechet_distance, mmd, standardise
 from .diversity import mean_pairwise_ms_ssim, ms_ssim_setting
+from .encoder import ENCODER_ID, SegEncoder
 from .features import case_features, feature_names, head_mask
 from .figures import HIST_BINS, histograms_png, mosaic_png, tumour_volumes_png
 from .output import write_json
+from .prdc import prdc
 from .report import render_report
 from .sets import CaseSet, common_channels, iter_cases, open_set, read_case
-from .tstr import TstrSettings, resize_case, run_tstr
+from .tstr import TstrSettings, run_tstr
+from .tumour_stats import case_tumour, compare, set_statistics
 
 __all__ = ["EvaluateRequest", "run_evaluation", "evaluation_spec"]
 
@@ -50,7 +54,8 @@ class EvaluateRequest:
     diversity_cases: int = 16
     audit_threshold: float = DEFAULT_THRESHOLD
     tstr: bool = False
-    tstr_grid: int = 32
+    tstr_grid: int = 64
+    tstr_spacing: float = 3.0
     tstr_settings: TstrSettings = field(default_factory=TstrSettings)
 
     def validate(self) -> None:
@@ -58,9 +63,15 @@ class EvaluateRequest:
             raise MedSynthError(f"The evaluation grid must be 16-256 voxels a side, not {self.grid}.")
         if self.diversity_cases < 2:
             raise MedSynthError(f"MS-SSIM needs at least 2 cases per set, not {self.diversity_cases}.")
-        if self.tstr_grid < 8 or self.tstr_grid % 4:
-            raise MedSynthError(f"The TSTR grid must be a multiple of 4 of at least 8, not {self.tstr_grid}.")
-        self.tstr_settings.validate()
+        if self.tstr_grid < 16 or self.tstr_grid % 8:
+            raise MedSynthError(f"The TSTR grid must be a multiple of 8 of at least 16, not {self.tstr_grid}.")
+        if not 0.5 <= self.tstr_spacing <= 12.0:
+            raise MedSynthError(f"The TSTR voxel size must be 0.5-12 mm, not {self.tstr_spacing}.")
+        self.tstr_settings.validate(self.tstr_grid)
+
+    def tstr_spec(self) -> PreprocessSpec:
+        """TSTR's own grid, the same for every set whatever its resolution, so the real-trained Dice never depends on it."""
+        return PreprocessSpec(shape=(self.tstr_grid,) * 3, spacing=(self.tstr_spacing,) * 3)
 
 
 @dataclass
@@ -70,6 +81,8 @@ class _SetSummary:
     histogram: np.ndarray | None = None
     diversity: list[np.ndarray] = field(default_factory=list)
     mosaic: list[tuple[np.ndarray, np.ndarray | None]] = field(default_factory=list)
+    encoded: list[np.ndarray] = field(default_factory=list)
+    tumours: list[dict] = field(default_factory=list)
     tstr_images: list[np.ndarray] = field(default_factory=list)
     tstr_labels: list[np.ndarray] = field(default_factory=list)
 
@@ -90,7 +103,13 @@ def _sample(n: int, k: int) -> set[int]:
 
 
 def _summarise(
-    case_set: CaseSet, channels: tuple[str, ...], labels: bool, spec: PreprocessSpec, request: EvaluateRequest, tick: Callable[[], None]
+    case_set: CaseSet,
+    channels: tuple[str, ...],
+    labels: bool,
+    spec: PreprocessSpec,
+    request: EvaluateRequest,
+    encoder: SegEncoder | None,
+    tick: Callable[[], None],
 ) -> _SetSummary:
     summary = _SetSummary()
     keep = _sample(len(case_set), request.diversity_cases)
@@ -113,10 +132,15 @@ def _summarise(
             summary.diversity.append(images)
             if len(summary.mosaic) < _MOSAIC_CASES:
                 summary.mosaic.append((images, seg))
+        fixed, _ = preprocess_case(case.arrays, case.affine, request.tstr_spec())
+        fixed_images = np.stack([fixed[c] for c in channels]).astype(np.float32)
+        if encoder is not None:
+            summary.encoded.append(encoder.features(fixed_images, channels))
+        if labels:
+            summary.tumours.append(case_tumour(fixed[LABEL_CHANNEL], request.tstr_spec().spacing, head_mask(fixed_images)))
         if request.tstr:
-            small_images, small_seg = resize_case(images, seg, request.tstr_grid)  # type: ignore[arg-type]
-            summary.tstr_images.append(small_images)
-            summary.tstr_labels.append(small_seg)
+            summary.tstr_images.append(fixed_images)
+            summary.tstr_labels.append(fixed[LABEL_CHANNEL].astype(np.uint8))
         tick()
     return summary
 
@@ -125,6 +149,26 @@ def _largest_differences(names: list[str], real: np.ndarray, synthetic: np.ndarr
     gap = synthetic.mean(0) - real.mean(0)
     order = np.argsort(-np.abs(gap))[:k]
     return {names[i]: round(float(gap[i]), 4) for i in order}
+
+
+def _fidelity_and_diversity(real: _SetSummary, synthetic: _SetSummary) -> dict[str, Any]:
+    """Top-level precision/recall/density/coverage on the encoder's features, and the real-vs-real control."""
+    if not real.encoded:
+        return {"precision": None, "recall": None, "density": None, "coverage": None}
+    real_f, syn_f = standardise(np.stack(real.encoded), np.stack(synthetic.encoded))
+    order = np.random.default_rng(0).permutation(len(real_f))
+    half = len(real_f) // 2
+    scores = prdc(real_f, syn_f)
+    control = prdc(real_f[order[:half]], real_f[order[half:]]) if half >= 2 else None
+    return {
+        **{k: scores[k] for k in ("precision", "recall", "density", "coverage")},
+        "prdc": {
+            "features": f"{ENCODER_ID} segmenter bottleneck, mean and spread per channel ({real_f.shape[1]} values), standardised by the real set",
+            "k": int(scores["k"]),
+            "control": None if control is None else {k: control[k] for k in ("precision", "recall", "density", "coverage")},
+            "control_note": f"one random half of the real set ({len(real_f) - half} cases) against the other half ({half})",
+        },
+    }
 
 
 def run_evaluation(request: EvaluateRequest, progress: Callable[[int, int], None] | None = None) -> Path:
@@ -140,7 +184,7 @@ def run_evaluation(request: EvaluateRequest, progress: Callable[[int, int], None
     if len(real_set) < 2:
         raise MedSynthError("The real set needs at least 2 cases to compare distributions.")
     spec = evaluation_spec(syn_set, channels, request.grid)
-    total = len(syn_set) + len(real_set) + 1 + (3 * request.tstr_settings.steps if request.tstr else 0)
+    total = len(syn_set) + len(real_set) + 1 + (4 * request.tstr_settings.seeds * request.tstr_settings.steps if request.tstr else 0)
     done = [0]
 
     def tick(step: int = 1) -> None:
@@ -148,8 +192,9 @@ def run_evaluation(request: EvaluateRequest, progress: Callable[[int, int], None
         if progress:
             progress(min(done[0], total), total)
 
-    synthetic = _summarise(syn_set, channels, labels, spec, request, tick)
-    real = _summarise(real_set, channels, labels, spec, request, tick)
+    encoder = SegEncoder() if any(c in MR_SEQUENCES for c in channels) else None
+    synthetic = _summarise(syn_set, channels, labels, spec, request, encoder, tick)
+    real = _summarise(real_set, channels, labels, spec, request, encoder, tick)
     audit = run_audit(request.synthetic, request.real, threshold=request.audit_threshold, channels=channels)
     tick()
     names = feature_names(channels, labels)
@@ -173,6 +218,7 @@ def run_evaluation(request: EvaluateRequest, progress: Callable[[int, int], None
             "mmd_kernel_width": width,
             "largest_differences": _largest_differences(names, real_z, syn_z),
         },
+        **_fidelity_and_diversity(real, synthetic),
         "memorised_fraction": audit.memorised_fraction,
         "audit": audit.shareable(),  # no real case names: the report may travel with the synthetic set
     }
@@ -181,6 +227,8 @@ def run_evaluation(request: EvaluateRequest, progress: Callable[[int, int], None
             name: {"synthetic_mean": float(np.mean([v[name] for v in synthetic.volumes])), "real_mean": float(np.mean([v[name] for v in real.volumes]))}
             for name in [*BRATS_LABELS.values(), "whole"]
         }
+        real_stats, syn_stats = set_statistics(real.tumours), set_statistics(synthetic.tumours)
+        metrics["tumour_statistics"] = {"synthetic": syn_stats, "real": real_stats, "synthetic_vs_real": compare(syn_stats, real_stats)}
     cohort = _cohort(request.synthetic)
     if cohort is not None:
         metrics["cohort"] = cohort

@@ -1,14 +1,17 @@
 """Train on synthetic, test on real (TSTR): is the synthetic set as useful for segmentation as the real one?
 
-The published protocol: the same small segmentation network is trained with the same number of steps, the
-same seed and the same number of cases once on synthetic cases and once on real cases, and both are tested
-on held-out real cases; the Dice ratio synthetic/real says how much of the real data's value the synthetic
-data carries (published synthetic BraTS sets reach 0.8-0.9). A third model trains on real plus synthetic.
+The protocol, repeated for several seeds (each its own split and its own initialisation):
+- the real set is split into held-out test cases and two disjoint training sets A and B of equal size;
+- the same segmenter recipe trains on A (``real``), on B (``control``: an independent real set of the same
+  size), on as many synthetic cases (``synthetic``), and on A plus those (``real_plus_synthetic``);
+- every model is tested on the same held-out real cases: Dice per label (NCR, ED, ET) and per BraTS region
+  (WT, TC, ET), mean over cases and seeds, with two-level bootstrap 95 % intervals (``confidence``).
+``dice_ratio`` = synthetic / real mean label Dice. The control ratio B/A is what data from the very same
+distribution scores: its interval must contain 1.0, and a synthetic ratio is read against it.
 
-Everything is deterministic: the real cases are split by a seeded permutation, the synthetic training cases
-are the first of the same seeded permutation of the synthetic set, and every model starts from the same
-weights and sees batches in the same order. So two identical sets give identical models, and a Dice ratio
-of exactly 1.
+Deterministic: the splits come from seeded permutations (the synthetic cases from the same permutation of the
+synthetic set), and every condition of a seed starts from the same weights and draws the same patches. So a
+set evaluated against itself trains the same model as the real set, and its ratio is exactly 1.
 """
 
 from __future__ import annotations
@@ -19,81 +22,44 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.losses import DiceCELoss
-from monai.networks.nets import UNet
 
 from MedSynthLib.conventions import BRATS_LABELS
 
 from ..errors import MedSynthError
+from .confidence import RESAMPLES, bootstrap_means, interval
+from .dice import LABEL_KEYS, dice_per_case, dice_per_label
+from .segmenters import SegmenterSettings, network_description, predict_classes, train_segmenter
 
-__all__ = ["TstrSettings", "run_tstr", "dice_per_label"]
+__all__ = ["TstrSettings", "run_tstr", "run_tstr_sets", "dice_per_label", "resize_case"]
 
 _CODES = (0, *BRATS_LABELS)  # network class index -> BraTS code
+_LUT = np.zeros(max(_CODES) + 1, dtype=np.int64)
+_LUT[list(_CODES)] = np.arange(len(_CODES))
+_KEYS = (*LABEL_KEYS, "mean")  # "mean": mean of the three labels, the headline's meaning since the first release
+_SHARED = ("real", "control")
+_PER_SET = ("synthetic", "real_plus_synthetic")
 
 
 @dataclass
 class TstrSettings:
-    steps: int = 200
-    batch_size: int = 2
+    steps: int = 300
+    batch_size: int = 4
     learning_rate: float = 3e-3
+    patch: int = 32
+    segmenter: str = "unet"
+    seeds: int = 3
     test_fraction: float = 0.25
     seed: int = 0
 
-    def validate(self) -> None:
-        if self.steps < 1 or self.batch_size < 1:
-            raise MedSynthError(f"TSTR needs at least 1 step and a batch of 1, not {self.steps} and {self.batch_size}.")
+    def segmenter_settings(self) -> SegmenterSettings:
+        return SegmenterSettings(self.segmenter, self.steps, self.batch_size, self.patch, self.learning_rate)
+
+    def validate(self, grid: int | None = None) -> None:
+        self.segmenter_settings().validate(grid if grid is not None else self.patch)
         if not 0.0 < self.test_fraction < 1.0:
             raise MedSynthError(f"The TSTR test fraction must be between 0 and 1, not {self.test_fraction}.")
-
-
-def _network(channels: int) -> UNet:
-    return UNet(spatial_dims=3, in_channels=channels, out_channels=len(_CODES), channels=(8, 16, 32), strides=(2, 2), num_res_units=1)
-
-
-def _classes(seg: np.ndarray) -> np.ndarray:
-    out = np.zeros(seg.shape, dtype=np.int64)
-    for index, code in enumerate(_CODES):
-        out[seg == code] = index
-    return out
-
-
-def _train(images: np.ndarray, labels: np.ndarray, settings: TstrSettings, tick: Callable[[], None]) -> UNet:
-    torch.manual_seed(settings.seed)
-    model = _network(images.shape[1])
-    optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-    x_all = torch.from_numpy(images)
-    y_all = torch.from_numpy(_classes(labels))[:, None]
-    order = torch.Generator().manual_seed(settings.seed)
-    model.train()
-    for _ in range(settings.steps):
-        index = torch.randint(len(images), (settings.batch_size,), generator=order)
-        optimiser.zero_grad()
-        loss = loss_fn(model(x_all[index]), y_all[index])
-        loss.backward()
-        optimiser.step()
-        tick()
-    return model.eval()
-
-
-def dice_per_label(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Dice of each BraTS label for one case; a label absent from both counts as 1 (the BraTS convention)."""
-    scores = {}
-    for code, name in BRATS_LABELS.items():
-        p, t = prediction == code, truth == code
-        total = int(p.sum() + t.sum())
-        scores[name] = 1.0 if total == 0 else 2.0 * float((p & t).sum()) / total
-    return scores
-
-
-def _test(model: UNet, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    with torch.no_grad():
-        classes = model(torch.from_numpy(images)).argmax(1).numpy()
-    lut = np.array(_CODES, dtype=np.uint8)
-    per_case = [dice_per_label(lut[c], t) for c, t in zip(classes, labels, strict=True)]
-    result = {name: float(np.mean([d[name] for d in per_case])) for name in BRATS_LABELS.values()}
-    result["mean"] = float(np.mean(list(result.values())))
-    return result
+        if self.seeds < 1:
+            raise MedSynthError(f"TSTR needs at least 1 seed, not {self.seeds}.")
 
 
 def resize_case(images: np.ndarray, seg: np.ndarray, grid: int) -> tuple[np.ndarray, np.ndarray]:
@@ -103,24 +69,65 @@ def resize_case(images: np.ndarray, seg: np.ndarray, grid: int) -> tuple[np.ndar
     return x[0].numpy(), y[0, 0].numpy().astype(np.uint8)
 
 
-def run_tstr(
+def _scores(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, patch: int) -> np.ndarray:
+    """(cases, K) Dice per held-out case in ``_KEYS`` order."""
+    predicted = np.array(_CODES, dtype=np.uint8)[predict_classes(model, images, patch)]
+    rows = []
+    for p, t in zip(predicted, labels, strict=True):
+        d = dice_per_case(p, t)
+        d["mean"] = float(np.mean([d[name] for name in BRATS_LABELS.values()]))
+        rows.append([d[k] for k in _KEYS])
+    return np.asarray(rows)
+
+
+def _split(n_real: int, n_syn: int, settings: TstrSettings) -> tuple[int, int]:
+    n_test = max(1, int(round(settings.test_fraction * n_real)))
+    n_train = min((n_real - n_test) // 2, n_syn)
+    if n_train < 1:
+        raise MedSynthError(
+            f"TSTR needs at least 3 real cases (held-out test cases and two training sets for the built-in control), not {n_real}."
+        )
+    return n_test, n_train
+
+
+def _summary(samples: dict[str, np.ndarray], values: dict[str, np.ndarray]) -> dict:
+    out: dict = {}
+    for name, v in values.items():
+        means = v.mean(axis=(0, 1))
+        out[f"dice_{name}"] = {k: round(float(m), 4) for k, m in zip(_KEYS, means, strict=True)}
+        out.setdefault("dice_ci", {})[name] = {k: interval(samples[name][:, i]) for i, k in enumerate(_KEYS)}
+    mean = _KEYS.index("mean")
+
+    def ratio(top: str) -> tuple[float | None, list[float] | None]:
+        real = values["real"][..., mean].mean()
+        value = float(values[top][..., mean].mean() / real) if real > 0 else None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            boot = samples[top][:, mean] / samples["real"][:, mean]
+        return (round(value, 4) if value is not None else None), interval(boot)
+
+    out["dice_ratio"], out["dice_ratio_ci"] = ratio("synthetic")
+    out["control_ratio"], out["control_ratio_ci"] = ratio("control")
+    out["real_plus_synthetic_ratio"], out["real_plus_synthetic_ratio_ci"] = ratio("real_plus_synthetic")
+    return out
+
+
+def run_tstr_sets(
     real: tuple[np.ndarray, np.ndarray],
-    synthetic: tuple[np.ndarray, np.ndarray],
+    synthetic: dict[str, tuple[np.ndarray, np.ndarray]],
     settings: TstrSettings,
     progress: Callable[[int, int], None] | None = None,
-) -> dict:
-    """``real``/``synthetic``: (images (N, C, g, g, g) float32, labels (N, g, g, g) BraTS codes), cases in a fixed order."""
-    settings.validate()
-    n_real, n_syn = len(real[0]), len(synthetic[0])
-    if n_real < 2:
-        raise MedSynthError("TSTR needs at least 2 real cases: some to train on and some held out to test on.")
-    n_test = min(n_real - 1, max(1, int(round(settings.test_fraction * n_real))))
-    n_train = min(n_real - n_test, n_syn)
-    real_order = np.random.default_rng(settings.seed).permutation(n_real)
-    syn_order = np.random.default_rng(settings.seed).permutation(n_syn)
-    real_train, test = real_order[:n_train], real_order[n_real - n_test :]
-    syn_train = syn_order[:n_train]
-    total = 3 * settings.steps
+) -> dict[str, dict]:
+    """TSTR of several synthetic sets against one real set, sharing the real and control models of each seed.
+
+    ``real`` and each synthetic set: (images (N, C, g, g, g) float32, labels (N, g, g, g) BraTS codes).
+    Returns set name -> the metrics of ``run_tstr``.
+    """
+    grid = int(real[0].shape[-1])
+    settings.validate(grid)
+    n_real = len(real[0])
+    n_test, n_train = _split(n_real, min(len(s[0]) for s in synthetic.values()), settings)
+    segmenter = settings.segmenter_settings()
+    total = settings.seeds * (len(_SHARED) + len(_PER_SET) * len(synthetic)) * settings.steps
     done = [0]
 
     def tick() -> None:
@@ -128,31 +135,52 @@ def run_tstr(
         if progress:
             progress(done[0], total)
 
-    test_set = (real[0][test], real[1][test])
-    runs = {
-        "synthetic": (synthetic[0][syn_train], synthetic[1][syn_train]),
-        "real": (real[0][real_train], real[1][real_train]),
-        "real_plus_synthetic": (
-            np.concatenate([real[0][real_train], synthetic[0][syn_train]]),
-            np.concatenate([real[1][real_train], synthetic[1][syn_train]]),
-        ),
+    per_seed: dict[str, list[np.ndarray]] = {}
+    seeds = [settings.seed + k for k in range(settings.seeds)]
+    for seed in seeds:
+        order = np.random.default_rng(seed).permutation(n_real)
+        a, b, test = order[:n_train], order[n_train : 2 * n_train], order[n_real - n_test :]
+        runs: dict[str, tuple[np.ndarray, np.ndarray]] = {"real": (real[0][a], real[1][a]), "control": (real[0][b], real[1][b])}
+        for name, (x, y) in synthetic.items():
+            s = np.random.default_rng(seed).permutation(len(x))[:n_train]
+            runs[f"{name}/synthetic"] = (x[s], y[s])
+            runs[f"{name}/real_plus_synthetic"] = (np.concatenate([real[0][a], x[s]]), np.concatenate([real[1][a], y[s]]))
+        for key, (x, y) in runs.items():
+            model = train_segmenter(x, _LUT[y], segmenter, seed, len(_CODES), tick)
+            per_seed.setdefault(key, []).append(_scores(model, real[0][test], real[1][test], settings.patch))
+    protocol = {
+        "n_train": int(n_train),
+        "n_test": int(n_test),
+        "seeds": seeds,
+        "steps": settings.steps,
+        "batch_size": settings.batch_size,
+        "learning_rate": settings.learning_rate,
+        "patch": settings.patch,
+        "seed": settings.seed,
+        "grid": grid,
+        "segmenter": settings.segmenter,
+        "network": network_description(segmenter),
+        "dice": "mean over held-out real cases and seeds; a label or region absent from prediction and truth counts as 1; "
+        "mean = mean of the NCR, ED and ET labels",
+        "confidence": f"95 % percentile interval of a two-level bootstrap ({RESAMPLES} resamples: seeds, then held-out cases)",
     }
-    dice = {name: _test(_train(x, y, settings, tick), *test_set) for name, (x, y) in runs.items()}
-    ratio = dice["synthetic"]["mean"] / dice["real"]["mean"] if dice["real"]["mean"] > 0 else None
-    return {
-        "dice_synthetic": dice["synthetic"],
-        "dice_real": dice["real"],
-        "dice_real_plus_synthetic": dice["real_plus_synthetic"],
-        "dice_ratio": ratio,
-        "tstr": {
-            "n_train": int(n_train),
-            "n_test": int(n_test),
-            "steps": settings.steps,
-            "batch_size": settings.batch_size,
-            "learning_rate": settings.learning_rate,
-            "seed": settings.seed,
-            "grid": int(real[0].shape[-1]),
-            "network": "MONAI UNet, channels (8, 16, 32), strides (2, 2), 1 residual unit; DiceCE loss; Adam",
-            "dice": "mean over held-out real cases; a label absent from prediction and truth counts as 1",
-        },
-    }
+    results = {}
+    for name in synthetic:
+        values = {c: np.stack(per_seed[c]) for c in _SHARED} | {c: np.stack(per_seed[f"{name}/{c}"]) for c in _PER_SET}
+        samples = bootstrap_means(values)
+        result = _summary(samples, values)
+        mean = _KEYS.index("mean")
+        result["tstr"] = protocol | {"per_seed_mean_dice": {c: [round(float(v), 4) for v in values[c][..., mean].mean(1)] for c in values}}
+        results[name] = result
+    return results
+
+
+def run_tstr(
+    real: tuple[np.ndarray, np.ndarray],
+    synthetic: tuple[np.ndarray, np.ndarray],
+    settings: TstrSettings,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """TSTR of one synthetic set: ``dice_real``, ``dice_synthetic``, ``dice_control``, ``dice_real_plus_synthetic``,
+    ``dice_ci``, ``dice_ratio`` (+ ``_ci``), ``control_ratio`` (+ ``_ci``), ``real_plus_synthetic_ratio`` (+ ``_ci``), ``tstr``."""
+    return run_tstr_sets(real, {"synthetic": synthetic}, settings, progress)["synthetic"]

@@ -1,0 +1,108 @@
+"""Validity measures with known answers: PRDC on identical, collapsed, shifted and over-dispersed feature sets;
+the two-level bootstrap; region Dice; and a TSTR run that tells a useful synthetic set from a useless one
+while its built-in control (an independent real set) scores about 1."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from medsynth_engine.errors import MedSynthError
+from medsynth_engine.evaluate.confidence import bootstrap_means, interval
+from medsynth_engine.evaluate.dice import dice_per_case
+from medsynth_engine.evaluate.prdc import prdc
+from medsynth_engine.evaluate.tstr import TstrSettings, run_tstr, run_tstr_sets
+
+RNG = np.random.default_rng(0)
+REAL = RNG.normal(size=(200, 8))
+
+
+def test_prdc_of_identical_sets():
+    scores = prdc(REAL, REAL.copy(), k=5)
+    assert (scores["precision"], scores["recall"], scores["coverage"]) == (1.0, 1.0, 1.0)
+    assert scores["density"] == pytest.approx(6 / 5)  # each ball holds its own centre and its 5 neighbours
+
+
+def test_prdc_separates_fidelity_from_diversity():
+    same = prdc(REAL, RNG.normal(size=(200, 8)))
+    collapsed = prdc(REAL, REAL[:1] + 0.01 * RNG.normal(size=(200, 8)))
+    wide = prdc(REAL, 1.5 * RNG.normal(size=(200, 8)))
+    far = prdc(REAL, RNG.normal(size=(200, 8)) + 10.0)
+    assert min(same["precision"], same["recall"], same["coverage"]) > 0.6 and 0.6 < same["density"] < 1.5
+    # Collapse: every sample is realistic (precision 1) but they cover only their one real case.
+    assert collapsed["precision"] == 1.0 and collapsed["recall"] <= 0.05 and collapsed["coverage"] <= 0.1  # the balls holding that case
+    # More varied than real: recall and coverage stay high while precision and density fall.
+    assert wide["recall"] > 0.9 and wide["precision"] < wide["recall"] - 0.3 and wide["density"] < 0.5 < wide["coverage"]
+    assert far == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0, "k": 5.0}
+
+
+def test_two_level_bootstrap_intervals():
+    flat = {"a": np.full((3, 5, 1), 0.7), "b": np.full((3, 5, 1), 0.35)}
+    samples = bootstrap_means(flat)
+    assert interval(samples["a"][:, 0]) == [0.7, 0.7]
+    assert interval(samples["b"][:, 0] / samples["a"][:, 0]) == [0.5, 0.5]
+    spread = {"a": RNG.uniform(size=(4, 8, 1))}
+    low, high = interval(bootstrap_means(spread)["a"][:, 0])
+    assert low < spread["a"].mean() < high and high - low < 0.5
+    assert interval(np.array([np.nan, np.inf])) is None
+
+
+def test_region_dice_unites_labels():
+    truth = np.zeros((4, 4, 4), dtype=np.uint8)
+    truth[0], truth[1], truth[2] = 1, 2, 4
+    predicted = truth.copy()
+    predicted[0] = 4  # necrosis called enhancing: still tumour core and whole tumour
+    scores = dice_per_case(predicted, truth)
+    assert scores["WT"] == 1.0 and scores["TC"] == 1.0 and scores["NCR"] == 0.0 and scores["ED"] == 1.0
+    assert scores["ET"] == pytest.approx(2 * 16 / (16 + 32))
+
+
+def _cases(n: int, seed: int, tumour: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy 16^3 volumes (2 channels) with a bright sphere of oedema around an enhancing core in channel 0."""
+    rng = np.random.default_rng(seed)
+    grid = np.indices((16, 16, 16)).transpose(1, 2, 3, 0)
+    images = rng.normal(scale=0.3, size=(n, 2, 16, 16, 16)).astype(np.float32)
+    labels = np.zeros((n, 16, 16, 16), dtype=np.uint8)
+    for i in range(n):
+        distance = np.linalg.norm(grid - rng.uniform(5, 11, size=3), axis=-1)
+        radius = rng.uniform(3.0, 4.5)
+        labels[i][distance < radius] = 2
+        labels[i][distance < radius / 2] = 4
+        if tumour:
+            images[i, 0][labels[i] > 0] += 1.5
+            images[i, 1][labels[i] == 4] += 1.5
+        else:
+            labels[i] = 0
+    return images, labels
+
+
+@pytest.mark.slow
+def test_tstr_discriminates_and_its_control_scores_about_one():
+    real = _cases(16, seed=1)
+    settings = TstrSettings(steps=30, batch_size=4, patch=16, learning_rate=1e-2, seeds=1, test_fraction=0.5)
+    results = run_tstr_sets(real, {"useful": _cases(8, seed=2), "useless": _cases(8, seed=2, tumour=False)}, settings)
+    useful, useless = results["useful"], results["useless"]
+    assert useful["dice_real"]["WT"] > 0.7  # 0.79 after 30 steps: the segmenter learns the lesion
+    assert useful["control_ratio_ci"][0] <= 1.0 <= useful["control_ratio_ci"][1]
+    assert useful["dice_ratio_ci"][0] > 0.8
+    assert useless["dice_ratio"] < 0.5 and useless["dice_ratio_ci"][1] < useful["dice_ratio_ci"][0]
+    assert useful["dice_real"] == useless["dice_real"]  # one real and one control model per seed, shared
+    assert useful["tstr"]["n_train"] == 4 and useful["tstr"]["n_test"] == 8 and useful["tstr"]["seeds"] == [0]
+
+
+@pytest.mark.slow
+def test_swinunetr_is_a_selectable_segmenter():
+    images, labels = _cases(4, seed=3)
+    big = (np.repeat(np.repeat(np.repeat(images, 4, 2), 4, 3), 4, 4), np.repeat(np.repeat(np.repeat(labels, 4, 1), 4, 2), 4, 3))
+    result = run_tstr(big, big, TstrSettings(steps=1, batch_size=1, patch=64, segmenter="swinunetr", seeds=1))
+    assert result["tstr"]["segmenter"] == "swinunetr" and "SwinUNETR" in result["tstr"]["network"]
+    assert result["dice_synthetic"] == result["dice_real"]
+
+
+def test_bad_tstr_settings_are_one_sentence():
+    real = _cases(2, seed=4)
+    with pytest.raises(MedSynthError, match="at least 3 real cases"):
+        run_tstr(real, real, TstrSettings(steps=1, patch=16, seeds=1))
+    with pytest.raises(MedSynthError, match="multiple of 32"):
+        run_tstr(_cases(4, seed=4), real, TstrSettings(steps=1, patch=16, segmenter="swinunetr"))
+    with pytest.raises(MedSynthError, match="Unknown segmenter"):
+        TstrSettings(segmenter="vit").validate(64)

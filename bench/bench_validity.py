@@ -1,0 +1,170 @@
+"""Validity benchmark: is each shipped 3D generator's synthetic set useful and faithful, against the phantom?
+
+One command, a fixed protocol and fixed seeds:
+1. a real pool of fresh phantom cases (64^3 at 3 mm; generate seed 7100) and, per generator, a synthetic set
+   (the phantom itself with another seed as the reference: more cases of the very same distribution);
+2. per generator, ``medsynth evaluate`` without TSTR (MS-SSIM, PRDC with its real-vs-real control, per-class
+   tumour statistics, memorisation audit against the real pool);
+3. TSTR for all generators at once (``run_tstr_sets``): per seed, the real (A) and control (B) segmenters are
+   trained once and shared, then synthetic and real + synthetic per generator; two-level bootstrap intervals.
+Prints one markdown table (paste it into bench/results/validity.md with the machine and its load) and writes
+the full numbers as JSON; ``--write-cards`` records each shipped model's row in its card (``metrics.validity``).
+
+    nice -n 10 python bench/bench_validity.py --json /tmp/validity.json            # the recorded protocol
+    nice -n 10 python bench/bench_validity.py --quick --json /tmp/validity-quick.json  # a smoke run, minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from medsynth_engine.data.preprocess import PreprocessSpec, preprocess_case
+from medsynth_engine.evaluate.run import EvaluateRequest, run_evaluation
+from medsynth_engine.evaluate.sets import iter_cases, open_set
+from medsynth_engine.evaluate.tstr import TstrSettings, run_tstr_sets
+from medsynth_engine.generate import GenerateRequest, generate_set
+from medsynth_engine.modelfile import CARD_FILE, write_atomic
+from medsynth_engine.registry import default_registry
+from medsynth_engine.weights import WEIGHTS_DIR
+
+CHANNELS = ("t1", "t1ce", "t2", "flair")
+GENERATORS = ("phantom", "ldm3d-phantom", "pgan3d-phantom")
+REAL_SEED, SYNTHETIC_SEED = 7100, 7200
+GRID, SPACING = 64, 3.0
+PROTOCOLS = {
+    "full": {"real": 40, "synthetic": 24, "steps": 300, "seeds": 3},
+    "quick": {"real": 16, "synthetic": 8, "steps": 40, "seeds": 1},
+}
+
+
+def _generate(model: str, n: int, seed: int, out: Path) -> float:
+    started = time.perf_counter()
+    own_grid = model == "phantom"
+    generate_set(
+        GenerateRequest(
+            model=model,
+            n=n,
+            seed=seed,
+            out=out,
+            channels=(*CHANNELS, "seg"),
+            shape=(GRID,) * 3 if own_grid else None,
+            spacing=(SPACING,) * 3 if own_grid else None,
+        ),
+        default_registry(),
+    )
+    return time.perf_counter() - started
+
+
+def _tstr_arrays(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    spec = PreprocessSpec(shape=(GRID,) * 3, spacing=(SPACING,) * 3)
+    images, labels = [], []
+    for _, case in iter_cases(open_set(folder, "set"), (*CHANNELS, "seg")):
+        out, _ = preprocess_case(case.arrays, case.affine, spec)
+        images.append(np.stack([out[c] for c in CHANNELS]).astype(np.float32))
+        labels.append(out["seg"].astype(np.uint8))
+    return np.stack(images), np.stack(labels)
+
+
+def _row(name: str, m: dict) -> dict:
+    """The validity row of one generator, as the table, the JSON and the cards hold it."""
+    volumes = m["tumour_volume_ml"]
+    presence = m["tumour_statistics"]["synthetic"]
+    return {
+        "generator": name,
+        "ms_ssim_synthetic": round(m["ms_ssim_synthetic"], 3),
+        "ms_ssim_real": round(m["ms_ssim_real"], 3),
+        "tumour_volume_ml_synthetic": [round(volumes[k]["synthetic_mean"]) for k in ("NCR", "ED", "ET")],
+        "tumour_volume_ml_real": [round(volumes[k]["real_mean"]) for k in ("NCR", "ED", "ET")],
+        "presence_rate_synthetic": [presence[k]["presence_rate"] for k in ("NCR", "ED", "ET")],
+        "presence_rate_real": [m["tumour_statistics"]["real"][k]["presence_rate"] for k in ("NCR", "ED", "ET")],
+        **{k: round(m[k], 3) for k in ("precision", "recall", "density", "coverage")},
+        "prdc_control": {k: round(v, 3) for k, v in m["prdc"]["control"].items()},
+        "memorised_fraction": m["memorised_fraction"],
+        "dice_synthetic": m["dice_synthetic"],
+        "dice_real": m["dice_real"],
+        "dice_control": m["dice_control"],
+        "dice_real_plus_synthetic": m["dice_real_plus_synthetic"],
+        **{k: m[k] for k in ("dice_ratio", "dice_ratio_ci", "control_ratio", "control_ratio_ci", "real_plus_synthetic_ratio", "real_plus_synthetic_ratio_ci")},
+    }
+
+
+def _table(rows: list[dict]) -> str:
+    head = (
+        "| synthetic set | MS-SSIM syn vs real | tumour ml NCR/ED/ET syn vs real | presence NCR/ED/ET syn vs real | P / R / D / C (control) "
+        "| Dice syn / real (mean; WT) | dice_ratio [95 %] | control ratio [95 %] | real+syn / real [95 %] | memorised |\n|" + "---|" * 10
+    )
+    lines = [head]
+    for r in rows:
+        c = r["prdc_control"]
+        lines.append(
+            f"| {r['generator']} | {r['ms_ssim_synthetic']} vs {r['ms_ssim_real']} "
+            f"| {'/'.join(map(str, r['tumour_volume_ml_synthetic']))} vs {'/'.join(map(str, r['tumour_volume_ml_real']))} "
+            f"| {'/'.join(f'{v:.2f}' for v in r['presence_rate_synthetic'])} vs {'/'.join(f'{v:.2f}' for v in r['presence_rate_real'])} "
+            f"| {r['precision']} / {r['recall']} / {r['density']} / {r['coverage']} ({c['precision']} / {c['recall']} / {c['density']} / {c['coverage']}) "
+            f"| {r['dice_synthetic']['mean']:.3f} / {r['dice_real']['mean']:.3f}; {r['dice_synthetic']['WT']:.3f} / {r['dice_real']['WT']:.3f} "
+            f"| {r['dice_ratio']} {r['dice_ratio_ci']} | {r['control_ratio']} {r['control_ratio_ci']} "
+            f"| {r['real_plus_synthetic_ratio']} {r['real_plus_synthetic_ratio_ci']} | {r['memorised_fraction']} |"
+        )
+    return "\n".join(lines)
+
+
+def _write_card(row: dict, protocol: str) -> None:
+    path = WEIGHTS_DIR / row["generator"] / CARD_FILE
+    card = json.loads(path.read_text())
+    card.setdefault("metrics", {})["validity"] = row | {"protocol": f"bench/bench_validity.py ({protocol}); bench/results/validity.md"}
+    write_atomic(path, (json.dumps(card, indent=2) + "\n").encode())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="the smoke protocol (16 real, 8 synthetic, 40 steps, 1 seed)")
+    parser.add_argument("--generators", default=",".join(GENERATORS), help="comma-separated generator ids (default: all shipped 3D)")
+    parser.add_argument("--steps", type=int, help="override the protocol's segmenter steps")
+    parser.add_argument("--json", type=Path, help="write every number here")
+    parser.add_argument("--work", type=Path, help="folder for the generated sets (default: a temporary folder)")
+    parser.add_argument("--write-cards", action="store_true", help="record each shipped model's row in its card")
+    args = parser.parse_args()
+    protocol_name = "quick" if args.quick else "full"
+    protocol = dict(PROTOCOLS[protocol_name])
+    if args.steps:
+        protocol["steps"] = args.steps
+    generators = [g for g in args.generators.split(",") if g]
+    work = args.work or Path(tempfile.mkdtemp(prefix="medsynth-validity-"))
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    real_dir = work / "real"
+    timings["generate real"] = _generate("phantom", protocol["real"], REAL_SEED, real_dir)
+    sets = {}
+    for name in generators:
+        sets[name] = work / name
+        timings[f"generate {name}"] = _generate(name, protocol["synthetic"], SYNTHETIC_SEED, sets[name])
+    metrics = {}
+    for name, folder in sets.items():
+        t0 = time.perf_counter()
+        request = EvaluateRequest(synthetic=folder, real=real_dir, out=work / f"report-{name}", channels=CHANNELS, grid=GRID)
+        metrics[name] = json.loads((run_evaluation(request) / "metrics.json").read_text())
+        timings[f"evaluate {name}"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    settings = TstrSettings(steps=protocol["steps"], seeds=protocol["seeds"])
+    tstr = run_tstr_sets(_tstr_arrays(real_dir), {name: _tstr_arrays(folder) for name, folder in sets.items()}, settings)
+    timings["tstr (all generators)"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - started
+    rows = [_row(name, metrics[name] | tstr[name]) for name in generators]
+    print(f"protocol {protocol_name}: {protocol}; TSTR {tstr[generators[0]]['tstr']['network']}")
+    print(_table(rows))
+    print("wall seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
+    if args.json:
+        args.json.write_text(json.dumps({"protocol": protocol_name, "settings": protocol, "rows": rows, "tstr": tstr, "timings_s": timings}, indent=2))
+    if args.write_cards:
+        for row in rows:
+            if (WEIGHTS_DIR / row["generator"] / CARD_FILE).is_file():
+                _write_card(row, protocol_name)
+
+
+if __name__ == "__main__":
+    main()
