@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     channels = optional_channels(args.channels)
     if args.model is not None:
-        from ..evaluate.sample_model import sampled_set
+        from .sample_model import sampled_set
         from ..evaluate.sets import open_set
 
         n = args.n or len(open_set(args.real, "real", channels))

@@ -1,5 +1,7 @@
 """``medsynth evaluate --model``: evaluate a model (shipped id or a ``finetune`` folder) by sampling it first.
 
+The command composes generation and evaluation (evaluate/ never imports generation).
+
 The samples go to a hidden scratch folder beside the report and are removed afterwards, whatever happens:
 only the report is the result, and no synthetic set is left lying around unaudited.
 """
