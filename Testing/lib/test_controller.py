@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from medsynth_engine.jobs.schemas import job_kinds_document
+from medsynth_engine.jobs.kinds import job_kinds_document
 
 from MedSynthLib.client import EngineError
 from MedSynthLib.controller import (

@@ -6,7 +6,7 @@ import os
 import sys
 
 import pytest
-from medsynth_engine.jobs.schemas import job_kinds_document
+from medsynth_engine.jobs.kinds import job_kinds_document
 
 from MedSynthLib.controller import (
     TUMOUR_MODEL,

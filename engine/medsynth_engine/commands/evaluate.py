@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
     channels = optional_channels(args.channels)
     if args.model is not None:
-        from .sample_model import sampled_set
         from ..evaluate.sets import open_set
+        from .sample_model import sampled_set
 
         n = args.n or len(open_set(args.real, "real", channels))
         with sampled_set(args.model, n, args.seed, args.out, progress=ProgressBar(f"Sampling {args.model}", quiet=args.quiet)) as synthetic:

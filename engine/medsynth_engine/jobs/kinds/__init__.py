@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from ..spec import JobKind
 
-__all__ = ["KIND_MODULES", "job_kinds"]
+__all__ = ["KIND_MODULES", "job_kinds", "job_kinds_document"]
 
 KIND_MODULES = ("generate", "finetune", "export", "add_channel", "add_tumour", "progress")
 
@@ -29,3 +29,8 @@ def job_kinds() -> Mapping[str, JobKind]:
         kind = importlib.import_module(f"{__name__}.{module}").KIND
         kinds[kind.name] = kind
     return MappingProxyType(kinds)
+
+
+def job_kinds_document() -> dict:
+    """What ``GET /job-kinds`` serves: ``{"kinds": {name: {"params_schema", "lane", "runs_in", "resumable", ...}}}``."""
+    return {"kinds": {name: kind.describe() for name, kind in job_kinds().items()}}
