@@ -121,7 +121,8 @@ def render(
     """Render the requested channels of one subject on ``grid``.
 
     Returns arrays of shape ``grid.shape``: MR channels int16 in arbitrary units (white matter about 1000),
-    ``ct`` int16 in Hounsfield units, ``seg`` uint8 with BraTS codes 0/1/2/4.
+    ``ct`` int16 in Hounsfield units, ``seg`` uint8 with BraTS codes 0/1/2/4, ``brain`` the uint8 brain mask that
+    skull stripping applies.
     """
     device = device or torch.device("cpu")
     factors = _supersampling(grid.spacing)
@@ -247,6 +248,9 @@ def render(
     results: dict[str, np.ndarray] = {}
     for i, name in enumerate(channels):
         if name == "seg":
+            continue
+        if name == "brain":  # the skull-stripping mask itself, as ground truth for brain extraction
+            results[name] = brain_out.to(torch.uint8).cpu().numpy()
             continue
         v = pooled[name]
         if name == "ct":
