@@ -26,6 +26,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "reader-study",
     "add-tumour",
     "add-channel",
+    "prepare",
 )
 
 EXIT_USAGE = 2

@@ -55,11 +55,12 @@ class JobSubmission(BaseModel):
     ``add-channel``: ``case``, ``channel`` (seg or ct), ``model``, ``out``, ``replace``, ``device``, ``amp``.
     ``add-tumour``: ``case``, ``mask``, ``out``, ``model``, ``seed``, ``margin_mm``, ``steps``, ``device`` and
     ``outline`` (the mask is one drawn region; the engine grows core, rim and oedema from it). ``generate`` also
-    takes ``mask`` and ``outline`` for mask-conditioned models.
+    takes ``mask`` and ``outline`` for mask-conditioned models. ``prepare``: ``input``, ``out``, ``atlas``,
+    ``skull_strip``, ``n4``, ``sequences``, ``keep_key``, ``spacing``, ``device``.
     """
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["generate", "finetune", "export", "add-channel", "add-tumour"]
+    kind: Literal["generate", "finetune", "export", "add-channel", "add-tumour", "prepare"]
     params: dict[str, Any] = Field(default_factory=dict)
 
 

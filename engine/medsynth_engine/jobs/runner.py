@@ -36,6 +36,7 @@ from ..registry import ModelRegistry
 from .modelcache import ModelCache
 from .params import AddChannelParams, AddTumourParams, ExportParams, FinetuneParams, GenerateParams
 from .paths import PathPolicy
+from .prepare_kind import check_prepare
 from .store import JobConflict, JobNotFound, JobStore, new_job_id
 from .worker import EXIT_DONE, finetune_fields
 
@@ -105,6 +106,7 @@ class JobRunner:
             prepare = {
                 "generate": self._prepare_generate, "finetune": self._prepare_finetune, "export": self._prepare_export,
                 "add-channel": self._prepare_add_channel, "add-tumour": self._prepare_add_tumour,
+                "prepare": lambda raw, job_dir: check_prepare(raw, job_dir, self.policy),
             }
             if kind not in prepare:
                 raise MedSynthError(f"Unknown job kind '{kind}'; use {', '.join(prepare)}.")

@@ -125,13 +125,21 @@ def run_add_tumour_task(params: dict[str, Any], stop: threading.Event, job_dir: 
     return add_tumour(AddTumourRequest(**fields), progress=_fraction_progress(stop))
 
 
+def run_prepare_task(params: dict[str, Any], stop: threading.Event, job_dir: Path) -> dict[str, Any]:
+    from ..prepare import PrepareRequest, prepare
+
+    fields = _request_fields(params, ("input", "out", "sequences", "keep_key"))
+    fields["spacing_mm"] = fields.pop("spacing", 1.0)
+    return prepare(PrepareRequest(**fields, log=lambda message: _emit({"log": message})), progress=_fraction_progress(stop))
+
+
 class _Stopped(Exception):
     pass
 
 
 TASKS = {
     "finetune": run_finetune_task, "export": run_export_task,
-    "add-channel": run_add_channel_task, "add-tumour": run_add_tumour_task,
+    "add-channel": run_add_channel_task, "add-tumour": run_add_tumour_task, "prepare": run_prepare_task,
 }
 
 
