@@ -51,7 +51,8 @@ def atlas_mask(prior: np.ndarray, t1_like: np.ndarray | None, spacing: float) ->
         return core
     level = float(np.median(t1_like[inner]))
     band = _ball_dilate(core, 6.0, spacing)
-    candidate = (t1_like > 0.5 * level) & band
+    # Grey matter is ~0.7-0.8 of the brain's median on T1, CSF and bone below ~0.5: 0.6 separates them.
+    candidate = (t1_like > 0.6 * level) & band
     # Eroding by 4 mm cuts the bridges to scalp and marrow; the part touching the core is the brain, grown back.
     labels, count = ndimage.label(_ball_erode(candidate, 4.0, spacing))
     if count == 0:
