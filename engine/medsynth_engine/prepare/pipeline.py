@@ -97,6 +97,8 @@ def _prepare_study(study: Study, request: PrepareRequest, template: Template | N
     log = request.log
     names = [v.name for v in study.volumes.values()] + [s.what for s in study.skipped]
     images: dict[str, sitk.Image] = {}
+    steps: dict[str, float] = {}
+    t = time.monotonic()
     for sequence, volume in list(study.volumes.items()):
         try:
             images[sequence] = sitk.Cast(volume.load(), sitk.sitkFloat32)
@@ -106,7 +108,7 @@ def _prepare_study(study: Study, request: PrepareRequest, template: Template | N
             log(f"medsynth prepare: {exc}")
     if not images:
         raise MedSynthError(f"{study.key} has no usable MR series (t1, t1ce, t2 or flair).")
-    steps: dict[str, float] = {}
+    steps["read"] = time.monotonic() - t
     if request.n4:
         t = time.monotonic()
         images = {k: _n4(v) for k, v in images.items()}
