@@ -1,4 +1,4 @@
-"""Geometry: rigid mutual-information co-registration, affine registration to MNI152 2009, one resampling.
+"""Geometry: rigid mutual-information co-registration, affine registration to MNI152 2009, one (linear) resampling.
 
 ITK's convention throughout: a transform maps points of the fixed (output) space to the moving (input) space,
 which is what resampling needs and what the saved ``.tfm`` files hold. An output image goes back to a sequence's
@@ -55,14 +55,21 @@ def load_template() -> Template:
         return _CACHE["mni"]
 
 
-def _method(bins: int = 32, sampling: float = 0.1, seed: int = 1) -> sitk.ImageRegistrationMethod:
+#: Random metric samples per iteration at every level: enough for a stable 32-bin histogram, and independent of
+#: the image size, so a 1 mm volume costs about what a 2 mm one does (a fixed percentage made 1 mm 8x slower).
+SAMPLES = 50_000
+
+
+def _method(fixed: sitk.Image, shrinks: tuple[int, ...] = (4, 2, 1), sigmas: tuple[float, ...] = (2.0, 1.0, 0.0),
+            bins: int = 32, seed: int = 1) -> sitk.ImageRegistrationMethod:
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=bins)
     method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(sampling, seed)
+    voxels = float(np.prod(fixed.GetSize()))
+    method.SetMetricSamplingPercentagePerLevel([min(0.5, SAMPLES * s**3 / voxels) for s in shrinks], seed)
     method.SetInterpolator(sitk.sitkLinear)
-    method.SetShrinkFactorsPerLevel([4, 2, 1])
-    method.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0])
+    method.SetShrinkFactorsPerLevel(list(shrinks))
+    method.SetSmoothingSigmasPerLevel(list(sigmas))
     method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     return method
 
@@ -94,8 +101,8 @@ def rigid_register(fixed: sitk.Image, moving: sitk.Image) -> tuple[sitk.Euler3DT
     initial = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.GEOMETRY)
     identity = sitk.Euler3DTransform(initial.GetCenter())
     before = mi_metric(fixed, moving, identity)
-    method = _method()
-    method.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-4, numberOfIterations=200, relaxationFactor=0.5)
+    method = _method(fixed)
+    method.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-4, numberOfIterations=150, relaxationFactor=0.5)
     method.SetOptimizerScalesFromPhysicalShift()
     method.SetInitialTransform(identity, inPlace=False)
     result = method.Execute(fixed, moving)
@@ -132,9 +139,7 @@ def affine_register(template: Template, moving: sitk.Image) -> tuple[sitk.Affine
     brain = moving * sitk.Cast(rough_brain(moving), sitk.sitkFloat32)
     start = sitk.CenteredTransformInitializer(fixed, brain, sitk.Similarity3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS)
     before = mi_metric(fixed, brain, start, mask)
-    similarity = _method(sampling=0.1)
-    similarity.SetShrinkFactorsPerLevel([2, 1])
-    similarity.SetSmoothingSigmasPerLevel([2.0, 1.0])
+    similarity = _method(fixed, (2, 1), (2.0, 1.0))
     similarity.SetMetricFixedMask(mask)
     similarity.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3, numberOfIterations=150, relaxationFactor=0.5)
     similarity.SetOptimizerScalesFromPhysicalShift()
@@ -144,9 +149,7 @@ def affine_register(template: Template, moving: sitk.Image) -> tuple[sitk.Affine
     affine.SetCenter(fitted.GetCenter())
     affine.SetMatrix(fitted.GetMatrix())
     affine.SetTranslation(fitted.GetTranslation())
-    method = _method(sampling=0.1)
-    method.SetShrinkFactorsPerLevel([2, 1])
-    method.SetSmoothingSigmasPerLevel([1.0, 0.0])
+    method = _method(fixed, (2, 1), (1.0, 0.0))
     method.SetMetricFixedMask(mask)
     method.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-4, numberOfIterations=100, relaxationFactor=0.5)
     method.SetOptimizerScalesFromPhysicalShift()
@@ -171,8 +174,11 @@ def output_grid(reference: sitk.Image, spacing_mm: float, template: Template | N
 
 
 def resample(image: sitk.Image, grid: sitk.Image, transform: sitk.Transform, *, label: bool = False) -> sitk.Image:
-    """``image`` on ``grid`` through ``transform`` (grid -> image points): B-spline for images, nearest for labels."""
-    interpolator = sitk.sitkNearestNeighbor if label else sitk.sitkBSpline
+    """``image`` on ``grid`` through ``transform`` (grid -> image points): linear for images, nearest for labels.
+
+    Linear rather than B-spline: no overshoot at the skull's edges, and 4x less time at 1 mm (the bench).
+    """
+    interpolator = sitk.sitkNearestNeighbor if label else sitk.sitkLinear
     pixel = image.GetPixelID() if label else sitk.sitkFloat32
     out = sitk.Resample(image, grid, transform, interpolator, 0.0, pixel)
     if not label:
