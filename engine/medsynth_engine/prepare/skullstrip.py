@@ -63,13 +63,16 @@ def _refine(core: np.ndarray, t1_like: np.ndarray, spacing: float) -> np.ndarray
     band = _ball_dilate(core, 8.0, spacing)
     # Grey matter is ~0.7-0.8 of the brain's median on T1, CSF and bone below ~0.5: 0.6 separates them.
     candidate = (t1_like > 0.6 * level) & band
-    # Eroding by 6 mm cuts the bridges to scalp and marrow; the part touching the core is the brain, grown back.
+    # Eroding by 6 mm cuts the bridges to scalp and marrow; the parts lying mostly in the prior's core are the brain
+    # (at 1 mm the tentorium can part cerebellum from cerebrum, so not only the largest), grown back.
     labels, count = ndimage.label(_ball_erode(candidate, 6.0, spacing))
     if count == 0:
         return core
     overlap = np.bincount(labels[inner], minlength=count + 1)
-    overlap[0] = 0
-    brain = _ball_dilate(labels == int(np.argmax(overlap)), 6.0, spacing) & candidate
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    keep = (overlap >= 0.2 * sizes) & (overlap > 0)
+    keep[0] = False
+    brain = _ball_dilate(keep[labels], 6.0, spacing) & candidate
     brain = _ball_erode(_ball_dilate(brain, 3.0, spacing), 3.0, spacing)  # close sulci
     brain = ndimage.binary_fill_holes(brain | _ball_erode(core, 10.0, spacing))
     return brain & band
