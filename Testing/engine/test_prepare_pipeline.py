@@ -79,6 +79,7 @@ def test_mask_matches_the_phantom_brain(prepared):
     brain = sitk.GetArrayFromImage(truth.brain) > 0
     dice = 2 * (native & brain).sum() / (native.sum() + brain.sum())
     assert dice >= 0.95, dice
+    assert abs(info["mask_ml"] - brain.sum() * 8 / 1000) < 0.05 * brain.sum() * 8 / 1000  # reported in native ml
     assert not info["flags"]
 
 

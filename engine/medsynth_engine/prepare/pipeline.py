@@ -169,7 +169,9 @@ def _prepare_study(study: Study, request: PrepareRequest, template: Template | N
         out_images["mask"] = mask_image
         arrays = {s: a * mask_array for s, a in arrays.items()}
     mask_for_qc = mask_array if mask_array is not None else np.zeros(grid.GetSize(), dtype=bool)
-    mask_ml = float(mask_for_qc.sum()) * request.spacing_mm**3 / 1000.0
+    # In the patient's own space: a mask in atlas space is scaled by the atlas fit's determinant.
+    native = abs(float(np.linalg.det(np.array(to_reference.GetMatrix()).reshape(3, 3)))) if request.atlas == "mni152" else 1.0
+    mask_ml = float(mask_for_qc.sum()) * request.spacing_mm**3 * native / 1000.0
     flags = qc.plausibility_flags(mask_ml, coregistration, atlas_info["scales"] if atlas_info and request.atlas == "mni152" else None)
     if mask_array is None:
         flags = [f for f in flags if not f.startswith("brain mask")]
