@@ -28,6 +28,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "add-channel",
     "clean",
     "progress",
+    "prepare",
 )
 
 EXIT_USAGE = 2

@@ -1,7 +1,8 @@
 """Where the files of each case are, for the three folder layouts hospitals hand over.
 
 - BraTS-style: ``DIR/<case>/<case>_t1.nii.gz``, ``_t1ce``, ``_t2``, ``_flair``, ``_seg`` (BraTS 2023 names
-  ``-t1n``, ``-t1c``, ``-t2w``, ``-t2f``, ``-seg`` are accepted too).
+  ``-t1n``, ``-t1c``, ``-t2w``, ``-t2f``, ``-seg`` are accepted too); a ``_mask`` (``medsynth prepare``'s brain
+  mask) is not a channel and is passed over.
 - nnU-Net v2 raw: ``DIR/dataset.json``, ``imagesTr/<case>_0000.nii.gz``..., ``labelsTr/<case>.nii.gz``;
   channel names come from ``dataset.json`` and labels are mapped back to BraTS codes when read.
 - plain: ``DIR/*.nii.gz``, one channel per file, named by ``--channels`` (exactly one image channel).
@@ -37,6 +38,8 @@ _BRATS_SUFFIXES: dict[str, str] = {
     "seg": LABEL_CHANNEL,
     "ct": "ct",
 }
+#: Files beside the channels that are not channels: the brain mask ``medsynth prepare`` writes.
+_NOT_CHANNELS = frozenset({"mask"})
 #: nnU-Net ``channel_names`` values (lower-cased) for each channel.
 _NNUNET_NAMES: dict[str, str] = {
     "t1": "t1",
@@ -109,6 +112,8 @@ def _brats_cases(folder: Path) -> list[Case]:
             if stem is None:
                 continue
             match = re.search(r"[_-]([A-Za-z0-9]+)$", stem)
+            if match and match.group(1).lower() in _NOT_CHANNELS:
+                continue
             channel = _BRATS_SUFFIXES.get(match.group(1).lower()) if match else None
             if channel is None:
                 raise MedSynthError(f"{path} is not named <case>_<channel>.nii.gz with a channel of t1, t1ce, t2, flair, seg or ct.")

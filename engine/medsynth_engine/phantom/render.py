@@ -122,7 +122,8 @@ def render(
     """Render the requested channels of one subject on ``grid``.
 
     Returns arrays of shape ``grid.shape``: MR channels int16 in arbitrary units (white matter about 1000),
-    ``ct`` int16 in Hounsfield units, ``seg`` uint8 with BraTS codes 0/1/2/4. The pseudo-channel
+    ``ct`` int16 in Hounsfield units, ``seg`` uint8 with BraTS codes 0/1/2/4, ``brain`` the uint8 brain mask that
+    skull stripping applies. The pseudo-channel
     ``tissues`` gives the partial-volume fractions of the ``TISSUES`` then the brain mask's fraction, float32
     (len(TISSUES) + 1, X, Y, Z), before any acquisition effect: the anatomy that domain-randomised training
     paints its own intensities on (models/channelnet/tissuepool.py). ``supersample=False`` samples voxel centres
@@ -254,6 +255,9 @@ def render(
     results: dict[str, np.ndarray] = {}
     for i, name in enumerate(channels):
         if name in ("seg", "tissues"):
+            continue
+        if name == "brain":  # the skull-stripping mask itself, as ground truth for brain extraction
+            results[name] = brain_out.to(torch.uint8).cpu().numpy()
             continue
         v = pooled[name]
         if name == "ct":

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["KIND_MODULES", "job_kinds", "job_kinds_document"]
 
-KIND_MODULES = ("generate", "finetune", "export", "add_channel", "add_tumour", "progress")
+KIND_MODULES = ("generate", "finetune", "export", "add_channel", "add_tumour", "progress", "prepare")
 
 
 @cache
