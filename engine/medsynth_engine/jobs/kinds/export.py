@@ -15,10 +15,10 @@ from pydantic import Field, model_validator
 from MedSynthLib.conventions import parse_channels
 
 from ...errors import MedSynthError
-from ...journal import continued_message
 from ...setwriter import SetWriter
+from ..journalled import RESUMED_MESSAGE, SetProgress, resume_from_journal
 from ..schema import JobParams, OptionalChannelList, PathText
-from ..spec import Conflict, JobKind, JobStopped, Missing, PrepareContext, Prepared, RunContext
+from ..spec import Conflict, JobKind, Missing, PrepareContext, Prepared, RunContext
 
 __all__ = ["ExportParams", "KIND"]
 
@@ -86,30 +86,15 @@ def run(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     from ...setexport import export_set
 
     started = time.monotonic()
-    continued: dict[str, int] = {}
-
-    def resumed(kept: int, total: int) -> None:
-        continued["continued_from"] = kept + 1
-        ctx.log(continued_message(kept, total))
-
-    def progress(done: int, total: int) -> None:
-        note = f" (continued from case {continued['continued_from']})" if continued else ""
-        ctx.progress({"step": done, "total": total, "message": f"case {done}/{total}{note}", **continued})
-        if ctx.stopped():
-            raise JobStopped
+    progress = SetProgress(ctx)
 
     audit_against = Path(params["audit_against"]) if params.get("audit_against") else None
     out = export_set(
         Path(params["source"]), Path(params["out"]), layout=params["layout"], channels=params.get("channels"), progress=progress,
         audit_against=audit_against, audit_threshold=params.get("audit_threshold", 0.5),
-        resume=bool(params.get("resume")), discard=bool(params.get("discard")), resumed=resumed,
+        resume=bool(params.get("resume")), discard=bool(params.get("discard")), resumed=progress.resumed,
     )
     return {"output_dir": str(out), "seconds": round(time.monotonic() - started, 3)}
-
-
-def resume(params: dict[str, Any], job_dir: Path) -> dict[str, Any]:
-    """The stopped job's params, continuing its set from the journal (the cases it finished are kept)."""
-    return {**params, "resume": True, "discard": False}
 
 
 KIND = JobKind(
@@ -118,7 +103,7 @@ KIND = JobKind(
     prepare=prepare,
     run=run,
     summary="Re-write a set (a folder or a finished job's output) as an anonymised BraTS or nnU-Net set.",
-    resume=resume,
+    resume=resume_from_journal,
     requeue_on_restart=True,
-    resumed_message="Queued to continue from its journal.",
+    resumed_message=RESUMED_MESSAGE,
 )

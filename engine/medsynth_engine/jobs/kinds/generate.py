@@ -7,7 +7,6 @@ is written, so a request never waits for weights to load.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,10 +14,10 @@ from pydantic import Field
 
 from ...errors import MedSynthError
 from ...generate import MAX_CASES, GenerateRequest, generate_set
-from ...journal import continued_message
 from ...setwriter import SetWriter
+from ..journalled import RESUMED_MESSAGE, SetProgress, resume_from_journal
 from ..schema import MAX_SEED, ChannelList, DeviceName, JobParams, PathText, Triple
-from ..spec import JobKind, JobStopped, PrepareContext, Prepared, RunContext
+from ..spec import JobKind, PrepareContext, Prepared, RunContext
 
 __all__ = ["GenerateParams", "KIND"]
 
@@ -92,28 +91,10 @@ def run(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         cohort=params.get("cohort"),
         balance=params.get("balance"),
     )
-    started = time.monotonic()
-    continued: dict[str, int] = {}
-
-    def resumed(kept: int, total: int) -> None:
-        continued["continued_from"] = kept + 1
-        ctx.log(continued_message(kept, total))
-
-    def progress(done: int, total: int) -> None:
-        note = f" (continued from case {continued['continued_from']})" if continued else ""
-        ctx.progress({"step": done, "total": total, "seconds": round(time.monotonic() - started, 3),
-                      "message": f"case {done}/{total}{note}", **continued})
-        if ctx.stopped():
-            raise JobStopped
-
-    out = generate_set(request, ctx.models, progress=progress, resumed=resumed)
+    progress = SetProgress(ctx, timed=True)
+    out = generate_set(request, ctx.models, progress=progress, resumed=progress.resumed)
     ctx.log(f"Wrote {request.n} case(s) to {request.out}.")
     return {"output_dir": str(out), "cases": request.n}
-
-
-def resume(params: dict[str, Any], job_dir: Path) -> dict[str, Any]:
-    """The stopped job's params, continuing its set from the journal (the cases it finished are kept)."""
-    return {**params, "resume": True, "discard": False}
 
 
 KIND = JobKind(
@@ -123,7 +104,7 @@ KIND = JobKind(
     run=run,
     summary="Generate a synthetic set (cases of multi-sequence MRI with tumour labels) with a model.",
     runs_in="engine",
-    resume=resume,
+    resume=resume_from_journal,
     requeue_on_restart=True,
-    resumed_message="Queued to continue from its journal.",
+    resumed_message=RESUMED_MESSAGE,
 )
