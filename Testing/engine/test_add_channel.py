@@ -151,9 +151,9 @@ def test_unknown_channel_model_and_models_of_the_wrong_kind(case, tmp_path):
         add_channel(AddChannelRequest(case=case, channel="pet"))
     with pytest.raises(MedSynthError, match="Unknown seg model 'nope'; known: seg-phantom"):
         add_channel(AddChannelRequest(case=case, channel="seg", model="nope"))
-    with pytest.raises(MedSynthError, match="'mr2ct' model; the seg channel needs a segnet model"):
+    with pytest.raises(MedSynthError, match="'mr2ct' model; the seg channel needs a model that adds it such as seg-phantom"):
         add_channel(AddChannelRequest(case=case, channel="seg", model="mr2ct-phantom"))
-    with pytest.raises(MedSynthError, match="'pgan3d' model; the ct channel needs a mr2ct model"):
+    with pytest.raises(MedSynthError, match="'pgan3d' model; the ct channel needs a model that adds it such as mr2ct-phantom"):
         add_channel(AddChannelRequest(case=case, channel="ct", model="pgan3d-phantom"))
     with pytest.raises(MedSynthError, match="does not exist"):
         add_channel(AddChannelRequest(case=tmp_path / "missing", channel="seg"))

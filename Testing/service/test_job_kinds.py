@@ -14,7 +14,7 @@ from pydantic import ValidationError
 def test_every_module_in_the_kinds_package_is_a_listed_kind():
     modules = {p.stem for p in Path(kinds_package.__file__).parent.glob("*.py") if p.stem != "__init__"}
     assert modules == set(KIND_MODULES)
-    assert list(job_kinds()) == ["generate", "finetune", "export", "add-channel", "add-tumour"]
+    assert list(job_kinds()) == ["generate", "finetune", "export", "add-channel", "add-tumour", "progress", "prepare"]
     with pytest.raises(TypeError):
         job_kinds()["teleport"] = job_kinds()["generate"]  # read-only: no registry to mutate at run time
 

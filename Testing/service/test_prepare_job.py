@@ -43,12 +43,12 @@ def _refused(client, params: dict, status: int) -> str:
 
 
 def test_bad_prepare_submissions_are_4xx(client, nifti_study, tmp_path):
-    assert "outside the folders" in _refused(client, {"input": "/etc"}, 400)
-    assert "does not exist" in _refused(client, {"input": str(tmp_path / "nope")}, 400)
+    assert "outside the folders" in _refused(client, {"input": "/etc"}, 403)
+    assert "does not exist" in _refused(client, {"input": str(tmp_path / "nope")}, 404)
     assert "'atlas'" in _refused(client, {"input": str(nifti_study), "atlas": "sri24"}, 422)
     assert "'colour'" in _refused(client, {"input": str(nifti_study), "colour": "red"}, 422)
     out = tmp_path / "out"
-    assert "inside the output folder" in _refused(client, {"input": str(nifti_study), "out": str(out), "keep_key": str(out / "key.json")}, 400)
+    assert "inside the output folder" in _refused(client, {"input": str(nifti_study), "out": str(out), "keep_key": str(out / "key.json")}, 409)
 
 
 @pytest.mark.slow

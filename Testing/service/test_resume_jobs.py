@@ -32,11 +32,24 @@ def wait_for_cases(out: Path, count: int, timeout: float = 240) -> None:
     assert finished_cases(out) >= count, f"the job did not finish {count} cases in {timeout} s"
 
 
+def _reference(tmp_path_factory, registry, n: int) -> dict[str, str]:
+    out = tmp_path_factory.mktemp("reference") / "set"
+    request = GenerateRequest(model="phantom", n=n, seed=11, out=out, channels="t1,flair,seg", shape=(16,) * 3, spacing=(9.0,) * 3, device="cpu")
+    return checksums(generate_set(request, registry))
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, registry) -> dict[str, str]:
-    out = tmp_path_factory.mktemp("reference") / "set"
-    request = GenerateRequest(model="phantom", n=6, seed=11, out=out, channels="t1,flair,seg", shape=(16,) * 3, spacing=(9.0,) * 3, device="cpu")
-    return checksums(generate_set(request, registry))
+    return _reference(tmp_path_factory, registry, PARAMS["n"])
+
+
+#: Long enough that a cancel sent after two cases arrives while the job still runs, even on an idle machine.
+LONG = {**PARAMS, "n": 40}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_long(tmp_path_factory, registry) -> dict[str, str]:
+    return _reference(tmp_path_factory, registry, LONG["n"])
 
 
 @pytest.mark.slow
@@ -69,9 +82,9 @@ def test_a_generate_job_killed_with_its_engine_continues_after_the_restart(tmp_p
 
 
 @pytest.mark.slow
-def test_a_cancelled_generate_job_keeps_its_cases_and_resume_finishes_it(client, tmp_path, uninterrupted):
+def test_a_cancelled_generate_job_keeps_its_cases_and_resume_finishes_it(client, tmp_path, uninterrupted_long):
     out = tmp_path / "set"
-    job = client.submit("generate", {**PARAMS, "out": str(out)})
+    job = client.submit("generate", {**LONG, "out": str(out)})
     wait_for(client, job["id"], lambda j: int(j["metrics"].get("step") or 0) >= 2, timeout=240)
     cancelled = client.cancel(job["id"])
     cancelled = client.wait(job["id"], poll=0.2, timeout=60)
@@ -83,5 +96,5 @@ def test_a_cancelled_generate_job_keeps_its_cases_and_resume_finishes_it(client,
     assert resumed["state"] in ("queued", "running") and resumed["params"]["resume"] is True
     done = client.wait(job["id"], poll=0.2, timeout=240)
     assert done["state"] == "succeeded", done
-    assert checksums(out) == uninterrupted
+    assert checksums(out) == uninterrupted_long
     assert f"(continued from case {kept + 1})" in done["message"] or done["metrics"]["continued_from"] == kept + 1

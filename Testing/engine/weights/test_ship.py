@@ -24,7 +24,7 @@ def test_every_shipped_model_records_a_recipe_its_family_accepts(model_id):
     first = recipe["stages"][0]["model"]
     assert registry.family_for(first) is family
     for stage in recipe["stages"]:
-        values = {k: v for k, v in stage.items() if k not in ("out", "model")}
+        values = {k: v for k, v in stage.items() if k not in ("out", "model", "data")}  # data: the set or a pool
         request = FinetuneRequest.make(model=first, data="d", out="o", **values)
         family.trainer.parse(request.options, family.name)  # raises on an option the family does not have
         assert set(request.options) <= {spec.name for spec in family.options()}

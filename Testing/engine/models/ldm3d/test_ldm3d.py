@@ -129,7 +129,7 @@ def test_latent_downsample_sets_the_autoencoder_levels(tiny_model, tmp_path):
         run_finetune(_request(data, tmp_path / "e", model=str(base), latent_downsample=4, stage="autoencoder"))
     with pytest.raises(MedSynthError, match="--latent-downsample must be one of 2, 4, 8, not 3"):
         run_finetune(_request(data, tmp_path / "f", latent_downsample=3))
-    with pytest.raises(MedSynthError, match="no latent grid"):
+    with pytest.raises(MedSynthError, match="--latent-downsample is for ldm3d models; pgan3d is a pgan3d model"):
         run_finetune(FinetuneRequest.make(model="pgan3d", data=data, out=tmp_path / "g", latent_downsample=2))
 
 

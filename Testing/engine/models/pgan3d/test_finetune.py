@@ -122,7 +122,7 @@ def test_request_errors(make_phantom_set, tmp_path):
         (dict(out=tmp_path / "model_only", resume=True), "no checkpoint to resume"),
         (dict(out=tmp_path / "n2", resolution=12), "power of two"),
         (dict(out=tmp_path / "n3", batch_size=3, nproc=2), "multiple of --nproc"),
-        (dict(out=tmp_path / "n4", model="phantom"), "not a pgan3d"),
+        (dict(out=tmp_path / "n4", model="phantom"), "'phantom' model family does not train"),
         (dict(out=tmp_path / "n5", model="nope"), "Unknown base model"),
         (dict(out=tmp_path / "n6", channels="t1,ct"), "not ct"),
     ]
