@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-stamp
 DEMO_OUT ?= demo-output/set-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: setup py39 demo test lint bench clean
+.PHONY: setup py39 demo test test-fast lint bench clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,10 @@ demo: setup
 test: setup py39
 	bash Testing/install-system-deps.sh
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+# The suite without the tests marked slow (real engines, training steps, rendered sets): a couple of minutes.
+test-fast: setup
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check engine MedSynthLib MedSynth Testing bench

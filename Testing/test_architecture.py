@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_import_contracts_hold():
     command = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
     result = subprocess.run(
-        [sys.executable, "-c", command, "--config", str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", command, "--config", str(ROOT / "pyproject.toml"), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stdout + result.stderr
     kept = [line for line in result.stdout.splitlines() if line.rstrip().endswith("KEPT")]

@@ -14,6 +14,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 EXAMPLE = Path(__file__).resolve().parent / "example_family" / "wobble_family"
 
 

@@ -17,6 +17,8 @@ from medsynth_engine.addchannel import AddChannelRequest, add_channel, channel_m
 from medsynth_engine.errors import MedSynthError
 from medsynth_engine.nifti_io import read_nifti, write_nifti
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 MEDSYNTH_BIN = Path(sys.executable).parent / "medsynth"
 SEQ = "t1,t1ce,t2,flair"
 

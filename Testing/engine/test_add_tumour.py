@@ -16,6 +16,8 @@ from medsynth_engine.addtumour import AddTumourRequest, add_tumour, load_mask, s
 from medsynth_engine.errors import MedSynthError
 from scipy import ndimage
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 MEDSYNTH_BIN = Path(sys.executable).parent / "medsynth"
 SHAPE, SPACING = (44, 44, 44), 4.5  # not the shipped model's grid
 IMAGES = ("t1", "t1ce", "t2", "flair")

@@ -20,6 +20,8 @@ from medsynth_engine.cli import main
 from medsynth_engine.generate import GenerateRequest, case_seed, generate_set
 from medsynth_engine.nifti_io import NEUTRAL_DESCRIPTION
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 MEDSYNTH = [sys.executable, "-m", "medsynth_engine.cli"]
 SMALL = ["--shape", "24", "--spacing", "6"]
 ALL = "t1,t1ce,t2,flair,seg,ct"

@@ -15,6 +15,8 @@ from medsynth_engine.data.preprocess import grid_affine
 from medsynth_engine.errors import MedSynthError
 from medsynth_engine.generate import GenerateRequest, generate_set
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 MEDSYNTH_BIN = Path(sys.executable).parent / "medsynth"
 
 

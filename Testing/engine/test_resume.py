@@ -19,6 +19,8 @@ from medsynth_engine.generate import GenerateRequest, generate_set
 from medsynth_engine.journal import case_id, temporary_folder
 from medsynth_engine.setexport import export_set
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 RUN = ["generate", "-n", "6", "--seed", "7", "--channels", "t1,flair,seg", "--shape", "16", "--spacing", "9"]
 
 

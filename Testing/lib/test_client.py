@@ -11,6 +11,8 @@ import pytest
 from MedSynthLib.client import EngineClient, EngineError
 from MedSynthLib.launcher import EngineProcess
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 MEDSYNTH = [sys.executable, "-m", "medsynth_engine.cli"]
 
 

@@ -28,6 +28,8 @@ from MedSynthLib.controller import (
 )
 from MedSynthLib.jobschema import SchemaError, check_params
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 
 def wait_until_done(controller: PanelController, limit: float = 120.0) -> dict:
     """Drive the controller the way the QTimer does (the limit only stops a hung test; nothing is timed)."""

@@ -19,6 +19,8 @@ from MedSynthLib.controller import (
 )
 from MedSynthLib.jobschema import SchemaError, check_params
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 
 @pytest.fixture(scope="module")
 def controller(tmp_path_factory):

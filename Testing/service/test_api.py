@@ -15,6 +15,8 @@ import pytest
 
 from MedSynthLib.client import EngineClient, EngineError
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 TINY = {"n": 2, "seed": 3, "shape": 24, "spacing": 6, "channels": "t1,flair,seg"}
 
 

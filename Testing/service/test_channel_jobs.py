@@ -16,6 +16,8 @@ from medsynth_engine.jobs.store import JobStore
 from MedSynthLib.client import EngineError
 from MedSynthLib.conventions import BRATS_LABELS
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 
 def test_job_params_match_the_request_fields():
     from medsynth_engine.addchannel import AddChannelRequest

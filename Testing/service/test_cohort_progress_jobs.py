@@ -10,6 +10,8 @@ import pytest
 
 from MedSynthLib.client import EngineError
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 
 def _refused(client, kind: str, params: dict) -> str:
     with pytest.raises(EngineError) as info:

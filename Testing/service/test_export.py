@@ -14,6 +14,8 @@ from medsynth_engine.errors import MedSynthError
 from medsynth_engine.nifti_io import NEUTRAL_DESCRIPTION
 from medsynth_engine.setexport import export_set
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 
 def _volumes_by_seed(folder) -> dict[int, dict[str, np.ndarray]]:
     manifest = json.loads((folder / "manifest.json").read_text())

@@ -9,6 +9,8 @@ from medsynth_engine.jobs.kinds import job_kinds
 from MedSynthLib.controller import InputError, PanelController
 from MedSynthLib.jobschema import SchemaError, check_params
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 
 def test_the_engine_serves_every_job_kinds_params_schema(client):
     kinds = client.job_kinds()["kinds"]

@@ -14,6 +14,8 @@ from service_helpers import start_engine, stop_engine, tiny_finetune, wait_for
 
 from MedSynthLib.client import EngineError
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 
 def _descendants(pid: int) -> list[psutil.Process]:
     return psutil.Process(pid).children(recursive=True)

@@ -7,6 +7,8 @@ from medsynth_engine.jobs.modelcache import ModelCache, plugin_bytes
 from medsynth_engine.models.phantom import PhantomModel
 from medsynth_engine.registry import ModelRegistry
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 
 @pytest.fixture(scope="module")
 def atlas_loader(registry):

@@ -14,6 +14,8 @@ from medsynth_engine.jobs.kinds.prepare import PrepareParams
 
 from MedSynthLib.client import EngineError
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 
 def test_job_params_match_the_request_fields():
     from medsynth_engine.prepare import PrepareRequest

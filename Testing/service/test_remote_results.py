@@ -5,7 +5,11 @@ from __future__ import annotations
 import hashlib
 import time
 
+import pytest
+
 from MedSynthLib.controller import PanelController, first_case_dir
+
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
 
 
 def _digest(path) -> str:

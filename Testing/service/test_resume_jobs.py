@@ -14,6 +14,8 @@ from medsynth_engine.generate import GenerateRequest, generate_set
 from medsynth_engine.journal import temporary_folder
 from service_helpers import start_engine, stop_engine, wait_for
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 PARAMS = {"n": 6, "seed": 11, "channels": "t1,flair,seg", "shape": 16, "spacing": 9, "device": "cpu"}
 
 

@@ -10,6 +10,8 @@ from medsynth_engine.jobs.runner import JobRunner
 from medsynth_engine.jobs.store import TERMINAL_STATES, JobStore
 from medsynth_engine.registry import ModelRegistry
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 TINY = {"n": 1, "shape": 16, "spacing": 8, "channels": "t1,seg"}
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 FUZZ = Path(__file__).resolve().parents[2] / "bench" / "api_fuzz.py"
 
 

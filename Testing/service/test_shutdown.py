@@ -7,6 +7,8 @@ import signal
 import pytest
 from service_helpers import start_engine, stop_engine, tiny_finetune, wait_for
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 
 def _step(job: dict) -> int:
     return int((job.get("metrics") or {}).get("step") or 0)

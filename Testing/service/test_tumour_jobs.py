@@ -14,6 +14,8 @@ from scipy import ndimage
 
 from MedSynthLib.client import EngineError
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 
 @pytest.fixture
 def healthy_case(make_phantom_set, tmp_path) -> Path:

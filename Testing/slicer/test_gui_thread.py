@@ -20,6 +20,8 @@ import slicer
 from MedSynthLib import client as client_module
 from MedSynthLib import launcher
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 LIMIT_S = 240.0  # stops a hung test only
 
 

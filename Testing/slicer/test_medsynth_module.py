@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import slicer
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 HERE = Path(__file__).resolve().parent
 
 

@@ -12,6 +12,8 @@ import slicer
 from MedSynthLib.controller import TUMOUR_MODEL, InputError, PanelController
 from MedSynthLib.conventions import BRATS_LABELS
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):

@@ -9,7 +9,10 @@ import signal
 from pathlib import Path
 
 import psutil
+import pytest
 from PyQt5 import QtCore
+
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
 
 JOB_LIMIT_MS = 120_000  # only stops a hung test; nothing here is timed
 

@@ -13,6 +13,8 @@ from MedSynthLib.conventions import BRATS_LABELS
 from MedSynthLib.studio.panel import MASK_FILE, SPHERE
 from MedSynthLib.studio.volumes import read_case
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 JOB_LIMIT_MS = 240_000  # only stops a hung test; nothing here is timed
 
 

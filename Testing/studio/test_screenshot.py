@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 STUDIO = Path(sys.executable).parent / "medsynth-studio"  # the console script pyproject.toml declares
 
 

@@ -17,6 +17,8 @@ from medsynth_engine.cohort.summary import cohort_summary
 from medsynth_engine.errors import MedSynthError
 from medsynth_engine.generate import GenerateRequest, generate_set
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 MEDSYNTH_BIN = Path(sys.executable).parent / "medsynth"
 MINIMAL = """strata:
   - {name: small-left,  count: 2, tumour: {volume_ml: [5, 20],   hemisphere: left,  enhancing: false}}

@@ -12,6 +12,8 @@ from medsynth_engine.cli import main
 from medsynth_engine.errors import MedSynthError
 from medsynth_engine.generate import GenerateRequest, case_seed, generate_set
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 GRID = {"shape": (32, 32, 32), "spacing": 7.5}
 SMALL = ["--shape", "32", "--spacing", "7.5", "--quiet"]
 

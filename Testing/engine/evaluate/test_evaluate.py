@@ -13,6 +13,8 @@ from medsynth_engine.cli import main
 from medsynth_engine.evaluate.distances import frechet_distance, mmd, standardise
 from medsynth_engine.evaluate.tstr import dice_per_label
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 GRID = {"shape": (24, 24, 24), "spacing": 10.0}  # 240 mm field of view, like BraTS
 TINY = ["--grid", "24", "--tstr-steps", "2", "--tstr-grid", "16", "--tstr-spacing", "12", "--tstr-patch", "16", "--tstr-seeds", "1", "--quiet"]
 KEYS = {"ms_ssim_synthetic", "ms_ssim_real", "mmd", "frechet_distance", "memorised_fraction"}

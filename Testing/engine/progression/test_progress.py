@@ -20,6 +20,8 @@ from medsynth_engine.progression.growth import GrowthParams, grow
 from medsynth_engine.progression.series import ProgressRequest, run_progress
 from scipy import ndimage
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 MEDSYNTH_BIN = Path(sys.executable).parent / "medsynth"
 CHANNELS = ("t1", "t1ce", "t2", "flair")
 

@@ -19,6 +19,8 @@ from medsynth_engine.nifti_io import read_nifti
 from medsynth_engine.phantom.tissues import TISSUE_INDEX
 from medsynth_engine.training.finetune import FinetuneRequest, run_finetune
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 MEDSYNTH_BIN = Path(sys.executable).parent / "medsynth"
 #: 8 mm voxels: the channel models' 192 x 224 x 192 mm field of view in 24 x 28 x 24, rendered in about a second.
 SHAPE, SPACING = (24, 28, 24), 8.0

@@ -17,6 +17,8 @@ from medsynth_engine.models.dcgan2d.slices import best_slices
 from medsynth_engine.training.finetune import FinetuneRequest, run_finetune
 from safetensors.torch import load_file
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 MEDSYNTH_BIN = Path(sys.executable).parent / "medsynth"
 TINY = dict(model="dcgan2d", resolution=32, width=16, batch_size=4, seed=5, checkpoint_every=2, log_every=1, slices=6, spacing=6.0)
 

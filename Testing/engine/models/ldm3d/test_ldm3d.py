@@ -12,6 +12,8 @@ from medsynth_engine.models.ldm3d.network import LDMConfig, condition_from_codes
 from medsynth_engine.training.finetune import FinetuneRequest, run_finetune
 from safetensors.torch import load_file
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 TINY = dict(model="ldm3d", resolution=16, width=8, batch_size=2, seed=5, checkpoint_every=2, log_every=1, steps=4)
 
 

@@ -13,6 +13,8 @@ from medsynth_engine.nifti_io import read_nifti, write_nifti
 from medsynth_engine.training.finetune import FinetuneRequest, run_finetune
 from safetensors.torch import load_file
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 ALL = "t1,t1ce,t2,flair,seg,ct"
 TINY = dict(model="mr2ct", resolution=16, spacing=6.0, width=4, batch_size=2, seed=9, checkpoint_every=2, log_every=1)
 

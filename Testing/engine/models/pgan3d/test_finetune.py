@@ -15,6 +15,8 @@ from medsynth_engine.errors import MedSynthError
 from medsynth_engine.training.finetune import FinetuneRequest, run_finetune
 from safetensors.torch import load_file
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 #: Not imported from conftest: with several conftest modules on sys.path, `import conftest` is ambiguous.
 MEDSYNTH_BIN = Path(sys.executable).parent / "medsynth"
 TINY = dict(model="pgan3d", resolution=16, width=8, batch_size=2, seed=3, checkpoint_every=2, log_every=1)

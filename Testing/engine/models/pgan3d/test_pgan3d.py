@@ -10,6 +10,8 @@ from medsynth_engine.modelfile import ModelCard, save_model_folder
 from medsynth_engine.models.pgan3d.network import Discriminator, Generator, PGANConfig, downsample, upsample
 from medsynth_engine.models.pgan3d.plugin import PGAN3DModel, to_physical
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 TINY = dict(resolution=16, base_width=16, max_width=16, latent_dim=8)
 
 

@@ -16,6 +16,8 @@ from medsynth_engine.nifti_io import read_nifti
 from medsynth_engine.training.finetune import FinetuneRequest, run_finetune
 from safetensors.torch import load_file
 
+pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
+
 ALL = "t1,t1ce,t2,flair,seg,ct"
 TINY = dict(model="seg", resolution=16, spacing=6.0, width=4, batch_size=2, seed=5, checkpoint_every=2, log_every=1)
 #: Floor for the shipped model's mean whole-tumour Dice on two fresh phantom cases: it averages 0.84 over 12 fresh
