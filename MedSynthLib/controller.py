@@ -205,10 +205,16 @@ class PanelController:
         self.tracker.update(job)
         return job
 
+    def resumable(self, kind: str | None) -> bool:
+        """Whether the engine resumes jobs of ``kind`` (its ``GET /job-kinds`` says so; an older engine: fine-tunes)."""
+        if not self.job_kinds:
+            return kind == "finetune"
+        return bool((self.job_kinds.get(kind) or {}).get("resumable"))
+
     def resume(self) -> dict[str, Any]:
         job = self.tracker.job
-        if not job or job.get("kind") != "finetune" or job.get("state") not in ("cancelled", "interrupted"):
-            raise InputError("Only a cancelled or interrupted fine-tune can be resumed.")
+        if not job or not self.resumable(job.get("kind")) or job.get("state") not in ("cancelled", "interrupted"):
+            raise InputError("Only a cancelled or interrupted job of a kind that resumes (fine-tune, generate, export) can be resumed.")
         job = self._client().resume(job["id"])
         self.tracker.update(job)
         self.tracker.lost = ""
@@ -376,8 +382,8 @@ class PanelController:
         if not reasons["export"] and not self.last_generate_job:
             reasons["export"] = "Generate a set first; export re-writes it as an anonymised set."
         reasons["cancel"] = "" if busy else "No job is running."
-        can_resume = bool(job) and job.get("kind") == "finetune" and job.get("state") in ("cancelled", "interrupted")
-        reasons["resume"] = "" if (can_resume and connected and not busy) else "Only a stopped fine-tune can be resumed."
+        can_resume = bool(job) and self.resumable(job.get("kind")) and job.get("state") in ("cancelled", "interrupted")
+        reasons["resume"] = "" if (can_resume and connected and not busy) else "Only a stopped fine-tune, generate or export can be resumed."
         reasons["start_engine"] = "The engine is already connected." if connected else ""
         reasons["stop_engine"] = "" if connected else "The engine is not running."
         volume = inputs.get("volume")

@@ -43,3 +43,11 @@ def test_the_panel_refuses_before_submitting_and_allows_what_the_engine_allows(e
     with pytest.raises(InputError, match=f"n {MAX_CASES + 1} is out of range"):
         controller.generate(model="phantom", count=MAX_CASES + 1, seed=0, channels="t1", tumour=False)
     assert len(controller.session.client.jobs()) == before  # nothing was sent
+
+
+def test_the_panel_offers_resume_for_the_kinds_the_engine_resumes(engine):
+    controller = PanelController()
+    controller.connect(engine.url, token_file=str(engine.token_file))
+    assert [kind for kind in controller.job_kinds if controller.resumable(kind)] == ["generate", "finetune", "export"]
+    controller.job_kinds = {}  # an engine from before GET /job-kinds: only fine-tunes resumed then
+    assert controller.resumable("finetune") and not controller.resumable("generate")
