@@ -285,7 +285,7 @@ def test_stop_engine_waits_for_a_running_job(engine_controller):
         wait_until_done(controller)
     assert cancelled["state"] in ("cancelled", "running", "queued")
     assert controller.tracker.job["state"] == "cancelled"
-    assert not controller.view().enabled["resume"]  # only fine-tunes resume
+    assert controller.view().enabled["resume"]  # a cancelled generate resumes from its journal (its kind is resumable)
 
 
 def test_finetune_bases_prefer_trainable_models():

@@ -125,7 +125,7 @@ def test_request_errors(make_phantom_set, tmp_path):
         (dict(out=tmp_path / "n2", resolution=12), "power of two"),
         (dict(out=tmp_path / "n3", batch_size=3, nproc=2), "multiple of --nproc"),
         (dict(out=tmp_path / "n4", model="phantom"), "'phantom' model family does not train"),
-        (dict(out=tmp_path / "n5", model="nope"), "Unknown base model"),
+        (dict(out=tmp_path / "n5", model="nope"), "Unknown model .nope.; give a family to train a new model"),
         (dict(out=tmp_path / "n6", channels="t1,ct"), "not ct"),
     ]
     for change, message in cases:
