@@ -44,7 +44,7 @@ from .tissuepool import is_pool, load_pool
 if TYPE_CHECKING:
     from ...training.finetune import FinetuneRequest
 
-__all__ = ["Family", "train_family", "CROP_FOV_MM", "base_folder"]
+__all__ = ["Family", "train_family", "CROP_FOV_MM"]
 
 #: Field of view (mm) of the training crop around the head: a whole adult head with its skull.
 CROP_FOV_MM = (192.0, 224.0, 192.0)
@@ -102,11 +102,6 @@ class _Trainer:
                 ema.copy_(live)
 
 
-def base_folder(model: str) -> Path | None:
-    """The model folder behind a shipped channel-model id or a folder path; None if there is none."""
-    return model_folder(model)
-
-
 def _model_id(out: Path, prefix: str) -> str:
     name = re.sub(r"[^a-z0-9-]+", "-", out.name.lower()).strip("-") or "model"
     return name if name.startswith(prefix) else f"{prefix}-{name}"
@@ -151,7 +146,7 @@ class _Run:
             )
             self.spacing, self.origin = request.spacing or DEFAULT_SPACING, f"{family.scratch_id} (random initialisation)"
         else:
-            folder = base_folder(request.model)
+            folder = model_folder(request.model)
             if folder is None:
                 raise MedSynthError(f"Unknown base model '{request.model}'; use {family.scratch_id} (a new model) or a {family.architecture} model folder.")
             card, base_tensors = load_model_folder(folder)
