@@ -106,3 +106,39 @@ def test_bad_tstr_settings_are_one_sentence():
         run_tstr(_cases(4, seed=4), real, TstrSettings(steps=1, patch=16, segmenter="swinunetr"))
     with pytest.raises(MedSynthError, match="Unknown segmenter"):
         TstrSettings(segmenter="vit").validate(64)
+
+
+def test_regions_round_trip_the_nested_brats_labels():
+    import torch
+    from medsynth_engine.evaluate.segmenters import classes_of, regions_of
+
+    classes = torch.randint(0, 4, (2, 5, 5, 5), generator=torch.Generator().manual_seed(0))
+    regions = regions_of(classes)
+    assert regions.shape == (2, 3, 5, 5, 5)
+    assert torch.equal(regions[:, 0].bool(), classes > 0) and torch.equal(regions[:, 2].bool(), classes == 3)
+    for case in range(2):
+        assert torch.equal(classes_of(regions[case].bool()), classes[case].to(torch.uint8))
+    # an enhancing voxel outside the predicted whole tumour is not tumour: the regions are nested
+    assert classes_of(torch.tensor([False, True, True]).reshape(3, 1, 1, 1)).item() == 0
+
+
+@pytest.mark.slow
+def test_the_score_cache_trains_only_what_changed(tmp_path, monkeypatch):
+    from medsynth_engine.evaluate import tstr
+
+    real, synthetic = _cases(8, seed=5), _cases(4, seed=6)
+    settings = TstrSettings(steps=3, batch_size=2, patch=16, seeds=1, test_fraction=0.5)
+    first = run_tstr_sets(real, {"a": synthetic}, settings, cache=tmp_path)
+    trained: list[int] = []
+    original = tstr.train_segmenter
+
+    def counting(*args, **kwargs):
+        trained.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(tstr, "train_segmenter", counting)
+    again = run_tstr_sets(real, {"a": synthetic, "b": _cases(4, seed=7)}, settings, cache=tmp_path)
+    assert again["a"] == first["a"]
+    assert len(trained) == 2  # only set b's synthetic and real + synthetic models; real, control and set a were kept
+    run_tstr_sets(real, {"a": synthetic}, TstrSettings(steps=4, batch_size=2, patch=16, seeds=1, test_fraction=0.5), cache=tmp_path)
+    assert len(trained) == 6  # another recipe is another key

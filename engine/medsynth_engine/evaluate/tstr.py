@@ -16,8 +16,11 @@ set evaluated against itself trains the same model as the real set, and its rati
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import hashlib
+import json
+from collections.abc import Callable, Collection
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,7 +31,7 @@ from MedSynthLib.conventions import BRATS_LABELS
 from ..errors import MedSynthError
 from .confidence import RESAMPLES, bootstrap_means, interval
 from .dice import LABEL_KEYS, dice_per_case, dice_per_label
-from .segmenters import SegmenterSettings, network_description, predict_classes, train_segmenter
+from .segmenters import RECIPE_VERSION, SegmenterSettings, network_description, predict_classes, train_segmenter
 
 __all__ = ["TstrSettings", "run_tstr", "run_tstr_sets", "dice_per_label", "resize_case"]
 
@@ -44,15 +47,16 @@ _PER_SET = ("synthetic", "real_plus_synthetic")
 class TstrSettings:
     steps: int = 300
     batch_size: int = 4
-    learning_rate: float = 3e-3
+    learning_rate: float = 1e-2
     patch: int = 32
     segmenter: str = "unet"
     seeds: int = 3
     test_fraction: float = 0.25
     seed: int = 0
+    device: str = "cpu"
 
     def segmenter_settings(self) -> SegmenterSettings:
-        return SegmenterSettings(self.segmenter, self.steps, self.batch_size, self.patch, self.learning_rate)
+        return SegmenterSettings(self.segmenter, self.steps, self.batch_size, self.patch, self.learning_rate, self.device)
 
     def validate(self, grid: int | None = None) -> None:
         self.segmenter_settings().validate(grid if grid is not None else self.patch)
@@ -107,8 +111,20 @@ def _summary(samples: dict[str, np.ndarray], values: dict[str, np.ndarray]) -> d
 
     out["dice_ratio"], out["dice_ratio_ci"] = ratio("synthetic")
     out["control_ratio"], out["control_ratio_ci"] = ratio("control")
-    out["real_plus_synthetic_ratio"], out["real_plus_synthetic_ratio_ci"] = ratio("real_plus_synthetic")
+    if "real_plus_synthetic" in values:
+        out["real_plus_synthetic_ratio"], out["real_plus_synthetic_ratio_ci"] = ratio("real_plus_synthetic")
     return out
+
+
+def _cache_path(cache: Path | None, settings: TstrSettings, seed: int, train: tuple[np.ndarray, ...], test: tuple[np.ndarray, ...]) -> Path | None:
+    """Where one training's scores are kept: a digest of everything that decides them (recipe, seed, data)."""
+    if cache is None:
+        return None
+    digest = hashlib.sha256(json.dumps({**asdict(settings), "seeds": None, "device": None, "seed": None, "training_seed": int(seed), "keys": list(_KEYS), "recipe": RECIPE_VERSION}, sort_keys=True).encode())
+    for array in (*train, *test):
+        digest.update(str(array.shape).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return Path(cache) / f"{digest.hexdigest()[:32]}.json"
 
 
 def run_tstr_sets(
@@ -116,10 +132,15 @@ def run_tstr_sets(
     synthetic: dict[str, tuple[np.ndarray, np.ndarray]],
     settings: TstrSettings,
     progress: Callable[[int, int], None] | None = None,
+    cache: Path | None = None,
+    real_plus_synthetic: Collection[str] | None = None,
 ) -> dict[str, dict]:
     """TSTR of several synthetic sets against one real set, sharing the real and control models of each seed.
 
     ``real`` and each synthetic set: (images (N, C, g, g, g) float32, labels (N, g, g, g) BraTS codes).
+    ``cache``: a folder keeping each training's held-out scores under a key of its recipe, seed, training data and
+    test data, so a later run with one more generator trains only that generator's models (the benchmark's
+    ``--work``). ``real_plus_synthetic``: the sets whose real + synthetic model is trained (None: all).
     Returns set name -> the metrics of ``run_tstr``.
     """
     grid = int(real[0].shape[-1])
@@ -127,7 +148,8 @@ def run_tstr_sets(
     n_real = len(real[0])
     n_test, n_train = _split(n_real, min(len(s[0]) for s in synthetic.values()), settings)
     segmenter = settings.segmenter_settings()
-    total = settings.seeds * (len(_SHARED) + len(_PER_SET) * len(synthetic)) * settings.steps
+    plus = set(synthetic) if real_plus_synthetic is None else set(real_plus_synthetic) & set(synthetic)
+    total = settings.seeds * (len(_SHARED) + len(synthetic) + len(plus)) * settings.steps
     done = [0]
 
     def tick() -> None:
@@ -144,10 +166,23 @@ def run_tstr_sets(
         for name, (x, y) in synthetic.items():
             s = np.random.default_rng(seed).permutation(len(x))[:n_train]
             runs[f"{name}/synthetic"] = (x[s], y[s])
-            runs[f"{name}/real_plus_synthetic"] = (np.concatenate([real[0][a], x[s]]), np.concatenate([real[1][a], y[s]]))
+            if name in plus:
+                runs[f"{name}/real_plus_synthetic"] = (np.concatenate([real[0][a], x[s]]), np.concatenate([real[1][a], y[s]]))
         for key, (x, y) in runs.items():
-            model = train_segmenter(x, _LUT[y], segmenter, seed, len(_CODES), tick)
-            per_seed.setdefault(key, []).append(_scores(model, real[0][test], real[1][test], settings.patch))
+            stored = _cache_path(cache, settings, seed, (x, y), (real[0][test], real[1][test]))
+            if stored is not None and stored.is_file():
+                scores = np.asarray(json.loads(stored.read_text()))
+                for _ in range(settings.steps):
+                    tick()
+            else:
+                model = train_segmenter(x, _LUT[y], segmenter, seed, len(_CODES), tick)
+                scores = _scores(model, real[0][test], real[1][test], settings.patch)
+                if stored is not None:
+                    stored.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = stored.with_suffix(".tmp")
+                    tmp.write_text(json.dumps(scores.tolist()))
+                    tmp.replace(stored)
+            per_seed.setdefault(key, []).append(scores)
     protocol = {
         "n_train": int(n_train),
         "n_test": int(n_test),
@@ -166,7 +201,7 @@ def run_tstr_sets(
     }
     results = {}
     for name in synthetic:
-        values = {c: np.stack(per_seed[c]) for c in _SHARED} | {c: np.stack(per_seed[f"{name}/{c}"]) for c in _PER_SET}
+        values = {c: np.stack(per_seed[c]) for c in _SHARED} | {c: np.stack(per_seed[f"{name}/{c}"]) for c in _PER_SET if f"{name}/{c}" in per_seed}
         samples = bootstrap_means(values)
         result = _summary(samples, values)
         mean = _KEYS.index("mean")
