@@ -58,6 +58,8 @@ def test_a_recipe_replays_into_a_model_that_loads(tmp_path, capsys):
     assert shipped["id"] == "pgan3d-phantom" and shipped["recipe"] == recipe
     assert shipped["training_data"] == "two tiny phantom cases" and shipped["licence"] == "CC0-1.0"
     assert (out / "preview.png").stat().st_size > 0 and not list(tmp_path.glob(".pgan3d-phantom.ship-*"))
+    # installed for every user: readable by all, not private like the temporary files it was staged in
+    assert out.stat().st_mode & 0o777 == 0o755 and {p.stat().st_mode & 0o777 for p in out.iterdir()} == {0o644}
     model = default_registry().get(str(out))
     assert model.family.name == "pgan3d"
     case = model.generate(seed=0, channels=("t1", "seg"), shape=(8, 8, 8), spacing=(10.0,) * 3, tumour=True, device="cpu")

@@ -129,6 +129,9 @@ def ship(model_id: str, recipe: dict[str, Any], out: Path, work: Path, *, scale:
         if mosaics:
             shutil.copyfile(mosaics[-1], staging / PREVIEW)
         registry.family_for(str(staging)).load_folder(staging)  # it loads as the family's model before it ships
+        staging.chmod(0o755)  # shipped files are installed for every user (mkdtemp and atomic writes make them private)
+        for item in staging.iterdir():
+            item.chmod(0o644)
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
