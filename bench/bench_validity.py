@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -33,17 +34,26 @@ from medsynth_engine.registry import default_registry
 from medsynth_engine.weights import WEIGHTS_DIR
 
 CHANNELS = ("t1", "t1ce", "t2", "flair")
-GENERATORS = ("phantom", "ldm3d-phantom", "pgan3d-phantom")
+GENERATORS = ("phantom", "l2i3d-phantom", "ldm3d-phantom", "pgan3d-phantom")
 REAL_SEED, SYNTHETIC_SEED = 7100, 7200
 GRID, SPACING = 64, 3.0
 PROTOCOLS = {
-    "full": {"real": 40, "synthetic": 24, "steps": 300, "seeds": 3},
-    "quick": {"real": 16, "synthetic": 8, "steps": 40, "seeds": 1},
+    "full": {"real": 40, "synthetic": 24, "steps": 300, "seeds": 3, "learning_rate": 1e-2},
+    "quick": {"real": 16, "synthetic": 8, "steps": 40, "seeds": 1, "learning_rate": 1e-2},
 }
 
 
 def _generate(model: str, n: int, seed: int, out: Path) -> float:
+    """Generate a set (kept when ``out`` already holds the same complete set: a rerun with ``--work``)."""
     started = time.perf_counter()
+    manifest = out / "manifest.json"
+    if manifest.is_file():
+        kept = json.loads(manifest.read_text())
+        parameters = kept.get("parameters", {})
+        same_weights = kept.get("model", {}).get("weights_sha256") == default_registry().generator(model).weights_sha256()
+        if kept.get("model", {}).get("id") == model and same_weights and parameters.get("n") == n and parameters.get("seed") == seed:
+            return 0.0
+        shutil.rmtree(out)
     own_grid = model == "phantom"
     generate_set(
         GenerateRequest(
@@ -88,8 +98,8 @@ def _row(name: str, m: dict) -> dict:
         "dice_synthetic": m["dice_synthetic"],
         "dice_real": m["dice_real"],
         "dice_control": m["dice_control"],
-        "dice_real_plus_synthetic": m["dice_real_plus_synthetic"],
-        **{k: m[k] for k in ("dice_ratio", "dice_ratio_ci", "control_ratio", "control_ratio_ci", "real_plus_synthetic_ratio", "real_plus_synthetic_ratio_ci")},
+        "dice_real_plus_synthetic": m.get("dice_real_plus_synthetic"),
+        **{k: m.get(k) for k in ("dice_ratio", "dice_ratio_ci", "control_ratio", "control_ratio_ci", "real_plus_synthetic_ratio", "real_plus_synthetic_ratio_ci")},
     }
 
 
@@ -108,7 +118,8 @@ def _table(rows: list[dict]) -> str:
             f"| {r['precision']} / {r['recall']} / {r['density']} / {r['coverage']} ({c['precision']} / {c['recall']} / {c['density']} / {c['coverage']}) "
             f"| {r['dice_synthetic']['mean']:.3f} / {r['dice_real']['mean']:.3f}; {r['dice_synthetic']['WT']:.3f} / {r['dice_real']['WT']:.3f} "
             f"| {r['dice_ratio']} {r['dice_ratio_ci']} | {r['control_ratio']} {r['control_ratio_ci']} "
-            f"| {r['real_plus_synthetic_ratio']} {r['real_plus_synthetic_ratio_ci']} | {r['memorised_fraction']} |"
+            f"| {r['real_plus_synthetic_ratio'] if r['real_plus_synthetic_ratio'] is not None else 'not run'} {r['real_plus_synthetic_ratio_ci'] or ''} "
+            f"| {r['memorised_fraction']} |"
         )
     return "\n".join(lines)
 
@@ -126,13 +137,20 @@ def main() -> None:
     parser.add_argument("--generators", default=",".join(GENERATORS), help="comma-separated generator ids (default: all shipped 3D)")
     parser.add_argument("--steps", type=int, help="override the protocol's segmenter steps")
     parser.add_argument("--json", type=Path, help="write every number here")
-    parser.add_argument("--work", type=Path, help="folder for the generated sets (default: a temporary folder)")
+    parser.add_argument("--work", type=Path, help="folder for the generated sets and the TSTR score cache; a rerun with the same folder trains only what changed")
     parser.add_argument("--write-cards", action="store_true", help="record each shipped model's row in its card")
+    parser.add_argument("--seeds", type=int, help="override the protocol's number of TSTR seeds")
+    parser.add_argument("--seed-base", type=int, default=0, help="first TSTR seed (split a run over processes: --seeds 1 --seed-base K, "
+                        "then one run with all seeds and the same --work reads every training from the cache)")
+    parser.add_argument("--real-plus-synthetic", default=None, help="comma-separated generators whose real + synthetic model is trained (default: all)")
+    parser.add_argument("--tstr-only", action="store_true", help="train and cache the TSTR models only (a split run; no table)")
     args = parser.parse_args()
     protocol_name = "quick" if args.quick else "full"
     protocol = dict(PROTOCOLS[protocol_name])
     if args.steps:
         protocol["steps"] = args.steps
+    if args.seeds:
+        protocol["seeds"] = args.seeds
     generators = [g for g in args.generators.split(",") if g]
     work = args.work or Path(tempfile.mkdtemp(prefix="medsynth-validity-"))
     timings: dict[str, float] = {}
@@ -143,6 +161,13 @@ def main() -> None:
     for name in generators:
         sets[name] = work / name
         timings[f"generate {name}"] = _generate(name, protocol["synthetic"], SYNTHETIC_SEED, sets[name])
+    if args.tstr_only:
+        settings = TstrSettings(steps=protocol["steps"], seeds=protocol["seeds"], seed=args.seed_base, learning_rate=protocol["learning_rate"])
+        plus = args.real_plus_synthetic.split(",") if args.real_plus_synthetic is not None else None
+        run_tstr_sets(_tstr_arrays(real_dir), {name: _tstr_arrays(folder) for name, folder in sets.items()}, settings,
+                      cache=work / "tstr-cache", real_plus_synthetic=plus)
+        print(f"TSTR seeds {args.seed_base}..{args.seed_base + protocol['seeds'] - 1} cached in {work / 'tstr-cache'}")
+        return
     metrics = {}
     for name, folder in sets.items():
         t0 = time.perf_counter()
@@ -150,8 +175,10 @@ def main() -> None:
         metrics[name] = json.loads((run_evaluation(request) / "metrics.json").read_text())
         timings[f"evaluate {name}"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    settings = TstrSettings(steps=protocol["steps"], seeds=protocol["seeds"])
-    tstr = run_tstr_sets(_tstr_arrays(real_dir), {name: _tstr_arrays(folder) for name, folder in sets.items()}, settings)
+    settings = TstrSettings(steps=protocol["steps"], seeds=protocol["seeds"], seed=args.seed_base, learning_rate=protocol["learning_rate"])
+    plus = args.real_plus_synthetic.split(",") if args.real_plus_synthetic is not None else None
+    tstr = run_tstr_sets(_tstr_arrays(real_dir), {name: _tstr_arrays(folder) for name, folder in sets.items()}, settings,
+                         cache=work / "tstr-cache", real_plus_synthetic=plus)
     timings["tstr (all generators)"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - started
     rows = [_row(name, metrics[name] | tstr[name]) for name in generators]
