@@ -18,7 +18,7 @@ from typing import Any
 
 from .client import TERMINAL_STATES, EngineClient, EngineError
 from .jobschema import SchemaError, check_params
-from .modelrows import follows_masks, is_generator, is_trainable
+from .modelrows import follows_masks, is_generator, is_trainable, validity_rank, validity_summary
 from .requests import (
     CHANNEL_TOOLS,
     InputError,
@@ -150,8 +150,19 @@ class PanelController:
         return None
 
     def generators(self) -> list[str]:
-        """Models the Generate section offers (the default first); channel models are not generators."""
-        return [m["id"] for m in self.models if is_generator(m)]
+        """Models the Generate section offers; channel models are not generators.
+
+        The engine's default (the procedural phantom) stays first; learned generators follow, best validity first
+        (the lower end of their benchmark Dice-ratio interval), so the best learned model is the learned default.
+        """
+        rows = [m for m in self.models if is_generator(m)]
+        procedural = [m for m in rows if m.get("kind") == "procedural"]
+        learned = sorted((m for m in rows if m.get("kind") != "procedural"), key=validity_rank)
+        return [m["id"] for m in procedural + learned]
+
+    def validity_text(self, model_id: str) -> str:
+        """The model's validity row on the phantom benchmark in one line (shown under the model choice), or ""."""
+        return next((validity_summary(m) for m in self.models if m.get("id") == model_id), "")
 
     def tumour_models(self) -> list[str]:
         """Mask-conditioned models for the Tumour section (their rows' ``mask`` capability), the shipped default first."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["capabilities", "is_generator", "follows_masks", "is_trainable"]
+__all__ = ["capabilities", "is_generator", "follows_masks", "is_trainable", "validity_summary", "validity_rank"]
 
 #: Capabilities of the kinds engines without a ``capabilities`` field served (their diffusion models took masks).
 _LEGACY = {
@@ -46,3 +46,30 @@ def follows_masks(row: dict[str, Any]) -> bool:
 def is_trainable(row: dict[str, Any]) -> bool:
     """Whether a fine-tune can start from the model."""
     return "error" not in row and bool(capabilities(row).get("trainable"))
+
+
+def validity_summary(row: dict[str, Any]) -> str:
+    """One line of the model's validity row on the phantom benchmark (its card's ``metrics.validity``), or ""."""
+    v = row.get("validity")
+    if not isinstance(v, dict) or v.get("dice_ratio") is None:
+        return ""
+    ci = v.get("dice_ratio_ci") or [None, None]
+    interval = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if None not in ci else ""
+    parts = [f"Dice ratio {v['dice_ratio']:.2f}{interval} (segmenter trained on it vs on real, U-Net)"]
+    if v.get("precision") is not None and v.get("recall") is not None:
+        parts.append(f"precision {v['precision']:.2f}, recall {v['recall']:.2f}")
+    if v.get("ms_ssim_synthetic") is not None and v.get("ms_ssim_real") is not None:
+        parts.append(f"MS-SSIM {v['ms_ssim_synthetic']:.2f} (real {v['ms_ssim_real']:.2f})")
+    if v.get("memorised_fraction") is not None:
+        parts.append(f"memorised {v['memorised_fraction']:.0%}")
+    return "Validity on the phantom benchmark: " + "; ".join(parts) + "."
+
+
+def validity_rank(row: dict[str, Any]) -> float:
+    """Sort key for learned generators: the lower end of the Dice-ratio interval (unrated models last)."""
+    v = row.get("validity")
+    if not isinstance(v, dict):
+        return float("inf")
+    ci = v.get("dice_ratio_ci") or []
+    low = ci[0] if ci and ci[0] is not None else v.get("dice_ratio")
+    return -float(low) if low is not None else float("inf")

@@ -41,3 +41,20 @@ def test_the_panel_lists_follow_the_rows():
     assert controller.tumour_models() == ["ldm3d-phantom"]
     assert controller.finetune_bases() == ["pgan3d-phantom", "ldm3d-phantom", "seg-phantom"]
     assert capabilities(OLD_ROWS[3])["channel"] == "seg"
+
+
+def _rated(model_id: str, low: float, ratio: float) -> dict:
+    return {"id": model_id, "kind": "gan", "capabilities": {"mask": False, "inpaint": False, "channel": None, "dims": 3},
+            "validity": {"dice_ratio": ratio, "dice_ratio_ci": [low, ratio + 0.1], "precision": 0.71, "recall": 0.64,
+                         "ms_ssim_synthetic": 0.43, "ms_ssim_real": 0.41, "memorised_fraction": 0.0}}
+
+
+def test_the_best_rated_learned_generator_follows_the_phantom_and_its_row_is_shown():
+    controller = PanelController()
+    unrated = {"id": "mine", "kind": "gan", "capabilities": {"mask": False, "inpaint": False, "channel": None, "dims": 3}}
+    controller.models = [NEW_ROWS[0], unrated, _rated("weak", 0.2, 0.4), _rated("strong", 0.85, 0.93), NEW_ROWS[3]]
+    assert controller.generators() == ["phantom", "strong", "weak", "mine"]
+    text = controller.validity_text("strong")
+    assert text.startswith("Validity on the phantom benchmark: Dice ratio 0.93 [0.85, 1.03]")
+    assert "precision 0.71, recall 0.64" in text and "MS-SSIM 0.43 (real 0.41)" in text and "memorised 0%" in text
+    assert controller.validity_text("mine") == "" and controller.validity_text("unknown") == ""
