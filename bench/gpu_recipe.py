@@ -1,6 +1,7 @@
 """GPU recipe: train the labels-first generator (l2i3d) at 128^3 / 1.5 mm within a hard time budget, and record it.
 
-Run this whenever a GPU machine is lent (it is not part of the tests; ``--tiny`` rehearses it on a CPU in a minute):
+Run this whenever a GPU machine is lent, through ``bench/gpu_recipe.sh`` (it installs what travels in .whl/ first); it
+is not part of the tests, and ``--tiny`` rehearses it on a CPU in about two minutes:
 
     python bench/gpu_recipe.py --out "$OUT" --budget-s 540        # one large GPU, about 9 minutes in all
     python bench/gpu_recipe.py --out /tmp/rehearsal --tiny          # the same steps at 32^3 on a CPU
