@@ -62,7 +62,9 @@ from MedSynthLib.scene import (
 PRIVACY_NOTES = """
 <p><b>Privacy.</b> Generation and fine-tuning run in the MedSynth engine on this computer (or on the engine
 you connect to by URL); no image, parameter or model leaves it, and nothing is downloaded at run time. A local
-engine listens on 127.0.0.1 only and every request carries its token.</p>
+engine listens on 127.0.0.1 only and every request carries its token. <i>Set up...</i> downloads torch and the
+engine's pinned requirements once, from PyPI and download.pytorch.org, into the engine's own environment (the engine
+itself ships with the extension); Slicer's Python gets nothing.</p>
 <p>Exported sets are anonymised: NIfTI header free-text fields are cleared, case ids are random, and the
 manifest records only the model and generation parameters. Synthetic images can still resemble the training
 data: before sharing a model fine-tuned on patient data, run <code>medsynth evaluate</code> (memorisation audit).</p>
@@ -192,6 +194,7 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
 
         self.ui.startEngineButton.connect("clicked(bool)", self.onStartEngine)
+        self.ui.setupEngineButton.connect("clicked()", self.onSetupEngine)
         self.ui.connectButton.connect("clicked(bool)", self.onConnect)
         self.ui.stopEngineButton.connect("clicked(bool)", self.onStopEngine)
         self.ui.generateButton.connect("clicked(bool)", self.onGenerate)
@@ -295,6 +298,25 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._fillModels()
 
         self._inBackground(_("Could not start the MedSynth engine."), lambda: self.logic.startEngineJob(python), started)
+
+    def onSetupEngine(self) -> None:
+        """The set-up dialog (MedSynthLib.enginesetup): a separate environment from the wheel shipped beside this file."""
+        from MedSynthLib.enginesetup.dialog import EngineSetupDialog
+
+        dialog = slicer.util.loadUI(self.resourcePath("UI/EngineSetup.ui"))
+        ui = slicer.util.childWidgetVariables(dialog)
+        ui.closeButton.connect("clicked()", dialog.close)
+        self._setupTimer = qt.QTimer()
+        self._setupDialog = (dialog, EngineSetupDialog(
+            ui, self._setupTimer, module_dir=Path(__file__).resolve().parent, on_ready=self._engineReady,
+            settings_file=slicer.app.slicerUserSettingsFilePath, env=slicer.util.startupEnvironment(),
+            choose_python=lambda: qt.QFileDialog.getOpenFileName(None, _("Choose the engine environment's python"))))
+        dialog.show()
+
+    def _engineReady(self, python: str) -> None:
+        self._parameterNode.enginePython = python
+        self.logic.rememberEnginePython(python)
+        self.updateGUI()
 
     def onConnect(self) -> None:
         url, credential = self._parameterNode.engineUrl, self.ui.tokenFileEdit.text.strip()

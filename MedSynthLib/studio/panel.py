@@ -108,6 +108,7 @@ class StudioPanel(QtWidgets.QWidget):
         self.finetuneButton.clicked.connect(lambda: self.guard(self.on_finetune))
         self.exportButton.clicked.connect(lambda: self.guard(self.on_export))
         self.startEngineButton.clicked.connect(lambda: self.guard(self.on_start_engine, busy=True))
+        self.setupEngineButton.hide()  # Slicer's set-up; the studio runs from a checkout, whose .venv has the engine
         self.connectButton.clicked.connect(lambda: self.guard(self.on_connect, busy=True))
         self.stopEngineButton.clicked.connect(lambda: self.guard(self.on_stop_engine))
         self.addSegButton.clicked.connect(lambda: self.guard(lambda: self.on_channel_tool("seg")))
