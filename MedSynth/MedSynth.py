@@ -47,7 +47,6 @@ from MedSynthLib.conventions import ALL_CHANNELS
 from MedSynthLib.credentials import CredentialStore, resolve_credential
 from MedSynthLib.launcher import default_state_dir
 from MedSynthLib.lossplot import LossPlot
-from MedSynthLib.reader_study import CONFIDENCE, ReaderSession, ReaderStudyError, score
 from MedSynthLib.scene import (
     CASE_ATTRIBUTE,
     LoadedCase,
@@ -58,6 +57,7 @@ from MedSynthLib.scene import (
     save_nodes,
     write_tumour_mask,
 )
+from MedSynthLib.scene.display import show_case, show_channel_nodes
 
 PRIVACY_NOTES = """
 <p><b>Privacy.</b> Generation and fine-tuning run in the MedSynth engine on this computer (or on the engine
@@ -214,7 +214,6 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.timer.setInterval(self.TICK_MS)
         self.timer.connect("timeout()", self.onTimer)
         self.timer.start()
-        self._setupReaderStudy()
 
         self.ui.allowedFoldersEdit.text = os.pathsep.join(self.logic.allowedFolders())
         self.initializeParameterNode()
@@ -450,93 +449,6 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             dict.fromkeys(r for r in (view.reasons["tumour_generate"], view.reasons["tumour_add"]) if r)
         )
 
-    # -- reader study: one blinded case at a time; the session logic is MedSynthLib.reader_study -------------
-
-    def _setupReaderStudy(self) -> None:
-        import ctk
-
-        section = ctk.ctkCollapsibleButton()
-        section.text = "Reader Study"
-        section.collapsed = True
-        self.layout.addWidget(section)
-        form = qt.QFormLayout(section)
-        self.studyFolderEdit = ctk.ctkPathLineEdit()
-        self.studyFolderEdit.filters = ctk.ctkPathLineEdit.Dirs
-        self.studyReaderEdit = qt.QLineEdit()
-        self.studyReaderEdit.placeholderText = "your initials, e.g. dr-a"
-        self.studyStartButton = qt.QPushButton("Start / continue")
-        self.studyCaseLabel = qt.QLabel("No study open.")
-        self.studyRealButton = qt.QRadioButton("Real")
-        self.studySyntheticButton = qt.QRadioButton("Synthetic")
-        self.studyAnswerGroup = qt.QButtonGroup(section)
-        self.studyAnswerGroup.addButton(self.studyRealButton)
-        self.studyAnswerGroup.addButton(self.studySyntheticButton)
-        self.studyConfidenceSpinBox = qt.QSpinBox()
-        self.studyConfidenceSpinBox.minimum = CONFIDENCE.start
-        self.studyConfidenceSpinBox.maximum = CONFIDENCE.stop - 1
-        self.studyConfidenceSpinBox.value = 3
-        self.studyConfidenceSpinBox.toolTip = "1 = a guess, 5 = certain"
-        self.studyRecordButton = qt.QPushButton("Record and next")
-        self.studyKeyEdit = ctk.ctkPathLineEdit()
-        self.studyScoreButton = qt.QPushButton("Score")
-        self.studyResultLabel = qt.QLabel("")
-        self.studyResultLabel.wordWrap = True
-        answers = qt.QHBoxLayout()
-        for widget in (self.studyRealButton, self.studySyntheticButton, qt.QLabel("confidence"), self.studyConfidenceSpinBox):
-            answers.addWidget(widget)
-        form.addRow("Study folder:", self.studyFolderEdit)
-        form.addRow("Reader:", self.studyReaderEdit)
-        form.addRow(self.studyStartButton)
-        form.addRow(self.studyCaseLabel)
-        form.addRow(answers)
-        form.addRow(self.studyRecordButton)
-        form.addRow("Answer key:", self.studyKeyEdit)
-        form.addRow(self.studyScoreButton)
-        form.addRow(self.studyResultLabel)
-        self.studyStartButton.connect("clicked()", lambda: self._study(self.onReaderStudyStart))
-        self.studyRecordButton.connect("clicked()", lambda: self._study(self.onReaderStudyRecord))
-        self.studyScoreButton.connect("clicked()", lambda: self._study(self.onReaderStudyScore))
-        self._updateReaderStudy()
-
-    def _study(self, action) -> None:
-        self.studyResultLabel.text = ""
-        try:
-            action()
-        except (ReaderStudyError, SceneError) as exc:
-            self.studyResultLabel.text = str(exc)
-        self._updateReaderStudy()
-
-    def onReaderStudyStart(self) -> None:
-        self.logic.openReaderStudy(self.studyFolderEdit.currentPath, self.studyReaderEdit.text.strip())
-        self.logic.showStudyCase()
-
-    def onReaderStudyRecord(self) -> None:
-        if self.studyAnswerGroup.checkedButton() is None:
-            raise ReaderStudyError("Choose Real or Synthetic first.")
-        answer = "real" if self.studyRealButton.checked else "synthetic"
-        self.logic.recordStudyAnswer(answer, self.studyConfidenceSpinBox.value)
-
-    def onReaderStudyScore(self) -> None:
-        result = self.logic.scoreReaderStudy(self.studyKeyEdit.currentPath)
-        self.studyResultLabel.text = (
-            f"Accuracy {result['accuracy']:.0%} on {result['answered']} of {result['total']} case(s); chance 50%."
-        )
-
-    def _updateReaderStudy(self) -> None:
-        session = self.logic.readerSession
-        self.studyAnswerGroup.exclusive = False  # clear the choice: every case needs its own answer
-        self.studyRealButton.checked = self.studySyntheticButton.checked = False
-        self.studyAnswerGroup.exclusive = True
-        if session is None:
-            self.studyCaseLabel.text = "No study open."
-        elif session.finished:
-            self.studyCaseLabel.text = f"All {session.total} case(s) answered; score with the answer key."
-        else:
-            self.studyCaseLabel.text = f"Case {session.answered + 1} of {session.total}: {session.current.id}"
-        for widget in (self.studyRealButton, self.studySyntheticButton, self.studyConfidenceSpinBox, self.studyRecordButton):
-            widget.enabled = session is not None and not session.finished
-        self.studyScoreButton.enabled = session is not None and session.answered > 0
-
     def onAboutToQuit(self) -> None:
         """Stop an engine this panel started, unless a job still runs (then it finishes on its own)."""
         if self.logic is not None:
@@ -570,8 +482,6 @@ class MedSynthLogic(ScriptedLoadableModuleLogic):
         self._polling, self._nextPoll = False, 0.0
         self.lossPlot: LossPlot | None = None
         self.loadedCases: list[LoadedCase] = []
-        self.readerSession: ReaderSession | None = None
-        self._studyCase: LoadedCase | None = None
 
     def getParameterNode(self) -> MedSynthParameterNode:
         return MedSynthParameterNode(super().getParameterNode())
@@ -762,14 +672,7 @@ class MedSynthLogic(ScriptedLoadableModuleLogic):
         if kind == "case":
             return self.loadCase(value)
         nodes = [load_channel(path, slicer.mrmlScene) for path in value]
-        for node in nodes:
-            if node.IsA("vtkMRMLSegmentationNode"):
-                display = node.GetDisplayNode()
-                display.SetVisibility(True)
-                display.SetVisibility2DFill(True)
-                display.SetOpacity2DFill(0.5)
-            else:
-                slicer.util.setSliceViewerLayers(background=node, fit=True)
+        show_channel_nodes(nodes)
         return nodes
 
     # -- scene ------------------------------------------------------------------------------------------
@@ -779,57 +682,8 @@ class MedSynthLogic(ScriptedLoadableModuleLogic):
         loaded = load_case(Path(caseDir), slicer.mrmlScene)
         self.loadedCases.append(loaded)
         if show:
-            self.showCase(loaded)
+            show_case(loaded)
         return loaded
-
-    @staticmethod
-    def showCase(loaded: LoadedCase) -> None:
-        """FLAIR (or the first channel) in the background of every slice view, the segmentation overlaid."""
-        background = loaded.volumes.get("flair") or next(iter(loaded.volumes.values()), None)
-        if background is not None:
-            slicer.util.setSliceViewerLayers(background=background, foreground=None, label=None, fit=True)
-        if loaded.segmentation is not None:
-            display = loaded.segmentation.GetDisplayNode()
-            display.SetVisibility(True)
-            display.SetVisibility2DFill(True)
-            display.SetOpacity2DFill(0.5)
-            if background is not None:
-                loaded.segmentation.SetReferenceImageGeometryParameterFromVolumeNode(background)
-
-    # -- reader study -------------------------------------------------------------------------------------
-
-    def openReaderStudy(self, studyDir, reader: str) -> ReaderSession:
-        """Open a blinded study written by ``medsynth reader-study`` for one reader (continues after saved answers)."""
-        self.readerSession = ReaderSession(Path(studyDir), reader)
-        return self.readerSession
-
-    def showStudyCase(self) -> LoadedCase | None:
-        """Show the reader's current case, removing the previous study case from the scene; None when finished."""
-        if self.readerSession is None:
-            raise ReaderStudyError("Open a reader study first.")
-        if self._studyCase is not None:
-            for node in self._studyCase.nodes:
-                if slicer.mrmlScene.IsNodePresent(node):
-                    slicer.mrmlScene.RemoveNode(node)
-            self.loadedCases = [c for c in self.loadedCases if c is not self._studyCase]
-            self._studyCase = None
-        case = self.readerSession.current
-        if case is not None:
-            self._studyCase = self.loadCase(next(iter(case.files.values())).parent)
-        return self._studyCase
-
-    def recordStudyAnswer(self, answer: str, confidence: int) -> LoadedCase | None:
-        """Save the answer for the shown case and show the next one."""
-        if self.readerSession is None:
-            raise ReaderStudyError("Open a reader study first.")
-        self.readerSession.record(answer, confidence)
-        return self.showStudyCase()
-
-    def scoreReaderStudy(self, keyFile) -> dict:
-        """Accuracy of this reader's answers against the organiser's key (see MedSynthLib.reader_study.score)."""
-        if self.readerSession is None:
-            raise ReaderStudyError("Open a reader study first.")
-        return score(self.readerSession, Path(keyFile))
 
     @staticmethod
     def saveNodes(nodes, caseDir) -> dict:

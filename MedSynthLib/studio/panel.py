@@ -35,13 +35,13 @@ _BUTTONS = {
 SPHERE, MASK_FILE = "Sphere: click a view to place it", "Mask file"
 
 
-def find_ui_file() -> Path:
-    """The panel layout shared with the Slicer module (``MedSynth/Resources/UI/MedSynth.ui`` in the source tree)."""
+def find_ui_file(name: str = "MedSynth.ui") -> Path:
+    """A layout shared with the Slicer modules (``MedSynth/Resources/UI/<name>`` in the source tree)."""
     here = Path(__file__).resolve()
-    for candidate in (here.parent / "MedSynth.ui", here.parents[2] / "MedSynth" / "Resources" / "UI" / "MedSynth.ui"):
+    for candidate in (here.parent / name, here.parents[2] / "MedSynth" / "Resources" / "UI" / name):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError("MedSynth.ui was not found; run medsynth-studio from a MedSynth source checkout (pip install -e .).")
+    raise FileNotFoundError(f"{name} was not found; run medsynth-studio from a MedSynth source checkout (pip install -e .).")
 
 
 class LossChart(QtWidgets.QWidget):

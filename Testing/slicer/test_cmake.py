@@ -29,6 +29,9 @@ def test_extension_configures(configure):
 def test_module_and_library_ship_side_by_side(configure):
     out = configure.stdout
     assert re.search(r"CHECK module MedSynth into '.*qt-scripted-modules/': MedSynth\.py \| .*MedSynth\.ui", out)
+    assert re.search(r"CHECK module MedSynthReaderStudy into '.*qt-scripted-modules/': MedSynthReaderStudy\.py \| "
+                     r".*MedSynthReaderStudy\.ui", out)
+    assert "CHECK unittest MedSynthReaderStudy.py" in out
     lib = re.search(r"CHECK module MedSynthLib into '.*qt-scripted-modules/MedSynthLib': (.*) \|", out)
     assert lib, out
     shipped = set(lib.group(1).split(";"))
