@@ -15,11 +15,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..background import BackgroundCalls
 from .plan import SetupError, default_env_dir, find_base_python, find_wheelhouse, make_plan
 from .runner import SetupRun, check_disk_space
 from .torchbuild import BUILDS, build_named, detect_driver_version, recommended_build
 
-__all__ = ["EngineSetupDialog"]
+__all__ = ["EngineSetupDialog", "open_in_slicer"]
 
 
 def _read(widget: Any, name: str) -> Any:
@@ -30,8 +31,8 @@ def _read(widget: Any, name: str) -> Any:
 class EngineSetupDialog:
     """Wires the set-up widgets to a plan and a run; ``on_ready(python)`` gets the new environment's interpreter.
 
-    ``steps`` and ``pip_options`` select a part of the plan and offline pip options (tests); ``driver`` skips the
-    nvidia-smi query (tests) and ``system`` the platform (tests).
+    ``steps`` and ``pip_options`` select a part of the plan and offline pip options (tests); ``driver`` replaces the
+    nvidia-smi query and ``system`` the platform (tests).
     """
 
     def __init__(self, ui: Any, timer: Any, *, module_dir: Path, settings_file: str, on_ready: Callable[[str], None],
@@ -44,28 +45,43 @@ class EngineSetupDialog:
         self.system = system or platform.system()
         self.run: SetupRun | None = None
         self.wheelhouse = None
-        detected = detect_driver_version() if driver == "detect" else driver
-        recommended, why = recommended_build(detected, self.system)
         self.builds = [build_named(name, self.system) for name in (BUILDS if self.system != "Darwin" else ("cpu",))]
         for build in self.builds:
             ui.torchBuildComboBox.addItem(build.label)
-        ui.torchBuildComboBox.setCurrentIndex([b.name for b in self.builds].index(recommended.name))
-        ui.driverLabel.setText(why + " Choose another build to override.")
         ui.envFolderEdit.setText(str(default_env_dir(settings_file)))
-        try:
-            ui.basePythonEdit.setText(find_base_python(candidates, env=self._clean_env()))
-        except SetupError as exc:
-            ui.statusLabel.setText(str(exc))
+        ui.driverLabel.setText("Looking for an NVIDIA driver and a Python 3.10 to 3.13...")
+        # nvidia-smi and the interpreters' version checks can take seconds: the probe runs on a worker thread too
+        self.probing = BackgroundCalls("MedSynth set-up probe")
+        self.probing.call(lambda: self._probe(driver, candidates), self._probed)
         try:
             self.wheelhouse = find_wheelhouse(self.module_dir)
         except SetupError as exc:
             ui.statusLabel.setText(str(exc))
         timer.setInterval(100)
         timer.timeout.connect(self.tick)
+        timer.start()
         ui.torchBuildComboBox.currentIndexChanged.connect(lambda *args: self.show_plan())
         ui.setupButton.clicked.connect(lambda *args: self.start())
         ui.cancelButton.clicked.connect(lambda *args: self.cancel())
         ui.useExistingButton.clicked.connect(lambda *args: self.use_existing())
+        self.show_plan()
+
+    def _probe(self, driver: Any, candidates: Sequence[str]) -> tuple[Any, str, str]:
+        detected = detect_driver_version() if driver == "detect" else driver
+        try:
+            return detected, find_base_python(candidates, env=self._clean_env()), ""
+        except SetupError as exc:
+            return detected, "", str(exc)
+
+    def _probed(self, found: tuple[Any, str, str]) -> None:
+        detected, base, error = found
+        recommended, why = recommended_build(detected, self.system)
+        self.ui.torchBuildComboBox.setCurrentIndex([b.name for b in self.builds].index(recommended.name))
+        self.ui.driverLabel.setText(why + " Choose another build to override.")
+        if base and not str(_read(self.ui.basePythonEdit, "text")).strip():
+            self.ui.basePythonEdit.setText(base)
+        if error:
+            self.ui.statusLabel.setText(error)
         self.show_plan()
 
     def _clean_env(self) -> dict[str, str]:
@@ -84,6 +100,8 @@ class EngineSetupDialog:
 
     def show_plan(self) -> None:
         """The commands set-up will run, before it runs (the user sees every download)."""
+        if self.probing.busy:
+            return self.update_buttons()
         try:
             self.ui.logText.setPlainText(self.plan().describe())
         except SetupError as exc:
@@ -107,8 +125,11 @@ class EngineSetupDialog:
         self.update_buttons()
 
     def tick(self) -> None:
-        """Collect the run's new output (timer, GUI thread; never waits)."""
+        """Collect the probe's result and the run's new output (timer, GUI thread; never waits)."""
+        self.probing.drain()
         if self.run is None:
+            if not self.probing.busy:
+                self.timer.stop()
             return
         progress = self.run.poll()
         for line in progress.lines:
@@ -141,7 +162,24 @@ class EngineSetupDialog:
 
     def update_buttons(self) -> None:
         running = self.run is not None
-        self.ui.setupButton.setEnabled(not running and self.wheelhouse is not None)
+        self.ui.setupButton.setEnabled(not running and not self.probing.busy and self.wheelhouse is not None)
         self.ui.cancelButton.setEnabled(running)
         for name in ("useExistingButton", "closeButton", "torchBuildComboBox", "envFolderEdit", "basePythonEdit"):
             getattr(self.ui, name).setEnabled(not running)
+
+
+def open_in_slicer(ui_file: str, module_dir: Path, on_ready: Callable[[str], None]) -> tuple[Any, Any, Any]:
+    """Show the dialog in 3D Slicer (PythonQt); returns what must stay referenced while it is open."""
+    import qt
+    import slicer
+
+    dialog = slicer.util.loadUI(ui_file)
+    ui = slicer.util.childWidgetVariables(dialog)
+    ui.closeButton.connect("clicked()", dialog.close)
+    timer = qt.QTimer()
+    driver = EngineSetupDialog(
+        ui, timer, module_dir=module_dir, on_ready=on_ready, settings_file=slicer.app.slicerUserSettingsFilePath,
+        env=slicer.util.startupEnvironment(),
+        choose_python=lambda: qt.QFileDialog.getOpenFileName(None, "Choose the engine environment's python"))
+    dialog.show()
+    return dialog, timer, driver

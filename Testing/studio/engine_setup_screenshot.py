@@ -4,6 +4,7 @@ MODULE_DIR SETTINGS_FILE OUT.png [DRIVER]`` (DRIVER e.g. 570.86.10, as nvidia-sm
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 from PyQt5 import QtCore, QtWidgets, uic
@@ -19,9 +20,13 @@ def main(argv: list[str]) -> int:
     app = QtWidgets.QApplication(sys.argv[:1])
     dialog = uic.loadUi(str(UI))
     driver = parse_driver_version(argv[3]) if len(argv) > 3 else None
-    EngineSetupDialog(dialog, QtCore.QTimer(), module_dir=Path(module_dir), settings_file=settings,
+    setup = EngineSetupDialog(dialog, QtCore.QTimer(), module_dir=Path(module_dir), settings_file=settings,
                       on_ready=lambda python: None, candidates=[sys.executable], driver=driver, system="Linux")
     dialog.show()
+    deadline = time.monotonic() + 30
+    while setup.probing.busy and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.02)
     for _ in range(20):
         app.processEvents()
     return 0 if dialog.grab().save(out) else 1
