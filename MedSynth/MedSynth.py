@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import ctk
 import qt
 import slicer
 from slicer.i18n import tr as _
@@ -39,6 +40,7 @@ from MedSynthLib.conventions import ALL_CHANNELS
 from MedSynthLib.launcher import default_state_dir
 from MedSynthLib.panellogic import PanelLogic
 from MedSynthLib.scene import SceneError
+from MedSynthLib.sections import SECTION_GROUPS, make_collapsible
 
 PRIVACY_NOTES = """
 <p><b>Privacy.</b> Generation and fine-tuning run in the MedSynth engine on this computer (or on the engine
@@ -135,6 +137,8 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         self.logic = MedSynthLogic()
+        self.sections = make_collapsible(uiWidget, {name: getattr(self.ui, name) for name in SECTION_GROUPS},
+                                         ctk.ctkCollapsibleButton, qt.QVBoxLayout)
 
         # The .ui uses plain Qt widgets only (medsynth-studio loads the same file with PyQt5); here the volume
         # chooser becomes a MRML node combo box and the loss chart a Slicer plot view.
@@ -300,10 +304,8 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _fillModels(self) -> None:
         controller = self.logic.controller
-        for box, kind, name in ((self.ui.countSpinBox, "generate", "n"), (self.ui.stepsSpinBox, "finetune", "steps")):
-            maximum = controller.param_limit(kind, name, "maximum")
-            if maximum is not None:
-                box.maximum = int(maximum)
+        for name, maximum in controller.spin_box_maxima().items():
+            getattr(self.ui, name).maximum = maximum
         for name, ids in controller.model_choices().items():
             box, current = getattr(self.ui, name), getattr(self.ui, name).currentText
             box.clear()
@@ -450,7 +452,8 @@ class MedSynthLogic(ScriptedLoadableModuleLogic, PanelLogic):
     def startEngineJob(self, python: str, stateDir: str | None = None):
         """What the GUI thread prepares to start an engine: returns the call that starts it, for a worker thread."""
         if not python:
-            raise InputError("No engine interpreter is set; choose the python of an environment where the MedSynth engine is installed.")
+            raise InputError("No engine interpreter is set: click Set up... to create the engine's environment, or choose "
+                             "the python of an environment where the MedSynth engine is installed.")
         # Another interpreter must not inherit Slicer's PYTHONHOME/PYTHONPATH/library paths.
         own = os.path.realpath(python) == os.path.realpath(sys.executable)
         env = None if own else slicer.util.startupEnvironment()

@@ -165,6 +165,12 @@ class PanelController:
         """Models the Generate section offers (the default first); channel models are not generators."""
         return [m["id"] for m in self.models if is_generator(m)]
 
+    def spin_box_maxima(self) -> dict[str, int]:
+        """The .ui's spin boxes and the engine's upper limits for them (``GET /job-kinds``), where it states one."""
+        limits = {"countSpinBox": ("generate", "n"), "stepsSpinBox": ("finetune", "steps")}
+        found = {box: self.param_limit(kind, name, "maximum") for box, (kind, name) in limits.items()}
+        return {box: int(value) for box, value in found.items() if value is not None}
+
     def model_choices(self) -> dict[str, list[str]]:
         """Each model combo box of the .ui and the models it offers now."""
         bases = self.finetune_bases() if self.session.connected else []

@@ -2,7 +2,7 @@
 
 It imports no Qt: the caller loads the .ui (Slicer's ``slicer.util.loadUI`` or PyQt5's ``uic``) and hands over the
 child widgets and a timer, so the same code runs in Slicer (PythonQt) and under PyQt5 in tests. Only calls both
-bindings share are used: setters, ``signal.connect`` and :func:`_read` for getters (PythonQt exposes Qt properties
+bindings share are used: setters, ``signal.connect`` and ``read_property`` for getters (PythonQt exposes Qt properties
 as attributes, PyQt5 as methods). The work itself is :class:`~.runner.SetupRun` on its own thread; the timer only
 collects its output, so the GUI never waits on pip.
 """
@@ -16,16 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from ..background import BackgroundCalls
+from ..sections import read_property
 from .plan import SetupError, default_env_dir, find_base_python, find_wheelhouse, make_plan
 from .runner import SetupRun, check_disk_space
 from .torchbuild import BUILDS, build_named, detect_driver_version, recommended_build
 
 __all__ = ["EngineSetupDialog", "open_in_slicer"]
-
-
-def _read(widget: Any, name: str) -> Any:
-    value = getattr(widget, name)
-    return value() if callable(value) else value
 
 
 class EngineSetupDialog:
@@ -78,7 +74,7 @@ class EngineSetupDialog:
         recommended, why = recommended_build(detected, self.system)
         self.ui.torchBuildComboBox.setCurrentIndex([b.name for b in self.builds].index(recommended.name))
         self.ui.driverLabel.setText(why + " Choose another build to override.")
-        if base and not str(_read(self.ui.basePythonEdit, "text")).strip():
+        if base and not str(read_property(self.ui.basePythonEdit, "text")).strip():
             self.ui.basePythonEdit.setText(base)
         if error:
             self.ui.statusLabel.setText(error)
@@ -89,9 +85,9 @@ class EngineSetupDialog:
         return {k: v for k, v in base.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
 
     def plan(self):
-        build = self.builds[_read(self.ui.torchBuildComboBox, "currentIndex")]
-        folder = str(_read(self.ui.envFolderEdit, "text")).strip()
-        base = str(_read(self.ui.basePythonEdit, "text")).strip()
+        build = self.builds[read_property(self.ui.torchBuildComboBox, "currentIndex")]
+        folder = str(read_property(self.ui.envFolderEdit, "text")).strip()
+        base = str(read_property(self.ui.basePythonEdit, "text")).strip()
         if not base:
             raise SetupError("Choose the base Python (3.10 to 3.13) the environment is made from.")
         if self.wheelhouse is None:
