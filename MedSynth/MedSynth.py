@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import ctk
 import qt
 import slicer
-import vtk
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, Minimum, WithinRange, parameterNodeWrapper
@@ -34,35 +34,20 @@ try:
 except ImportError:  # running from a source checkout: MedSynthLib sits one folder up
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from MedSynthLib.background import BackgroundCalls
 from MedSynthLib.client import EngineError
-from MedSynthLib.controller import (
-    InputError,
-    PanelController,
-    first_case_dir,
-    latest_mosaic,
-    result_to_load,
-)
+from MedSynthLib.controller import BUTTON_ACTIONS, InputError, first_case_dir, latest_mosaic
 from MedSynthLib.conventions import ALL_CHANNELS
-from MedSynthLib.credentials import CredentialStore, resolve_credential
 from MedSynthLib.launcher import default_state_dir
-from MedSynthLib.lossplot import LossPlot
-from MedSynthLib.reader_study import CONFIDENCE, ReaderSession, ReaderStudyError, score
-from MedSynthLib.scene import (
-    CASE_ATTRIBUTE,
-    LoadedCase,
-    SceneError,
-    load_case,
-    load_channel,
-    save_channel_inputs,
-    save_nodes,
-    write_tumour_mask,
-)
+from MedSynthLib.panellogic import PanelLogic
+from MedSynthLib.scene import SceneError
+from MedSynthLib.sections import SECTION_GROUPS, make_collapsible
 
 PRIVACY_NOTES = """
 <p><b>Privacy.</b> Generation and fine-tuning run in the MedSynth engine on this computer (or on the engine
 you connect to by URL); no image, parameter or model leaves it, and nothing is downloaded at run time. A local
-engine listens on 127.0.0.1 only and every request carries its token.</p>
+engine listens on 127.0.0.1 only and every request carries its token. <i>Set up...</i> downloads torch and the
+engine's pinned requirements once, from PyPI and download.pytorch.org, into the engine's own environment (the engine
+itself ships with the extension); Slicer's Python gets nothing.</p>
 <p>Exported sets are anonymised: NIfTI header free-text fields are cleared, case ids are random, and the
 manifest records only the model and generation parameters. Synthetic images can still resemble the training
 data: before sharing a model fine-tuned on patient data, run <code>medsynth evaluate</code> (memorisation audit).</p>
@@ -145,7 +130,6 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._mosaicShown = ""
-        self._working: list[str] = []  # actions whose engine call runs on the worker thread
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -153,36 +137,15 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         self.logic = MedSynthLogic()
+        self.sections = make_collapsible(uiWidget, {name: getattr(self.ui, name) for name in SECTION_GROUPS},
+                                         ctk.ctkCollapsibleButton, qt.QVBoxLayout)
 
         # The .ui uses plain Qt widgets only (medsynth-studio loads the same file with PyQt5); here the volume
         # chooser becomes a MRML node combo box and the loss chart a Slicer plot view.
-        self.volumeSelector = slicer.qMRMLNodeComboBox()
-        self.volumeSelector.nodeTypes = ["vtkMRMLScalarVolumeNode"]
-        self.volumeSelector.showChildNodeTypes = False  # scalar volumes only, not label maps
-        self.volumeSelector.noneEnabled = True
-        self.volumeSelector.addEnabled = False
-        self.volumeSelector.removeEnabled = False
-        self.volumeSelector.setMRMLScene(slicer.mrmlScene)
-        self.ui.channelVolumeComboBox.parentWidget().layout().replaceWidget(self.ui.channelVolumeComboBox, self.volumeSelector)
-        self.ui.channelVolumeComboBox.hide()
-        self.volumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateGUI)
-        self.tumourVolumeSelector = slicer.qMRMLNodeComboBox()
-        self.tumourVolumeSelector.nodeTypes = ["vtkMRMLScalarVolumeNode"]
-        self.tumourVolumeSelector.showChildNodeTypes = False
-        self.tumourVolumeSelector.noneEnabled = True
-        self.tumourVolumeSelector.addEnabled = False
-        self.tumourVolumeSelector.removeEnabled = False
-        self.tumourVolumeSelector.setMRMLScene(slicer.mrmlScene)
-        self.ui.tumourVolumeComboBox.parentWidget().layout().replaceWidget(self.ui.tumourVolumeComboBox, self.tumourVolumeSelector)
-        self.ui.tumourVolumeComboBox.hide()
-        self.tumourVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateGUI)
-        self.segmentSelector = slicer.qMRMLSegmentSelectorWidget()
-        self.segmentSelector.noneEnabled = True
-        self.segmentSelector.setMRMLScene(slicer.mrmlScene)
-        self.ui.tumourSegmentComboBox.parentWidget().layout().replaceWidget(self.ui.tumourSegmentComboBox, self.segmentSelector)
-        self.ui.tumourSegmentComboBox.hide()
-        self.segmentSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateGUI)
-        self.segmentSelector.connect("currentSegmentChanged(QString)", self.updateGUI)
+        self.volumeSelector = self._mrmlSelector(self.ui.channelVolumeComboBox, self._scalarVolumeSelector())
+        self.tumourVolumeSelector = self._mrmlSelector(self.ui.tumourVolumeComboBox, self._scalarVolumeSelector())
+        self.segmentSelector = self._mrmlSelector(self.ui.tumourSegmentComboBox, slicer.qMRMLSegmentSelectorWidget(),
+                                                  "currentNodeChanged(vtkMRMLNode*)", "currentSegmentChanged(QString)")
         self.ui.tumourLabelsCheckBox.connect("toggled(bool)", self.updateGUI)
         self.plotWidget = slicer.qMRMLPlotWidget()
         self.plotWidget.setMRMLScene(slicer.mrmlScene)
@@ -192,6 +155,7 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
 
         self.ui.startEngineButton.connect("clicked(bool)", self.onStartEngine)
+        self.ui.setupEngineButton.connect("clicked()", self.onSetupEngine)
         self.ui.connectButton.connect("clicked(bool)", self.onConnect)
         self.ui.stopEngineButton.connect("clicked(bool)", self.onStopEngine)
         self.ui.generateButton.connect("clicked(bool)", self.onGenerate)
@@ -211,11 +175,28 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.timer.setInterval(self.TICK_MS)
         self.timer.connect("timeout()", self.onTimer)
         self.timer.start()
-        self._setupReaderStudy()
 
         self.ui.allowedFoldersEdit.text = os.pathsep.join(self.logic.allowedFolders())
         self.initializeParameterNode()
         self.updateGUI()
+
+    def _mrmlSelector(self, placeholder, selector, *signals: str):
+        """Put a MRML selector where the .ui has a plain combo box (the .ui stays loadable by PyQt5 for the studio)."""
+        selector.noneEnabled = True
+        selector.setMRMLScene(slicer.mrmlScene)
+        placeholder.parentWidget().layout().replaceWidget(placeholder, selector)
+        placeholder.hide()
+        for signal in signals or ("currentNodeChanged(vtkMRMLNode*)",):
+            selector.connect(signal, self.updateGUI)
+        return selector
+
+    @staticmethod
+    def _scalarVolumeSelector():
+        selector = slicer.qMRMLNodeComboBox()
+        selector.nodeTypes = ["vtkMRMLScalarVolumeNode"]
+        selector.showChildNodeTypes = False  # scalar volumes only, not label maps
+        selector.addEnabled = selector.removeEnabled = False
+        return selector
 
     def cleanup(self) -> None:
         self.timer.stop()
@@ -251,10 +232,10 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # -- actions: each shows its failure where it happened ----------------------------------------------------
 
-    def _run(self, message: str, action, waitCursor: bool = False):
+    def _run(self, message: str, action):
         self.logic.controller.error = ""
         try:
-            with slicer.util.tryWithErrorDisplay(message, waitCursor=waitCursor):
+            with slicer.util.tryWithErrorDisplay(message):
                 return action()
         except (InputError, EngineError, SceneError, OSError, ValueError) as exc:
             self.logic.controller.error = str(exc)
@@ -268,16 +249,13 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         work = self._run(message, prepare)
         if work is None:
             return
-        self._working.append(message)
 
         def finished(result) -> None:
-            self._working.remove(message)
             if done is not None:
                 self._run(message, lambda: done(result))
             self.updateGUI()
 
         def failed(exc: BaseException) -> None:
-            self._working.remove(message)
             self.logic.controller.error = str(exc)
             if not isinstance(exc, (InputError, EngineError, SceneError, OSError, ValueError)):
                 logging.error("%s %s", message, exc, exc_info=exc)
@@ -295,6 +273,18 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._fillModels()
 
         self._inBackground(_("Could not start the MedSynth engine."), lambda: self.logic.startEngineJob(python), started)
+
+    def onSetupEngine(self) -> None:
+        """The set-up dialog (MedSynthLib.enginesetup): a separate environment from the wheel shipped beside this file."""
+        from MedSynthLib.enginesetup.dialog import open_in_slicer
+
+        self._setupDialog = open_in_slicer(self.resourcePath("UI/EngineSetup.ui"), Path(__file__).resolve().parent,
+                                           self._engineReady)
+
+    def _engineReady(self, python: str) -> None:
+        self._parameterNode.enginePython = python
+        self.logic.rememberEnginePython(python)
+        self.updateGUI()
 
     def onConnect(self) -> None:
         url, credential = self._parameterNode.engineUrl, self.ui.tokenFileEdit.text.strip()
@@ -314,16 +304,10 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _fillModels(self) -> None:
         controller = self.logic.controller
-        for box, kind, name in ((self.ui.countSpinBox, "generate", "n"), (self.ui.stepsSpinBox, "finetune", "steps")):
-            maximum = controller.param_limit(kind, name, "maximum")
-            if maximum is not None:
-                box.maximum = int(maximum)
-        generators = controller.generators()
-        bases = controller.finetune_bases() if controller.session.connected else []
-        boxes = ((self.ui.modelComboBox, generators), (self.ui.baseModelComboBox, bases),
-                 (self.ui.tumourModelComboBox, controller.tumour_models()))
-        for box, ids in boxes:
-            current = box.currentText
+        for name, maximum in controller.spin_box_maxima().items():
+            getattr(self.ui, name).maximum = maximum
+        for name, ids in controller.model_choices().items():
+            box, current = getattr(self.ui, name), getattr(self.ui, name).currentText
             box.clear()
             for modelId in ids:
                 box.addItem(modelId)
@@ -414,106 +398,11 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.jobStatusLabel.text = view.job_status
         self.ui.progressBar.value = view.progress
         self.ui.errorLabel.text = view.error
-        buttons = {
-            "generateButton": "generate", "finetuneButton": "finetune", "exportButton": "export",
-            "cancelButton": "cancel", "resumeButton": "resume", "startEngineButton": "start_engine",
-            "connectButton": "start_engine", "stopEngineButton": "stop_engine", "addSegButton": "add_seg",
-            "addCtButton": "add_ct", "tumourGenerateButton": "tumour_generate", "tumourAddButton": "tumour_add",
-        }
-        for name, key in buttons.items():
+        for name, key in BUTTON_ACTIONS.items():
             getattr(self.ui, name).enabled = view.enabled[key]
             getattr(self.ui, name).toolTip = view.reasons[key]
-        self.ui.channelsStatusLabel.text = "\n".join(dict.fromkeys(r for r in (view.reasons["add_seg"], view.reasons["add_ct"]) if r))
-        self.ui.tumourStatusLabel.text = "\n".join(
-            dict.fromkeys(r for r in (view.reasons["tumour_generate"], view.reasons["tumour_add"]) if r)
-        )
-
-    # -- reader study: one blinded case at a time; the session logic is MedSynthLib.reader_study -------------
-
-    def _setupReaderStudy(self) -> None:
-        import ctk
-
-        section = ctk.ctkCollapsibleButton()
-        section.text = "Reader Study"
-        section.collapsed = True
-        self.layout.addWidget(section)
-        form = qt.QFormLayout(section)
-        self.studyFolderEdit = ctk.ctkPathLineEdit()
-        self.studyFolderEdit.filters = ctk.ctkPathLineEdit.Dirs
-        self.studyReaderEdit = qt.QLineEdit()
-        self.studyReaderEdit.placeholderText = "your initials, e.g. dr-a"
-        self.studyStartButton = qt.QPushButton("Start / continue")
-        self.studyCaseLabel = qt.QLabel("No study open.")
-        self.studyRealButton = qt.QRadioButton("Real")
-        self.studySyntheticButton = qt.QRadioButton("Synthetic")
-        self.studyAnswerGroup = qt.QButtonGroup(section)
-        self.studyAnswerGroup.addButton(self.studyRealButton)
-        self.studyAnswerGroup.addButton(self.studySyntheticButton)
-        self.studyConfidenceSpinBox = qt.QSpinBox()
-        self.studyConfidenceSpinBox.minimum = CONFIDENCE.start
-        self.studyConfidenceSpinBox.maximum = CONFIDENCE.stop - 1
-        self.studyConfidenceSpinBox.value = 3
-        self.studyConfidenceSpinBox.toolTip = "1 = a guess, 5 = certain"
-        self.studyRecordButton = qt.QPushButton("Record and next")
-        self.studyKeyEdit = ctk.ctkPathLineEdit()
-        self.studyScoreButton = qt.QPushButton("Score")
-        self.studyResultLabel = qt.QLabel("")
-        self.studyResultLabel.wordWrap = True
-        answers = qt.QHBoxLayout()
-        for widget in (self.studyRealButton, self.studySyntheticButton, qt.QLabel("confidence"), self.studyConfidenceSpinBox):
-            answers.addWidget(widget)
-        form.addRow("Study folder:", self.studyFolderEdit)
-        form.addRow("Reader:", self.studyReaderEdit)
-        form.addRow(self.studyStartButton)
-        form.addRow(self.studyCaseLabel)
-        form.addRow(answers)
-        form.addRow(self.studyRecordButton)
-        form.addRow("Answer key:", self.studyKeyEdit)
-        form.addRow(self.studyScoreButton)
-        form.addRow(self.studyResultLabel)
-        self.studyStartButton.connect("clicked()", lambda: self._study(self.onReaderStudyStart))
-        self.studyRecordButton.connect("clicked()", lambda: self._study(self.onReaderStudyRecord))
-        self.studyScoreButton.connect("clicked()", lambda: self._study(self.onReaderStudyScore))
-        self._updateReaderStudy()
-
-    def _study(self, action) -> None:
-        self.studyResultLabel.text = ""
-        try:
-            action()
-        except (ReaderStudyError, SceneError) as exc:
-            self.studyResultLabel.text = str(exc)
-        self._updateReaderStudy()
-
-    def onReaderStudyStart(self) -> None:
-        self.logic.openReaderStudy(self.studyFolderEdit.currentPath, self.studyReaderEdit.text.strip())
-        self.logic.showStudyCase()
-
-    def onReaderStudyRecord(self) -> None:
-        if self.studyAnswerGroup.checkedButton() is None:
-            raise ReaderStudyError("Choose Real or Synthetic first.")
-        answer = "real" if self.studyRealButton.checked else "synthetic"
-        self.logic.recordStudyAnswer(answer, self.studyConfidenceSpinBox.value)
-
-    def onReaderStudyScore(self) -> None:
-        result = self.logic.scoreReaderStudy(self.studyKeyEdit.currentPath)
-        self.studyResultLabel.text = (
-            f"Accuracy {result['accuracy']:.0%} on {result['answered']} of {result['total']} case(s); chance 50%."
-        )
-
-    def _updateReaderStudy(self) -> None:
-        session = self.logic.readerSession
-        self.studyAnswerGroup.exclusive = False  # clear the choice: every case needs its own answer
-        self.studyRealButton.checked = self.studySyntheticButton.checked = False
-        self.studyAnswerGroup.exclusive = True
-        if session is None:
-            self.studyCaseLabel.text = "No study open."
-        elif session.finished:
-            self.studyCaseLabel.text = f"All {session.total} case(s) answered; score with the answer key."
-        else:
-            self.studyCaseLabel.text = f"Case {session.answered + 1} of {session.total}: {session.current.id}"
-        for widget in (self.studyRealButton, self.studySyntheticButton, self.studyConfidenceSpinBox, self.studyRecordButton):
-            widget.enabled = session is not None and not session.finished
-        self.studyScoreButton.enabled = session is not None and session.answered > 0
+        self.ui.channelsStatusLabel.text = view.section_status("add_seg", "add_ct")
+        self.ui.tumourStatusLabel.text = view.section_status("tumour_generate", "tumour_add")
 
     def onAboutToQuit(self) -> None:
         """Stop an engine this panel started, unless a job still runs (then it finishes on its own)."""
@@ -528,8 +417,9 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 #
 
 
-class MedSynthLogic(ScriptedLoadableModuleLogic):
-    """Everything the panel does, usable from Slicer's Python console or a script without the widget.
+class MedSynthLogic(ScriptedLoadableModuleLogic, PanelLogic):
+    """Everything the panel does, usable from Slicer's Python console or a script without the widget; the engine
+    calls and the scene work are MedSynthLib.panellogic.PanelLogic's, Slicer's settings are here.
 
     Example::
 
@@ -539,17 +429,9 @@ class MedSynthLogic(ScriptedLoadableModuleLogic):
         while not logic.poll(): slicer.app.processEvents()
     """
 
-    POLL_S = 0.5
-
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
-        self.controller = PanelController()
-        self.background = BackgroundCalls()
-        self._polling, self._nextPoll = False, 0.0
-        self.lossPlot: LossPlot | None = None
-        self.loadedCases: list[LoadedCase] = []
-        self.readerSession: ReaderSession | None = None
-        self._studyCase: LoadedCase | None = None
+        PanelLogic.__init__(self)
 
     def getParameterNode(self) -> MedSynthParameterNode:
         return MedSynthParameterNode(super().getParameterNode())
@@ -570,7 +452,8 @@ class MedSynthLogic(ScriptedLoadableModuleLogic):
     def startEngineJob(self, python: str, stateDir: str | None = None):
         """What the GUI thread prepares to start an engine: returns the call that starts it, for a worker thread."""
         if not python:
-            raise InputError("No engine interpreter is set; choose the python of an environment where the MedSynth engine is installed.")
+            raise InputError("No engine interpreter is set: click Set up... to create the engine's environment, or choose "
+                             "the python of an environment where the MedSynth engine is installed.")
         # Another interpreter must not inherit Slicer's PYTHONHOME/PYTHONPATH/library paths.
         own = os.path.realpath(python) == os.path.realpath(sys.executable)
         env = None if own else slicer.util.startupEnvironment()
@@ -592,235 +475,6 @@ class MedSynthLogic(ScriptedLoadableModuleLogic):
     def rememberEnginePython(python: str) -> None:
         """The next session starts the same engine (a setting of this computer, not of the scene)."""
         qt.QSettings().setValue("MedSynth/EnginePython", python)
-
-    def inBackground(self, work, done=None, failed=None) -> None:
-        """Run ``work()`` (engine start, HTTP) on the worker thread; ``done``/``failed`` run later in :meth:`tick`."""
-        self.background.call(work, done, failed)
-
-    def tick(self) -> dict | None:
-        """One GUI timer tick, never waiting: finished background calls report, a poll of the followed job is queued
-        (at most one at a time, every ``POLL_S``); returns the job that has just ended (once), else None."""
-        self.background.drain()
-        now = time.monotonic()
-        if self.controller.tracker.active and not self._polling and now >= self._nextPoll:
-            self._polling, self._nextPoll = True, now + self.POLL_S
-            self.background.call(self.controller.poll, self._polled, self._pollFailed)
-        return self.controller.take_finished()
-
-    def _polled(self, job) -> None:
-        self._polling = False
-
-    def _pollFailed(self, exc: BaseException) -> None:
-        self._polling = False
-        self.controller.error = str(exc)
-
-    def connect(self, url: str, tokenOrFile: str = "") -> dict:
-        """Connect to a running engine; ``tokenOrFile`` is its token file's path or the token itself, or empty for
-        the token saved for ``url`` (MedSynthLib.credentials: the user's 0600 file, never the scene)."""
-        return self.connectJob(url, tokenOrFile)()
-
-    def connectJob(self, url: str, tokenOrFile: str = ""):
-        store = CredentialStore()
-        token = resolve_credential(tokenOrFile) or store.token(url)
-        if not token:
-            raise InputError(
-                f"No token is saved for {url.strip() or 'this engine'}; paste the engine's token or the path of its "
-                "token file (engine.token in the engine's state folder)."
-            )
-
-        def connect() -> dict:
-            health = self.controller.connect(url, token=token)
-            store.save(url, token)
-            return health
-
-        return connect
-
-    def shutdown(self) -> str:
-        """Stop an engine started here unless a job runs; says what happened."""
-        process = self.controller.session.process
-        if process is None:
-            return ""
-        if self.controller.stop_engine():
-            return "The MedSynth engine was stopped."
-        return f"The MedSynth engine keeps running (pid {process.pid}) to finish its {self.controller.tracker.kind} job."
-
-    # -- jobs: each xxxJob reads the scene and the parameters (GUI thread) and returns the engine call, which the
-    # panel runs on the worker thread (inBackground); the plain methods run both at once, for scripts.
-
-    def generate(self, parameters: MedSynthParameterNode, model: str) -> dict:
-        return self.generateJob(parameters, model)()
-
-    def generateJob(self, parameters: MedSynthParameterNode, model: str):
-        inputs = {"model": model, "count": parameters.count, "seed": parameters.seed, "channels": parameters.channels,
-                  "tumour": parameters.tumour, "voxel_size": parameters.voxelSize}
-        return lambda: self.controller.generate(**inputs)
-
-    def finetune(self, parameters: MedSynthParameterNode, model: str) -> dict:
-        return self.finetuneJob(parameters, model)()
-
-    def finetuneJob(self, parameters: MedSynthParameterNode, model: str):
-        inputs = {"data": parameters.dataFolder, "model": model, "channels": parameters.finetuneChannels,
-                  "steps": parameters.steps}
-        return lambda: self.controller.finetune(**inputs)
-
-    def export(self, parameters: MedSynthParameterNode) -> dict:
-        return self.exportJob(parameters)()
-
-    def exportJob(self, parameters: MedSynthParameterNode):
-        inputs = {"out": parameters.exportFolder, "layout": parameters.layout, "channels": parameters.exportChannels,
-                  "audit_against": parameters.exportAuditAgainst}
-        return lambda: self.controller.export(**inputs)
-
-    def poll(self) -> dict | None:
-        """Poll the followed job now (waits on the engine: scripts, not the GUI); returns the job that just ended."""
-        self.controller.poll()
-        return self.controller.take_finished()
-
-    @staticmethod
-    def _caseName(volumeNode) -> str:
-        return volumeNode.GetAttribute(CASE_ATTRIBUTE) or volumeNode.GetName()
-
-    def addChannel(self, channel: str, volumeNode, model: str | None = None) -> dict:
-        """Save ``volumeNode`` (with its case's other MR sequences) where the engine reads it, submit add-channel.
-
-        When the job succeeds, :meth:`loadResult` shows the new segmentation or CT.
-        """
-        return self.addChannelJob(channel, volumeNode, model)()
-
-    def addChannelJob(self, channel: str, volumeNode, model: str | None = None):
-        reason = self.controller.channel_tool_reason(channel, volumeNode.GetName() if volumeNode else None)
-        if reason:
-            raise InputError(reason)
-        caseDir = self.controller.input_folder(self._caseName(volumeNode))
-        save_channel_inputs(volumeNode, caseDir, slicer.mrmlScene)
-        return lambda: self.controller.add_channel(channel, caseDir, model)
-
-    def _tumourMask(self, segmentationNode, segmentId, asLabels: bool, reference=None):
-        """The drawn tumour written as a NIfTI mask for the engine: (path, whether it is an outline)."""
-        if segmentationNode is None or (not asLabels and not segmentId):
-            raise InputError("Select the drawn tumour: a segmentation and one of its segments.")
-        path = self.controller.input_folder("tumour").parent / "tumour-mask.nii.gz"
-        outline = write_tumour_mask(segmentationNode, path, None if asLabels else segmentId, reference, slicer.mrmlScene)
-        return path, outline
-
-    def generateWithTumour(self, parameters: MedSynthParameterNode, model: str, segmentationNode, segmentId) -> dict:
-        """A new case whose tumour is the drawn one (a mask-conditioned model such as ldm3d-phantom)."""
-        return self.generateWithTumourJob(parameters, model, segmentationNode, segmentId)()
-
-    def generateWithTumourJob(self, parameters: MedSynthParameterNode, model: str, segmentationNode, segmentId):
-        reason = self.controller.tumour_reason("generate", segmentId or ("all" if parameters.tumourLabels else None))
-        if reason:
-            raise InputError(reason)
-        mask, outline = self._tumourMask(segmentationNode, segmentId, parameters.tumourLabels)
-        seed = parameters.tumourSeed
-        return lambda: self.controller.generate_with_tumour(mask=mask, outline=outline, model=model, seed=seed)
-
-    def addTumour(self, parameters: MedSynthParameterNode, model: str, segmentationNode, segmentId, volumeNode) -> dict:
-        """The drawn tumour added to the case of ``volumeNode`` (voxels change only within the margin)."""
-        return self.addTumourJob(parameters, model, segmentationNode, segmentId, volumeNode)()
-
-    def addTumourJob(self, parameters: MedSynthParameterNode, model: str, segmentationNode, segmentId, volumeNode):
-        segment = segmentId or ("all" if parameters.tumourLabels else None)
-        reason = self.controller.tumour_reason("add", segment, volumeNode.GetName() if volumeNode else None)
-        if reason:
-            raise InputError(reason)
-        mask, outline = self._tumourMask(segmentationNode, segmentId, parameters.tumourLabels, reference=volumeNode)
-        caseDir = self.controller.input_folder(self._caseName(volumeNode))
-        save_channel_inputs(volumeNode, caseDir, slicer.mrmlScene)
-        inputs = {"case_dir": caseDir, "mask": mask, "outline": outline, "model": model, "seed": parameters.tumourSeed,
-                  "margin_mm": parameters.tumourMargin, "steps": parameters.tumourSteps or None}
-        return lambda: self.controller.add_tumour(**inputs)
-
-    def loadResult(self, job: dict):
-        """Show what a succeeded job made: a generated or tumour-added case, or the new seg/CT channel's node(s)."""
-        what = result_to_load(job)
-        if what is None:
-            return None
-        kind, value = what
-        if kind == "case":
-            return self.loadCase(value)
-        nodes = [load_channel(path, slicer.mrmlScene) for path in value]
-        for node in nodes:
-            if node.IsA("vtkMRMLSegmentationNode"):
-                display = node.GetDisplayNode()
-                display.SetVisibility(True)
-                display.SetVisibility2DFill(True)
-                display.SetOpacity2DFill(0.5)
-            else:
-                slicer.util.setSliceViewerLayers(background=node, fit=True)
-        return nodes
-
-    # -- scene ------------------------------------------------------------------------------------------
-
-    def loadCase(self, caseDir, show: bool = True) -> LoadedCase:
-        """Load a case folder as volume nodes and a BraTS segmentation, and show it in the slice views."""
-        loaded = load_case(Path(caseDir), slicer.mrmlScene)
-        self.loadedCases.append(loaded)
-        if show:
-            self.showCase(loaded)
-        return loaded
-
-    @staticmethod
-    def showCase(loaded: LoadedCase) -> None:
-        """FLAIR (or the first channel) in the background of every slice view, the segmentation overlaid."""
-        background = loaded.volumes.get("flair") or next(iter(loaded.volumes.values()), None)
-        if background is not None:
-            slicer.util.setSliceViewerLayers(background=background, foreground=None, label=None, fit=True)
-        if loaded.segmentation is not None:
-            display = loaded.segmentation.GetDisplayNode()
-            display.SetVisibility(True)
-            display.SetVisibility2DFill(True)
-            display.SetOpacity2DFill(0.5)
-            if background is not None:
-                loaded.segmentation.SetReferenceImageGeometryParameterFromVolumeNode(background)
-
-    # -- reader study -------------------------------------------------------------------------------------
-
-    def openReaderStudy(self, studyDir, reader: str) -> ReaderSession:
-        """Open a blinded study written by ``medsynth reader-study`` for one reader (continues after saved answers)."""
-        self.readerSession = ReaderSession(Path(studyDir), reader)
-        return self.readerSession
-
-    def showStudyCase(self) -> LoadedCase | None:
-        """Show the reader's current case, removing the previous study case from the scene; None when finished."""
-        if self.readerSession is None:
-            raise ReaderStudyError("Open a reader study first.")
-        if self._studyCase is not None:
-            for node in self._studyCase.nodes:
-                if slicer.mrmlScene.IsNodePresent(node):
-                    slicer.mrmlScene.RemoveNode(node)
-            self.loadedCases = [c for c in self.loadedCases if c is not self._studyCase]
-            self._studyCase = None
-        case = self.readerSession.current
-        if case is not None:
-            self._studyCase = self.loadCase(next(iter(case.files.values())).parent)
-        return self._studyCase
-
-    def recordStudyAnswer(self, answer: str, confidence: int) -> LoadedCase | None:
-        """Save the answer for the shown case and show the next one."""
-        if self.readerSession is None:
-            raise ReaderStudyError("Open a reader study first.")
-        self.readerSession.record(answer, confidence)
-        return self.showStudyCase()
-
-    def scoreReaderStudy(self, keyFile) -> dict:
-        """Accuracy of this reader's answers against the organiser's key (see MedSynthLib.reader_study.score)."""
-        if self.readerSession is None:
-            raise ReaderStudyError("Open a reader study first.")
-        return score(self.readerSession, Path(keyFile))
-
-    @staticmethod
-    def saveNodes(nodes, caseDir) -> dict:
-        """Write volume/segmentation nodes as a BraTS-style case folder the engine can read (fine-tune data)."""
-        return save_nodes(nodes, Path(caseDir), slicer.mrmlScene)
-
-    def updateLossPlot(self, losses) -> vtk.vtkObject:
-        """Add the rows of ``losses`` not plotted yet to the loss chart (its own scene, see MedSynthLib.lossplot);
-        returns the plot view node that shows it."""
-        if self.lossPlot is None:
-            self.lossPlot = LossPlot()
-        self.lossPlot.update(losses)
-        return self.lossPlot.view
 
 
 #

@@ -60,12 +60,20 @@ __all__ = [
     "result_to_load",
     "validate_add_channel",
     "validate_tumour",
+    "BUTTON_ACTIONS",
 ]
 
 #: The mask-conditioned model the Tumour section uses unless another is chosen (ldm3d, latent diffusion).
 TUMOUR_MODEL = "ldm3d-phantom"
 #: The embedded default model comes first in the panel's list; the rest follow in the engine's order.
 DEFAULT_MODEL = "phantom"
+#: The .ui's buttons and the :attr:`PanelView.enabled` / ``reasons`` key each one follows (Slicer module and studio).
+BUTTON_ACTIONS = {
+    "generateButton": "generate", "finetuneButton": "finetune", "exportButton": "export", "cancelButton": "cancel",
+    "resumeButton": "resume", "startEngineButton": "start_engine", "connectButton": "start_engine",
+    "stopEngineButton": "stop_engine", "addSegButton": "add_seg", "addCtButton": "add_ct",
+    "tumourGenerateButton": "tumour_generate", "tumourAddButton": "tumour_add",
+}
 
 
 @dataclass
@@ -78,6 +86,10 @@ class PanelView:
     enabled: dict[str, bool]
     reasons: dict[str, str]
     error: str = ""
+
+    def section_status(self, *keys: str) -> str:
+        """What a section's buttons lack, each reason once (the Channels and Tumour sections' status lines)."""
+        return "\n".join(dict.fromkeys(self.reasons[key] for key in keys if self.reasons[key]))
 
 
 class PanelController:
@@ -163,6 +175,17 @@ class PanelController:
     def validity_text(self, model_id: str) -> str:
         """The model's validity row on the phantom benchmark in one line (shown under the model choice), or ""."""
         return next((validity_summary(m) for m in self.models if m.get("id") == model_id), "")
+
+    def spin_box_maxima(self) -> dict[str, int]:
+        """The .ui's spin boxes and the engine's upper limits for them (``GET /job-kinds``), where it states one."""
+        limits = {"countSpinBox": ("generate", "n"), "stepsSpinBox": ("finetune", "steps")}
+        found = {box: self.param_limit(kind, name, "maximum") for box, (kind, name) in limits.items()}
+        return {box: int(value) for box, value in found.items() if value is not None}
+
+    def model_choices(self) -> dict[str, list[str]]:
+        """Each model combo box of the .ui and the models it offers now."""
+        bases = self.finetune_bases() if self.session.connected else []
+        return {"modelComboBox": self.generators(), "baseModelComboBox": bases, "tumourModelComboBox": self.tumour_models()}
 
     def tumour_models(self) -> list[str]:
         """Mask-conditioned models for the Tumour section (their rows' ``mask`` capability), the shipped default first."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ANSWERS", "CONFIDENCE", "StudyCase", "ReaderStudyError", "ReaderSession", "score"]
+__all__ = ["ANSWERS", "CONFIDENCE", "StudyCase", "ReaderStudyError", "ReaderSession", "score", "describe_score"]
 
 ANSWERS = ("real", "synthetic")
 CONFIDENCE = range(1, 6)  # 1 guess ... 5 certain
@@ -134,3 +134,16 @@ def score(session: ReaderSession, key: Path | str) -> dict[str, Any]:
         "confusion": {f"{t}->{a}": sum(1 for x in rows if x[0] == t and x[1] == a) for t in ANSWERS for a in ANSWERS},
         "chance": 0.5,
     }
+
+
+def describe_score(result: dict) -> str:
+    """One line for the panel: overall accuracy, per truth, and chance."""
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.0f}%"
+
+    by = result["by_truth"]
+    return (
+        f"Accuracy {pct(result['accuracy'])} on {result['answered']} of {result['total']} case(s) "
+        f"(real {pct(by['real']['accuracy'])}, synthetic {pct(by['synthetic']['accuracy'])}; chance 50%)."
+    )

@@ -17,7 +17,7 @@ import numpy as np
 from PyQt5 import QtCore, QtGui, QtWidgets, uic
 
 from ..client import EngineError
-from ..controller import InputError, PanelController, latest_mosaic, loss_series, result_to_load
+from ..controller import BUTTON_ACTIONS, InputError, PanelController, latest_mosaic, loss_series, result_to_load
 from ..launcher import default_state_dir
 from ..scene import MR_CHANNELS, SceneError, case_channel_files
 from .volumes import CaseImages
@@ -25,23 +25,17 @@ from .volumes import CaseImages
 __all__ = ["StudioPanel", "LossChart", "find_ui_file"]
 
 _SERIES_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd")
-_BUTTONS = {
-    "generateButton": "generate", "finetuneButton": "finetune", "exportButton": "export", "cancelButton": "cancel",
-    "resumeButton": "resume", "startEngineButton": "start_engine", "connectButton": "start_engine",
-    "stopEngineButton": "stop_engine", "addSegButton": "add_seg", "addCtButton": "add_ct",
-    "tumourGenerateButton": "tumour_generate", "tumourAddButton": "tumour_add",
-}
 #: The Tumour section's choices for the drawn tumour in the studio.
 SPHERE, MASK_FILE = "Sphere: click a view to place it", "Mask file"
 
 
-def find_ui_file() -> Path:
-    """The panel layout shared with the Slicer module (``MedSynth/Resources/UI/MedSynth.ui`` in the source tree)."""
+def find_ui_file(name: str = "MedSynth.ui") -> Path:
+    """A layout shared with the Slicer modules (``MedSynth/Resources/UI/<name>`` in the source tree)."""
     here = Path(__file__).resolve()
-    for candidate in (here.parent / "MedSynth.ui", here.parents[2] / "MedSynth" / "Resources" / "UI" / "MedSynth.ui"):
+    for candidate in (here.parent / name, here.parents[2] / "MedSynth" / "Resources" / "UI" / name):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError("MedSynth.ui was not found; run medsynth-studio from a MedSynth source checkout (pip install -e .).")
+    raise FileNotFoundError(f"{name} was not found; run medsynth-studio from a MedSynth source checkout (pip install -e .).")
 
 
 class LossChart(QtWidgets.QWidget):
@@ -108,6 +102,7 @@ class StudioPanel(QtWidgets.QWidget):
         self.finetuneButton.clicked.connect(lambda: self.guard(self.on_finetune))
         self.exportButton.clicked.connect(lambda: self.guard(self.on_export))
         self.startEngineButton.clicked.connect(lambda: self.guard(self.on_start_engine, busy=True))
+        self.setupEngineButton.hide()  # Slicer's set-up; the studio runs from a checkout, whose .venv has the engine
         self.connectButton.clicked.connect(lambda: self.guard(self.on_connect, busy=True))
         self.stopEngineButton.clicked.connect(lambda: self.guard(self.on_stop_engine))
         self.addSegButton.clicked.connect(lambda: self.guard(lambda: self.on_channel_tool("seg")))
@@ -187,10 +182,8 @@ class StudioPanel(QtWidgets.QWidget):
         self._fill_models()
 
     def _fill_models(self) -> None:
-        generators = self.controller.generators()
-        bases = self.controller.finetune_bases() if self.controller.session.connected else []
-        tumour = self.controller.tumour_models()
-        for box, ids in ((self.modelComboBox, generators), (self.baseModelComboBox, bases), (self.tumourModelComboBox, tumour)):
+        for name, ids in self.controller.model_choices().items():
+            box = getattr(self, name)
             current = box.currentText()
             box.clear()
             box.addItems(ids)
@@ -370,14 +363,12 @@ class StudioPanel(QtWidgets.QWidget):
         self.jobStatusLabel.setText(view.job_status)
         self.progressBar.setValue(view.progress)
         self.errorLabel.setText(view.error)
-        for widget_name, key in _BUTTONS.items():
+        for widget_name, key in BUTTON_ACTIONS.items():
             button = getattr(self, widget_name)
             button.setEnabled(view.enabled[key])
             button.setToolTip(view.reasons[key])
-        missing = dict.fromkeys(r for r in (view.reasons["add_seg"], view.reasons["add_ct"]) if r)
-        self.channelsStatusLabel.setText("\n".join(missing))
-        tumour = dict.fromkeys(r for r in (view.reasons["tumour_generate"], view.reasons["tumour_add"]) if r)
-        self.tumourStatusLabel.setText("\n".join(tumour))
+        self.channelsStatusLabel.setText(view.section_status("add_seg", "add_ct"))
+        self.tumourStatusLabel.setText(view.section_status("tumour_generate", "tumour_add"))
 
     def shutdown(self) -> str:
         """On window close: stop an engine we started unless a job runs; returns what happened, in a sentence."""

@@ -9,24 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PyQt5 import QtCore, QtWidgets
+from PyQt5 import QtCore, QtWidgets, uic
 
-from ..reader_study import CONFIDENCE, ReaderSession, ReaderStudyError, score
+from ..reader_study import CONFIDENCE, ReaderSession, ReaderStudyError, describe_score, score
+from .panel import find_ui_file
 
-__all__ = ["ReaderStudyWidget", "describe_score"]
-
-
-def describe_score(result: dict) -> str:
-    """One line for the panel: overall accuracy, per truth, and chance."""
-
-    def pct(value: float | None) -> str:
-        return "n/a" if value is None else f"{100 * value:.0f}%"
-
-    by = result["by_truth"]
-    return (
-        f"Accuracy {pct(result['accuracy'])} on {result['answered']} of {result['total']} case(s) "
-        f"(real {pct(by['real']['accuracy'])}, synthetic {pct(by['synthetic']['accuracy'])}; chance 50%)."
-    )
+__all__ = ["ReaderStudyWidget"]
 
 
 class ReaderStudyWidget(QtWidgets.QGroupBox):
@@ -38,46 +26,14 @@ class ReaderStudyWidget(QtWidgets.QGroupBox):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__("Reader Study", parent)
         self.session: ReaderSession | None = None
-        form = QtWidgets.QFormLayout(self)
-        self.studyEdit = QtWidgets.QLineEdit()
-        self.studyEdit.setPlaceholderText("folder written by medsynth reader-study")
-        self.readerEdit = QtWidgets.QLineEdit()
-        self.readerEdit.setPlaceholderText("your initials, e.g. dr-a")
-        self.startButton = QtWidgets.QPushButton("Start / continue")
-        self.caseLabel = QtWidgets.QLabel("No study open.")
-        self.realButton = QtWidgets.QRadioButton("Real")
-        self.syntheticButton = QtWidgets.QRadioButton("Synthetic")
+        inner = uic.loadUi(str(find_ui_file("MedSynthReaderStudy.ui")))  # the Slicer module's layout
+        QtWidgets.QVBoxLayout(self).addWidget(inner)
+        for child in inner.findChildren(QtWidgets.QWidget):
+            setattr(self, child.objectName(), child)
         self.answerGroup = QtWidgets.QButtonGroup(self)
         for button in (self.realButton, self.syntheticButton):
             self.answerGroup.addButton(button)
-        self.confidenceSpinBox = QtWidgets.QSpinBox()
         self.confidenceSpinBox.setRange(CONFIDENCE.start, CONFIDENCE.stop - 1)
-        self.confidenceSpinBox.setValue(3)
-        self.confidenceSpinBox.setToolTip("1 = a guess, 5 = certain")
-        self.submitButton = QtWidgets.QPushButton("Record and next")
-        self.keyEdit = QtWidgets.QLineEdit()
-        self.keyEdit.setPlaceholderText("answer key (the organiser's file)")
-        self.scoreButton = QtWidgets.QPushButton("Score")
-        self.resultLabel = QtWidgets.QLabel("")
-        self.resultLabel.setWordWrap(True)
-        self.errorLabel = QtWidgets.QLabel("")
-        self.errorLabel.setWordWrap(True)
-        self.errorLabel.setStyleSheet("color: #b00")
-        answers = QtWidgets.QHBoxLayout()
-        answers.addWidget(self.realButton)
-        answers.addWidget(self.syntheticButton)
-        answers.addWidget(QtWidgets.QLabel("confidence"))
-        answers.addWidget(self.confidenceSpinBox)
-        form.addRow("Study folder", self.studyEdit)
-        form.addRow("Reader", self.readerEdit)
-        form.addRow(self.startButton)
-        form.addRow(self.caseLabel)
-        form.addRow(answers)
-        form.addRow(self.submitButton)
-        form.addRow("Answer key", self.keyEdit)
-        form.addRow(self.scoreButton)
-        form.addRow(self.resultLabel)
-        form.addRow(self.errorLabel)
         self.startButton.clicked.connect(lambda: self._guard(self.start))
         self.submitButton.clicked.connect(lambda: self._guard(self.submit))
         self.scoreButton.clicked.connect(lambda: self._guard(self.score_study))

@@ -296,3 +296,16 @@ def test_finetune_bases_prefer_trainable_models():
     assert controller.finetune_bases() == ["pgan3d-brats"]
     controller.models[1:1] = [{"id": "ldm3d-phantom", "kind": "diffusion"}]  # listed before the GAN by the engine
     assert controller.finetune_bases() == ["pgan3d-brats", "ldm3d-phantom"]
+
+
+def test_spin_box_limits_and_section_status_follow_the_engine():
+    controller = PanelController()
+    assert controller.spin_box_maxima() == {}  # no engine yet: the .ui's own limits stay
+    controller.job_kinds = job_kinds_document()["kinds"]
+    maxima = controller.spin_box_maxima()
+    assert maxima["countSpinBox"] == job_kinds_document()["kinds"]["generate"]["params_schema"]["properties"]["n"]["maximum"]
+    assert set(maxima) == {"countSpinBox", "stepsSpinBox"} and all(isinstance(v, int) for v in maxima.values())
+    view = controller.view({"volume": "case t1"})
+    reasons = view.section_status("add_seg", "add_ct").split("\n")
+    assert reasons == list(dict.fromkeys(view.reasons[k] for k in ("add_seg", "add_ct")))  # each reason once
+    assert set(controller.model_choices()) == {"modelComboBox", "baseModelComboBox", "tumourModelComboBox"}

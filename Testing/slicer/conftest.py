@@ -20,3 +20,9 @@ def medsynth():
     if str(MODULE_DIR) not in sys.path:
         sys.path.insert(0, str(MODULE_DIR))
     return importlib.import_module("MedSynth")
+
+
+@pytest.fixture
+def reader_study_module(medsynth):
+    """The ``MedSynthReaderStudy`` module (MedSynth/MedSynthReaderStudy.py), through the same harness."""
+    return importlib.import_module("MedSynthReaderStudy")

@@ -32,6 +32,16 @@ def test_slicer_discovery_runs_green_on_real_mrml(medsynth):
     assert [test.id().rsplit(".", 1)[-1] for test, _ in result.skipped] == ["test_GenerateThroughEngine"]  # no engine set
 
 
+def test_reader_study_module_is_discovered_and_runs(reader_study_module):
+    import harness
+
+    tests = [test.id().rsplit(".", 1)[-1] for test in _flatten(unittest.TestLoader().loadTestsFromName("MedSynthReaderStudy"))]
+    assert tests == ["test_NoStudyOpen"]
+    if harness.HAS_MRML:
+        result = unittest.TextTestRunner(stream=io.StringIO()).run(unittest.TestLoader().loadTestsFromName("MedSynthReaderStudy"))
+        assert result.wasSuccessful() and result.testsRun == 1
+
+
 def _flatten(suite):
     for item in suite:
         if isinstance(item, unittest.TestSuite):

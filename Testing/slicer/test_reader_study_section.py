@@ -1,4 +1,4 @@
-"""The Slicer module's Reader Study logic on real MRML: one blinded case in the scene at a time, answers saved,
+"""The MedSynthReaderStudy module's logic on real MRML: one blinded case in the scene at a time, answers saved,
 the score against the organiser's key."""
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ def _study_volumes() -> list[str]:
     return sorted(n.GetName() for n in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode") if n.GetName().startswith("case-"))
 
 
-def test_reader_study_shows_one_case_at_a_time_and_scores(medsynth, study):
+def test_reader_study_shows_one_case_at_a_time_and_scores(reader_study_module, study):
     folder, key_path = study
-    logic = medsynth.MedSynthLogic()
-    with pytest.raises(medsynth.ReaderStudyError, match="Open a reader study"):
+    logic = reader_study_module.MedSynthReaderStudyLogic()
+    with pytest.raises(reader_study_module.ReaderStudyError, match="Open a reader study"):
         logic.showStudyCase()
     session = logic.openReaderStudy(folder, "dr-s")
     loaded = logic.showStudyCase()

@@ -1,0 +1,163 @@
+"""MedSynth Reader Study: a clinician says, case by case and blinded, whether a brain MRI is real or synthetic.
+
+A scripted module of its own (Slicer's convention: one module class per file, named as the file), beside MedSynth in
+the same extension. The study folder is written by ``medsynth reader-study``; the session logic (order, answers
+saved at once, scoring against the organiser's key) is ``MedSynthLib.reader_study``, shared with medsynth-studio,
+which loads the same ``Resources/UI/MedSynthReaderStudy.ui``. Only the case being read is in the scene.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import slicer
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+
+try:
+    import MedSynthLib  # noqa: F401 - shipped beside this file in the extension
+except ImportError:  # running from a source checkout: MedSynthLib sits one folder up
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from MedSynthLib.reader_study import ReaderSession, ReaderStudyError, describe_score, score
+from MedSynthLib.scene import LoadedCase, SceneError, load_case, remove_node
+from MedSynthLib.scene.display import show_case
+
+
+class MedSynthReaderStudy(ScriptedLoadableModule):
+    """Module description shown in Slicer's module list and help panel."""
+
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("MedSynth Reader Study")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
+        self.parent.dependencies = []
+        self.parent.contributors = ["MedSynth contributors"]
+        self.parent.helpText = _(
+            "A blinded reader study: open the folder written by 'medsynth reader-study', enter your initials and "
+            "say for each case whether it is real or synthetic and how sure you are. Every answer is saved at once; "
+            "Start / continue resumes after the last one. The organiser scores the answers with the answer key."
+        )
+        self.parent.acknowledgementText = _("Built on 3D Slicer's scripted module template.")
+
+
+class MedSynthReaderStudyWidget(ScriptedLoadableModuleWidget):
+    """Wires ``Resources/UI/MedSynthReaderStudy.ui`` to the logic; errors go to the panel's red line."""
+
+    def setup(self) -> None:
+        import qt
+
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/MedSynthReaderStudy.ui"))
+        self.layout.addWidget(uiWidget)
+        self.layout.addStretch(1)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        self.logic = MedSynthReaderStudyLogic()
+        self.answerGroup = qt.QButtonGroup(uiWidget)
+        self.answerGroup.addButton(self.ui.realButton)
+        self.answerGroup.addButton(self.ui.syntheticButton)
+        self.ui.startButton.connect("clicked()", lambda: self._guard(self.onStart))
+        self.ui.submitButton.connect("clicked()", lambda: self._guard(self.onRecord))
+        self.ui.scoreButton.connect("clicked()", lambda: self._guard(self.onScore))
+        self._update()
+
+    def _guard(self, action) -> None:
+        self.ui.errorLabel.text = ""
+        try:
+            action()
+        except (ReaderStudyError, SceneError) as exc:
+            self.ui.errorLabel.text = str(exc)
+        self._update()
+
+    def onStart(self) -> None:
+        self.logic.openReaderStudy(self.ui.studyEdit.text.strip(), self.ui.readerEdit.text.strip())
+        self.logic.showStudyCase()
+
+    def onRecord(self) -> None:
+        if self.answerGroup.checkedButton() is None:
+            raise ReaderStudyError(_("Choose Real or Synthetic first."))
+        answer = "real" if self.ui.realButton.checked else "synthetic"
+        self.logic.recordStudyAnswer(answer, self.ui.confidenceSpinBox.value)
+
+    def onScore(self) -> None:
+        self.ui.resultLabel.text = describe_score(self.logic.scoreReaderStudy(self.ui.keyEdit.text.strip()))
+
+    def _update(self) -> None:
+        session = self.logic.readerSession
+        self.answerGroup.exclusive = False  # clear the choice: every case needs its own answer
+        self.ui.realButton.checked = self.ui.syntheticButton.checked = False
+        self.answerGroup.exclusive = True
+        if session is None:
+            self.ui.caseLabel.text = _("No study open.")
+        elif session.finished:
+            self.ui.caseLabel.text = f"All {session.total} case(s) answered; score with the answer key."
+        else:
+            self.ui.caseLabel.text = f"Case {session.answered + 1} of {session.total}: {session.current.id}"
+        reading = session is not None and not session.finished
+        for widget in (self.ui.realButton, self.ui.syntheticButton, self.ui.confidenceSpinBox, self.ui.submitButton):
+            widget.enabled = reading
+        self.ui.scoreButton.enabled = session is not None and session.answered > 0
+
+
+class MedSynthReaderStudyLogic(ScriptedLoadableModuleLogic):
+    """One reader's session; usable from Slicer's Python console without the widget."""
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        self.readerSession: ReaderSession | None = None
+        self.studyCase: LoadedCase | None = None
+
+    def openReaderStudy(self, studyDir, reader: str) -> ReaderSession:
+        """Open a blinded study written by ``medsynth reader-study`` for one reader (continues after saved answers)."""
+        self.readerSession = ReaderSession(Path(studyDir), reader)
+        return self.readerSession
+
+    def _session(self) -> ReaderSession:
+        if self.readerSession is None:
+            raise ReaderStudyError("Open a reader study first.")
+        return self.readerSession
+
+    def showStudyCase(self) -> LoadedCase | None:
+        """Show the reader's current case, removing the previous study case from the scene; None when finished."""
+        case = self._session().current
+        if self.studyCase is not None:
+            for node in self.studyCase.nodes:
+                remove_node(slicer.mrmlScene, node)
+            self.studyCase = None
+        if case is not None:
+            self.studyCase = load_case(next(iter(case.files.values())).parent, slicer.mrmlScene)
+            show_case(self.studyCase)
+        return self.studyCase
+
+    def recordStudyAnswer(self, answer: str, confidence: int) -> LoadedCase | None:
+        """Save the answer for the shown case and show the next one."""
+        self._session().record(answer, confidence)
+        return self.showStudyCase()
+
+    def scoreReaderStudy(self, keyFile) -> dict:
+        """Accuracy of this reader's answers against the organiser's key (see MedSynthLib.reader_study.score)."""
+        return score(self._session(), Path(keyFile))
+
+
+class MedSynthReaderStudyTest(ScriptedLoadableModuleTest):
+    """Self-test inside Slicer (Developer Tools > Reload and Test)."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_NoStudyOpen()
+
+    def test_NoStudyOpen(self):
+        logic = MedSynthReaderStudyLogic()
+        with self.assertRaisesRegex(ReaderStudyError, "Open a reader study first"):
+            logic.showStudyCase()
+        self.assertIsNone(logic.studyCase)

@@ -1,0 +1,224 @@
+"""What the MedSynth module's Logic does besides Slicer's settings: engine calls and scene work, never waiting.
+
+Each ``xxxJob`` method reads the parameters and the MRML scene (on the GUI thread) and returns the engine call,
+which the panel runs on the worker thread (:meth:`PanelLogic.inBackground`); the plain methods run both at once,
+for scripts. ``parameters`` is the module's parameter node (any object with its attributes). ``MedSynthLogic``
+(MedSynth/MedSynth.py) mixes this in beside ``ScriptedLoadableModuleLogic``. Needs Slicer's MRML, imports no Qt.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from .background import BackgroundCalls
+from .controller import InputError, PanelController, result_to_load
+from .credentials import CredentialStore, resolve_credential
+from .lossplot import LossPlot
+from .scene import (
+    CASE_ATTRIBUTE,
+    LoadedCase,
+    load_case,
+    load_channel,
+    save_channel_inputs,
+    save_nodes,
+    write_tumour_mask,
+)
+from .scene.display import show_case, show_channel_nodes
+
+__all__ = ["PanelLogic"]
+
+
+class PanelLogic:
+    """The engine link (start, connect, poll, shutdown), the jobs and loading their results into ``slicer.mrmlScene``."""
+
+    POLL_S = 0.5
+
+    def __init__(self) -> None:
+        self.controller = PanelController()
+        self.background = BackgroundCalls()
+        self._polling, self._nextPoll = False, 0.0
+        self.lossPlot: LossPlot | None = None
+        self.loadedCases: list[LoadedCase] = []
+
+    @property
+    def scene(self) -> Any:
+        import slicer  # Slicer's, or PyPI slicer-core's in tests
+
+        return slicer.mrmlScene
+
+    def inBackground(self, work, done=None, failed=None) -> None:
+        """Run ``work()`` (engine start, HTTP) on the worker thread; ``done``/``failed`` run later in :meth:`tick`."""
+        self.background.call(work, done, failed)
+
+    def tick(self) -> dict | None:
+        """One GUI timer tick, never waiting: finished background calls report, a poll of the followed job is queued
+        (at most one at a time, every ``POLL_S``); returns the job that has just ended (once), else None."""
+        self.background.drain()
+        now = time.monotonic()
+        if self.controller.tracker.active and not self._polling and now >= self._nextPoll:
+            self._polling, self._nextPoll = True, now + self.POLL_S
+            self.background.call(self.controller.poll, self._polled, self._pollFailed)
+        return self.controller.take_finished()
+
+    def _polled(self, job) -> None:
+        self._polling = False
+
+    def _pollFailed(self, exc: BaseException) -> None:
+        self._polling = False
+        self.controller.error = str(exc)
+
+    def connect(self, url: str, tokenOrFile: str = "") -> dict:
+        """Connect to a running engine; ``tokenOrFile`` is its token file's path or the token itself, or empty for
+        the token saved for ``url`` (MedSynthLib.credentials: the user's 0600 file, never the scene)."""
+        return self.connectJob(url, tokenOrFile)()
+
+    def connectJob(self, url: str, tokenOrFile: str = ""):
+        store = CredentialStore()
+        token = resolve_credential(tokenOrFile) or store.token(url)
+        if not token:
+            raise InputError(
+                f"No token is saved for {url.strip() or 'this engine'}; paste the engine's token or the path of its "
+                "token file (engine.token in the engine's state folder)."
+            )
+
+        def connect() -> dict:
+            health = self.controller.connect(url, token=token)
+            store.save(url, token)
+            return health
+
+        return connect
+
+    def shutdown(self) -> str:
+        """Stop an engine started here unless a job runs; says what happened."""
+        process = self.controller.session.process
+        if process is None:
+            return ""
+        if self.controller.stop_engine():
+            return "The MedSynth engine was stopped."
+        return f"The MedSynth engine keeps running (pid {process.pid}) to finish its {self.controller.tracker.kind} job."
+
+    # -- jobs: each xxxJob reads the scene and the parameters (GUI thread) and returns the engine call, which the
+    # panel runs on the worker thread (inBackground); the plain methods run both at once, for scripts.
+
+    def generate(self, parameters: Any, model: str) -> dict:
+        return self.generateJob(parameters, model)()
+
+    def generateJob(self, parameters: Any, model: str):
+        inputs = {"model": model, "count": parameters.count, "seed": parameters.seed, "channels": parameters.channels,
+                  "tumour": parameters.tumour, "voxel_size": parameters.voxelSize}
+        return lambda: self.controller.generate(**inputs)
+
+    def finetune(self, parameters: Any, model: str) -> dict:
+        return self.finetuneJob(parameters, model)()
+
+    def finetuneJob(self, parameters: Any, model: str):
+        inputs = {"data": parameters.dataFolder, "model": model, "channels": parameters.finetuneChannels,
+                  "steps": parameters.steps}
+        return lambda: self.controller.finetune(**inputs)
+
+    def export(self, parameters: Any) -> dict:
+        return self.exportJob(parameters)()
+
+    def exportJob(self, parameters: Any):
+        inputs = {"out": parameters.exportFolder, "layout": parameters.layout, "channels": parameters.exportChannels,
+                  "audit_against": parameters.exportAuditAgainst}
+        return lambda: self.controller.export(**inputs)
+
+    def poll(self) -> dict | None:
+        """Poll the followed job now (waits on the engine: scripts, not the GUI); returns the job that just ended."""
+        self.controller.poll()
+        return self.controller.take_finished()
+
+    @staticmethod
+    def _caseName(volumeNode) -> str:
+        return volumeNode.GetAttribute(CASE_ATTRIBUTE) or volumeNode.GetName()
+
+    def addChannel(self, channel: str, volumeNode, model: str | None = None) -> dict:
+        """Save ``volumeNode`` (with its case's other MR sequences) where the engine reads it, submit add-channel.
+
+        When the job succeeds, :meth:`loadResult` shows the new segmentation or CT.
+        """
+        return self.addChannelJob(channel, volumeNode, model)()
+
+    def addChannelJob(self, channel: str, volumeNode, model: str | None = None):
+        reason = self.controller.channel_tool_reason(channel, volumeNode.GetName() if volumeNode else None)
+        if reason:
+            raise InputError(reason)
+        caseDir = self.controller.input_folder(self._caseName(volumeNode))
+        save_channel_inputs(volumeNode, caseDir, self.scene)
+        return lambda: self.controller.add_channel(channel, caseDir, model)
+
+    def _tumourMask(self, segmentationNode, segmentId, asLabels: bool, reference=None):
+        """The drawn tumour written as a NIfTI mask for the engine: (path, whether it is an outline)."""
+        if segmentationNode is None or (not asLabels and not segmentId):
+            raise InputError("Select the drawn tumour: a segmentation and one of its segments.")
+        path = self.controller.input_folder("tumour").parent / "tumour-mask.nii.gz"
+        outline = write_tumour_mask(segmentationNode, path, None if asLabels else segmentId, reference, self.scene)
+        return path, outline
+
+    def generateWithTumour(self, parameters: Any, model: str, segmentationNode, segmentId) -> dict:
+        """A new case whose tumour is the drawn one (a mask-conditioned model such as ldm3d-phantom)."""
+        return self.generateWithTumourJob(parameters, model, segmentationNode, segmentId)()
+
+    def generateWithTumourJob(self, parameters: Any, model: str, segmentationNode, segmentId):
+        reason = self.controller.tumour_reason("generate", segmentId or ("all" if parameters.tumourLabels else None))
+        if reason:
+            raise InputError(reason)
+        mask, outline = self._tumourMask(segmentationNode, segmentId, parameters.tumourLabels)
+        seed = parameters.tumourSeed
+        return lambda: self.controller.generate_with_tumour(mask=mask, outline=outline, model=model, seed=seed)
+
+    def addTumour(self, parameters: Any, model: str, segmentationNode, segmentId, volumeNode) -> dict:
+        """The drawn tumour added to the case of ``volumeNode`` (voxels change only within the margin)."""
+        return self.addTumourJob(parameters, model, segmentationNode, segmentId, volumeNode)()
+
+    def addTumourJob(self, parameters: Any, model: str, segmentationNode, segmentId, volumeNode):
+        segment = segmentId or ("all" if parameters.tumourLabels else None)
+        reason = self.controller.tumour_reason("add", segment, volumeNode.GetName() if volumeNode else None)
+        if reason:
+            raise InputError(reason)
+        mask, outline = self._tumourMask(segmentationNode, segmentId, parameters.tumourLabels, reference=volumeNode)
+        caseDir = self.controller.input_folder(self._caseName(volumeNode))
+        save_channel_inputs(volumeNode, caseDir, self.scene)
+        inputs = {"case_dir": caseDir, "mask": mask, "outline": outline, "model": model, "seed": parameters.tumourSeed,
+                  "margin_mm": parameters.tumourMargin, "steps": parameters.tumourSteps or None}
+        return lambda: self.controller.add_tumour(**inputs)
+
+    def loadResult(self, job: dict):
+        """Show what a succeeded job made: a generated or tumour-added case, or the new seg/CT channel's node(s)."""
+        what = result_to_load(job)
+        if what is None:
+            return None
+        kind, value = what
+        if kind == "case":
+            return self.loadCase(value)
+        nodes = [load_channel(path, self.scene) for path in value]
+        show_channel_nodes(nodes)
+        return nodes
+
+    # -- scene ------------------------------------------------------------------------------------------
+
+    def loadCase(self, caseDir, show: bool = True) -> LoadedCase:
+        """Load a case folder as volume nodes and a BraTS segmentation, and show it in the slice views."""
+        loaded = load_case(Path(caseDir), self.scene)
+        self.loadedCases.append(loaded)
+        if show:
+            show_case(loaded)
+        return loaded
+
+    @staticmethod
+    def saveNodes(nodes, caseDir) -> dict:
+        """Write volume/segmentation nodes as a BraTS-style case folder the engine can read (fine-tune data)."""
+        import slicer
+
+        return save_nodes(nodes, Path(caseDir), slicer.mrmlScene)
+
+    def updateLossPlot(self, losses) -> Any:
+        """Add the rows of ``losses`` not plotted yet to the loss chart (its own scene, see MedSynthLib.lossplot);
+        returns the plot view node that shows it."""
+        if self.lossPlot is None:
+            self.lossPlot = LossPlot()
+        self.lossPlot.update(losses)
+        return self.lossPlot.view
