@@ -143,6 +143,7 @@ def main() -> None:
     parser.add_argument("--seed-base", type=int, default=0, help="first TSTR seed (split a run over processes: --seeds 1 --seed-base K, "
                         "then one run with all seeds and the same --work reads every training from the cache)")
     parser.add_argument("--real-plus-synthetic", default=None, help="comma-separated generators whose real + synthetic model is trained (default: all)")
+    parser.add_argument("--evaluate-only", action="store_true", help="evaluate the sets and keep the reports in --work (a split run; no TSTR)")
     parser.add_argument("--tstr-only", action="store_true", help="train and cache the TSTR models only (a split run; no table)")
     args = parser.parse_args()
     protocol_name = "quick" if args.quick else "full"
@@ -171,9 +172,18 @@ def main() -> None:
     metrics = {}
     for name, folder in sets.items():
         t0 = time.perf_counter()
-        request = EvaluateRequest(synthetic=folder, real=real_dir, out=work / f"report-{name}", channels=CHANNELS, grid=GRID)
-        metrics[name] = json.loads((run_evaluation(request) / "metrics.json").read_text())
+        report = work / f"report-{name}"
+        kept = report / "metrics.json"
+        if kept.is_file() and kept.stat().st_mtime > max((folder / "manifest.json").stat().st_mtime, (real_dir / "manifest.json").stat().st_mtime):
+            metrics[name] = json.loads(kept.read_text())  # evaluated since both sets were made (a rerun with --work)
+        else:
+            shutil.rmtree(report, ignore_errors=True)
+            request = EvaluateRequest(synthetic=folder, real=real_dir, out=report, channels=CHANNELS, grid=GRID)
+            metrics[name] = json.loads((run_evaluation(request) / "metrics.json").read_text())
         timings[f"evaluate {name}"] = time.perf_counter() - t0
+    if args.evaluate_only:
+        print("evaluated: " + ", ".join(metrics))
+        return
     t0 = time.perf_counter()
     settings = TstrSettings(steps=protocol["steps"], seeds=protocol["seeds"], seed=args.seed_base, learning_rate=protocol["learning_rate"])
     plus = args.real_plus_synthetic.split(",") if args.real_plus_synthetic is not None else None
