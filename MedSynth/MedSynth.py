@@ -159,6 +159,7 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.connectButton.connect("clicked(bool)", self.onConnect)
         self.ui.stopEngineButton.connect("clicked(bool)", self.onStopEngine)
         self.ui.generateButton.connect("clicked(bool)", self.onGenerate)
+        self.ui.modelComboBox.connect("currentTextChanged(QString)", self._showValidity)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
         self.ui.resumeButton.connect("clicked(bool)", self.onResume)
         self.ui.finetuneButton.connect("clicked(bool)", self.onFinetune)
@@ -313,6 +314,9 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 box.addItem(modelId)
             if current in ids or (current and box.editable):
                 box.setCurrentText(current)
+
+    def _showValidity(self, modelId: str) -> None:
+        self.ui.modelValidityLabel.text = self.logic.controller.validity_text(modelId)
 
     def onGenerate(self) -> None:
         self._inBackground(_("Could not start generating."),

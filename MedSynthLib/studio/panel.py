@@ -97,6 +97,7 @@ class StudioPanel(QtWidgets.QWidget):
         self.lossChartContainer.layout().addWidget(self.lossChart)
         self._mosaic_shown = ""
         self.generateButton.clicked.connect(lambda: self.guard(self.on_generate))
+        self.modelComboBox.currentTextChanged.connect(lambda text: self.modelValidityLabel.setText(self.controller.validity_text(text)))
         self.cancelButton.clicked.connect(lambda: self.guard(self.controller.cancel))
         self.resumeButton.clicked.connect(lambda: self.guard(self.controller.resume))
         self.finetuneButton.clicked.connect(lambda: self.guard(self.on_finetune))
