@@ -98,7 +98,16 @@ def run(args: argparse.Namespace) -> int:
     values = {name: value for name, value in vars(args).items() if name in shared}
     options = {spec.name: getattr(args, spec.name) for spec in family_options() if getattr(args, spec.name, None) is not None}
     request = FinetuneRequest(**values, options=options)
-    out = run_finetune(request, progress=_Printer(args.quiet))
+    try:
+        out = run_finetune(request, progress=_Printer(args.quiet))
+    except KeyboardInterrupt:
+        from ..training.checkpoint import read_state
+
+        if read_state(request.out) is None:
+            raise  # nothing to continue from: the usual one line
+        print(f"\nmedsynth: interrupted; add --resume to the same command to continue from the last checkpoint in {request.out}.",
+              file=sys.stderr)
+        return 130
     if args.quiet:
         print(out)
     else:
