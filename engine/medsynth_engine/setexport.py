@@ -125,7 +125,9 @@ def export_set(
         "audit_against": str(Path(audit_against).absolute()) if audit_against is not None else None,
         "audit_threshold": audit_threshold if audit_against is not None else None,
     }
-    writer = SetWriter(out, layout, wanted, arguments=arguments, resume=resume, discard=discard)
+    size = sum(os.stat(source / case["files"][c]).st_size for case in cases for c in wanted if os.path.isfile(source / case["files"][c]))
+    writer = SetWriter(out, layout, wanted, arguments=arguments, resume=resume, discard=discard,
+                       cases=len(cases), case_bytes=-(-size // max(len(cases), 1)))
     try:
         with writer:
             done = len(writer.finished)
