@@ -132,11 +132,11 @@ def _mangle(case: Path, kind: str) -> None:
 @pytest.mark.parametrize(
     ("kind", "message"),
     [
-        ("shape", r"is not on the same grid as .*_t1.nii.gz"),
-        ("affine", r"is not on the same grid as .*_t1.nii.gz"),
+        ("shape", r"has shape .* but .*_t1.nii.gz of the same case"),
+        ("affine", r"is not on the same grid \(affine\) as .*_t1.nii.gz"),
         ("nan", r"contains NaN or infinite values"),
         ("truncated", r"is not a readable NIfTI file \(corrupt or truncated"),
-        ("4d", r"holds a 4D image; a 3D volume is needed"),
+        ("4d", r"holds a 4D image with 2 volumes; a 3D volume is needed"),
         ("no-mr", r"has no MR sequence file"),
     ],
 )

@@ -71,7 +71,7 @@ def test_truncated_corrupt_4d_and_nan_files_are_one_sentence_errors(tmp_path, vo
         (four_d, "4D image"),
         (nan, "NaN"),
         (tmp_path / "missing.nii.gz", "does not exist"),
-        (tmp_path, "is not a file"),
+        (tmp_path, "is a folder, not a file"),
     ]:
         with pytest.raises(MedSynthError, match=message):
             read_nifti(path)

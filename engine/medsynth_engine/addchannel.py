@@ -23,6 +23,7 @@ from MedSynthLib.conventions import BRATS_LABEL_COLOURS, BRATS_LABEL_NAMES, BRAT
 
 from .data.layouts import MR_SEQUENCES, find_case_files
 from .errors import MedSynthError
+from .inputcheck import check_same_grid
 from .modelfile import read_card
 from .nifti_io import read_nifti, write_nifti
 from .registry import ModelRegistry, default_registry
@@ -33,7 +34,6 @@ __all__ = [
     "find_case_files", "tumour_outcome", "MIN_TUMOUR_ML",
 ]
 
-AFFINE_TOLERANCE_MM = 1e-3
 #: Below this labelled volume a seg result is reported as "no tumour found": the shipped seg model labels up to
 #: ~1 ml of scattered voxels in healthy heads (bench/results/add_channel.md), gliomas are larger.
 MIN_TUMOUR_ML = 1.0
@@ -80,11 +80,8 @@ def _read_case(files: dict[str, Path]) -> tuple[dict[str, np.ndarray], np.ndarra
         array, affine = read_nifti(files[channel])
         if reference is None:
             reference = (files[channel], affine, array.shape)
-        elif array.shape != reference[2] or not np.allclose(affine, reference[1], atol=AFFINE_TOLERANCE_MM):
-            raise MedSynthError(
-                f"{files[channel].name} is not on the same grid as {reference[0].name} (shape {array.shape} vs {reference[2]} "
-                "or a different affine); resample the case's channels onto one grid first."
-            )
+        else:
+            check_same_grid(files[channel], array.shape, affine, reference[0], reference[2], reference[1])
         if not np.any(array):
             raise MedSynthError(f"{files[channel]} is empty (every voxel is zero).")
         arrays[channel] = array

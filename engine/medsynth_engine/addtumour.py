@@ -29,6 +29,7 @@ from MedSynthLib.conventions import LABEL_CHANNEL
 
 from .data.layouts import find_case_files
 from .errors import MedSynthError
+from .inputcheck import check_same_grid
 from .nifti_io import read_nifti, write_nifti
 
 __all__ = [
@@ -233,9 +234,9 @@ def add_tumour(request: AddTumourRequest, progress: Callable[[float, str], None]
     for channel, path in files.items():
         array, own = read_nifti(path)
         if affine is None:
-            affine, shape = own, array.shape
-        elif array.shape != shape or not np.allclose(own, affine, atol=1e-3):
-            raise MedSynthError(f"{path} is not on the same grid as the case's other files; every channel must share one grid.")
+            affine, shape, first = own, array.shape, path
+        else:
+            check_same_grid(path, array.shape, own, first, shape, affine)
         arrays[channel] = np.asarray(array)
     images = {c: arrays[c] for c in IMAGE_CHANNELS if c in arrays}
     if not images:

@@ -6,7 +6,9 @@ Errors the user can fix are one sentence on stderr and exit code 2; nothing is l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import signal
 import sys
 
@@ -32,6 +34,8 @@ SUBCOMMANDS: tuple[str, ...] = (
 )
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what shells report for a writer whose reader closed the pipe
 
 
 def triple(kind: type, what: str):
@@ -78,16 +82,28 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command: a user error is one sentence and exit 2, Ctrl-C one line and 130, a closed stdout (``| head``) 141."""
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        return args.run(args)
+        args = build_parser().parse_args(argv)  # inside: Ctrl-C while torch is being imported ends quietly too
+        code = args.run(args)
+        sys.stdout.flush()  # a reader that went away is noticed here, not in the interpreter's exit
+        return code
     except MedSynthError as exc:
         print(f"medsynth: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("medsynth: interrupted; nothing was written.", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return _stdout_closed()
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout has gone (``medsynth models | head -1``): end quietly, as a tool killed by SIGPIPE would."""
+    with contextlib.suppress(OSError, ValueError):  # ValueError: stdout is not a real file (a test capturing it)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the interpreter's final flush must not fail again
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from MedSynthLib.conventions import parse_channels
 
 from .casewriting import case_seed, check_case, set_arguments, set_manifest, writing_errors
 from .device import select_device
+from .diskspace import case_bytes
 from .errors import MedSynthError
 from .registry import ModelRegistry
 from .setwriter import LAYOUTS, SetWriter
@@ -105,6 +106,7 @@ def generate_set(
         request.out, request.layout, request.channels, workers=request.workers,
         arguments=set_arguments(request, plugin, manifest["parameters"]),
         resume=request.resume, discard=request.discard, id_key=f"generate:{request.seed}",
+        cases=request.n, case_bytes=case_bytes(shape, request.channels),
     )
     with writing_errors(request.out, writer), writer:
         done = len(writer.finished)

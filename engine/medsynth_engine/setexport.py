@@ -8,6 +8,7 @@ manifest keeps the source's model and each case's seed and parameters, so any ca
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 from MedSynthLib.conventions import LABEL_CHANNEL, NNUNET_FROM_BRATS, parse_channels
 
 from .errors import MedSynthError
+from .inputcheck import check_same_grid
 from .journal import file_sha256, is_temporary, resume_hint
 from .nifti_io import read_nifti
 from .registry import SynthCase
@@ -99,8 +101,10 @@ def export_set(
     for case in cases:
         for channel in wanted:
             rel = case["files"].get(channel)
-            if not isinstance(rel, str) or not _inside(source, rel) or not (source / rel).is_file():
+            if not isinstance(rel, str) or not os.path.lexists(source / rel):  # the reader names odd files
                 raise MedSynthError(f"Case {case.get('id')} of {source} lacks its {channel} file; the set is incomplete.")
+            if not _inside(source, rel):
+                raise MedSynthError(f"{source / rel} leads outside the set {source} (a link); a set holds its own files.")
     kept = {k: manifest[k] for k in _KEEP if k in manifest}
     kept["channels"] = list(wanted)
     kept["export"] = {"source_layout": manifest["layout"], "source_channels": list(available)}
@@ -121,7 +125,9 @@ def export_set(
         "audit_against": str(Path(audit_against).absolute()) if audit_against is not None else None,
         "audit_threshold": audit_threshold if audit_against is not None else None,
     }
-    writer = SetWriter(out, layout, wanted, arguments=arguments, resume=resume, discard=discard)
+    size = sum(os.stat(source / case["files"][c]).st_size for case in cases for c in wanted if os.path.isfile(source / case["files"][c]))
+    writer = SetWriter(out, layout, wanted, arguments=arguments, resume=resume, discard=discard,
+                       cases=len(cases), case_bytes=-(-size // max(len(cases), 1)))
     try:
         with writer:
             done = len(writer.finished)
@@ -131,13 +137,17 @@ def export_set(
                 if index in writer.finished:
                     continue
                 arrays: dict[str, np.ndarray] = {}
-                affine = None
+                affine = first = None
                 for channel in wanted:
-                    array, affine_here = read_nifti(source / case["files"][channel])
+                    path = source / case["files"][channel]
+                    array, affine_here = read_nifti(path)
+                    if affine is None:
+                        affine, first = affine_here, path
+                    else:
+                        check_same_grid(path, array.shape, affine_here, first, next(iter(arrays.values())).shape, affine)
                     if channel == LABEL_CHANNEL and from_nnunet:
                         array = _to_brats_labels(array)
                     arrays[channel] = array
-                    affine = affine_here if affine is None else affine
                 writer.add(SynthCase(arrays=arrays, affine=affine, params=case.get("params", {})), int(case.get("seed", 0)), index)
                 done += 1
                 if progress:
@@ -153,7 +163,7 @@ def export_set(
 
 
 def _inside(root: Path, rel: str) -> bool:
-    return (root / rel).resolve().is_relative_to(root)
+    return Path(os.path.realpath(root / rel)).is_relative_to(root)  # a loop of links is refused by the reader, not here
 
 
 def _to_brats_labels(seg: np.ndarray) -> np.ndarray:

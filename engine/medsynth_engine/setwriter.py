@@ -21,6 +21,7 @@ import numpy as np
 
 from MedSynthLib.conventions import LABEL_CHANNEL, NNUNET_FROM_BRATS
 
+from .diskspace import check_space
 from .errors import MedSynthError
 from .journal import Journal, RunStopped, case_id, is_temporary, new_id_key, temporary_folder, verify
 from .nifti_io import write_nifti
@@ -77,6 +78,8 @@ class SetWriter:
     Args:
         arguments: what decides the set's bytes (model, seed, shape...); a resumed run must repeat them exactly.
         id_key: what case ids derive from, with the case index (default: a random key kept in the journal).
+        cases, case_bytes: how many cases the set has and about how large one is written: the file system must hold
+            the ones still to write before the first is made (``diskspace``); 0 skips the check.
     """
 
     out: Path
@@ -87,6 +90,8 @@ class SetWriter:
     resume: bool = False
     discard: bool = False
     id_key: str | None = None
+    cases: int = 0
+    case_bytes: int = 0
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -118,7 +123,9 @@ class SetWriter:
                 shutil.rmtree(self.tmp)
             if self.tmp.exists():
                 self._reopen()
+                check_space(self.out, (self.cases - len(self.finished)) * self.case_bytes)  # the folder stays for later
             else:
+                check_space(self.out, self.cases * self.case_bytes)  # before anything is written
                 self.set_dir.mkdir(parents=True)
                 if self.layout == "nnunet":
                     (self.set_dir / "imagesTr").mkdir()

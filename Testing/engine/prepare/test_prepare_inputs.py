@@ -109,8 +109,8 @@ def test_bad_nifti_is_named_and_the_cli_exits_2(tmp_path, capsys):
     code = main(["prepare", "--input", str(tmp_path / "in"), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2
-    assert f"{tmp_path / 'in' / 'a' / 'x_t1.nii.gz'} is a 4D image" in err
-    assert f"{tmp_path / 'in' / 'b' / 'y_flair.nii.gz'} has a singular or invalid affine" in err
+    assert f"{tmp_path / 'in' / 'a' / 'x_t1.nii.gz'} holds a 4D image" in err
+    assert f"{tmp_path / 'in' / 'b' / 'y_flair.nii.gz'} has a singular affine" in err
     assert not (tmp_path / "out").exists()
 
 

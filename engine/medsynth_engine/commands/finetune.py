@@ -30,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channels", default=None, help="channels to learn, e.g. t1,t2,seg or t1 (default: the base's, else all present)")
     p.add_argument("--resolution", type=int, default=None, help="cube side, power of two (default 64 new, else the base's)")
     p.add_argument("--spacing", type=float, default=None, help="voxel size in mm (default: 192 mm field of view / resolution)")
-    p.add_argument("--steps", type=int, default=1000, help="training steps over all stages (default 1000)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="training steps over all stages (default 1000; with --resume the run's own, or more to extend it)")
     p.add_argument("--batch-size", type=int, default=4, help="global batch, split over --nproc (default 4)")
     p.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints and mosaics (default 100)")
     p.add_argument("--log-every", type=int, default=10, help="steps between lines of loss.jsonl (default 10)")
@@ -98,7 +99,16 @@ def run(args: argparse.Namespace) -> int:
     values = {name: value for name, value in vars(args).items() if name in shared}
     options = {spec.name: getattr(args, spec.name) for spec in family_options() if getattr(args, spec.name, None) is not None}
     request = FinetuneRequest(**values, options=options)
-    out = run_finetune(request, progress=_Printer(args.quiet))
+    try:
+        out = run_finetune(request, progress=_Printer(args.quiet))
+    except KeyboardInterrupt:
+        from ..training.checkpoint import read_state
+
+        if read_state(request.out) is None:
+            raise  # nothing to continue from: the usual one line
+        print(f"\nmedsynth: interrupted; add --resume to the same command to continue from the last checkpoint in {request.out}.",
+              file=sys.stderr)
+        return 130
     if args.quiet:
         print(out)
     else:

@@ -166,7 +166,7 @@ def _plain_cases(folder: Path, channels: tuple[str, ...] | None) -> list[Case]:
     cases = []
     for path in sorted(folder.iterdir()):
         stem = _strip_nifti(path.name)
-        if stem is not None and path.is_file() and not path.name.startswith("."):
+        if stem is not None and not path.name.startswith("."):
             cases.append(Case(id=stem, files={images[0]: path}))
     return cases
 
@@ -185,9 +185,9 @@ def _channel_of_name(stem: str) -> tuple[str, str | None]:
 def find_case_files(case: Path) -> tuple[str, dict[str, Path], Path]:
     """The case id, its files by channel, and its folder, for a case folder or a single NIfTI file."""
     case = Path(case)
-    if not case.exists():
+    if not case.exists() and not case.is_symlink():
         raise MedSynthError(f"The case {case} does not exist.")
-    if case.is_file():
+    if not case.is_dir():  # a file, or something named like one that the reader will refuse in one sentence
         match = _NIFTI_NAME.match(case.name)
         if not match:
             raise MedSynthError(f"{case} is not a NIfTI file (.nii or .nii.gz).")
@@ -201,8 +201,8 @@ def find_case_files(case: Path) -> tuple[str, dict[str, Path], Path]:
     ids: dict[str, str] = {}
     for path in sorted(case.iterdir()):
         match = _NIFTI_NAME.match(path.name)
-        if not match or path.name.startswith(".") or not path.is_file():
-            continue
+        if not match or path.name.startswith("."):
+            continue  # a NIfTI-named folder, device or broken link is kept: the reader refuses it by name
         case_id, channel = _channel_of_name(match.group("stem"))
         if channel is None:
             continue

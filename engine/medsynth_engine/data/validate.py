@@ -9,12 +9,12 @@ import numpy as np
 from MedSynthLib.conventions import BRATS_LABELS, LABEL_CHANNEL, NNUNET_FROM_BRATS
 
 from ..errors import MedSynthError
+from ..inputcheck import AFFINE_TOLERANCE_MM, check_same_grid
 from ..nifti_io import read_nifti
 from .layouts import Case
 
 __all__ = ["CaseProblem", "validate_case", "AFFINE_TOLERANCE_MM"]
 
-AFFINE_TOLERANCE_MM = 1e-3
 _BRATS_FROM_NNUNET = {v: k for k, v in NNUNET_FROM_BRATS.items()}
 _VALID_BRATS = {0, *BRATS_LABELS}
 
@@ -48,14 +48,10 @@ def validate_case(case: Case, channels: tuple[str, ...]) -> tuple[dict[str, np.n
             reference = (channel, path, affine)
             shape = array.shape
         else:
-            if array.shape != shape:
-                raise CaseProblem(
-                    case.id, path, f"{path} has shape {array.shape} but {reference[1].name} of the same case has {shape}."
-                )
-            if not np.allclose(affine, reference[2], atol=AFFINE_TOLERANCE_MM):
-                raise CaseProblem(
-                    case.id, path, f"{path} is not on the same grid (affine) as {reference[1].name} of the same case."
-                )
+            try:
+                check_same_grid(path, array.shape, affine, reference[1], shape, reference[2])
+            except MedSynthError as exc:
+                raise CaseProblem(case.id, path, str(exc)) from None
         if channel == LABEL_CHANNEL:
             array = _labels(case, path, array)
         elif not np.any(array):

@@ -16,6 +16,8 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
+from ..errors import MedSynthError
+from ..nifti_io import read_nifti
 from .classify import SEQUENCES, Classification, classify_headers, classify_name, mapped
 from .dicom import Skipped, read_series, scan_dicom, series_problem
 from .register import nifti_to_sitk
@@ -95,19 +97,9 @@ def _dicom_studies(root: Path, mapping: dict[str, str]) -> tuple[list[Study], li
 
 def _load_nifti(path: Path) -> sitk.Image:
     try:
-        image = nib.load(str(path))
-        array = np.asanyarray(image.dataobj)
-    except Exception as exc:  # nibabel raises many types for damaged files
-        raise ValueError(f"{path} is not a readable NIfTI file ({exc.__class__.__name__}); skipped.") from None
-    if array.ndim == 4 and array.shape[3] == 1:
-        array = array[..., 0]
-    if array.ndim != 3:
-        raise ValueError(f"{path} is a {array.ndim}D image; only 3D volumes can be prepared; skipped.")
-    affine = np.asarray(image.affine, dtype=np.float64)
-    if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-6:
-        raise ValueError(f"{path} has a singular or invalid affine (no usable geometry); skipped.")
-    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
-        raise ValueError(f"{path} contains NaN or infinite values; skipped.")
+        array, affine = read_nifti(path)
+    except MedSynthError as exc:
+        raise ValueError(f"{str(exc).rstrip('.')}; skipped.") from None
     return nifti_to_sitk(np.asarray(array, dtype=np.float32 if not np.issubdtype(array.dtype, np.integer) else array.dtype), affine)
 
 

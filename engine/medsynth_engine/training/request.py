@@ -15,7 +15,9 @@ from ..contract import OptionSpec
 from ..errors import MedSynthError
 from ..registry import ModelRegistry, default_registry
 
-__all__ = ["FinetuneRequest", "family_options"]
+__all__ = ["FinetuneRequest", "family_options", "DEFAULT_STEPS"]
+
+DEFAULT_STEPS = 1000
 
 
 @dataclass
@@ -28,7 +30,11 @@ class FinetuneRequest:
         out: the model folder to write (new or empty, or the folder of a run to ``resume``).
         channels: channels to learn; default: the base model's, else every channel all cases have.
         resolution: cube side (or patch side for channel models); default: the family's.
-        steps: training steps over all stages.
+        steps: training steps over all stages; None: ``DEFAULT_STEPS`` for a new run, the checkpoint's for a resumed one
+            (with ``resume``, a count above the steps done extends the run).
+        schedule_steps: the step count that step-defined schedules (pgan3d's phases, ldm3d's learning rate) are laid
+            out over: the first run's ``steps``, kept when a resumed run is extended, whose extra steps then continue
+            at the schedule's end (the final resolution, the final learning rate).
         batch_size: global batch, split over ``nproc`` processes.
         checkpoint_every: steps between checkpoints (and mosaics).
         spacing: voxel size in mm; default: the base's, else the family's.
@@ -44,7 +50,7 @@ class FinetuneRequest:
     out: Path
     channels: tuple[str, ...] | None = None
     resolution: int | None = None
-    steps: int = 1000
+    steps: int | None = None
     batch_size: int = 4
     resume: bool = False
     nproc: int = 1
@@ -59,6 +65,12 @@ class FinetuneRequest:
     description: str | None = None
     licence: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    schedule_steps: int | None = None
+
+    @property
+    def planned_steps(self) -> int:
+        """The step count a step-defined schedule is laid out over (see ``schedule_steps``)."""
+        return int(self.schedule_steps or self.steps or DEFAULT_STEPS)
 
     @classmethod
     def make(cls, **values: Any) -> FinetuneRequest:
@@ -75,8 +87,12 @@ class FinetuneRequest:
                 self.channels = parse_channels(self.channels)
             except ValueError as exc:
                 raise MedSynthError(str(exc)) from None
+        if self.steps is None and not self.resume:
+            self.steps = DEFAULT_STEPS
         for name in ("steps", "batch_size", "nproc", "checkpoint_every", "log_every"):
             value = getattr(self, name)
+            if value is None and name == "steps":
+                continue  # a resumed run takes its checkpoint's
             if not isinstance(value, int) or value < 1:
                 raise MedSynthError(f"--{name.replace('_', '-')} must be a positive whole number, not {value}.")
         if self.batch_size % self.nproc:

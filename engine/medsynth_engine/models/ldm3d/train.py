@@ -34,10 +34,11 @@ from ...device import select_device
 from ...errors import MedSynthError
 from ...modelfile import ModelCard, load_model_folder, save_model_folder
 from ...training.checkpoint import load_checkpoint, read_state, save_checkpoint
-from ...training.finetune import check_out
+from ...training.finetune import check_out, resume_steps
 from ...training.loop import run_steps
 from ...training.losslog import SAMPLES_DIR, append_loss, truncate_loss_log
 from ...training.mosaic import write_mosaic
+from ...training.request import DEFAULT_STEPS
 from ...weights import model_folder
 from .network import (
     LDMConfig,
@@ -227,7 +228,7 @@ class LDMRun:
         amp = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bool(request.amp))
         if self.stage == "autoencoder":
             for group in slots.opt.param_groups:
-                group["lr"] = autoencoder_lr(slots.steps_done, request.steps)
+                group["lr"] = autoencoder_lr(slots.steps_done, request.planned_steps)
             x, k = self._inputs(index), len(self.config.image_channels)
             if bool(torch.rand((), generator=rng) < 0.5):  # left-right flip: heads are roughly symmetric
                 x = x.flip(2)
@@ -383,13 +384,14 @@ def _plan(request: Any, options: LDMOptions) -> tuple[str, dict | None]:
     stage = options.stage or (current if not finished else STAGES[min(STAGES.index(current) + 1, len(STAGES) - 1)])
     if STAGES.index(stage) < STAGES.index(current):
         raise MedSynthError(f"{request.out} has moved on to the {current} stage; retraining the {stage} would invalidate it.")
-    if stage == current and finished:
-        raise MedSynthError(f"The {stage} stage in {request.out} has finished its {state['stage_steps']} steps; ldm3d has no later stage to train.")
-    if stage == current:  # continue exactly: the stage's settings come from its checkpoint
+    if stage == current:  # continue exactly (the stage's settings come from its checkpoint), or extend it by --steps
         saved = state["request"]
-        for key in ("steps", "batch_size", "seed", "data", "amp"):
+        request.steps, request.schedule_steps = resume_steps(request, state)
+        for key in ("batch_size", "seed", "data", "amp"):
             if key in saved:
                 setattr(request, key, Path(saved[key]) if key == "data" else saved[key])
+    else:  # the next stage starts: its own step count
+        request.steps, request.schedule_steps = request.steps or DEFAULT_STEPS, None
     return stage, state
 
 

@@ -65,7 +65,7 @@ class TrainingRun:
             channels_last=context.device.type == "cpu",  # oneDNN's 3D convolutions are ~2.5x faster so (bench/)
         )
         self.trainer = GANTrainer(self.config, self.data, settings, context.device, request.seed, rank=context.rank, world=context.world)
-        self.schedule = Schedule(request.steps, self.config.stages, base.start_stage)
+        self.schedule = Schedule(request.planned_steps, self.config.stages, base.start_stage)  # extra steps: the final stage
         self.metrics: dict[str, Any] = {"diversity_history": []}
         if state is not None:
             load_checkpoint(self.out, self.trainer)
