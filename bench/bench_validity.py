@@ -124,10 +124,11 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _write_card(row: dict, protocol: str) -> None:
+def _write_card(row: dict, protocol: str, settings: dict) -> None:
     path = WEIGHTS_DIR / row["generator"] / CARD_FILE
     card = json.loads(path.read_text())
-    card.setdefault("metrics", {})["validity"] = row | {"protocol": f"bench/bench_validity.py ({protocol}); bench/results/validity.md"}
+    ran = ", ".join(f"{k} {v}" for k, v in settings.items())
+    card.setdefault("metrics", {})["validity"] = row | {"protocol": f"bench/bench_validity.py ({protocol}: {ran}); bench/results/validity.md"}
     write_atomic(path, (json.dumps(card, indent=2) + "\n").encode())
 
 
@@ -200,7 +201,7 @@ def main() -> None:
     if args.write_cards:
         for row in rows:
             if (WEIGHTS_DIR / row["generator"] / CARD_FILE).is_file():
-                _write_card(row, protocol_name)
+                _write_card(row, protocol_name, protocol)
 
 
 if __name__ == "__main__":
