@@ -92,7 +92,7 @@ def test_add_channel_errors_fail_the_job_with_the_sentence(client, mr_case):
     image = nib.load(str(t2))
     nib.save(nib.Nifti1Image(np.asarray(image.dataobj)[:-2], image.affine), str(t2))  # another grid than t1's
     job = client.wait(client.submit("add-channel", {"case": str(mr_case), "channel": "seg"})["id"], poll=0.2, timeout=120)
-    assert job["state"] == "failed" and "same grid" in job["error"]
+    assert job["state"] == "failed" and "onto one grid" in job["error"]
     assert not (mr_case / f"{mr_case.name}_seg.nii.gz").exists()
 
 

@@ -13,6 +13,7 @@ its class definitions and parameter-node type hints, and Slicer's test discovery
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import types
@@ -231,6 +232,7 @@ def install() -> None:
     """Put the stand-ins in place (idempotent); a fresh real ``slicer.mrmlScene`` and empty settings each time."""
     global slicer
     if HAS_MRML:
+        slicer.util = importlib.import_module("slicer.util")  # always imported in Slicer itself; an earlier test may not have
         slicer.mrmlScene = slicer.vtkMRMLScene()
     elif slicer is None:
         slicer = _bare_slicer()

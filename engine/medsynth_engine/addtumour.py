@@ -19,9 +19,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
@@ -30,6 +28,8 @@ from MedSynthLib.conventions import LABEL_CHANNEL
 from .data.layouts import find_case_files
 from .errors import MedSynthError
 from .inputcheck import check_same_grid
+from .masks import load_mask
+from .masks import resample_to_grid as _resample
 from .nifti_io import read_nifti, write_nifti
 
 __all__ = [
@@ -74,46 +74,6 @@ class AddTumourRequest:
 # --- masks ------------------------------------------------------------------------------------------
 def _spacing(affine: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)
-
-
-def _resample(array: np.ndarray, source_affine: np.ndarray, shape: tuple[int, ...], target_affine: np.ndarray, *, order: int, cval: float = 0.0, mode: str = "constant") -> np.ndarray:
-    """``array`` (on ``source_affine``) sampled at every voxel of the ``shape``/``target_affine`` grid."""
-    if tuple(array.shape) == tuple(shape) and np.allclose(source_affine, target_affine, atol=1e-4):
-        return array
-    matrix = np.linalg.inv(source_affine) @ target_affine
-    return ndimage.affine_transform(array, matrix[:3, :3], offset=matrix[:3, 3], output_shape=tuple(shape), order=order, mode=mode, cval=cval)
-
-
-def load_mask(path: Path, reference: Any) -> np.ndarray:
-    """The mask at ``path`` on the reference grid as uint8 BraTS codes (0, 1, 2, 4), validated.
-
-    ``reference`` is a nibabel image or ``(shape, affine)``. Another grid is resampled with nearest neighbour;
-    refused in one sentence: corrupt or non-3D files, NaNs, labels other than 0-4, fractional labels, and a
-    mask with no label voxel (before or after resampling).
-    """
-    path = Path(path)
-    if isinstance(reference, nib.spatialimages.SpatialImage):
-        shape, affine = tuple(reference.shape[:3]), reference.affine
-    else:
-        shape, affine = tuple(reference[0]), np.asarray(reference[1], dtype=float)
-    array, mask_affine = read_nifti(path)
-    values = np.asarray(array)
-    if np.issubdtype(values.dtype, np.floating):
-        if not np.all(values == np.round(values)):
-            raise MedSynthError(f"The mask {path} has fractional values; a label map holds whole BraTS codes 0-4.")
-    labels = np.unique(values)
-    wrong = [v for v in labels.tolist() if v not in (0, 1, 2, 3, 4)]
-    if wrong:
-        shown = ", ".join(f"{v:g}" for v in wrong[:5])
-        raise MedSynthError(f"The mask {path} has label(s) {shown}; use BraTS codes 1 (necrosis), 2 (oedema), 3 or 4 (enhancing).")
-    codes = values.astype(np.uint8)
-    codes[codes == 3] = 4
-    if not codes.any():
-        raise MedSynthError(f"The mask {path} is empty: it has no tumour voxel (codes 1, 2, 3 or 4).")
-    codes = _resample(codes, mask_affine, shape, affine, order=0).astype(np.uint8)
-    if not codes.any():
-        raise MedSynthError(f"The mask {path} lies outside the volume it is meant for (nothing of it remains on that grid).")
-    return codes
 
 
 def structure_from_outline(outline: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:

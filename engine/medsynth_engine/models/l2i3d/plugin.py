@@ -96,7 +96,7 @@ class L2I3DModel(ModelPlugin):
         shape, spacing = tuple(self.card.shape), tuple(self.card.spacing)
         classes = sample_label_map(subject_seed(seed), shape, spacing, self.spec, tumour=tumour and mask is None)  # type: ignore[arg-type]
         if mask is not None:
-            from ...addtumour import load_mask
+            from ...masks import load_mask
 
             codes = load_mask(Path(mask), (shape, grid_affine(shape, spacing)))
             brain = classes > 0

@@ -147,7 +147,7 @@ class LDM3DModel(ModelPlugin):
         latent = self.config.latent_resolution
         codes = None
         if mask is not None:
-            from ...addtumour import load_mask
+            from ...masks import load_mask
 
             codes = load_mask(Path(mask), (tuple(shape), affine))
             condition = condition_from_codes(torch.from_numpy(codes)[None], latent)
