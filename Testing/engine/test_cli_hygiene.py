@@ -35,12 +35,18 @@ def test_a_closed_stdout_ends_quietly_with_the_sigpipe_status():
     assert done.stderr == ""
 
 
+def _default_sigint() -> None:
+    """A terminal's Ctrl-C reaches a foreground command; a suite started in the background (``cmd &``) would hand its
+    children SIGINT ignored, and Python then never raises KeyboardInterrupt. Give the child the default, as a shell does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_a_run_ends_with_one_line_and_130_and_publishes_nothing(tmp_path):
     out = tmp_path / "set"
     process = subprocess.Popen(
         [str(MEDSYNTH_BIN), "generate", "--model", "phantom", "-n", "500", "--shape", "24", "--spacing", "8", "--out", str(out),
          "--device", "cpu", "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint,
     )
     journal = tmp_path / ".set.partial"
     deadline = time.monotonic() + 120
@@ -63,7 +69,8 @@ def test_ctrl_c_while_starting_ends_with_one_line_and_130():
     The signal goes once torch's library is mapped into the process; earlier, Python itself is still starting.
     """
     for _ in range(5):  # `models` is quick once torch is in: a signal that lands after it has finished is retried
-        process = subprocess.Popen([str(MEDSYNTH_BIN), "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen([str(MEDSYNTH_BIN), "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   preexec_fn=_default_sigint)
         maps = Path(f"/proc/{process.pid}/maps")
         deadline = time.monotonic() + 120
         while process.poll() is None and time.monotonic() < deadline and "libtorch" not in maps.read_text():
