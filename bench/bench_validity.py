@@ -163,9 +163,9 @@ def main() -> None:
     for name in generators:
         sets[name] = work / name
         timings[f"generate {name}"] = _generate(name, protocol["synthetic"], SYNTHETIC_SEED, sets[name])
+    settings = TstrSettings(steps=protocol["steps"], seeds=protocol["seeds"], seed=args.seed_base, learning_rate=protocol["learning_rate"])
+    plus = args.real_plus_synthetic.split(",") if args.real_plus_synthetic is not None else None
     if args.tstr_only:
-        settings = TstrSettings(steps=protocol["steps"], seeds=protocol["seeds"], seed=args.seed_base, learning_rate=protocol["learning_rate"])
-        plus = args.real_plus_synthetic.split(",") if args.real_plus_synthetic is not None else None
         run_tstr_sets(_tstr_arrays(real_dir), {name: _tstr_arrays(folder) for name, folder in sets.items()}, settings,
                       cache=work / "tstr-cache", real_plus_synthetic=plus)
         print(f"TSTR seeds {args.seed_base}..{args.seed_base + protocol['seeds'] - 1} cached in {work / 'tstr-cache'}")
@@ -186,8 +186,6 @@ def main() -> None:
         print("evaluated: " + ", ".join(metrics))
         return
     t0 = time.perf_counter()
-    settings = TstrSettings(steps=protocol["steps"], seeds=protocol["seeds"], seed=args.seed_base, learning_rate=protocol["learning_rate"])
-    plus = args.real_plus_synthetic.split(",") if args.real_plus_synthetic is not None else None
     tstr = run_tstr_sets(_tstr_arrays(real_dir), {name: _tstr_arrays(folder) for name, folder in sets.items()}, settings,
                          cache=work / "tstr-cache", real_plus_synthetic=plus)
     timings["tstr (all generators)"] = time.perf_counter() - t0

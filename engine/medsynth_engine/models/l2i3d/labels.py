@@ -10,15 +10,17 @@ from the phantom.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["CLASSES", "N_CLASSES", "tissue_labels", "label_map", "one_hot", "sample_label_map", "BACKGROUND"]
+__all__ = ["CLASSES", "N_CLASSES", "tissue_labels", "label_map", "one_hot", "sample_label_map", "BACKGROUND", "TUMOUR_CLASS"]
 
 CLASSES = ("outside", "csf", "grey_matter", "white_matter", "necrosis", "oedema", "enhancing_tumour")
 N_CLASSES = len(CLASSES)
 #: BraTS code -> class index.
-_TUMOUR_CLASS = {1: 4, 2: 5, 4: 6}
+TUMOUR_CLASS = {1: 4, 2: 5, 4: 6}
 #: The value of a preprocessed image (in [-1, 1]) outside the skull-stripped brain.
 BACKGROUND = -1.0
 _SMOOTH_SIGMA = 0.7  # voxels
@@ -62,14 +64,9 @@ def label_map(t1: np.ndarray, brain: np.ndarray, seg: np.ndarray | None) -> np.n
     tumour = seg > 0 if seg is not None else None
     classes = tissue_labels(t1, brain, tumour)
     if seg is not None:
-        for code, k in _TUMOUR_CLASS.items():
+        for code, k in TUMOUR_CLASS.items():
             classes[seg == code] = k
     return classes
-
-
-def brain_of(images: np.ndarray) -> np.ndarray:
-    """The skull-stripped brain of preprocessed images (C, X, Y, Z) in [-1, 1]: any sequence above background."""
-    return (images > BACKGROUND + 1e-3).any(axis=0)
 
 
 def one_hot(classes: np.ndarray) -> np.ndarray:
@@ -80,9 +77,17 @@ def one_hot(classes: np.ndarray) -> np.ndarray:
 def tumour_codes(classes: np.ndarray) -> np.ndarray:
     """The BraTS label map (0, 1, 2, 4) of a class map."""
     codes = np.zeros(classes.shape, dtype=np.uint8)
-    for code, k in _TUMOUR_CLASS.items():
+    for code, k in TUMOUR_CLASS.items():
         codes[classes == k] = code
     return codes
+
+
+@functools.cache
+def _atlas():
+    """One atlas per process (the phantom's MNI maps)."""
+    from ...phantom import AtlasLoader
+
+    return AtlasLoader().get()
 
 
 def sample_label_map(seed: int, shape: tuple[int, int, int], spacing: tuple[float, float, float], spec, *, tumour: bool) -> np.ndarray:
@@ -92,27 +97,12 @@ def sample_label_map(seed: int, shape: tuple[int, int, int], spacing: tuple[floa
     brought onto the model grid by the same preprocessing as training cases (``spec``), and labelled.
     """
     from ...data.preprocess import preprocess_case
-    from ...phantom import AtlasLoader, Grid, draw_subject, render
+    from ...phantom import Grid, draw_subject, render
 
-    atlas = _ATLAS.get(AtlasLoader).get()
+    atlas = _atlas()
     params = draw_subject(seed, atlas, tumour=tumour)
     grid = Grid.centred(shape, spacing, atlas.brain_centre_mm + np.asarray(params.translation_mm))
     rendered = render(params, atlas, grid, ("t1", "seg"))
     arrays, _ = preprocess_case(rendered, grid.affine, spec)
     t1 = arrays["t1"]
     return label_map(t1, t1 > BACKGROUND + 1e-3, arrays["seg"])
-
-
-class _Once:
-    """One atlas loader per process."""
-
-    def __init__(self) -> None:
-        self.model = None
-
-    def get(self, factory):
-        if self.model is None:
-            self.model = factory()
-        return self.model
-
-
-_ATLAS = _Once()

@@ -20,13 +20,12 @@ from ...contract import ModelPlugin, SynthCase
 from ...data.preprocess import PreprocessSpec, grid_affine
 from ...errors import MedSynthError
 from ...modelfile import load_model_folder
-from .labels import BACKGROUND, N_CLASSES, one_hot, sample_label_map, tumour_codes
+from .labels import BACKGROUND, N_CLASSES, TUMOUR_CLASS, one_hot, sample_label_map, tumour_codes
 from .network import L2IConfig, build_renderer, noise_scales, split_output
 
 __all__ = ["L2I3DModel", "render_classes", "predict", "sample", "subject_seed", "NET_PREFIX"]
 
 NET_PREFIX = "renderer."
-_TUMOUR_CLASS = {1: 4, 2: 5, 4: 6}
 
 
 def subject_seed(seed: int) -> int:
@@ -103,7 +102,7 @@ class L2I3DModel(ModelPlugin):
             inside = float(brain[codes > 0].mean())
             if inside < 0.5:
                 raise MedSynthError(f"The mask {mask} lies mostly outside the generated brain ({1 - inside:.0%} of its voxels); draw it inside the brain.")
-            for code, k in _TUMOUR_CLASS.items():
+            for code, k in TUMOUR_CLASS.items():
                 classes[(codes == code) & brain] = k
         return classes
 
