@@ -6,6 +6,8 @@ VENV39 := .venv-py39
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-stamp
+# Test workers: one per core of the CI machine (2); each takes whole files (module fixtures are built once).
+TEST_WORKERS ?= 2
 DEMO_OUT ?= demo-output/set-$(shell date +%Y%m%d-%H%M%S)
 
 .PHONY: setup py39 demo test test-fast lint bench clean
@@ -34,7 +36,7 @@ demo: setup
 
 test: setup py39
 	bash Testing/install-system-deps.sh
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The suite without the tests marked slow (real engines, training steps, rendered sets): a couple of minutes.
 test-fast: setup
