@@ -57,6 +57,8 @@ class EngineSetupDialog:
         timer.timeout.connect(self.tick)
         timer.start()
         ui.torchBuildComboBox.currentIndexChanged.connect(lambda *args: self.show_plan())
+        ui.basePythonEdit.textChanged.connect(lambda *args: self.show_plan())  # the plan shown is the one Set up runs
+        ui.envFolderEdit.textChanged.connect(lambda *args: self.show_plan())
         ui.setupButton.clicked.connect(lambda *args: self.start())
         ui.cancelButton.clicked.connect(lambda *args: self.cancel())
         ui.useExistingButton.clicked.connect(lambda *args: self.use_existing())
