@@ -291,6 +291,7 @@ def install() -> None:
     global slicer
     if HAS_MRML:
         slicer.util = importlib.import_module("slicer.util")  # always imported in Slicer itself; an earlier test may not have
+        importlib.import_module("vtk")  # so is all of VTK (arrayFromVolume's first call would import it: 0.8 s)
         slicer.mrmlScene = slicer.vtkMRMLScene()
     elif slicer is None:
         slicer = _bare_slicer()

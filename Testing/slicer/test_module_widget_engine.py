@@ -165,7 +165,7 @@ def test_set_up_start_generate_finetune_cancel_through_the_panel(panel, installe
     job = lambda: logic.controller.tracker.job or {}  # noqa: E731
     clock.until("fine-tune", lambda: job().get("state") == "succeeded", lambda: f"{job()} {ui.errorLabel.text}")
     clock.until("fine-tune", lambda: ui.finetuneButton.enabled and logic.lossPlot is not None and logic.lossPlot.rows == 2)
-    view = panel.plotWidget.mrmlPlotViewNode()
+    view = panel.finetuneView.plot_widget.mrmlPlotViewNode()
     chart = view.GetScene().GetNodeByID(view.GetPlotChartNodeID())
     assert chart.GetNumberOfPlotSeriesNodes() >= 1 and logic.lossPlot.table.GetTable().GetNumberOfRows() == 2
 
