@@ -127,3 +127,28 @@ def test_volume_selectors_list_scalar_volumes_only(panel):
     panel.volumeSelector.setCurrentNode(shown)
     panel.volumeSelector.setCurrentNode(slicer.util.getNode("labels"))  # not listed: cannot be chosen
     assert panel.volumeSelector.currentNode() is shown
+
+
+#: slicer.util functions defined in Base/Python/slicer/util.py of both Slicer v5.8.1 and v5.10.0 (read there; the
+#: tests run PyPI slicer-core's newer copy, which has more). A new call must be checked there and added here.
+SLICER_UTIL_5_8_AND_5_10 = {
+    "VTKObservationMixin", "addVolumeFromArray", "arrayFromVolume", "childWidgetVariables", "getModuleLogic",
+    "loadUI", "setSliceViewerLayers", "settingsValue", "startupEnvironment", "tryWithErrorDisplay",
+    "updateVolumeFromArray",
+}
+
+
+def test_the_slicer_side_calls_only_slicer_util_functions_that_slicer_5_8_and_5_10_have():
+    import ast
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    used = set()
+    for path in [*(repo / "MedSynth").glob("*.py"), *(repo / "MedSynthLib").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr == "util" \
+                    and isinstance(node.value.value, ast.Name) and node.value.value.id == "slicer":
+                used.add(node.attr)
+            elif isinstance(node, ast.ImportFrom) and node.module == "slicer.util":
+                used |= {alias.name for alias in node.names}
+    assert used and used <= SLICER_UTIL_5_8_AND_5_10, sorted(used - SLICER_UTIL_5_8_AND_5_10)

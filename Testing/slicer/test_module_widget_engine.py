@@ -26,6 +26,7 @@ from MedSynthLib.enginesetup.plan import MARKER, find_wheelhouse
 pytestmark = pytest.mark.slow  # a venv, a real engine and training steps
 
 LIMIT_S = 240.0  # stops a hung test only
+CPU_LIMIT_S = 0.15  # the GUI thread's own CPU time in one call (the target for a call's wall time is 50 ms)
 
 
 @pytest.fixture
@@ -182,3 +183,6 @@ def test_set_up_start_generate_finetune_cancel_through_the_panel(panel, installe
     assert ("start" in [what for what, _ in recorded_threads]), recorded_threads
     assert not on_gui, on_gui
     print("longest GUI-thread call, ms wall (CPU of this thread): " + clock.report())
+    # Wall time on a shared machine includes waiting for a core; the GUI thread's own CPU time does not. 30 ms is
+    # typical here (bench/results/panel.md); work that grew on the GUI thread (an import, a full read) fails this.
+    assert max(clock.cpu.values()) < CPU_LIMIT_S, clock.report()
