@@ -143,7 +143,8 @@ def pythonqt_class(cls: type) -> type:
     if cls not in _CLASSES:
         meta = cls.staticMetaObject
         names = {meta.property(i).name() for i in range(meta.propertyCount())}
-        namespace = {"PYTHONQT_PROPERTIES": frozenset(names | {"name"}), "__module__": "qt"}
+        module = "qt" if cls.__module__.startswith("PyQt5.") else cls.__module__
+        namespace = {"PYTHONQT_PROPERTIES": frozenset(names | {"name"}), "__module__": module}
         namespace["PYTHONQT_SIGNALS"] = getattr(cls, "PYTHONQT_SIGNALS", {})
         _CLASSES[cls] = type(cls.__name__, (PythonQtObject, cls), namespace)
     return _CLASSES[cls]
@@ -157,7 +158,7 @@ def _pyqt_base(cls):
 
 
 def adopt(obj):
-    """Give a PyQt5 object (and, for a .ui's root, all its children) the PythonQt class of its type."""
+    """Give a PyQt5 object the PythonQt class of its type (the same object: Qt and sip see no difference)."""
     if isinstance(obj, QtCore.QObject) and not isinstance(obj, PythonQtObject):
         obj.__class__ = pythonqt_class(type(obj))
     return obj
