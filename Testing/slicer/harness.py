@@ -49,15 +49,15 @@ class _App:
     def processEvents(self) -> None:  # noqa: N802
         return None
 
-    qapp = None  # the QApplication with PythonQt's conventions, where PyQt5 is installed
-    modules = None  # the module manager stand-in, likewise
+    _qapp = None  # (harness only) the QApplication with PythonQt's conventions, where PyQt5 is installed
+    _modules = None  # (harness only) the module manager stand-in, likewise
 
     def connect(self, signal: str, slot) -> bool:
         """QApplication's signals by C++ signature (a signature it lacks is refused); no-op without PyQt5."""
-        return self.qapp.connect(signal, slot) if self.qapp is not None else True
+        return self._qapp.connect(signal, slot) if self._qapp is not None else True
 
     def moduleManager(self):  # noqa: N802
-        return self.modules
+        return self._modules
 
     slicerUserSettingsFilePath = ""  # where Slicer keeps the user's Slicer.ini: a temporary folder (install())
 
@@ -327,11 +327,11 @@ def _install_pythonqt() -> None:
     import pythonqt_shim
 
     slicer.app.slicerUserSettingsFilePath = os.path.join(tempfile.mkdtemp(prefix="slicer-settings-"), "Slicer.ini")
-    slicer.app.qapp = pythonqt_shim.adopt(pythonqt_shim.application())
+    slicer.app._qapp = pythonqt_shim.adopt(pythonqt_shim.application())
     sys.modules["qt"] = pythonqt_shim.qt_module(_QSettings)
     sys.modules["ctk"] = pythonqt_shim.ctk_module()
     mrml_widgets.install_mrml_widgets(slicer)
-    slicer.app.modules = slicer.qSlicerModuleManager()
+    slicer.app._modules = slicer.qSlicerModuleManager()
     module_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "MedSynth")
     slicer.modules = types.SimpleNamespace(**{name.lower(): types.SimpleNamespace(path=os.path.join(module_dir, f"{name}.py"))
                                               for name in ("MedSynth", "MedSynthReaderStudy")})

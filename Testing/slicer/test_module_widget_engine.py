@@ -54,7 +54,7 @@ class GuiClock:
     def __init__(self, logic) -> None:
         import slicer
 
-        self.app, self.logic = slicer.app.qapp, logic
+        self.app, self.logic = slicer.app._qapp, logic
         self.wall: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
 
