@@ -130,8 +130,8 @@ class EngineSetupDialog:
                 self.timer.stop()
             return
         progress = self.run.poll()
-        for line in progress.lines:
-            self.ui.logText.appendPlainText(line)
+        if progress.lines:  # one append per tick: pip can print hundreds of lines between two ticks
+            self.ui.logText.appendPlainText("\n".join(progress.lines))
         finished = progress.state != "running"
         self.ui.progressBar.setValue(progress.total if progress.state == "succeeded" else progress.step - 1)
         if finished:
