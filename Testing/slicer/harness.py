@@ -4,7 +4,10 @@ slicer-core brings Slicer's compiled MRML, module logics and ``slicer.util``; it
 ``slicer.ScriptedLoadableModule``, no ``slicer.parameterNodeWrapper`` (both pure Python in Slicer, importing qt)
 and no ``qt``/``ctk`` (PythonQt). This file supplies minimal versions of exactly those, following Slicer's own
 code (``Base/Python/slicer/ScriptedLoadableModule.py``, ``parameterNodeWrapper``): the parameter node is a real
-``vtkMRMLScriptedModuleNode`` singleton in a real ``vtkMRMLScene``. Nothing else is replaced.
+``vtkMRMLScriptedModuleNode`` singleton in a real ``vtkMRMLScene``, and its ``connectGui`` binds widgets with
+Slicer's connector checks (gui_connectors.py). Where PyQt5 is installed, ``qt``, ``ctk`` and Slicer's Qt widget
+classes follow PythonQt's conventions (pythonqt_shim.py, mrml_widgets.py), so the module's Widget is made from its
+.ui and driven as in Slicer. Nothing else is replaced: ``slicer.util`` is slicer-core's, Slicer's own code.
 
 Under Python 3.9 (Slicer 5.8's) slicer-core cannot be installed (no wheels): there :func:`install` also provides a
 bare ``slicer`` package (``slicer.util`` with the names the module imports, no scene), so the module's import,
@@ -166,7 +169,7 @@ class ScriptedLoadableModuleTest(unittest.TestCase):
         print(message)
 
 
-# -- slicer.parameterNodeWrapper (typed access to a vtkMRMLScriptedModuleNode; GUI binding is not stood in) ----
+# -- slicer.parameterNodeWrapper (typed access to a vtkMRMLScriptedModuleNode; GUI binding in gui_connectors) ----
 
 
 class Validator:
