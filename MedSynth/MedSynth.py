@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +18,6 @@ import ctk
 import qt
 import slicer
 from slicer.i18n import tr as _
-from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, Minimum, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
@@ -34,24 +32,16 @@ try:
 except ImportError:  # running from a source checkout: MedSynthLib sits one folder up
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from MedSynthLib.client import EngineError
-from MedSynthLib.controller import BUTTON_ACTIONS, InputError, first_case_dir, latest_mosaic
+from MedSynthLib import selftest
+from MedSynthLib.controller import BUTTON_ACTIONS, InputError
 from MedSynthLib.conventions import ALL_CHANNELS
-from MedSynthLib.launcher import default_state_dir
+from MedSynthLib.panelactions import EXPECTED_ERRORS, PanelActions
 from MedSynthLib.panellogic import PanelLogic
-from MedSynthLib.scene import SceneError
+from MedSynthLib.panelviews import FinetuneView, mrml_selector, scalar_volume_selector
+from MedSynthLib.scene.terminology import TERMINOLOGY_FILE
 from MedSynthLib.sections import SECTION_GROUPS, make_collapsible
-
-PRIVACY_NOTES = """
-<p><b>Privacy.</b> Generation and fine-tuning run in the MedSynth engine on this computer (or on the engine
-you connect to by URL); no image, parameter or model leaves it, and nothing is downloaded at run time. A local
-engine listens on 127.0.0.1 only and every request carries its token. <i>Set up...</i> downloads torch and the
-engine's pinned requirements once, from PyPI and download.pytorch.org, into the engine's own environment (the engine
-itself ships with the extension); Slicer's Python gets nothing.</p>
-<p>Exported sets are anonymised: NIfTI header free-text fields are cleared, case ids are random, and the
-manifest records only the model and generation parameters. Synthetic images can still resemble the training
-data: before sharing a model fine-tuned on patient data, run <code>medsynth evaluate</code> (memorisation audit).</p>
-"""
+from MedSynthLib.slicerengine import SlicerEngineSettings
+from MedSynthLib.slicermodule import PRIVACY_NOTES, describe_module, register_terminology
 
 DEFAULT_CHANNELS = ",".join(c for c in ALL_CHANNELS if c != "ct")
 
@@ -66,22 +56,16 @@ class MedSynth(ScriptedLoadableModule):
 
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = _("MedSynth")
-        # The extension's category (CMakeLists.txt EXTENSION_CATEGORY), so the module is where the index lists it.
-        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
-        self.parent.dependencies = []
-        self.parent.contributors = ["MedSynth contributors"]
-        self.parent.helpText = _(
+        describe_module(self.parent, _("MedSynth"), _(
             "Generate synthetic brain MRI (T1, T1ce, T2, FLAIR) with BraTS tumour labels, fine-tune a model on your "
             "own BraTS-style folder and export anonymised NIfTI sets. Start the local engine (or connect to one), "
             "pick a model and click Generate; the first case appears in the slice views with its labels overlaid. "
             "Channels adds a tumour segmentation or a CT to any volume; Tumour turns a segment drawn with the "
             "Segment Editor into a new case that has that tumour, or adds it to the selected case."
-        ) + _(PRIVACY_NOTES)
-        self.parent.acknowledgementText = _(
+        ) + _(PRIVACY_NOTES), _(
             "The procedural phantom uses the MNI ICBM152 2009a tissue maps shipped with nilearn. "
             "Built on 3D Slicer's scripted module template."
-        )
+        ))
 
 
 #
@@ -129,7 +113,6 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._mosaicShown = ""
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -137,19 +120,20 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         self.logic = MedSynthLogic()
+        self.actions = PanelActions(self.logic, self.updateGUI)
         self.sections = make_collapsible(uiWidget, {name: getattr(self.ui, name) for name in SECTION_GROUPS},
                                          ctk.ctkCollapsibleButton, qt.QVBoxLayout)
 
         # The .ui uses plain Qt widgets only (medsynth-studio loads the same file with PyQt5); here the volume
         # chooser becomes a MRML node combo box and the loss chart a Slicer plot view.
-        self.volumeSelector = self._mrmlSelector(self.ui.channelVolumeComboBox, self._scalarVolumeSelector())
-        self.tumourVolumeSelector = self._mrmlSelector(self.ui.tumourVolumeComboBox, self._scalarVolumeSelector())
-        self.segmentSelector = self._mrmlSelector(self.ui.tumourSegmentComboBox, slicer.qMRMLSegmentSelectorWidget(),
-                                                  "currentNodeChanged(vtkMRMLNode*)", "currentSegmentChanged(QString)")
+        self.volumeSelector = mrml_selector(self.ui.channelVolumeComboBox, scalar_volume_selector(), self.updateGUI)
+        self.tumourVolumeSelector = mrml_selector(self.ui.tumourVolumeComboBox, scalar_volume_selector(), self.updateGUI)
+        self.segmentSelector = mrml_selector(self.ui.tumourSegmentComboBox, slicer.qMRMLSegmentSelectorWidget(),
+                                             self.updateGUI, "currentNodeChanged(vtkMRMLNode*)",
+                                             "currentSegmentChanged(QString)")
         self.ui.tumourLabelsCheckBox.connect("toggled(bool)", self.updateGUI)
-        self.plotWidget = slicer.qMRMLPlotWidget()
-        self.plotWidget.setMRMLScene(slicer.mrmlScene)
-        self.ui.lossChartContainer.layout().addWidget(self.plotWidget)
+        self.finetuneView = FinetuneView(self.ui.lossChartContainer, self.ui.mosaicLabel)
+        register_terminology(self.resourcePath(f"Terminology/{TERMINOLOGY_FILE}"))
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
@@ -180,24 +164,6 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.allowedFoldersEdit.text = os.pathsep.join(self.logic.allowedFolders())
         self.initializeParameterNode()
         self.updateGUI()
-
-    def _mrmlSelector(self, placeholder, selector, *signals: str):
-        """Put a MRML selector where the .ui has a plain combo box (the .ui stays loadable by PyQt5 for the studio)."""
-        selector.noneEnabled = True
-        selector.setMRMLScene(slicer.mrmlScene)
-        placeholder.parentWidget().layout().replaceWidget(placeholder, selector)
-        placeholder.hide()
-        for signal in signals or ("currentNodeChanged(vtkMRMLNode*)",):
-            selector.connect(signal, self.updateGUI)
-        return selector
-
-    @staticmethod
-    def _scalarVolumeSelector():
-        selector = slicer.qMRMLNodeComboBox()
-        selector.nodeTypes = ["vtkMRMLScalarVolumeNode"]
-        selector.showChildNodeTypes = False  # scalar volumes only, not label maps
-        selector.addEnabled = selector.removeEnabled = False
-        return selector
 
     def cleanup(self) -> None:
         self.timer.stop()
@@ -233,38 +199,6 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # -- actions: each shows its failure where it happened ----------------------------------------------------
 
-    def _run(self, message: str, action):
-        self.logic.controller.error = ""
-        try:
-            with slicer.util.tryWithErrorDisplay(message):
-                return action()
-        except (InputError, EngineError, SceneError, OSError, ValueError) as exc:
-            self.logic.controller.error = str(exc)
-            return None
-        finally:
-            self.updateGUI()
-
-    def _inBackground(self, message: str, prepare, done=None) -> None:
-        """``prepare()`` reads the panel and the scene here and returns the engine call, which runs on the worker
-        thread; its result goes to ``done`` and its failure to the error line, both back on this thread."""
-        work = self._run(message, prepare)
-        if work is None:
-            return
-
-        def finished(result) -> None:
-            if done is not None:
-                self._run(message, lambda: done(result))
-            self.updateGUI()
-
-        def failed(exc: BaseException) -> None:
-            self.logic.controller.error = str(exc)
-            if not isinstance(exc, (InputError, EngineError, SceneError, OSError, ValueError)):
-                logging.error("%s %s", message, exc, exc_info=exc)
-            self.updateGUI()
-
-        self.logic.inBackground(work, finished, failed)
-        self.updateGUI()
-
     def onStartEngine(self) -> None:
         python = self._parameterNode.enginePython
         self.logic.setAllowedFolders(self.ui.allowedFoldersEdit.text.split(os.pathsep))
@@ -273,7 +207,7 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.rememberEnginePython(python)
             self._fillModels()
 
-        self._inBackground(_("Could not start the MedSynth engine."), lambda: self.logic.startEngineJob(python), started)
+        self.actions.in_background(_("Could not start the MedSynth engine."), lambda: self.logic.startEngineJob(python), started)
 
     def onSetupEngine(self) -> None:
         """The set-up dialog (MedSynthLib.enginesetup): a separate environment from the wheel shipped beside this file."""
@@ -289,7 +223,7 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onConnect(self) -> None:
         url, credential = self._parameterNode.engineUrl, self.ui.tokenFileEdit.text.strip()
-        self._inBackground(_("Could not connect to the MedSynth engine."),
+        self.actions.in_background(_("Could not connect to the MedSynth engine."),
                            lambda: self.logic.connectJob(url, credential), lambda health: self._connected())
 
     def _connected(self) -> None:
@@ -301,7 +235,7 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if not self.logic.controller.stop_engine():
                 raise InputError(_("A job is running; cancel it first or leave the engine running."))
 
-        self._inBackground(_("Could not stop the engine."), lambda: stop, lambda result: self._fillModels())
+        self.actions.in_background(_("Could not stop the engine."), lambda: stop, lambda result: self._fillModels())
 
     def _fillModels(self) -> None:
         controller = self.logic.controller
@@ -319,26 +253,26 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.modelValidityLabel.text = self.logic.controller.validity_text(modelId)
 
     def onGenerate(self) -> None:
-        self._inBackground(_("Could not start generating."),
+        self.actions.in_background(_("Could not start generating."),
                            lambda: self.logic.generateJob(self._parameterNode, self.ui.modelComboBox.currentText))
 
     def onFinetune(self) -> None:
-        self._mosaicShown = ""
-        self._inBackground(_("Could not start fine-tuning."),
+        self.finetuneView.mosaic_shown = ""
+        self.actions.in_background(_("Could not start fine-tuning."),
                            lambda: self.logic.finetuneJob(self._parameterNode, self.ui.baseModelComboBox.currentText))
 
     def onExport(self) -> None:
-        self._inBackground(_("Could not start the export."), lambda: self.logic.exportJob(self._parameterNode))
+        self.actions.in_background(_("Could not start the export."), lambda: self.logic.exportJob(self._parameterNode))
 
     def onCancel(self) -> None:
-        self._inBackground(_("Could not cancel the job."), lambda: self.logic.controller.cancel)
+        self.actions.in_background(_("Could not cancel the job."), lambda: self.logic.controller.cancel)
 
     def onResume(self) -> None:
-        self._inBackground(_("Could not resume the fine-tune."), lambda: self.logic.controller.resume)
+        self.actions.in_background(_("Could not resume the fine-tune."), lambda: self.logic.controller.resume)
 
     def onChannelTool(self, channel: str) -> None:
         node = self.volumeSelector.currentNode()
-        self._inBackground(_("Cannot add the channel."), lambda: self.logic.addChannelJob(channel, node))
+        self.actions.in_background(_("Cannot add the channel."), lambda: self.logic.addChannelJob(channel, node))
 
     def onTumour(self, action: str) -> None:
         p = self._parameterNode
@@ -346,15 +280,15 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         segmentId = self.segmentSelector.currentSegmentID() or None
         model = self.ui.tumourModelComboBox.currentText
         if action == "generate":
-            self._inBackground(_("Cannot generate the case with this tumour."),
+            self.actions.in_background(_("Cannot generate the case with this tumour."),
                                lambda: self.logic.generateWithTumourJob(p, model, segmentation, segmentId))
         else:
             volume = self.tumourVolumeSelector.currentNode()
-            self._inBackground(_("Cannot add the tumour."),
+            self.actions.in_background(_("Cannot add the tumour."),
                                lambda: self.logic.addTumourJob(p, model, segmentation, segmentId, volume))
 
     def browseInto(self, parameterName: str) -> None:
-        folder = qt.QFileDialog.getExistingDirectory(None, "Choose a folder", getattr(self._parameterNode, parameterName) or str(Path.home()))
+        folder = qt.QFileDialog.getExistingDirectory(None, _("Choose a folder"), getattr(self._parameterNode, parameterName) or str(Path.home()))
         if folder:
             setattr(self._parameterNode, parameterName, folder)
 
@@ -365,28 +299,12 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             finished = self.logic.tick()
             job = self.logic.controller.tracker.job
             if job and job.get("kind") == "finetune":
-                self._showFinetune(job)
+                self.finetuneView.show(self.logic, job)
             if finished:
                 self.logic.loadResult(finished)
-        except (InputError, EngineError, SceneError, OSError, ValueError) as exc:
+        except EXPECTED_ERRORS as exc:
             self.logic.controller.error = str(exc)
         self.updateGUI()
-
-    def _showFinetune(self, job: dict) -> None:
-        """Redraw the loss chart and the mosaic only when new loss rows arrived."""
-        plot = self.logic.lossPlot
-        plotted = plot.rows if plot is not None else -1
-        view = self.logic.updateLossPlot(self.logic.controller.tracker.losses)
-        if plot is None:
-            self.plotWidget.setMRMLScene(self.logic.lossPlot.scene)
-            self.plotWidget.setMRMLPlotViewNode(view)
-        if self.logic.lossPlot.rows == plotted:
-            return
-        samples = Path(job.get("output_dir") or "") / "samples"
-        newest = latest_mosaic([str(p) for p in samples.glob("mosaic_step*.png")]) if samples.is_dir() else None
-        if newest and newest != self._mosaicShown:
-            self.ui.mosaicLabel.setPixmap(qt.QPixmap(newest).scaledToWidth(max(self.ui.mosaicLabel.width, 200)))
-            self._mosaicShown = newest
 
     def updateGUI(self, caller=None, event=None) -> None:
         node = self.volumeSelector.currentNode()
@@ -421,9 +339,10 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 #
 
 
-class MedSynthLogic(ScriptedLoadableModuleLogic, PanelLogic):
-    """Everything the panel does, usable from Slicer's Python console or a script without the widget; the engine
-    calls and the scene work are MedSynthLib.panellogic.PanelLogic's, Slicer's settings are here.
+class MedSynthLogic(ScriptedLoadableModuleLogic, SlicerEngineSettings, PanelLogic):
+    """Everything the panel does, usable from Slicer's Python console or a script without the widget: the engine
+    calls and the scene work are MedSynthLib.panellogic.PanelLogic's, the engine's Slicer settings and start
+    MedSynthLib.slicerengine.SlicerEngineSettings'.
 
     Example::
 
@@ -439,46 +358,6 @@ class MedSynthLogic(ScriptedLoadableModuleLogic, PanelLogic):
 
     def getParameterNode(self) -> MedSynthParameterNode:
         return MedSynthParameterNode(super().getParameterNode())
-
-    # -- engine -----------------------------------------------------------------------------------------
-
-    @staticmethod
-    def defaultEnginePython() -> str:
-        """The interpreter from the settings (MedSynth/EnginePython), else empty (Slicer's own Python on Start)."""
-        return str(slicer.util.settingsValue("MedSynth/EnginePython", "") or "")
-
-    def startEngine(self, python: str = "", stateDir: str | None = None) -> dict:
-        """Start a local engine with ``python`` and wait for it (scripts; the panel uses :meth:`startEngineJob`)."""
-        health = self.startEngineJob(python, stateDir)()
-        self.rememberEnginePython(python)
-        return health
-
-    def startEngineJob(self, python: str, stateDir: str | None = None):
-        """What the GUI thread prepares to start an engine: returns the call that starts it, for a worker thread."""
-        if not python:
-            raise InputError("No engine interpreter is set: click Set up... to create the engine's environment, or choose "
-                             "the python of an environment where the MedSynth engine is installed.")
-        # Another interpreter must not inherit Slicer's PYTHONHOME/PYTHONPATH/library paths.
-        own = os.path.realpath(python) == os.path.realpath(sys.executable)
-        env = None if own else slicer.util.startupEnvironment()
-        state = stateDir or str(default_state_dir())
-        allowed = tuple(self.allowedFolders())
-        return lambda: self.controller.start_engine(python, state, env=env, allowed_dirs=allowed)
-
-    @staticmethod
-    def allowedFolders() -> list[str]:
-        """Data folders an engine started here may use besides the home (setting MedSynth/AllowedFolders)."""
-        text = str(slicer.util.settingsValue("MedSynth/AllowedFolders", "") or "")
-        return [folder for folder in text.split(os.pathsep) if folder.strip()]
-
-    @staticmethod
-    def setAllowedFolders(folders: list[str]) -> None:
-        qt.QSettings().setValue("MedSynth/AllowedFolders", os.pathsep.join(f.strip() for f in folders if f.strip()))
-
-    @staticmethod
-    def rememberEnginePython(python: str) -> None:
-        """The next session starts the same engine (a setting of this computer, not of the scene)."""
-        qt.QSettings().setValue("MedSynth/EnginePython", python)
 
 
 #
@@ -505,53 +384,17 @@ class MedSynthTest(ScriptedLoadableModuleTest):
             self.test_GenerateThroughEngine()
 
     def test_RoundTrip(self):
-        import tempfile
-
-        import numpy as np
-
         self.delayDisplay("Round trip: volume and segmentation to NIfTI and back")
-        volume = slicer.util.addVolumeFromArray(np.arange(6 * 7 * 8, dtype=np.int16).reshape(8, 7, 6), name="rt t1")
-        volume.SetSpacing(1.5, 2.0, 2.5)
-        volume.SetOrigin(-10.0, 20.0, 5.0)
-        with tempfile.TemporaryDirectory() as folder:
-            written = MedSynthLogic.saveNodes([volume], Path(folder) / "rt")
-            loaded = MedSynthLogic().loadCase(written["t1"].parent, show=False)
-            again = loaded.volumes["t1"]
-            np.testing.assert_array_equal(slicer.util.arrayFromVolume(again), slicer.util.arrayFromVolume(volume))
-            np.testing.assert_allclose(again.GetSpacing(), volume.GetSpacing(), atol=1e-5)
-            np.testing.assert_allclose(again.GetOrigin(), volume.GetOrigin(), atol=1e-4)
+        selftest.round_trip(self, MedSynthLogic)
         self.delayDisplay("Round trip passed")
 
     def test_LossPlot(self):
-        modified = slicer.mrmlScene.GetModifiedSinceRead()
-        logic = MedSynthLogic()  # owns the chart's scene
-        view = logic.updateLossPlot([(1, {"g": 2.0, "d": 1.0}), (2, {"g": 1.5, "d": 0.9})])
-        chart = view.GetScene().GetNodeByID(view.GetPlotChartNodeID())
-        self.assertEqual(chart.GetNumberOfPlotSeriesNodes(), 2)
-        self.assertEqual(slicer.mrmlScene.GetModifiedSinceRead(), modified)  # the chart lives in its own scene
+        selftest.loss_plot(self, MedSynthLogic)
 
     def test_GenerateThroughEngine(self):
         """Needs an engine interpreter (setting MedSynth/EnginePython); skipped without one."""
         python = MedSynthLogic.defaultEnginePython()
         if not python:
             self.skipTest("No engine interpreter is set (MedSynth/EnginePython).")
-        logic = MedSynthLogic()
-        logic.startEngine(python)
-        try:
-            parameters = logic.getParameterNode()
-            parameters.voxelSize = 8.0
-            logic.generate(parameters, "phantom")
-            finished = None
-            while finished is None:
-                slicer.app.processEvents()
-                time.sleep(0.1)
-                finished = logic.poll()
-            self.assertEqual(finished["state"], "succeeded")
-            loaded = logic.loadCase(first_case_dir(finished["output_dir"]))
-            self.assertIn("t1", loaded.volumes)
-            self.assertEqual(loaded.segmentation.GetSegmentation().GetNumberOfSegments(), 3)
-        finally:
-            logic.controller.stop_engine(force=True)
+        selftest.generate_through_engine(self, MedSynthLogic, python)
         self.delayDisplay("Generate through the engine passed")
-
-

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import slicer
 from slicer.i18n import tr as _
-from slicer.i18n import translate
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -29,6 +28,7 @@ except ImportError:  # running from a source checkout: MedSynthLib sits one fold
 from MedSynthLib.reader_study import ReaderSession, ReaderStudyError, describe_score, score
 from MedSynthLib.scene import LoadedCase, SceneError, load_case, remove_node
 from MedSynthLib.scene.display import show_case
+from MedSynthLib.slicermodule import describe_module
 
 
 class MedSynthReaderStudy(ScriptedLoadableModule):
@@ -36,16 +36,11 @@ class MedSynthReaderStudy(ScriptedLoadableModule):
 
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = _("MedSynth Reader Study")
-        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
-        self.parent.dependencies = []
-        self.parent.contributors = ["MedSynth contributors"]
-        self.parent.helpText = _(
+        describe_module(self.parent, _("MedSynth Reader Study"), _(
             "A blinded reader study: open the folder written by 'medsynth reader-study', enter your initials and "
             "say for each case whether it is real or synthetic and how sure you are. Every answer is saved at once; "
             "Start / continue resumes after the last one. The organiser scores the answers with the answer key."
-        )
-        self.parent.acknowledgementText = _("Built on 3D Slicer's scripted module template.")
+        ), _("Built on 3D Slicer's scripted module template."))
 
 
 class MedSynthReaderStudyWidget(ScriptedLoadableModuleWidget):
@@ -97,9 +92,11 @@ class MedSynthReaderStudyWidget(ScriptedLoadableModuleWidget):
         if session is None:
             self.ui.caseLabel.text = _("No study open.")
         elif session.finished:
-            self.ui.caseLabel.text = f"All {session.total} case(s) answered; score with the answer key."
+            self.ui.caseLabel.text = _("All {total} case(s) answered; score with the answer key.").format(
+                total=session.total)
         else:
-            self.ui.caseLabel.text = f"Case {session.answered + 1} of {session.total}: {session.current.id}"
+            self.ui.caseLabel.text = _("Case {number} of {total}: {case}").format(
+                number=session.answered + 1, total=session.total, case=session.current.id)
         reading = session is not None and not session.finished
         for widget in (self.ui.realButton, self.ui.syntheticButton, self.ui.confidenceSpinBox, self.ui.submitButton):
             widget.enabled = reading

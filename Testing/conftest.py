@@ -12,6 +12,10 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO = Path(__file__).resolve().parents[1]
+# slicer-core's ``slicer`` package imports every module of every folder named slicer on sys.path, and this folder is
+# on it, so Testing/slicer's modules load as ``slicer.<name>`` whenever any test imports slicer; their own imports
+# (``import harness``) need that folder on sys.path too, else ``import slicer`` fails and the MRML tests skip.
+sys.path.append(str(REPO / "Testing" / "slicer"))
 MEDSYNTH_BIN = Path(sys.executable).parent / "medsynth"
 ENGINE_BIN = Path(sys.executable).parent / "medsynth-engine"
 

@@ -57,6 +57,8 @@ class EngineSetupDialog:
         timer.timeout.connect(self.tick)
         timer.start()
         ui.torchBuildComboBox.currentIndexChanged.connect(lambda *args: self.show_plan())
+        ui.basePythonEdit.textChanged.connect(lambda *args: self.show_plan())  # the plan shown is the one Set up runs
+        ui.envFolderEdit.textChanged.connect(lambda *args: self.show_plan())
         ui.setupButton.clicked.connect(lambda *args: self.start())
         ui.cancelButton.clicked.connect(lambda *args: self.cancel())
         ui.useExistingButton.clicked.connect(lambda *args: self.use_existing())
@@ -128,8 +130,8 @@ class EngineSetupDialog:
                 self.timer.stop()
             return
         progress = self.run.poll()
-        for line in progress.lines:
-            self.ui.logText.appendPlainText(line)
+        if progress.lines:  # one append per tick: pip can print hundreds of lines between two ticks
+            self.ui.logText.appendPlainText("\n".join(progress.lines))
         finished = progress.state != "running"
         self.ui.progressBar.setValue(progress.total if progress.state == "succeeded" else progress.step - 1)
         if finished:

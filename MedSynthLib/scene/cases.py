@@ -26,6 +26,7 @@ from .nodes import (
     remove_node,
     segment_codes,
 )
+from .terminology import set_segment_terminology
 
 
 def case_channel_files(case_dir: Path) -> dict[str, Path]:
@@ -131,6 +132,7 @@ def _load_segmentation(scene: Any, path: Path, case_id: str, created: list[Any])
             segment.SetName(f"{BRATS_LABELS[code]} ({BRATS_LABEL_NAMES[code]})")
             segment.SetColor(*BRATS_LABEL_COLOURS[code])
             segment.SetTag(LABEL_TAG, str(code))
+            set_segment_terminology(segment, code)
         segmentation.SetAttribute(CASE_ATTRIBUTE, case_id)
         segmentation.SetAttribute(CHANNEL_ATTRIBUTE, LABEL_CHANNEL)
         return segmentation

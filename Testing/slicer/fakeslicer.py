@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+#: where an extension's scripted modules go in the install tree (Slicer_QTSCRIPTEDMODULES_LIB_DIR below)
+SCRIPTED_MODULES = "lib/Slicer-5.10/qt-scripted-modules"
 
 FAKE_CONFIG = r"""
 set(Slicer_FOUND TRUE)

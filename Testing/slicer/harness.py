@@ -4,7 +4,10 @@ slicer-core brings Slicer's compiled MRML, module logics and ``slicer.util``; it
 ``slicer.ScriptedLoadableModule``, no ``slicer.parameterNodeWrapper`` (both pure Python in Slicer, importing qt)
 and no ``qt``/``ctk`` (PythonQt). This file supplies minimal versions of exactly those, following Slicer's own
 code (``Base/Python/slicer/ScriptedLoadableModule.py``, ``parameterNodeWrapper``): the parameter node is a real
-``vtkMRMLScriptedModuleNode`` singleton in a real ``vtkMRMLScene``. Nothing else is replaced.
+``vtkMRMLScriptedModuleNode`` singleton in a real ``vtkMRMLScene``, and its ``connectGui`` binds widgets with
+Slicer's connector checks (gui_connectors.py). Where PyQt5 is installed, ``qt``, ``ctk`` and Slicer's Qt widget
+classes follow PythonQt's conventions (pythonqt_shim.py, mrml_widgets.py), so the module's Widget is made from its
+.ui and driven as in Slicer. Nothing else is replaced: ``slicer.util`` is slicer-core's, Slicer's own code.
 
 Under Python 3.9 (Slicer 5.8's) slicer-core cannot be installed (no wheels): there :func:`install` also provides a
 bare ``slicer`` package (``slicer.util`` with the names the module imports, no scene), so the module's import,
@@ -14,11 +17,16 @@ its class definitions and parameter-node type hints, and Slicer's test discovery
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import itertools
 import os
 import sys
+import tempfile
 import types
 import typing
 import unittest
+
+import gui_connectors
 
 try:
     import slicer
@@ -44,8 +52,17 @@ class _App:
     def processEvents(self) -> None:  # noqa: N802
         return None
 
+    _qapp = None  # (harness only) the QApplication with PythonQt's conventions, where PyQt5 is installed
+    _modules = None  # (harness only) the module manager stand-in, likewise
+
     def connect(self, signal: str, slot) -> bool:
-        return True
+        """QApplication's signals by C++ signature (a signature it lacks is refused); no-op without PyQt5."""
+        return self._qapp.connect(signal, slot) if self._qapp is not None else True
+
+    def moduleManager(self):  # noqa: N802
+        return self._modules
+
+    slicerUserSettingsFilePath = ""  # where Slicer keeps the user's Slicer.ini: a temporary folder (install())
 
     def startupEnvironment(self):  # noqa: N802 - a QProcessEnvironment; no launcher here, so os.environ
         return _Environment(dict(os.environ))
@@ -95,9 +112,38 @@ class ScriptedLoadableModule:
 
 
 class ScriptedLoadableModuleWidget:
+    """As Slicer's: without a parent a qMRMLWidget panel is made and set up; ``resourcePath`` via the module's path."""
+
     def __init__(self, parent=None) -> None:
-        self.parent = parent
+        super().__init__()
+        import qt
+
         self.moduleName = self.__class__.__name__.removesuffix("Widget")
+        self.developerMode = slicer.util.settingsValue("Developer/DeveloperMode", False, converter=slicer.util.toBool)
+        if not parent:
+            self.parent = slicer.qMRMLWidget()
+            self.parent.setLayout(qt.QVBoxLayout())
+            self.parent.setMRMLScene(slicer.mrmlScene)
+        else:
+            self.parent = parent
+        self.layout = self.parent.layout()
+        if not parent:
+            self.setup()
+            self.parent.show()
+        slicer.app.moduleManager().connect("moduleAboutToBeUnloaded(QString)", self._onModuleAboutToBeUnloaded)
+
+    def resourcePath(self, filename: str) -> str:  # noqa: N802
+        return os.path.join(os.path.dirname(slicer.util.modulePath(self.moduleName)), "Resources", filename)
+
+    def setup(self) -> None:
+        """Slicer adds its developer section here when developer mode is on (off in tests)."""
+
+    def cleanup(self) -> None:
+        return None
+
+    def _onModuleAboutToBeUnloaded(self, moduleName: str) -> None:  # noqa: N802, N803
+        if moduleName == self.moduleName:
+            self.cleanup()
 
 
 class ScriptedLoadableModuleLogic:
@@ -123,7 +169,7 @@ class ScriptedLoadableModuleTest(unittest.TestCase):
         print(message)
 
 
-# -- slicer.parameterNodeWrapper (typed access to a vtkMRMLScriptedModuleNode; GUI binding is not stood in) ----
+# -- slicer.parameterNodeWrapper (typed access to a vtkMRMLScriptedModuleNode; GUI binding in gui_connectors) ----
 
 
 class Validator:
@@ -162,7 +208,18 @@ _IMPLICIT = {int: 0, float: 0.0, str: "", bool: False}
 _READ = {int: int, float: float, str: str, bool: lambda text: text == "True"}
 
 
+class Parameter(typing.NamedTuple):
+    """One member of a wrapped class: its plain type, validators, default and full (annotated) type hint."""
+
+    base: type
+    validators: list
+    default: object
+    datatype: object
+
+
 def parameterNodeWrapper(cls):  # noqa: N802 - Slicer's name
+    """Typed properties over a vtkMRMLScriptedModuleNode, and ``connectGui``/``disconnectGui`` as Slicer binds
+    widgets (gui_connectors: each widget's class must suit its parameter's type, as Slicer's connectors check)."""
     hints = typing.get_type_hints(cls, include_extras=True)
     members = {}
     for name, hint in hints.items():
@@ -172,7 +229,7 @@ def parameterNodeWrapper(cls):  # noqa: N802 - Slicer's name
             validators = [e for e in extras if isinstance(e, Validator)]
         if base not in _READ:
             raise TypeError(f"The test harness's parameterNodeWrapper does not handle {base} ({name}).")
-        members[name] = (base, validators, cls.__dict__.get(name, _IMPLICIT[base]))
+        members[name] = Parameter(base, validators, cls.__dict__.get(name, _IMPLICIT[base]), hint)
 
     def make_property(name, base, validators):
         def getter(self):
@@ -190,13 +247,17 @@ def parameterNodeWrapper(cls):  # noqa: N802 - Slicer's name
 
     def __init__(self, parameterNode) -> None:  # noqa: N803
         self.parameterNode = parameterNode
-        for name, (_base, _validators, default) in members.items():
+        self.guis, self.updatingGui, self._tags = {}, False, itertools.count()
+        for name, parameter in members.items():
             if not parameterNode.HasParameter(name):
-                setattr(self, name, default)
+                setattr(self, name, parameter.default)
+        parameterNode.AddObserver("ModifiedEvent", lambda caller, event: gui_connectors.update_gui(self))
 
-    namespace = {"__init__": __init__, "__doc__": cls.__doc__, "allParameters": dict(members)}
-    for name, (base, validators, _default) in members.items():
-        namespace[name] = make_property(name, base, validators)
+    namespace = {"__init__": __init__, "__doc__": cls.__doc__, "allParameters": dict(members),
+                 "connectGui": gui_connectors.connect_gui, "disconnectGui": gui_connectors.disconnect_gui,
+                 "nextGuiTag": lambda self: next(self._tags)}
+    for name, parameter in members.items():
+        namespace[name] = make_property(name, parameter.base, parameter.validators)
     return type(cls.__name__, (), namespace)
 
 
@@ -233,6 +294,7 @@ def install() -> None:
     global slicer
     if HAS_MRML:
         slicer.util = importlib.import_module("slicer.util")  # always imported in Slicer itself; an earlier test may not have
+        importlib.import_module("vtk")  # so is all of VTK (arrayFromVolume's first call would import it: 0.8 s)
         slicer.mrmlScene = slicer.vtkMRMLScene()
     elif slicer is None:
         slicer = _bare_slicer()
@@ -240,10 +302,13 @@ def install() -> None:
     if isinstance(getattr(slicer, "app", None), _App):
         return
     slicer.app = _App()
-    qt = types.ModuleType("qt", "Stand-in for PythonQt's qt (settings only).")
-    qt.QSettings = _QSettings
-    sys.modules["qt"] = qt
-    sys.modules["ctk"] = types.ModuleType("ctk", "Stand-in for PythonQt's ctk (nothing used outside the widget).")
+    if HAS_MRML and importlib.util.find_spec("PyQt5") is not None:
+        _install_pythonqt()
+    else:  # Python 3.9: the module is imported and discovered, its widget is not made
+        qt = types.ModuleType("qt", "Stand-in for PythonQt's qt (settings only).")
+        qt.QSettings = _QSettings
+        sys.modules["qt"] = qt
+        sys.modules["ctk"] = types.ModuleType("ctk", "Stand-in for PythonQt's ctk (nothing used outside the widget).")
     module = types.ModuleType("slicer.ScriptedLoadableModule")
     for item in (ScriptedLoadableModule, ScriptedLoadableModuleWidget, ScriptedLoadableModuleLogic, ScriptedLoadableModuleTest):
         setattr(module, item.__name__, item)
@@ -256,3 +321,20 @@ def install() -> None:
     for item in (parameterNodeWrapper, Validator, WithinRange, Minimum, Choice):
         setattr(wrapper, item.__name__, item)
     sys.modules[wrapper.__name__] = slicer.parameterNodeWrapper = wrapper
+
+
+def _install_pythonqt() -> None:
+    """``qt``, ``ctk`` and Slicer's Qt classes with PythonQt's conventions over PyQt5 (pythonqt_shim, mrml_widgets),
+    so the module's Widget is made and driven as in Slicer."""
+    import mrml_widgets
+    import pythonqt_shim
+
+    slicer.app.slicerUserSettingsFilePath = os.path.join(tempfile.mkdtemp(prefix="slicer-settings-"), "Slicer.ini")
+    slicer.app._qapp = pythonqt_shim.adopt(pythonqt_shim.application())
+    sys.modules["qt"] = pythonqt_shim.qt_module(_QSettings)
+    sys.modules["ctk"] = pythonqt_shim.ctk_module()
+    mrml_widgets.install_mrml_widgets(slicer)
+    slicer.app._modules = slicer.qSlicerModuleManager()
+    module_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "MedSynth")
+    slicer.modules = types.SimpleNamespace(**{name.lower(): types.SimpleNamespace(path=os.path.join(module_dir, f"{name}.py"))
+                                              for name in ("MedSynth", "MedSynthReaderStudy")})

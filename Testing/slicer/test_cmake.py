@@ -10,6 +10,8 @@ from pathlib import Path
 import fakeslicer
 import pytest
 
+from MedSynthLib.slicermodule import CATEGORY
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -24,6 +26,8 @@ def test_extension_configures(configure):
     assert "CHECK cpack" in out and "CHECK unittest MedSynth.py" in out
     for var in ("HOMEPAGE", "CATEGORY", "CONTRIBUTORS", "DESCRIPTION", "ICONURL", "SCREENSHOTURLS", "DEPENDS"):
         assert f"CHECK EXTENSION_{var}=" in out
+    # the modules are listed under the extension's category (MedSynthLib.slicermodule sets both modules' category)
+    assert f"CHECK EXTENSION_CATEGORY={CATEGORY}\n" in out
 
 
 def test_module_and_library_ship_side_by_side(configure):

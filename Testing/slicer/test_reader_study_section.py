@@ -1,5 +1,5 @@
-"""The MedSynthReaderStudy module's logic on real MRML: one blinded case in the scene at a time, answers saved,
-the score against the organiser's key."""
+"""The MedSynthReaderStudy module on real MRML, clicked through its panel (the PythonQt shim): one blinded case in
+the scene at a time, answers saved, the score against the organiser's key."""
 
 from __future__ import annotations
 
@@ -22,20 +22,39 @@ def _study_volumes() -> list[str]:
     return sorted(n.GetName() for n in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode") if n.GetName().startswith("case-"))
 
 
-def test_reader_study_shows_one_case_at_a_time_and_scores(reader_study_module, study):
+@pytest.fixture
+def panel(reader_study_module):
+    parent = slicer.qSlicerScriptedLoadableModuleWidget()
+    widget = reader_study_module.MedSynthReaderStudyWidget(parent)
+    widget.setup()
+    return widget
+
+
+def test_reader_study_shows_one_case_at_a_time_and_scores(panel, study):
     folder, key_path = study
-    logic = reader_study_module.MedSynthReaderStudyLogic()
-    with pytest.raises(reader_study_module.ReaderStudyError, match="Open a reader study"):
-        logic.showStudyCase()
-    session = logic.openReaderStudy(folder, "dr-s")
-    loaded = logic.showStudyCase()
-    assert loaded.case_id == "case-001" and _study_volumes() == [f"case-001 {c}" for c in ("flair", "t1", "t1ce", "t2")]
+    ui = panel.ui
+    assert ui.caseLabel.text == "No study open." and not ui.submitButton.enabled and not ui.scoreButton.enabled
+    ui.startButton.click()  # nothing typed: the sentence says what is missing, the panel stays usable
+    assert ui.errorLabel.text and panel.logic.readerSession is None
+    ui.studyEdit.text, ui.readerEdit.text = str(folder), "dr-s"
+    ui.startButton.click()
+    assert not ui.errorLabel.text, ui.errorLabel.text
+    assert ui.caseLabel.text == "Case 1 of 4: case-001"
+    assert _study_volumes() == [f"case-001 {c}" for c in ("flair", "t1", "t1ce", "t2")]
+    ui.submitButton.click()  # no answer chosen
+    assert ui.errorLabel.text == "Choose Real or Synthetic first."
     key = json.loads(key_path.read_text())["cases"]
+    session = panel.logic.readerSession
     while session.current is not None:
         shown = session.current.id
-        nxt = logic.recordStudyAnswer(key[shown]["truth"], 5)
+        (ui.realButton if key[shown]["truth"] == "real" else ui.syntheticButton).click()
+        ui.confidenceSpinBox.value = 5
+        ui.submitButton.click()
         remaining = _study_volumes()
         assert not any(name.startswith(f"{shown} ") for name in remaining)  # the answered case left the scene
-        assert (nxt is None and remaining == []) or remaining[0].startswith(nxt.case_id)
-    assert logic.scoreReaderStudy(key_path)["accuracy"] == 1.0
+        assert not (ui.realButton.checked or ui.syntheticButton.checked)  # every case needs its own answer
+    assert _study_volumes() == [] and ui.caseLabel.text.startswith("All 4 case(s) answered")
+    ui.keyEdit.text = str(key_path)
+    ui.scoreButton.click()
+    assert ui.resultLabel.text.startswith("Accuracy 100% on 4 of 4 case(s)"), ui.resultLabel.text
     assert json.loads((folder / "responses-dr-s.json").read_text())["reader"] == "dr-s"
