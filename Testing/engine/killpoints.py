@@ -75,13 +75,21 @@ class Commands:
 
     def run(self, argv: list[str], point: str | None = None, timeout: float = 240) -> tuple[int, str]:
         """Run ``medsynth ARGV`` to its end (or its kill); returns the exit code (``KILLED``) and its output."""
-        process, log = self.start(argv, point)
-        process.join(timeout)
-        if process.exitcode is None:
-            process.kill()
-            process.join()
-            raise AssertionError(f"medsynth {' '.join(argv)} ({point}) did not end within {timeout} s; see {log}")
-        return process.exitcode, log.read_text()
+        return self.run_together([(argv, point)], timeout)[0]
+
+    def run_together(self, runs: list[tuple[list[str], str | None]], timeout: float = 240) -> list[tuple[int, str]]:
+        """Run independent ``medsynth`` commands side by side (one per core); returns each one's code and output."""
+        started = [(argv, point, *self.start(argv, point)) for argv, point in runs]
+        deadline = time.monotonic() + timeout
+        results = []
+        for argv, point, process, log in started:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.exitcode is None:
+                for _, _, other, _ in started:
+                    other.kill()
+                raise AssertionError(f"medsynth {' '.join(argv)} ({point}) did not end within {timeout} s; see {log}")
+            results.append((process.exitcode, log.read_text()))
+        return results
 
     def engine(self, state: Path, allow: Path, point: str | None = None, timeout: float = 60) -> tuple[multiprocessing.Process, str]:
         """A ``medsynth-engine serve`` child on loopback; returns it with its URL once it listens."""

@@ -52,11 +52,13 @@ def data(make_phantom_set):
     return make_phantom_set(n=4, shape=(24, 24, 24), spacing=6.0, channels="t1,t1ce,t2,flair,seg,ct", seed=61)
 
 
-def _killed(commands: Commands, argv: list[str], point: str) -> str:
-    code, log = commands.run(argv, point)
+def _killed(commands: Commands, argv: list[str], point: str) -> None:
+    _was_killed(point, *commands.run(argv, point))
+
+
+def _was_killed(point: str, code: int, log: str) -> None:
     assert code == KILLED, f"{point} was not reached (exit {code}):\n{log}"
     MET.add(point.partition(":")[0])
-    return log
 
 
 def _state_step(out: Path) -> int:
@@ -72,11 +74,11 @@ def test_a_killed_fine_tune_loses_at_most_one_interval_and_resumes_to_the_same_m
     assert family in FAMILY_POINT, f"give the new family {family} its kill point here"
     argv = ["finetune", "--model", family, "--data", str(data), "--steps", str(STEPS), "--checkpoint-every", str(EVERY),
             "--device", "cpu", "--quiet", *TINY, *FAMILY_ARGS.get(family, [])]
-    code, log = commands.run([*argv, "--out", str(tmp_path / "straight")])
-    assert code == 0, log
     out = tmp_path / "killed"
     point, killed_at, kept = FAMILY_POINT[family]
-    _killed(commands, [*argv, "--out", str(out)], point)
+    (code, log), killed = commands.run_together([([*argv, "--out", str(tmp_path / "straight")], None), ([*argv, "--out", str(out)], point)])
+    assert code == 0, log
+    _was_killed(point, *killed)
     published_files_intact(out)
     assert _state_step(out) == kept and killed_at - kept <= EVERY  # at most one checkpoint interval lost
     load_model_folder(out)  # a usable model: its card matches its weights
@@ -106,23 +108,28 @@ def _complete_set(folder: Path, cases: int) -> None:
     ("export", ["set.case-recorded:2", "set.manifest"]),
 ])
 def test_a_killed_set_is_absent_or_complete_and_resumes(command, points, commands, make_phantom_set, tmp_path):
+    """The set generate writes here is the one ``make_phantom_set`` made with the same arguments (the source to export)."""
     source = make_phantom_set(n=3, shape=(24, 24, 24), spacing=6.0, channels="t1,flair,seg", seed=8)
     if command == "generate":
         argv = ["generate", "-n", "3", "--seed", "8", "--shape", "24", "--spacing", "6", "--channels", "t1,flair,seg", "--device", "cpu"]
+        runs = []
     else:
         argv = ["export", "--source", str(source), "--layout", "nnunet"]
-    code, log = commands.run([*argv, "--quiet", "--out", str(tmp_path / "straight")])
-    assert code == 0, log
-    for n, point in enumerate(points):
-        out = tmp_path / f"killed{n}"
-        _killed(commands, [*argv, "--quiet", "--out", str(out)], point)
+        runs = [([*argv, "--quiet", "--out", str(tmp_path / "straight")], None)]
+    outs = [tmp_path / f"killed{n}" for n in range(len(points))]
+    results = commands.run_together([*runs, *(([*argv, "--quiet", "--out", str(out)], point) for out, point in zip(outs, points, strict=True))])
+    if runs:
+        assert results.pop(0)[0] == 0
+    expected = _set_files(source if command == "generate" else tmp_path / "straight")
+    for out, point, result in zip(outs, points, results, strict=True):
+        _was_killed(point, *result)
         if out.exists():  # published before the kill: complete, and a later resume has nothing to do
             _complete_set(out, 3)
         else:
             code, log = commands.run([*argv, "--quiet", "--out", str(out), "--resume"])
             assert code == 0, log
         _complete_set(out, 3)
-        assert _set_files(out) == _set_files(tmp_path / "straight")
+        assert _set_files(out) == expected
 
 
 def test_a_killed_add_channel_leaves_the_case_as_it_was(commands, make_phantom_set, tmp_path):

@@ -14,11 +14,17 @@ __all__ = ["check_case_files", "check_headers", "nifti_files"]
 
 
 def check_case_files(paths: Iterable[Path]) -> None:
-    """Read every file of one case fully; the first bad one raises its sentence."""
+    """Read every file of one case fully, and check that they share one grid; the first bad one raises its sentence."""
+    from ..inputcheck import check_same_grid
     from ..nifti_io import read_nifti
 
+    first = None
     for path in paths:
-        read_nifti(path)
+        array, affine = read_nifti(path)
+        if first is None:
+            first = (path, array.shape, affine)
+        else:
+            check_same_grid(path, array.shape, affine, first[0], first[1], first[2])
 
 
 def check_headers(paths: Iterable[Path]) -> None:

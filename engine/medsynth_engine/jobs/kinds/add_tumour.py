@@ -39,7 +39,8 @@ def prepare(params: AddTumourParams, ctx: PrepareContext) -> Prepared:
     mask = ctx.input_file(params.mask, "mask")
     from ...data.layouts import find_case_files
 
-    check_case_files([*find_case_files(case)[1].values(), mask])  # a broken file is a 4xx naming it
+    check_case_files(find_case_files(case)[1].values())  # a broken file is a 4xx naming it
+    check_case_files([mask])  # the mask may lie on any grid
     out = ctx.path(params.out, "out") or ctx.job_dir / "output"
     if out == case or out.is_relative_to(case):
         raise Conflict(f"The out folder {out} is inside the case folder; choose a new or empty folder elsewhere.")
