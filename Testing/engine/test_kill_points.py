@@ -109,9 +109,9 @@ def _complete_set(folder: Path, cases: int) -> None:
 ])
 def test_a_killed_set_is_absent_or_complete_and_resumes(command, points, commands, make_phantom_set, tmp_path):
     """The set generate writes here is the one ``make_phantom_set`` made with the same arguments (the source to export)."""
-    source = make_phantom_set(n=3, shape=(24, 24, 24), spacing=6.0, channels="t1,flair,seg", seed=8)
+    source = make_phantom_set(n=3, shape=(16, 16, 16), spacing=9.0, channels="t1,flair,seg", seed=8)
     if command == "generate":
-        argv = ["generate", "-n", "3", "--seed", "8", "--shape", "24", "--spacing", "6", "--channels", "t1,flair,seg", "--device", "cpu"]
+        argv = ["generate", "-n", "3", "--seed", "8", "--shape", "16", "--spacing", "9", "--channels", "t1,flair,seg", "--device", "cpu"]
         runs = []
     else:
         argv = ["export", "--source", str(source), "--layout", "nnunet"]
@@ -183,7 +183,7 @@ def test_a_killed_engine_keeps_every_job_whole(point, commands, tmp_path):
     engine, url = commands.engine(state, tmp_path, point)
     client = EngineClient(url, token_file=state / "engine.token", timeout=30)
     try:
-        client.submit("generate", {"n": 2, "seed": 3, "shape": 24, "spacing": 6, "channels": "t1,seg", "out": str(out)})
+        client.submit("generate", {"n": 2, "seed": 3, "shape": 16, "spacing": 9, "channels": "t1,seg", "out": str(out)})
     except EngineError:
         pass  # the engine died before it answered
     engine.join(60)
