@@ -26,7 +26,7 @@ COMMANDS = textwrap.dedent("""
     from pathlib import Path
     from medsynth_engine.cli import main
     root = Path(sys.argv[1])
-    tiny = ["--shape", "16", "--spacing", "12", "--device", "cpu", "--quiet"]
+    tiny = ["--shape", "24", "--spacing", "8", "--device", "cpu", "--quiet"]
     for seed, name in ((1, "a"), (2, "b")):
         assert main(["generate", "-n", "2", "--seed", str(seed), "--out", str(root / name), *tiny]) == 0
     assert main(["finetune", "--model", "pgan3d", "--data", str(root / "a"), "--out", str(root / "model"), "--steps", "2",
@@ -72,7 +72,7 @@ def test_the_engine_and_its_worker_run_a_job_with_the_network_refused(tmp_path, 
     engine = start_engine(tmp_path / "state", tmp_path)
     try:
         client = engine.client(timeout=60)
-        job = client.wait(client.submit("generate", {"n": 1, "seed": 3, "shape": 16, "spacing": 12, "channels": "t1,seg"})["id"],
+        job = client.wait(client.submit("generate", {"n": 1, "seed": 3, "shape": 24, "spacing": 8, "channels": "t1,seg"})["id"],
                           poll=0.2, timeout=180)
         assert job["state"] == "succeeded", job
         exported = client.wait(client.submit("export", {"job": job["id"]})["id"], poll=0.2, timeout=180)  # in a child process
