@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -39,8 +40,13 @@ class EngineError(Exception):
 class EngineClient:
     """A thin client for the engine's HTTP API (see ``GET /openapi.json`` on a running engine)."""
 
-    def __init__(self, url: str, token: str | None = None, *, token_file: str | os.PathLike | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, token: str | None = None, *, token_file: str | os.PathLike | None = None, timeout: float = 10.0,
+        cafile: str | os.PathLike | None = None,
+    ) -> None:
+        """``cafile``: the certificate (or its CA) of an engine served over HTTPS with a certificate of its own."""
         self.url = url.rstrip("/")
+        self._tls = ssl.create_default_context(cafile=str(cafile)) if cafile is not None else None
         if token is None and token_file is not None:
             path = Path(token_file).expanduser()
             try:
@@ -83,6 +89,11 @@ class EngineClient:
 
     def resume(self, job_id: str) -> dict[str, Any]:
         return self._json("POST", f"/jobs/{_quote(job_id)}/resume")
+
+    def delete(self, job_id: str) -> None:
+        """Remove a finished job and its folder on the engine (a queued or running one is refused: cancel it first)."""
+        with self._open("DELETE", f"/jobs/{_quote(job_id)}"):
+            pass
 
     def files(self, job_id: str) -> list[str]:
         return self._json("GET", f"/jobs/{_quote(job_id)}/files")
@@ -142,7 +153,7 @@ class EngineClient:
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
-            return urllib.request.urlopen(request, timeout=self.timeout)
+            return urllib.request.urlopen(request, timeout=self.timeout, context=self._tls)
         except urllib.error.HTTPError as exc:
             raise EngineError(_error_sentence(exc), status=exc.code) from None
         except (urllib.error.URLError, OSError) as exc:

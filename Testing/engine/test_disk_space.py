@@ -61,3 +61,13 @@ def test_export_refuses_from_the_source_size_and_writes_nothing(make_phantom_set
     assert sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
     _free(monkeypatch, int(size * diskspace.MARGIN) + diskspace.RESERVE_BYTES + 64)
     assert main(["export", "--source", str(source), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+
+
+def test_a_cohort_run_refuses_from_its_total_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    """A cohort run (here --balance over two strata) is estimated from its strata's total, like any set."""
+    needed = 4 * diskspace.case_bytes((16, 16, 16), ("t1", "t1ce", "t2", "flair", "seg"))
+    asked = _free(monkeypatch, int(needed * diskspace.MARGIN) + diskspace.RESERVE_BYTES - 1)
+    cohort = ["generate", "--model", "phantom", "--balance", "hemisphere", "-n", "4", "--shape", "16", "--spacing", "8", "--device", "cpu", "--quiet"]
+    assert main([*cohort, "--out", str(tmp_path / "set")]) == 2
+    assert "needs about" in capsys.readouterr().err and asked == [str(tmp_path)]
+    assert list(tmp_path.iterdir()) == []

@@ -3,7 +3,8 @@
 The case is a BraTS-style folder (``<case>/<case>_t1.nii.gz``...) or one NIfTI file. The new channel lands
 beside it as ``<case>_seg.nii.gz`` (plus ``<case>_seg.seg.nrrd`` with BraTS segment names and colours that
 3D Slicer opens directly) or ``<case>_ct.nii.gz``, on exactly the case's grid and affine, through temporary
-names and renames: both files or neither, and an existing channel only with ``replace``.
+names and renames, the NIfTI last: it is the channel, the .seg.nrrd a view of it, so a run killed between the
+renames leaves no NIfTI (or the old one) and the next run makes both again. An existing channel only with ``replace``.
 
 Models are channel models (families whose capabilities name a channel: seg, mr2ct), not generators: shipped
 ones live in ``weights/<id>/``, and any model folder written by ``medsynth finetune --model seg|mr2ct`` works too.
@@ -24,6 +25,7 @@ from MedSynthLib.conventions import BRATS_LABEL_COLOURS, BRATS_LABEL_NAMES, BRAT
 from .data.layouts import MR_SEQUENCES, find_case_files
 from .errors import MedSynthError
 from .inputcheck import check_same_grid
+from .killpoint import killpoint
 from .modelfile import read_card
 from .nifti_io import read_nifti, write_nifti
 from .registry import ModelRegistry, default_registry
@@ -183,18 +185,25 @@ def _segmentation_nrrd(path: Path, codes: np.ndarray, affine: np.ndarray) -> Non
 
 
 def _write_together(outputs: list[tuple[Path, Callable[[Path], None]]]) -> None:
-    """Write every output under a temporary name, then rename them all; on any failure none is left behind."""
+    """Write every output under a temporary name, then rename them all, the first output last: it is the commit
+    point (the channel's NIfTI; the others are views of it). On any failure none is left behind; temporaries that
+    a killed run left are removed first."""
     temps: list[tuple[Path, Path]] = []
+    for final, _ in outputs:
+        for stale in final.parent.glob(f".{final.name}.*.partial*"):
+            stale.unlink(missing_ok=True)
     try:
         for final, writer in outputs:
             tmp = final.with_name(f".{final.name}.{os.getpid()}.partial{''.join(final.suffixes[-2:])}")
             temps.append((tmp, final))
             writer(tmp)
+        killpoint("add-channel.written")
         done: list[Path] = []
         try:
-            for tmp, final in temps:
+            for tmp, final in reversed(temps):
                 os.replace(tmp, final)
                 done.append(final)
+                killpoint("add-channel.renamed")
         except BaseException:
             for final in done:
                 final.unlink(missing_ok=True)
@@ -224,7 +233,7 @@ def add_channel(request: AddChannelRequest, progress: Callable[[float, str], Non
         raise MedSynthError(f"The output path {out} is a file, not a folder; choose another --out.")
     nifti = out / f"{case_id}_{request.channel}.nii.gz"
     targets = [nifti] + ([out / f"{case_id}_seg.seg.nrrd"] if request.channel == "seg" else [])
-    existing = [p for p in targets if p.exists()]
+    existing = [nifti] if nifti.exists() else []  # a view without its NIfTI is what a killed run left: made again
     if existing and not request.replace:
         raise MedSynthError(f"{existing[0]} already exists; add --replace to overwrite it.")
     model = resolve_channel_model(request.channel, request.model, registry)

@@ -28,6 +28,7 @@ from MedSynthLib.conventions import LABEL_CHANNEL
 from .data.layouts import find_case_files
 from .errors import MedSynthError
 from .inputcheck import check_same_grid
+from .killpoint import killpoint
 from .masks import load_mask
 from .masks import resample_to_grid as _resample
 from .nifti_io import read_nifti, write_nifti
@@ -105,8 +106,13 @@ def _check_out(out: Path, case: Path) -> None:
     folder = case_abs if case_abs.is_dir() else case_abs.parent
     if out_abs == folder or (case_abs.is_dir() and folder in out_abs.parents):
         raise MedSynthError(f"The output folder {out} is the input case's folder; choose a new or empty folder.")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and (not out.is_dir() or any(not _left_by_a_kill(p) for p in out.iterdir())):
         raise MedSynthError(f"{out} is not empty; choose a new or empty output folder.")
+
+
+def _left_by_a_kill(path: Path) -> bool:
+    """A hidden ``.<case>.partial`` folder of a run that was killed before its rename (``_write_case`` replaces it)."""
+    return path.name.startswith(".") and path.name.endswith(".partial") and path.is_dir()
 
 
 def check_inside_head(mask: np.ndarray, images: dict[str, np.ndarray], where: str) -> np.ndarray:
@@ -301,6 +307,7 @@ def _write_case(out: Path, name: str, arrays: dict[str, np.ndarray], affine: np.
     try:
         for channel, array in arrays.items():
             write_nifti(partial / f"{name}_{channel}.nii.gz", array, affine)
+        killpoint("add-tumour.written")
         partial.rename(final)
     except PermissionError:
         shutil.rmtree(partial, ignore_errors=True)

@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MedSynthError
+from .killpoint import killpoint
 
 __all__ = ["ModelCard", "CARD_FILE", "WEIGHTS_FILE", "sha256_file", "write_atomic", "save_model_folder", "load_model_folder"]
 
 CARD_FILE = "model.json"
 WEIGHTS_FILE = "model.safetensors"
+#: The card being written with new weights, until both are in place (hidden; see ``save_model_folder``).
+NEXT_CARD_FILE = ".model.json.next"
 _KINDS = ("procedural", "gan", "diffusion", "segmentation", "translation")
 
 
@@ -99,26 +102,35 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def save_model_folder(folder: Path, card: ModelCard, tensors: dict | None = None) -> ModelCard:
-    """Write weights (if any) and the card into ``folder``, each atomically; returns the card as written."""
+    """Write weights (if any) and the card into ``folder``; returns the card as written.
+
+    Two files cannot be renamed at once, so the new card goes first to ``.model.json.next``: a process killed after
+    the weights' rename leaves new weights, the old card and that next card, and ``read_card`` takes the card whose
+    SHA-256 the weights match. The folder is the old model or the new one at every moment, never a mixture.
+    """
     from . import __version__
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    blob = None
     if tensors is not None:
         from safetensors.torch import save
 
         blob = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()})
-        write_atomic(folder / WEIGHTS_FILE, blob)
         card.weights = {**card.weights, "file": WEIGHTS_FILE, "sha256": hashlib.sha256(blob).hexdigest()}
     card.software_version = __version__
-    write_atomic(folder / CARD_FILE, (json.dumps(card.to_dict(), indent=2) + "\n").encode())
+    text = (json.dumps(card.to_dict(), indent=2) + "\n").encode()
+    if blob is not None:
+        write_atomic(folder / NEXT_CARD_FILE, text)
+        write_atomic(folder / WEIGHTS_FILE, blob)
+        killpoint("model.weights")
+    write_atomic(folder / CARD_FILE, text)
+    (folder / NEXT_CARD_FILE).unlink(missing_ok=True)
+    killpoint("model.card")
     return card
 
 
-def read_card(folder: Path) -> ModelCard:
-    path = Path(folder) / CARD_FILE
-    if not path.is_file():
-        raise MedSynthError(f"{folder} is not a model folder: it has no {CARD_FILE}.")
+def _card_at(path: Path) -> ModelCard:
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -126,6 +138,21 @@ def read_card(folder: Path) -> ModelCard:
     if not isinstance(data, dict):
         raise MedSynthError(f"The model card {path} must hold a JSON object.")
     return ModelCard.from_dict(data)
+
+
+def read_card(folder: Path) -> ModelCard:
+    """The card of a model folder; where a write was killed between the weights and the card, the card that the
+    weights on disk match (``save_model_folder``)."""
+    path = Path(folder) / CARD_FILE
+    if not path.is_file():
+        raise MedSynthError(f"{folder} is not a model folder: it has no {CARD_FILE}.")
+    card = _card_at(path)
+    pending = Path(folder) / NEXT_CARD_FILE
+    if pending.is_file() and (Path(folder) / WEIGHTS_FILE).is_file():
+        newer = _card_at(pending)  # written atomically: complete or absent
+        if newer.weights.get("sha256") and newer.weights.get("sha256") == sha256_file(Path(folder) / WEIGHTS_FILE):
+            return newer
+    return card
 
 
 def load_model_folder(folder: Path, device: str = "cpu") -> tuple[ModelCard, dict]:

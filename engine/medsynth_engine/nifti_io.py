@@ -25,7 +25,7 @@ from isal import igzip
 from .errors import MedSynthError
 from .inputcheck import check_file, check_header, check_values, declared_bytes
 
-__all__ = ["NEUTRAL_DESCRIPTION", "anonymous_image", "write_nifti", "read_nifti", "FREE_TEXT_FIELDS"]
+__all__ = ["NEUTRAL_DESCRIPTION", "anonymous_image", "write_nifti", "read_nifti", "read_header", "FREE_TEXT_FIELDS"]
 
 #: The only text written into ``descrip``: marks the file as synthetic and says nothing else.
 NEUTRAL_DESCRIPTION = b"synthetic image (MedSynth)"
@@ -104,6 +104,16 @@ def read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
     array = array.reshape(shape)
     check_values(path, array)
     return array, np.asarray(image.affine, dtype=np.float64)
+
+
+def read_header(path: Path) -> tuple[int, ...]:
+    """Check a NIfTI file's header as ``read_nifti`` does, without reading its voxels; returns its 3D shape."""
+    path = check_file(Path(path))
+    with _quiet_nibabel():
+        try:
+            return check_header(path, nib.load(str(path)))
+        except _UNREADABLE as exc:
+            raise _unreadable(path, exc) from None
 
 
 @contextmanager

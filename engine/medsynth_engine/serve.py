@@ -28,7 +28,14 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
     serve_parser.add_argument("--port", type=int, default=0, help="port (default 0: any free port)")
     serve_parser.add_argument("--state-dir", type=Path, default=None, help="jobs, token and logs (default ~/.medsynth/engine)")
     serve_parser.add_argument("--device", default=None, help="default device for jobs: auto, cpu, cuda, cuda:N, mps")
-    serve_parser.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address")
+    serve_parser.add_argument("--allow-remote", action="store_true",
+                              help="allow binding a non-loopback address (needs --tls-cert and --tls-key: HTTPS only)")
+    serve_parser.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate (chain) to serve HTTPS with")
+    serve_parser.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
+    serve_parser.add_argument("--keep-jobs", type=int, default=None, metavar="N",
+                              help="keep the N newest finished jobs, delete older ones with their folders (default: keep all)")
+    serve_parser.add_argument("--keep-jobs-days", type=float, default=None, metavar="DAYS",
+                              help="delete finished jobs (and their folders) DAYS after they ended (default: keep all)")
     serve_parser.add_argument(
         "--allow-dir", type=Path, action="append", default=None,
         help="folder jobs may read and write (repeatable; default: your home; the state folder always)",
@@ -51,6 +58,9 @@ def serve(args: argparse.Namespace) -> int:
     host = args.host
     if not _is_loopback(host) and not args.allow_remote:
         raise MedSynthError(f"Refusing to listen on {host}, which is not a loopback address; add --allow-remote to serve other machines.")
+    tls = check_tls(args.tls_cert, args.tls_key, args.allow_remote)
+    if args.keep_jobs is not None and args.keep_jobs < 0 or args.keep_jobs_days is not None and not args.keep_jobs_days >= 0:
+        raise MedSynthError("--keep-jobs and --keep-jobs-days must be 0 or more.")
     if not 0 <= args.port <= 65535:
         raise MedSynthError(f"The port must be 0 to 65535, not {args.port}.")
     if args.max_models < 1:
@@ -70,6 +80,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from .device import select_device
     from .jobs.paths import PathPolicy
+    from .jobs.retention import Retention
     from .jobs.runner import JobRunner
     from .jobs.store import JobStore
     from .registry import default_registry
@@ -90,6 +101,7 @@ def serve(args: argparse.Namespace) -> int:
         max_model_bytes=(args.model_memory_mb << 20) if args.model_memory_mb else psutil.virtual_memory().total // 4,
         cancel_grace=args.cancel_grace,
         requeue_interrupted=not args.no_requeue,
+        retention=Retention(args.keep_jobs, args.keep_jobs_days),
     )
     token = secrets.token_urlsafe(32)
     token_file = state_dir / TOKEN_FILE_NAME
@@ -100,14 +112,34 @@ def serve(args: argparse.Namespace) -> int:
     sock = _bind(host, args.port)
     port = sock.getsockname()[1]
     url_host = f"[{host}]" if ":" in host else host
-    print(json.dumps({"url": f"http://{url_host}:{port}", "token_file": str(token_file), "pid": os.getpid()}), flush=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2, lifespan="on")
+    scheme = "https" if tls else "http"
+    print(json.dumps({"url": f"{scheme}://{url_host}:{port}", "token_file": str(token_file), "pid": os.getpid()}), flush=True)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2, lifespan="on",
+                            ssl_certfile=str(tls[0]) if tls else None, ssl_keyfile=str(tls[1]) if tls else None)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         store.close()
         lock.close()
     return 0
+
+
+def check_tls(cert: Path | None, key: Path | None, remote: bool) -> tuple[Path, Path] | None:
+    """The certificate and key to serve HTTPS with, checked to load; other machines get HTTPS or nothing (the token
+    and the patients' file names would cross the network in clear)."""
+    if remote and (cert is None or key is None):
+        raise MedSynthError("--allow-remote serves other machines over HTTPS only; give --tls-cert and --tls-key (PEM files).")
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise MedSynthError("Give --tls-cert and --tls-key together: the certificate and its private key.")
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(str(cert), str(key))
+    except (OSError, ssl.SSLError) as exc:
+        raise MedSynthError(f"The certificate {cert} and key {key} cannot serve HTTPS ({getattr(exc, 'strerror', None) or exc}).") from None
+    return Path(cert).resolve(), Path(key).resolve()
 
 
 def _is_loopback(host: str) -> bool:

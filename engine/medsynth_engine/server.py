@@ -2,7 +2,8 @@
 
 Every endpoint but ``GET /health`` needs ``Authorization: Bearer <token>``. User errors are
 4xx ``{"error": "<one sentence>"}``: 403 a path outside the allowed folders, 404 something that is not there,
-409 a request that cannot work with the engine's files, jobs or devices as they are, 422 a malformed one.
+409 a request that cannot work with the engine's files, jobs or devices as they are, 422 a malformed one,
+413 / 414 a body or a path over the size limits (``httplimits.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
 from .errors import MedSynthError
+from .httplimits import RequestLimits
 from .jobs.paths import safe_join
 from .jobs.spec import Conflict, Forbidden, Missing
 from .jobs.store import JobNotFound
@@ -147,6 +149,7 @@ def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
+    app.add_middleware(RequestLimits)
     auth = [Depends(authorised)]
 
     @app.exception_handler(RequestValidationError)
@@ -242,6 +245,11 @@ def create_app(runner: JobRunner, token: str, device: str) -> FastAPI:
     @app.post("/jobs/{job_id}/cancel", dependencies=auth, operation_id="cancelJob", response_model=Job, responses=_ERRORS, summary="Cancel a job")
     def cancel(job_id: str) -> dict[str, Any]:
         return runner.cancel(job_id)
+
+    @app.delete("/jobs/{job_id}", dependencies=auth, operation_id="deleteJob", status_code=204, responses=_ERRORS,
+                summary="Remove a finished job and its folder (409 while it is queued or running)")
+    def delete(job_id: str) -> None:
+        runner.delete(job_id)
 
     @app.post("/jobs/{job_id}/resume", dependencies=auth, operation_id="resumeJob", response_model=Job, responses=_ERRORS, summary="Resume an interrupted or cancelled job (fine-tune, generate, export)")
     def resume(job_id: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from MedSynthLib.conventions import LABEL_CHANNEL, NNUNET_FROM_BRATS
 from .diskspace import check_space
 from .errors import MedSynthError
 from .journal import Journal, RunStopped, case_id, is_temporary, new_id_key, temporary_folder, verify
+from .killpoint import killpoint
 from .nifti_io import write_nifti
 from .registry import SynthCase
 
@@ -190,7 +191,9 @@ class SetWriter:
             if channel == LABEL_CHANNEL and self.layout == "nnunet":
                 array = _to_nnunet_labels(array)
             sums[rel] = write_nifti(self.set_dir / rel, array, case.affine)
+        killpoint("set.case-files")
         self.journal.record({**entry, "sha256": sums})
+        killpoint("set.case-recorded")
 
     def _raise_failed(self) -> None:
         for future in [f for f in self._pending if f.done()]:
@@ -213,7 +216,9 @@ class SetWriter:
         _write_json(self.set_dir / "manifest.json", manifest)
         if self.layout == "nnunet":
             _write_json(self.set_dir / "dataset.json", _nnunet_dataset_json(self.channels, cases))
+        killpoint("set.manifest")
         published = (publish or _rename_into_place)(self.set_dir, self.out)
+        killpoint("set.published")
         shutil.rmtree(self.tmp, ignore_errors=True)
         return published
 

@@ -21,6 +21,7 @@ from MedSynthLib.conventions import LABEL_CHANNEL
 
 from ..casewriting import case_seed, check_case, set_arguments, set_manifest, writing_errors
 from ..device import select_device
+from ..diskspace import case_bytes
 from ..errors import MedSynthError
 from ..nifti_io import write_nifti
 from ..phantom.atlas import Atlas
@@ -98,6 +99,7 @@ def generate_cohort_set(
     writer = SetWriter(
         request.out, request.layout, request.channels, workers=request.workers, arguments=arguments,
         resume=request.resume, discard=request.discard, id_key=f"generate:{request.seed}",
+        cases=spec.total, case_bytes=case_bytes(shape, request.channels),  # refused before the first case if it cannot fit
     )
     with writing_errors(request.out, writer), writer:
         done = len(writer.finished)

@@ -20,11 +20,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..errors import MedSynthError
+from ..killpoint import killpoint
+from ..modelfile import write_atomic
 from ..registry import ModelRegistry
 from .kinds import job_kinds
 from .modelcache import ModelCache
 from .paths import PathPolicy
 from .report import ProgressReport
+from .retention import Retention, apply_retention, delete_job, remove_orphan_folders
 from .spec import Conflict, JobKind, JobStopped, PrepareContext, RunContext
 from .store import JobConflict, JobNotFound, JobStore, new_job_id
 from .supervise import Running, kill_stale_worker, run_in_worker, stop_process
@@ -48,6 +51,7 @@ class JobRunner:
         cancel_grace: float = 5.0,
         python: str = sys.executable,
         requeue_interrupted: bool = True,
+        retention: Retention | None = None,
     ) -> None:
         self.store = store
         self.jobs_dir = Path(jobs_dir)
@@ -60,6 +64,7 @@ class JobRunner:
         self.python = python
         self.requeue_interrupted = requeue_interrupted  # jobs of journalled kinds a dead engine left running queue again
         self.kinds = job_kinds()
+        self.retention = retention or Retention()
         self._cond = threading.Condition()
         self._queue: list[str] = []
         self._lanes: dict[str, str] = {}
@@ -67,6 +72,8 @@ class JobRunner:
         self._running: dict[str, Running] = {}
         self._stopping = False
         self._recover()
+        remove_orphan_folders(self.store, self.jobs_dir)
+        apply_retention(self.store, self.jobs_dir, self.retention)
         self._dispatcher = threading.Thread(target=self._dispatch, name="medsynth-dispatch", daemon=True)
         self._dispatcher.start()
 
@@ -84,6 +91,7 @@ class JobRunner:
         job_id = new_job_id()
         job_dir = self.jobs_dir / job_id
         job_dir.mkdir(parents=True)
+        killpoint("jobs.folder")
         context = PrepareContext(job_dir, self.policy, self.store, tuple(self.registry.ids()), self.default_device)
         try:
             prepared = spec.prepare(checked, context)
@@ -95,8 +103,10 @@ class JobRunner:
         except BaseException:
             shutil.rmtree(job_dir, ignore_errors=True)
             raise
-        (job_dir / "task.json").write_text(json.dumps({"kind": kind, "params": prepared.params}))
+        write_atomic(job_dir / "task.json", json.dumps({"kind": kind, "params": prepared.params}).encode())
+        killpoint("jobs.task")
         job = self.store.create(kind, prepared.params, prepared.output_dir, job_id=job_id)
+        killpoint("jobs.created")
         with self._cond:
             self._lanes[job_id] = spec.lane(prepared.params)
             self._queue.append(job_id)
@@ -138,6 +148,13 @@ class JobRunner:
             handle.done.wait(self.cancel_grace + 30)
         return self.get(job_id)
 
+    def delete(self, job_id: str) -> None:
+        """Remove a finished job and its folder (``retention.delete_job``); a queued or running one is refused."""
+        with self._cond:  # not while the dispatcher starts it
+            if job_id in self._queue or job_id in self._running:
+                raise JobConflict(f"Job {job_id} is {self.get(job_id)['state']}; cancel it first, then delete it.")
+            delete_job(self.store, self.jobs_dir, job_id)
+
     def resume(self, job_id: str) -> dict[str, Any]:
         """Queue an interrupted or cancelled job of a resumable kind again: a fine-tune continues from its last
         checkpoint, a generate or export from its set's journal (the cases it finished are kept)."""
@@ -162,7 +179,7 @@ class JobRunner:
             worker_pid=None, worker_started=None,
         )
         job_dir.mkdir(parents=True, exist_ok=True)
-        (job_dir / "task.json").write_text(json.dumps({"kind": job["kind"], "params": params}))
+        write_atomic(job_dir / "task.json", json.dumps({"kind": job["kind"], "params": params}).encode())
         self._lanes[job_id] = self._kind(job["kind"]).lane(params)
         self._queue.append(job_id)
         self._cond.notify_all()
@@ -206,6 +223,7 @@ class JobRunner:
                     handle = Running(job_id, lane)
                     self._running[job_id] = handle
                     self.store.update(job_id, state="running", message="Started.", worker_pid=None, worker_started=None)
+                    killpoint("jobs.running")
                     threading.Thread(target=self._run, args=(handle,), name=f"medsynth-{job_id}", daemon=True).start()
 
     def _startable(self) -> list[str]:
@@ -232,6 +250,8 @@ class JobRunner:
             self._busy.discard(handle.lane)
             self._cond.notify_all()
         handle.done.set()
+        with self._cond:  # a job being resumed or queued is not finished any more: the lock keeps it
+            apply_retention(self.store, self.jobs_dir, self.retention)
 
     def _record_end(self, handle: Running, outcome: dict[str, Any]) -> None:
         if handle.reason == "cancel":
@@ -245,6 +265,7 @@ class JobRunner:
         if isinstance(outcome.get("result"), dict):
             fields["result"] = outcome["result"]
         self.store.update(handle.job_id, worker_pid=None, worker_started=None, **fields)
+        killpoint("jobs.ended")
 
     def _run_in_engine(self, handle: Running, job: dict[str, Any], job_dir: Path) -> dict[str, Any]:
         report = ProgressReport(self.store, handle.job_id)

@@ -124,6 +124,11 @@ class JobStore:
             log = (json.loads(row[0]) + list(lines))[-LOG_LINES:]
             self._db.execute("UPDATE jobs SET log = ?, updated = ? WHERE id = ?", (json.dumps(log), time.time(), job_id))
 
+    def delete(self, job_id: str) -> None:
+        """Remove one job's record (the caller checks its state and removes its folder)."""
+        with self._lock:
+            self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
     def worker(self, job_id: str) -> tuple[int | None, float | None]:
         with self._lock:
             row = self._db.execute("SELECT worker_pid, worker_started FROM jobs WHERE id = ?", (job_id,)).fetchone()

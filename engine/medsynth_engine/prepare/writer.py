@@ -18,6 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import MedSynthError
+from ..killpoint import killpoint
 from ..modelfile import write_atomic
 from ..nifti_io import write_nifti
 from ..setwriter import check_target
@@ -102,6 +103,7 @@ class PreparedSetWriter:
             write_atomic(staging / f"{case_id}_qc.png", qc_png)
             write_atomic(staging / f"{case_id}_prepare.json", json.dumps(info, indent=2).encode())
             staging.rename(final)
+            killpoint("prepare.case")
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -110,6 +112,7 @@ class PreparedSetWriter:
         write_atomic(self.tmp / name, data)
 
     def commit(self) -> Path:
+        killpoint("prepare.written")
         if self.out.exists():
             self.out.rmdir()  # check_target allowed only an empty folder
         os.replace(self.tmp, self.out)

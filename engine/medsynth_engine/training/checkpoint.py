@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load, save
 
 from ..errors import MedSynthError
+from ..killpoint import killpoint
 from ..modelfile import write_atomic
 
 __all__ = ["CHECKPOINT_DIR", "Checkpointable", "save_checkpoint", "load_checkpoint", "read_state"]
@@ -64,6 +65,7 @@ def save_checkpoint(out: Path, trainer: Checkpointable, meta: dict[str, Any]) ->
     blob = save(tensors)
     weights = f"state-{trainer.steps_done:09d}.safetensors"
     write_atomic(folder / weights, blob)
+    killpoint("checkpoint.weights")
     rng = base64.b64encode(trainer.rng.get_state().numpy().tobytes()).decode()
     state = {
         **meta,
@@ -74,6 +76,7 @@ def save_checkpoint(out: Path, trainer: Checkpointable, meta: dict[str, Any]) ->
         "optimisers": groups,
     }
     write_atomic(folder / STATE_FILE, (json.dumps(state, indent=1) + "\n").encode())
+    killpoint("checkpoint.state")
     for old in folder.glob("state-*.safetensors"):
         if old.name != weights:
             old.unlink(missing_ok=True)

@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ..killpoint import killpoint
+
 __all__ = ["SteppedRun", "run_steps"]
 
 
@@ -34,10 +36,12 @@ def run_steps(
     started, first = time.monotonic(), run.step
     while run.step < run.total:
         losses = run.train_step()
+        killpoint("finetune.step")
         stop = agree(bool(should_stop and should_stop()))
         eta = (time.monotonic() - started) / max(run.step - first, 1) * (run.total - run.step)
         if run.step % log_every == 0 or run.step == run.total:
             run.log(losses)
+            killpoint("finetune.logged")
         if run.step % checkpoint_every == 0 or run.step == run.total or stop:
             run.checkpoint(losses)
         run.report({"losses": losses, "eta_s": round(eta, 1), "message": run.step_text()})

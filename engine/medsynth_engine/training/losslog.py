@@ -28,5 +28,14 @@ def truncate_loss_log(out: Path, keep: Callable[[dict[str, Any]], bool]) -> None
     path = Path(out) / LOSS_LOG
     if not path.is_file():
         return
-    kept = [line for line in path.read_text().splitlines() if line.strip() and keep(json.loads(line))]
+    kept = [line for line in path.read_text().splitlines() if _entry(line) is not None and keep(_entry(line))]
     write_atomic(path, ("\n".join(kept) + "\n" if kept else "").encode())
+
+
+def _entry(line: str) -> dict[str, Any] | None:
+    """One logged line, or None for a blank one or the torn last line of a run killed while appending it."""
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return entry if isinstance(entry, dict) else None

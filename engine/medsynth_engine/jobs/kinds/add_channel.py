@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from ..inputs import check_case_files
 from ..schema import DeviceName, JobParams, PathText
 from ..spec import Conflict, JobKind, Missing, PrepareContext, Prepared, RunContext, request_fields
 
@@ -30,6 +31,9 @@ def prepare(params: AddChannelParams, ctx: PrepareContext) -> Prepared:
     case = ctx.policy.check(params.case, "case")
     if not case.exists():
         raise Missing(f"The case {case} does not exist; give a case folder or a NIfTI file this engine may read.")
+    from ...data.layouts import find_case_files
+
+    check_case_files(find_case_files(case)[1].values())  # a broken file is a 4xx naming it
     out = ctx.path(params.out, "out")
     if case.is_dir() and not params.replace:
         target = (out or case) / f"{case.name}_{params.channel}.nii.gz"

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
+from ..inputs import check_case_files
 from ..schema import MAX_SEED, DeviceName, JobParams, PathText
 from ..spec import Conflict, JobKind, Missing, PrepareContext, Prepared, RunContext, request_fields
 
@@ -36,6 +37,10 @@ def prepare(params: AddTumourParams, ctx: PrepareContext) -> Prepared:
     if not case.is_dir():
         raise Missing(f"The case folder {case} does not exist; give a BraTS-style case folder this engine may read.")
     mask = ctx.input_file(params.mask, "mask")
+    from ...data.layouts import find_case_files
+
+    check_case_files(find_case_files(case)[1].values())  # a broken file is a 4xx naming it
+    check_case_files([mask])  # the mask may lie on any grid
     out = ctx.path(params.out, "out") or ctx.job_dir / "output"
     if out == case or out.is_relative_to(case):
         raise Conflict(f"The out folder {out} is inside the case folder; choose a new or empty folder elsewhere.")

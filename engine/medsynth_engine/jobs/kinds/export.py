@@ -16,6 +16,7 @@ from MedSynthLib.conventions import parse_channels
 
 from ...errors import MedSynthError
 from ...setwriter import SetWriter
+from ..inputs import check_headers
 from ..journalled import RESUMED_MESSAGE, SetProgress, resume_from_journal
 from ..schema import JobParams, OptionalChannelList, PathText
 from ..spec import Conflict, JobKind, Missing, PrepareContext, Prepared, RunContext
@@ -69,6 +70,7 @@ def prepare(params: ExportParams, ctx: PrepareContext) -> Prepared:
     missing = [c for c in channels if c not in manifest["channels"]]
     if missing:
         raise Conflict(f"The source set has no {', '.join(missing)} channel; it holds {', '.join(manifest['channels'])}.")
+    check_headers(source / case["files"][c] for case in manifest["cases"] for c in channels if isinstance(case.get("files", {}).get(c), str))
     # checks layout, channels, target and leftovers of an interrupted run; writes nothing
     SetWriter(out, params.layout, channels, workers=1, resume=params.resume, discard=params.discard)
     stored = params.model_dump()

@@ -16,6 +16,7 @@ from pydantic import Field, create_model
 from ...errors import MedSynthError
 from ...registry import ModelRegistry, default_registry
 from ...training.request import family_options
+from ..inputs import check_headers, nifti_files
 from ..schema import MAX_SEED, DeviceName, JobParams, OptionalChannelList, PathText
 from ..spec import Conflict, JobKind, JobStopped, Missing, PrepareContext, Prepared, RunContext, request_fields
 
@@ -90,6 +91,8 @@ def prepare(params: FinetuneParams, ctx: PrepareContext) -> Prepared:
     data = ctx.policy.check(params.data, "data")
     if not data.is_dir():
         raise Missing(f"The training data folder {data} does not exist.")
+    if not params.skip_bad:  # with skip_bad, a broken case is left out and reported instead
+        check_headers(nifti_files(data))
     out = ctx.path(params.out, "out") or ctx.job_dir / "model"
     if params.resume and not has_checkpoint(ctx.job_dir, out):
         raise Conflict(f"{out} holds no checkpoint to resume; submit the fine-tune without resume.")
