@@ -125,3 +125,28 @@ def test_https_engine_keeps_only_the_newest_finished_jobs(tmp_path, allowed_root
         assert sorted(p.name for p in (tmp_path / "state" / "jobs").iterdir()) == [second["id"]]
     finally:
         stop_engine(engine)
+
+
+def test_retention_removes_only_jobs_that_are_over_and_keeps_resumable_ones(tmp_path):
+    """--keep-jobs 0 and --keep-jobs-days 0 remove succeeded and failed jobs with their folders; interrupted and
+    cancelled ones (they can resume) stay, as do queued and running ones."""
+    from medsynth_engine.jobs.retention import Retention, apply_retention
+    from medsynth_engine.jobs.store import JobStore
+
+    jobs_dir = tmp_path / "jobs"
+    store = JobStore(tmp_path / "jobs.sqlite")
+    try:
+        ids = {}
+        for state in ("succeeded", "failed", "interrupted", "cancelled", "queued", "running"):
+            job = store.create("generate", {}, jobs_dir / "x")
+            (jobs_dir / job["id"]).mkdir(parents=True)
+            store.update(job["id"], state=state)
+            ids[state] = job["id"]
+        removed = apply_retention(store, jobs_dir, Retention(keep_jobs=0))
+        assert sorted(removed) == sorted([ids["succeeded"], ids["failed"]])
+        assert apply_retention(store, jobs_dir, Retention(keep_days=0.0), now=time.time() + 1) == []
+        left = {job["state"] for job in store.list()}
+        assert left == {"interrupted", "cancelled", "queued", "running"}
+        assert sorted(p.name for p in jobs_dir.iterdir()) == sorted(ids[s] for s in left)
+    finally:
+        store.close()

@@ -33,9 +33,9 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
     serve_parser.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate (chain) to serve HTTPS with")
     serve_parser.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
     serve_parser.add_argument("--keep-jobs", type=int, default=None, metavar="N",
-                              help="keep the N newest finished jobs, delete older ones with their folders (default: keep all)")
+                              help="keep the N newest succeeded or failed jobs, delete older ones with their folders; interrupted and cancelled jobs stay, they can resume (default: keep all)")
     serve_parser.add_argument("--keep-jobs-days", type=float, default=None, metavar="DAYS",
-                              help="delete finished jobs (and their folders) DAYS after they ended (default: keep all)")
+                              help="delete succeeded or failed jobs (and their folders) DAYS after they ended (default: keep all)")
     serve_parser.add_argument(
         "--allow-dir", type=Path, action="append", default=None,
         help="folder jobs may read and write (repeatable; default: your home; the state folder always)",

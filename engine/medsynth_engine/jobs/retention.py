@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .store import TERMINAL_STATES, JobConflict, JobNotFound, JobStore
 
-__all__ = ["Retention", "delete_job", "apply_retention", "remove_orphan_folders"]
+__all__ = ["RETAINED_STATES", "Retention", "delete_job", "apply_retention", "remove_orphan_folders"]
 
 _JOB_FOLDER = re.compile(r"^job-[0-9a-f]{12}$")
 
@@ -26,6 +26,11 @@ class Retention:
 
     keep_jobs: int | None = None
     keep_days: float | None = None
+
+
+#: What retention removes: jobs that are over. Interrupted and cancelled jobs can still resume (``POST
+#: /jobs/{id}/resume``), so retention leaves them; ``DELETE /jobs/{id}`` removes them on request.
+RETAINED_STATES = frozenset({"succeeded", "failed"})
 
 
 def delete_job(store: JobStore, jobs_dir: Path, job_id: str) -> None:
@@ -41,11 +46,11 @@ def delete_job(store: JobStore, jobs_dir: Path, job_id: str) -> None:
 
 
 def apply_retention(store: JobStore, jobs_dir: Path, retention: Retention, now: float | None = None) -> list[str]:
-    """Delete the finished jobs the retention setting no longer keeps; returns their ids."""
+    """Delete the succeeded and failed jobs the retention setting no longer keeps; returns their ids."""
     if retention.keep_jobs is None and retention.keep_days is None:
         return []
     now = time.time() if now is None else now
-    finished = [job for job in store.list(limit=1_000_000) if job["state"] in TERMINAL_STATES]  # newest first
+    finished = [job for job in store.list(limit=1_000_000) if job["state"] in RETAINED_STATES]  # newest first
     doomed = []
     for rank, job in enumerate(finished):
         too_many = retention.keep_jobs is not None and rank >= retention.keep_jobs
