@@ -66,6 +66,10 @@ def test_bad_tumour_submissions_are_4xx_with_one_sentence(client, healthy_case, 
     assert "outside the folders" in _refused(client, "generate", {"model": "phantom", "mask": "/etc/passwd"}, 403)
     assert "give the mask" in _refused(client, "generate", {"model": "phantom", "outline": True}, 409)
     assert (full / "keep.txt").read_text() == "mine"
+    killed = tmp_path / "killed"  # what a killed add-tumour leaves: the command resumes into it, so the job does too
+    (killed / ".case.partial").mkdir(parents=True)
+    job = client.submit("add-tumour", {**base, "out": str(killed)})
+    client.cancel(job["id"])
 
 
 def test_add_tumour_from_a_drawn_outline_changes_only_the_margin(client, healthy_case, tmp_path):

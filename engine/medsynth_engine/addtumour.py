@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_TUMOUR_MODEL",
     "AddTumourRequest",
     "add_tumour",
+    "is_free_output",
     "structure_from_outline",
     "load_mask",
     "MAX_MARGIN_MM",
@@ -106,13 +107,16 @@ def _check_out(out: Path, case: Path) -> None:
     folder = case_abs if case_abs.is_dir() else case_abs.parent
     if out_abs == folder or (case_abs.is_dir() and folder in out_abs.parents):
         raise MedSynthError(f"The output folder {out} is the input case's folder; choose a new or empty folder.")
-    if out.exists() and (not out.is_dir() or any(not _left_by_a_kill(p) for p in out.iterdir())):
+    if not is_free_output(out):
         raise MedSynthError(f"{out} is not empty; choose a new or empty output folder.")
 
 
-def _left_by_a_kill(path: Path) -> bool:
-    """A hidden ``.<case>.partial`` folder of a run that was killed before its rename (``_write_case`` replaces it)."""
-    return path.name.startswith(".") and path.name.endswith(".partial") and path.is_dir()
+def is_free_output(out: Path) -> bool:
+    """``out`` is absent, or a folder holding nothing but hidden ``.<case>.partial`` folders of runs that were killed
+    before their rename (``_write_case`` replaces them): the command and the engine's job accept the same folders."""
+    if not out.exists():
+        return True
+    return out.is_dir() and all(p.name.startswith(".") and p.name.endswith(".partial") and p.is_dir() for p in out.iterdir())
 
 
 def check_inside_head(mask: np.ndarray, images: dict[str, np.ndarray], where: str) -> np.ndarray:

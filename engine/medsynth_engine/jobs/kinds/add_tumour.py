@@ -37,6 +37,7 @@ def prepare(params: AddTumourParams, ctx: PrepareContext) -> Prepared:
     if not case.is_dir():
         raise Missing(f"The case folder {case} does not exist; give a BraTS-style case folder this engine may read.")
     mask = ctx.input_file(params.mask, "mask")
+    from ...addtumour import is_free_output
     from ...data.layouts import find_case_files
 
     check_case_files(find_case_files(case)[1].values())  # a broken file is a 4xx naming it
@@ -44,7 +45,7 @@ def prepare(params: AddTumourParams, ctx: PrepareContext) -> Prepared:
     out = ctx.path(params.out, "out") or ctx.job_dir / "output"
     if out == case or out.is_relative_to(case):
         raise Conflict(f"The out folder {out} is inside the case folder; choose a new or empty folder elsewhere.")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if not is_free_output(out):
         raise Conflict(f"{out} is not empty; choose a new or empty out folder (nothing is overwritten).")
     stored = params.model_dump()
     stored.update(case=str(case), mask=str(mask), out=str(out), model=ctx.model_ref(params.model),
