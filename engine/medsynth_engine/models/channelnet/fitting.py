@@ -32,8 +32,9 @@ from ...modelfile import ModelCard, load_model_folder, save_model_folder, write_
 from ...training.checkpoint import CHECKPOINT_DIR, load_checkpoint, read_state, save_checkpoint
 from ...training.finetune import apply_resume, check_out
 from ...training.loop import run_steps
-from ...training.losslog import SAMPLES_DIR, append_loss, truncate_loss_log
+from ...training.losslog import SAMPLES_DIR, truncate_loss_log
 from ...training.mosaic import write_mosaic
+from ...training.single import StepBookkeeping, update_ema
 from ...weights import model_folder
 from .inputs import SEQUENCES, PairedSet, drop_sequences, load_paired_set
 from .model import NET_PREFIX, run_network
@@ -93,13 +94,7 @@ class _Trainer:
         return {"opt_g": self.opt_g, "opt_d": self.opt_d}
 
     def update_ema(self) -> None:
-        """EMA of the weights, with a warm-up so short runs are not dominated by the random initialisation."""
-        decay = min(EMA_DECAY, (1.0 + self.steps_done) / (10.0 + self.steps_done))
-        with torch.no_grad():
-            for ema, live in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
-                ema.lerp_(live, 1.0 - decay)
-            for ema, live in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
-                ema.copy_(live)
+        update_ema(self.G_ema, self.G, self.steps_done, EMA_DECAY, buffers=True)
 
 
 def _model_id(out: Path, prefix: str) -> str:
@@ -127,7 +122,7 @@ def train_family(family: Family, request: FinetuneRequest, stage: str | None, pr
         raise MedSynthError(f"Out of {device.type} memory at --batch-size {request.batch_size}; lower it or --resolution.") from None
 
 
-class _Run:
+class _Run(StepBookkeeping):
     def __init__(self, family: Family, request: FinetuneRequest, stage: str | None, state: dict | None, device: torch.device, progress) -> None:
         self.family, self.request, self.stage, self.device, self.progress = family, request, stage, device, progress
         self.out = Path(request.out)
@@ -237,31 +232,12 @@ class _Run:
         t.steps_done += 1
         return {k: round(float(v.detach()), 6) for k, v in losses.items() if k != "total"}
 
-    @property
-    def step(self) -> int:
-        return self.trainer.steps_done
-
-    @property
-    def total(self) -> int:
-        return self.request.steps
-
-    def log(self, losses: dict[str, float]) -> None:
-        append_loss(self.out, {"step": self.step, **losses})
-
-    def step_text(self) -> str:
-        return f"step {self.step}/{self.total}"
-
-    def stop_text(self) -> str:
-        return f"step {self.step}"
+    def stage_name(self) -> str:
+        return self.stage or self.family.scratch_id
 
     def loop(self, should_stop) -> Path:
         run_steps(self, self.request.log_every, self.request.checkpoint_every, should_stop)
         return self.out
-
-    def report(self, extra: dict[str, Any]) -> None:
-        if self.progress:
-            step = self.trainer.steps_done if hasattr(self, "trainer") else 0
-            self.progress({"step": step, "total": self.request.steps, "stage": self.stage or self.family.scratch_id, **extra})
 
     # --- checkpoints -----------------------------------------------------------------------------
     def checkpoint(self, losses: dict[str, float]) -> None:

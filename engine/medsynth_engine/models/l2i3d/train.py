@@ -31,8 +31,9 @@ from ...modelfile import ModelCard, load_model_folder, save_model_folder, write_
 from ...training.checkpoint import CHECKPOINT_DIR, load_checkpoint, read_state, save_checkpoint
 from ...training.finetune import apply_resume, check_out
 from ...training.loop import run_steps
-from ...training.losslog import SAMPLES_DIR, append_loss, truncate_loss_log
+from ...training.losslog import SAMPLES_DIR, truncate_loss_log
 from ...training.mosaic import write_mosaic
+from ...training.single import StepBookkeeping, update_ema
 from ...weights import model_folder
 from .calibrate import calibrate_temperatures
 from .labels import BACKGROUND, label_map, one_hot
@@ -69,12 +70,7 @@ class _Trainer:
         return {"opt": self.opt}
 
     def update_ema(self) -> None:
-        decay = min(EMA_DECAY, (1.0 + self.steps_done) / (10.0 + self.steps_done))
-        with torch.no_grad():
-            for ema, live in zip(self.ema.parameters(), self.net.parameters(), strict=True):
-                ema.lerp_(live, 1.0 - decay)
-            for ema, live in zip(self.ema.buffers(), self.net.buffers(), strict=True):
-                ema.copy_(live)
+        update_ema(self.ema, self.net, self.steps_done, EMA_DECAY, buffers=True)
 
 
 def gaussian_nll(output: torch.Tensor, target: torch.Tensor, brain: torch.Tensor) -> torch.Tensor:
@@ -90,7 +86,7 @@ def _model_id(out: Path) -> str:
     return name if name.startswith(SCRATCH_ID) else f"{SCRATCH_ID}-{name}"
 
 
-class L2IRun:
+class L2IRun(StepBookkeeping):
     def __init__(self, request: Any, state: dict | None, progress: Callable[[dict], None] | None) -> None:
         self.request, self.progress = request, progress
         self.out = Path(request.out)
@@ -192,27 +188,8 @@ class L2IRun:
             l1 = (mean - images).abs()[brain].mean()
         return {"nll": round(float(loss.detach()), 6), "l1_mean": round(float(l1), 6)}
 
-    @property
-    def step(self) -> int:
-        return self.trainer.steps_done
-
-    @property
-    def total(self) -> int:
-        return self.request.steps
-
-    def log(self, losses: dict[str, float]) -> None:
-        append_loss(self.out, {"step": self.step, **losses})
-
-    def step_text(self) -> str:
-        return f"step {self.step}/{self.total}"
-
-    def stop_text(self) -> str:
-        return f"step {self.step}"
-
-    def report(self, extra: dict[str, Any]) -> None:
-        if self.progress:
-            step = self.trainer.steps_done if hasattr(self, "trainer") else 0
-            self.progress({"step": step, "total": self.request.steps, "stage": SCRATCH_ID, **extra})
+    def stage_name(self) -> str:
+        return SCRATCH_ID
 
     def checkpoint(self, losses: dict[str, float]) -> None:
         self.metrics.update(steps=self.step, last_losses=losses)
