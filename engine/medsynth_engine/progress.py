@@ -56,6 +56,7 @@ class ProgressBar:
         self.stream = stream or sys.stderr
         self.width = width
         self.throughput = Throughput()
+        self.open_line = False
 
     def __call__(self, done: int, total: int) -> None:
         if self.quiet:
@@ -68,6 +69,13 @@ class ProgressBar:
         end = "\n" if done >= total else ""
         self.stream.write(line + end)
         self.stream.flush()
+        self.open_line = not end
+
+    def end_line(self) -> None:
+        """Finish a bar left mid-line, so that a message printed next starts on its own line."""
+        if self.open_line:
+            self.stream.write("\n")
+            self.open_line = False
 
 
 class JournalWatch:

@@ -106,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
             if world.size > 1:
                 fail_on_sigterm()
             out = generate_set(request, default_registry(), progress=bar, resumed=resumed, world=world)
+    except MedSynthError:
+        bar.end_line()
+        raise
     except KeyboardInterrupt:
         if world.rank == 0:
             print(f"\nmedsynth: interrupted; {resume_hint(request.out)}", file=sys.stderr)
