@@ -14,9 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 from medsynth_engine.cli import main
+from medsynth_engine.errors import MedSynthError
 from medsynth_engine.journal import temporary_folder
-
-pytestmark = pytest.mark.slow  # real worker processes
+from medsynth_engine.sharding import World
 
 RUN = ["generate", "-n", "4", "--seed", "5", "--channels", "t1,seg", "--shape", "32", "--spacing", "6"]
 TORCHRUN = Path(sys.executable).parent / "torchrun"
@@ -26,6 +26,7 @@ def checksums(folder: Path) -> dict[str, str]:
     return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow  # real worker processes
 def test_two_processes_and_torchrun_give_the_files_of_one_process(tmp_path, capsys):
     assert main([*RUN, "--out", str(tmp_path / "one"), "--quiet"]) == 0
     one = checksums(tmp_path / "one")
@@ -45,6 +46,7 @@ def test_two_processes_and_torchrun_give_the_files_of_one_process(tmp_path, caps
     assert not list(tmp_path.glob(".*"))  # no temporary folder left
 
 
+@pytest.mark.slow
 def test_a_killed_worker_fails_the_run_cleanly(tmp_path):
     out = tmp_path / "set"
     parent = subprocess.Popen([sys.executable, "-m", "medsynth_engine.cli", *RUN[:2], "40", *RUN[3:-4], "--shape", "16", "--spacing", "9", "--out", str(out),
@@ -61,3 +63,33 @@ def test_a_killed_worker_fails_the_run_cleanly(tmp_path):
     errors = [line for line in stderr.splitlines() if "error" in line.lower()]
     assert errors == ["medsynth: error: Worker 1 of 2 died (SIGKILL); nothing was published and the unfinished set was removed."]
     assert not out.exists() and not temporary_folder(out).exists()
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 8])
+def test_the_shares_of_all_workers_are_the_missing_cases_once_each(size):
+    missing = [0, 2, 3, 5, 6, 7, 11]  # a resumed run: the others were kept
+    shares = [World(rank, size).share(missing) for rank in range(size)]
+    assert sorted(i for share in shares for i in share) == missing
+    assert max(map(len, shares)) - min(map(len, shares)) <= 1  # balanced over what is left, not over all indices
+
+
+def test_the_world_comes_from_torchrun_variables_and_bad_ones_are_one_sentence():
+    assert World.from_env({}) == World(0, 1, 0)
+    assert World.from_env({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}) == World(3, 4, 1)
+    assert World(1, 2, 1).device("cpu") == "cpu" and World(0, 1).device(None) is None
+    with pytest.raises(MedSynthError, match="RANK 4 and WORLD_SIZE 4"):
+        World.from_env({"RANK": "4", "WORLD_SIZE": "4"})
+    with pytest.raises(MedSynthError, match="whole numbers"):
+        World.from_env({"RANK": "one", "WORLD_SIZE": "2"})
+
+
+def test_nproc_under_torchrun_and_cohorts_over_several_processes_are_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    assert main([*RUN, "--out", str(tmp_path / "a"), "--nproc", "2"]) == 2
+    assert "--nproc_per_node" in capsys.readouterr().err
+    monkeypatch.delenv("WORLD_SIZE")
+    monkeypatch.delenv("RANK")
+    assert main(["generate", "--balance", "size", "-n", "4", "--out", str(tmp_path / "b"), "--nproc", "2"]) == 2
+    assert "Cohort runs" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
