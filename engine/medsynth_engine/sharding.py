@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from .errors import MedSynthError
 
-__all__ = ["World", "Group", "PeerFailed", "EXIT_PEER", "STEP_TIMEOUT", "fail_on_sigterm"]
+__all__ = ["World", "Group", "PeerFailed", "EXIT_PEER", "STEP_TIMEOUT", "fail_on_sigterm", "parse_devices"]
 
 #: Exit code of a worker that stops because another one failed (the launcher looks for the one that did not).
 EXIT_PEER = 3
@@ -36,6 +36,19 @@ class PeerFailed(MedSynthError):
     def __init__(self, message: str, *, quiet: bool = False) -> None:
         super().__init__(message)
         self.quiet = quiet
+
+
+def parse_devices(text: str) -> tuple[str, ...]:
+    """The engine's ``--gpus``: ``0,1`` (CUDA GPUs by index), ``cuda:0,cuda:1``, or ``cpu,cpu`` (CPU worker processes)."""
+    from .device import select_device
+
+    devices = []
+    for part in (p.strip() for p in text.split(",")):
+        name = f"cuda:{part}" if part.isdigit() else part
+        if not name or name.startswith("mps"):
+            raise MedSynthError(f"--gpus takes GPU indices (0,1), cuda:N or cpu entries, not '{text}'.")
+        devices.append(str(select_device(name)))
+    return tuple(devices)
 
 
 def fail_on_sigterm() -> None:
