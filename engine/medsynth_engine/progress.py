@@ -50,8 +50,9 @@ def _duration(seconds: float) -> str:
 class ProgressBar:
     """``progress(done, total)`` as one updating line on stderr: bar, count, elapsed time, rate and ETA."""
 
-    def __init__(self, label: str, *, quiet: bool = False, stream: TextIO | None = None, width: int = 30) -> None:
+    def __init__(self, label: str, *, quiet: bool = False, stream: TextIO | None = None, width: int = 30, header: str = "") -> None:
         self.label = label
+        self.header = header  # a line said once, above the bar, when the run is under way (e.g. its device)
         self.quiet = quiet
         self.stream = stream or sys.stderr
         self.width = width
@@ -61,6 +62,9 @@ class ProgressBar:
     def __call__(self, done: int, total: int) -> None:
         if self.quiet:
             return
+        if self.header:
+            self.stream.write(self.header + "\n")
+            self.header = ""
         numbers = self.throughput(done, total)
         filled = int(self.width * done / max(total, 1))
         rate = f"  {numbers['per_hour']:,.0f}/h" if numbers["per_hour"] else ""

@@ -88,15 +88,13 @@ def run(args: argparse.Namespace) -> int:
     if world.size > 1 and args.nproc != 1:
         raise MedSynthError("Under torchrun, give the number of workers to torchrun (--nproc_per_node), not --nproc.")
     quiet = args.quiet or world.rank > 0
-    bar = ProgressBar("Generating", quiet=quiet)
+    bar = ProgressBar("Generating", quiet=quiet, header=device_line(args.device, max(args.nproc, world.size)))
 
     def resumed(kept: int, total: int) -> None:
         bar.throughput.started_from(kept)
         if not quiet:
             print(f"Continuing the interrupted run: {kept} of {total} case(s) were already complete and verified.", file=sys.stderr)
 
-    if not quiet:
-        print(device_line(args.device, max(args.nproc, world.size)), file=sys.stderr)
     try:
         if args.nproc > 1:
             from ..launch import run_workers
