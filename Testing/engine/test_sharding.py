@@ -92,4 +92,20 @@ def test_nproc_under_torchrun_and_cohorts_over_several_processes_are_refused(tmp
     monkeypatch.delenv("RANK")
     assert main(["generate", "--balance", "size", "-n", "4", "--out", str(tmp_path / "b"), "--nproc", "2"]) == 2
     assert "Cohort runs" in capsys.readouterr().err
+    assert main([*RUN, "--out", str(tmp_path / "c"), "--nproc", "0"]) == 2
+    assert "--nproc must be at least 1" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_the_engines_gpus_option_names_devices_this_machine_has():
+    import torch
+    from medsynth_engine.sharding import parse_devices
+
+    assert parse_devices("cpu, cpu") == ("cpu", "cpu")
+    with pytest.raises(MedSynthError, match="--gpus takes"):
+        parse_devices("cpu,,cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(MedSynthError, match="no CUDA GPU"):
+            parse_devices("0,1")
+    else:
+        assert parse_devices("0") == ("cuda:0",)

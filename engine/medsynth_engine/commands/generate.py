@@ -54,6 +54,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.nproc < 1:
+        raise MedSynthError(f"--nproc must be at least 1, not {args.nproc}.")
+    if args.engine and args.nproc > 1:
+        raise MedSynthError("--nproc starts workers on this machine; an engine shares a job over its own --gpus, so leave out --nproc.")
     if args.engine:
         from ..jobs.remote import run_generate_on_engine
 
