@@ -44,9 +44,11 @@ def run_workers(
     devices: Sequence[str | None],
     progress: Callable[[int, int], None] | None = None,
     stopped: Callable[[], bool] | None = None,
+    resumed: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Generate ``request``'s set with one worker process per entry of ``devices`` (None: the request's device,
-    a CUDA run giving each worker its own GPU); returns the published set.
+    a CUDA run giving each worker its own GPU); returns the published set. ``resumed(kept, n)`` is called first when
+    a ``--resume`` finds journalled cases (rank 0 then verifies them and makes again any that changed).
 
     Raises ``MedSynthError`` with one sentence when a worker fails, ``KeyboardInterrupt`` on Ctrl-C and
     ``RunStopped`` when ``stopped()`` turns true (both after the workers have kept their finished cases).
@@ -59,6 +61,9 @@ def run_workers(
         raise MedSynthError("Cohort runs (--cohort, --balance) use one process for now; leave out --nproc.")
     out = Path(request.out).absolute()
     tmp = temporary_folder(out)
+    kept = Journal(tmp / "journal").count() if request.resume else 0
+    if kept and resumed:
+        resumed(kept, request.n)
     folder = Path(tempfile.mkdtemp(prefix="medsynth-workers-"))
     try:
         spec = folder / "request.json"
@@ -176,6 +181,7 @@ def _request_from(document: dict[str, Any]) -> GenerateRequest:
 def worker_main(argv: Sequence[str]) -> int:
     """One worker started by ``run_workers``: its share of the set, then rank 0 publishes it."""
     fail_on_sigterm()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a parent started in the background hands SIGINT ignored
     try:
         from .generate import generate_set
         from .registry import default_registry

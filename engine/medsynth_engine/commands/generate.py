@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         if args.nproc > 1:
             from ..launch import run_workers
 
-            out = run_workers(request, [None] * args.nproc, progress=bar)
+            out = run_workers(request, [None] * args.nproc, progress=bar, resumed=resumed)
         else:
             if world.size > 1:
                 fail_on_sigterm()

@@ -107,7 +107,7 @@ def _sharded(request: GenerateRequest, ctx: RunContext, progress: SetProgress) -
 
     ctx.log(f"Sharing {request.n} cases over {len(ctx.devices)} worker processes ({', '.join(ctx.devices)}).")
     try:
-        return run_workers(request, ctx.devices, progress=progress, stopped=ctx.stopped)
+        return run_workers(request, ctx.devices, progress=progress, stopped=ctx.stopped, resumed=progress.resumed)
     except RunStopped:
         raise JobStopped from None
 
