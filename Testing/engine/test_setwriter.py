@@ -4,6 +4,7 @@ being made), whatever ``-n`` is."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import weakref
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.slow  # renders a small set
 
 
 class CountingWriter(SetWriter):
-    """The real writer, slowed down, counting the cases it holds (queued or being written) and those alive anywhere."""
+    """The real writer on a slow disk, counting the cases it holds (queued or being written) and those alive anywhere."""
 
     alive = most_held = most_alive = 0
     lock = threading.Lock()
@@ -38,17 +39,24 @@ class CountingWriter(SetWriter):
             cls.alive -= 1
 
     def _write_case(self, entry, case):
-        time.sleep(0.4)  # a slow disk
+        time.sleep(0.5)  # a slow disk
         super()._write_case(entry, case)
 
 
 def test_a_slow_writer_bounds_the_cases_in_memory_and_computing_goes_on(tmp_path, monkeypatch, registry):
+    plugin = registry.generator("phantom")
+    rendered = plugin.generate(seed=1, channels=("t1", "seg"), shape=(16,) * 3, spacing=(9.0,) * 3, tumour=True, device="cpu")
+
+    def instant(**kwargs):  # a model far faster than the disk: a fresh copy of one real case each time
+        return dataclasses.replace(rendered, arrays={k: v.copy() for k, v in rendered.arrays.items()})
+
+    monkeypatch.setattr(plugin, "generate", instant)
     monkeypatch.setattr(generate_module, "SetWriter", CountingWriter)
     request = GenerateRequest(model="phantom", n=8, seed=3, out=tmp_path / "set", channels="t1,seg", shape=(16,) * 3,
                               spacing=(9.0,) * 3, device="cpu", workers=1)
     out = generate_set(request, registry)
     assert len(list(out.glob("*/*_t1.nii.gz"))) == 8
     bound = 1 + 1  # workers + 1
-    assert CountingWriter.most_held == bound  # the model went on while the writer was busy, up to the bound
-    assert CountingWriter.most_alive <= bound + 1  # and no case beyond the bound stayed in memory
+    assert CountingWriter.most_held == bound  # the model went on while the writer was busy, up to the bound and no further
+    assert CountingWriter.most_alive <= bound + 1  # no case beyond the bound (and the one being made) stayed in memory
     assert CountingWriter.alive == 0

@@ -115,6 +115,8 @@ def _wait(workers: list[subprocess.Popen], stopped: Callable[[], bool] | None) -
                 _stop(workers, signal.SIGINT)
                 raise RunStopped
             failed = [(rank, code) for rank, code in enumerate(codes) if code not in (None, 0, EXIT_PEER)]
+            if not failed and None not in codes:  # every worker ended, none said it was the cause
+                failed = [(rank, code) for rank, code in enumerate(codes) if code != 0]
             if failed:
                 _stop(workers, signal.SIGTERM)
                 return failed[0]
@@ -145,6 +147,8 @@ def _reason(log: Path, code: int) -> str:
             if line.startswith("medsynth: error: "):
                 return line.removeprefix("medsynth: error: ")
         return "A worker failed without saying why."
+    if code == EXIT_PEER:
+        return "stopped because another worker failed"
     if code < 0:
         try:
             return f"died ({signal.Signals(-code).name})"
