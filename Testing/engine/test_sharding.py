@@ -83,7 +83,7 @@ def test_the_world_comes_from_torchrun_variables_and_bad_ones_are_one_sentence()
         World.from_env({"RANK": "one", "WORLD_SIZE": "2"})
 
 
-def test_nproc_under_torchrun_and_cohorts_over_several_processes_are_refused(tmp_path, monkeypatch, capsys):
+def test_bad_multi_process_requests_are_one_sentence_before_any_worker_starts(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
     assert main([*RUN, "--out", str(tmp_path / "a"), "--nproc", "2"]) == 2
@@ -94,7 +94,12 @@ def test_nproc_under_torchrun_and_cohorts_over_several_processes_are_refused(tmp
     assert "Cohort runs" in capsys.readouterr().err
     assert main([*RUN, "--out", str(tmp_path / "c"), "--nproc", "0"]) == 2
     assert "--nproc must be at least 1" in capsys.readouterr().err
-    assert not list(tmp_path.iterdir())
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    assert main([*RUN, "--out", str(tmp_path / "full"), "--nproc", "2"]) == 2  # said once, before any worker starts
+    assert capsys.readouterr().err.count("is not empty") == 1
+    assert [p.name for p in (tmp_path / "full").iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]
 
 
 def test_the_engines_gpus_option_names_devices_this_machine_has():

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import MedSynthError
 from .journal import Journal, RunStopped, temporary_folder
 from .progress import JournalWatch
+from .setwriter import SetWriter
 from .sharding import EXIT_PEER, PeerFailed, World, fail_on_sigterm
 
 if TYPE_CHECKING:
@@ -61,6 +62,8 @@ def run_workers(
         raise MedSynthError("Cohort runs (--cohort, --balance) use one process for now; leave out --nproc.")
     out = Path(request.out).absolute()
     tmp = temporary_folder(out)
+    # a non-empty target or a leftover run is refused here, in one sentence, before any worker starts (writes nothing)
+    SetWriter(out, request.layout, request.channels, workers=1, resume=request.resume, discard=request.discard)
     kept = Journal(tmp / "journal").count() if request.resume else 0
     if kept and resumed:
         resumed(kept, request.n)
@@ -184,7 +187,7 @@ def _request_from(document: dict[str, Any]) -> GenerateRequest:
 
 def worker_main(argv: Sequence[str]) -> int:
     """One worker started by ``run_workers``: its share of the set, then rank 0 publishes it."""
-    fail_on_sigterm()
+    fail_on_sigterm(quiet=True)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # a parent started in the background hands SIGINT ignored
     try:
         from .generate import generate_set

@@ -51,12 +51,14 @@ def parse_devices(text: str) -> tuple[str, ...]:
     return tuple(devices)
 
 
-def fail_on_sigterm() -> None:
+def fail_on_sigterm(*, quiet: bool) -> None:
     """A worker of several takes SIGTERM as "the run failed": torchrun and ``--nproc`` send it to the other workers
-    when one dies, so the run ends failed and its folder is removed (Ctrl-C, SIGINT, keeps the finished cases)."""
+    when one dies, so the run ends failed and its folder is removed (Ctrl-C, SIGINT, keeps the finished cases).
+    ``quiet``: another process says so (``--nproc``'s launcher; under torchrun, rank 0 does)."""
 
     def stopped(signum: int, frame: object) -> None:
-        raise PeerFailed("This worker was stopped (SIGTERM) because another worker failed or the run was stopped.", quiet=True)
+        raise PeerFailed("A worker of this run failed or the run was stopped (SIGTERM); nothing was published and the "
+                         "unfinished set was removed.", quiet=quiet)
 
     signal.signal(signal.SIGTERM, stopped)
 

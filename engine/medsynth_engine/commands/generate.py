@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             out = run_workers(request, [None] * args.nproc, progress=bar, resumed=resumed)
         else:
             if world.size > 1:
-                fail_on_sigterm()
+                fail_on_sigterm(quiet=world.rank > 0)
             out = generate_set(request, default_registry(), progress=bar, resumed=resumed, world=world)
     except MedSynthError:
         bar.end_line()
