@@ -23,6 +23,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml $(VENV)/.torch-$(
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 	# torch first and pinned: the CUDA build the NVIDIA driver runs (nvidia-smi), else the CPU build;
 	# MEDSYNTH_TORCH=cpu|cu126|cu128|cu130 overrides (MedSynthLib/enginesetup/torchpick.py, Slicer's table).
+	# torch alone from PyTorch's index; its dependencies come with the requirements, from the usual index.
 	@torch_args="$$($(PY) -m MedSynthLib.enginesetup.torchpick)" && $(PY) -m pip install --quiet $$torch_args
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .

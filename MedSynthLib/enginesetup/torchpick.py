@@ -34,10 +34,12 @@ def choose_build(environ: Mapping[str, str], run: Callable[..., subprocess.Compl
 
 
 def pip_arguments(build: TorchBuild) -> list[str]:
-    """``pip install`` arguments for ``build`` of the pinned torch."""
+    """``pip install`` arguments for ``build`` of the pinned torch, without its dependencies: the requirements'
+    install that follows brings them from the usual index, so PyTorch's index is asked for torch alone (offline,
+    pip retries an unreachable index for every package it asks it for)."""
     if build.index_url is None:  # macOS: PyPI's build, which has no local label
-        return [f"torch=={TORCH_VERSION}"]
-    return [f"torch=={TORCH_VERSION}+{build.name}", "--index-url", build.index_url]
+        return [f"torch=={TORCH_VERSION}", "--no-deps"]
+    return [f"torch=={TORCH_VERSION}+{build.name}", "--no-deps", "--index-url", build.index_url]
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

@@ -43,7 +43,7 @@ def test_the_driver_or_the_override_picks_the_build(tmp_path, smi, override, bui
     result = pick(tmp_path, smi, override)
     assert result.returncode == 0, result.stderr
     index = f"https://download.pytorch.org/whl/{build}"
-    assert result.stdout.split() == [f"torch=={TORCH_VERSION}+{build}", "--index-url", index]
+    assert result.stdout.split() == [f"torch=={TORCH_VERSION}+{build}", "--no-deps", "--index-url", index]
     assert result.stderr.startswith("medsynth setup: torch ") and result.stderr.count("\n") == 1
 
 
@@ -56,4 +56,5 @@ def test_a_bad_override_is_one_sentence_and_exit_2(tmp_path):
 def test_the_makefile_installs_torch_with_the_picked_arguments():
     makefile = (REPO / "Makefile").read_text()
     assert '$$($(PY) -m MedSynthLib.enginesetup.torchpick)" && $(PY) -m pip install --quiet $$torch_args' in makefile
+    assert "-r requirements.txt" in makefile.split("torchpick", 1)[1]  # torch's dependencies come with the requirements
     assert "torch==" not in makefile  # the pin lives in torchbuild.TORCH_VERSION (and requirements.txt), not twice more
