@@ -9,16 +9,24 @@ STAMP := $(VENV)/.setup-stamp
 # Test workers: one per core of the CI machine (2); each takes whole files (module fixtures are built once).
 TEST_WORKERS ?= 2
 DEMO_OUT ?= demo-output/set-$(shell date +%Y%m%d-%H%M%S)
+# The torch build make setup installs: auto (nvidia-smi decides), cpu, cu126, cu128 or cu130.
+MEDSYNTH_TORCH ?= auto
 
 .PHONY: setup py39 demo test test-fast lint bench clean
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+# A changed MEDSYNTH_TORCH sets the environment up again, with the build it names.
+$(VENV)/.torch-$(MEDSYNTH_TORCH):
+	@mkdir -p $(VENV) && rm -f $(VENV)/.torch-* && touch $@
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml $(VENV)/.torch-$(MEDSYNTH_TORCH)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
-	# torch first and pinned: a CPU build where that is what is on offer, never an unasked-for CUDA download.
-	$(PY) -m pip install --quiet torch==2.13.0
+	# torch first and pinned: the CUDA build the NVIDIA driver runs (nvidia-smi), else the CPU build;
+	# MEDSYNTH_TORCH=cpu|cu126|cu128|cu130 overrides (MedSynthLib/enginesetup/torchpick.py, Slicer's table).
+	# torch alone from PyTorch's index; its dependencies come with the requirements, from the usual index.
+	@torch_args="$$($(PY) -m MedSynthLib.enginesetup.torchpick)" && $(PY) -m pip install --quiet $$torch_args
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)

@@ -25,3 +25,15 @@ def test_missing_gpu_is_a_clear_error():
 def test_nonsense_devices_are_refused(name):
     with pytest.raises(MedSynthError, match="device"):
         select_device(name)
+
+
+def test_models_and_generate_say_the_device_they_will_use(capsys, tmp_path):
+    from medsynth_engine.cli import main
+    from medsynth_engine.device import describe_device
+
+    expected = str(select_device(None))
+    assert describe_device(None).startswith(f"{expected} (torch {torch.__version__}")
+    assert main(["models"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith(f"Device: {expected} (torch ")
+    assert main(["generate", "-n", "1", "--shape", "16", "--spacing", "9", "--channels", "t1", "--out", str(tmp_path / "s")]) == 0
+    assert capsys.readouterr().err.startswith(f"Device: {expected} (")  # make demo shows it before the bar

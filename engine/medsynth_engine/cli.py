@@ -14,6 +14,7 @@ import sys
 
 from . import __version__
 from .errors import MedSynthError
+from .sharding import EXIT_PEER  # a worker of a multi-process run that stopped because another one failed
 
 __all__ = ["main", "build_parser", "triple", "optional_channels", "SUBCOMMANDS"]
 
@@ -90,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # a reader that went away is noticed here, not in the interpreter's exit
         return code
     except MedSynthError as exc:
+        if getattr(exc, "quiet", False):  # a worker of several whose peer failed: that worker has said why
+            return EXIT_PEER
         print(f"medsynth: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -6,7 +6,7 @@ import torch
 
 from .errors import MedSynthError
 
-__all__ = ["select_device"]
+__all__ = ["select_device", "describe_device"]
 
 
 def select_device(requested: str | None = None) -> torch.device:
@@ -39,3 +39,16 @@ def select_device(requested: str | None = None) -> torch.device:
     elif device.type != "cpu":
         raise MedSynthError(f"Unsupported device '{requested}'; use auto, cpu, cuda, cuda:N or mps.")
     return device
+
+
+def describe_device(requested: str | None = None) -> str:
+    """The device a run will use, with the GPU's name and torch's build: ``cuda:0 (NVIDIA H200; torch 2.13.0+cu128)``."""
+    device = select_device(requested)
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        what = f"{torch.cuda.get_device_name(index)}, {torch.cuda.device_count()} GPU(s)"
+        return f"cuda:{index} ({what}; torch {torch.__version__})"
+    if device.type == "cpu" and not torch.cuda.is_available():
+        cuda = "a CPU build of torch" if torch.version.cuda is None else "no NVIDIA GPU found"
+        return f"cpu (torch {torch.__version__}; {cuda})"
+    return f"{device} (torch {torch.__version__})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,8 +13,10 @@ from .casewriting import case_seed, check_case, set_arguments, set_manifest, wri
 from .device import select_device
 from .diskspace import case_bytes
 from .errors import MedSynthError
+from .progress import JournalWatch
 from .registry import ModelRegistry
 from .setwriter import LAYOUTS, SetWriter
+from .sharding import Group, World
 
 __all__ = ["GenerateRequest", "case_seed", "generate_set", "MAX_CASES"]
 
@@ -71,15 +74,21 @@ def generate_set(
     registry: ModelRegistry,
     progress: Callable[[int, int], None] | None = None,
     resumed: Callable[[int, int], None] | None = None,
+    world: World | None = None,
 ) -> Path:
     """Generate ``request.n`` cases and write them as one complete set; returns the set's folder.
 
     Case ``i`` depends on the run seed and ``i`` only (its seed and its id), so a resumed run (``request.resume``)
-    makes only the cases the journal lacks and publishes the same bytes as an uninterrupted run. ``progress`` gets
-    (cases finished, n); ``resumed`` gets (cases kept from the interrupted run, n) once, when there were any.
+    makes only the cases the journal lacks and publishes the same bytes as an uninterrupted run, and so does a
+    run shared by several workers (``world``, see ``sharding.py``): each makes its share of the missing cases and
+    rank 0 publishes. ``progress`` gets (cases finished by all workers, n); ``resumed`` gets (cases kept from the
+    interrupted run, n) once, when there were any; both are called on rank 0 only.
     """
     request.validate()
+    world = world or World()
     if request.cohort is not None or request.balance is not None:
+        if world.size > 1:
+            raise MedSynthError("Cohort runs (--cohort, --balance) use one process for now; leave out --nproc and torchrun.")
         from .cohort.run import generate_cohort_set
 
         return generate_cohort_set(request, registry, progress, resumed)
@@ -100,28 +109,51 @@ def generate_set(
     if request.mask is not None and not plugin.supports_mask:
         raise MedSynthError(f"Model '{plugin.id}' cannot follow a tumour mask; use an ldm3d model such as ldm3d-phantom.")
     extra = {"mask": Path(request.mask)} if request.mask is not None else {}
-    device = select_device(request.device)
+    device = select_device(world.device(request.device))
     manifest = set_manifest(request, plugin, shape, spacing)
-    writer = SetWriter(
-        request.out, request.layout, request.channels, workers=request.workers,
-        arguments=set_arguments(request, plugin, manifest["parameters"]),
-        resume=request.resume, discard=request.discard, id_key=f"generate:{request.seed}",
-        cases=request.n, case_bytes=case_bytes(shape, request.channels),
-    )
-    with writing_errors(request.out, writer), writer:
-        done = len(writer.finished)
-        if done and resumed:
-            resumed(done, request.n)
-        for index in range(request.n):
-            if index in writer.finished:
-                continue
-            seed = case_seed(request.seed, index)
-            case = plugin.generate(
-                seed=seed, channels=request.channels, shape=shape, spacing=spacing, tumour=request.tumour, device=device, **extra
-            )
-            check_case(case.arrays, request.channels, shape, plugin.id)
-            writer.add(case, seed, index)
-            done += 1
-            if progress:
-                progress(done, request.n)
-        return writer.commit(manifest, publish)
+
+    def open_writer(stack: ExitStack, joining: bool) -> SetWriter:
+        writer = SetWriter(
+            request.out, request.layout, request.channels, workers=request.workers,
+            arguments=set_arguments(request, plugin, manifest["parameters"]),
+            resume=request.resume, discard=request.discard, id_key=f"generate:{request.seed}",
+            cases=request.n, case_bytes=case_bytes(shape, request.channels), joining=joining,
+        )
+        stack.enter_context(writing_errors(request.out, writer))
+        return stack.enter_context(writer)
+
+    lead = world.rank == 0
+    with Group(world) as group, ExitStack() as stack:
+        with group.step("setting up the temporary set"):
+            if lead:
+                writer = open_writer(stack, joining=False)
+        with group.step("joining the temporary set"):
+            if not lead:
+                writer = open_writer(stack, joining=True)
+        if writer.finished and resumed and lead:
+            resumed(len(writer.finished), request.n)
+        missing = [index for index in range(request.n) if index not in writer.finished]
+        with group.step("generating its cases"), _watch(writer, world, request.n, progress):
+            done = len(writer.finished)
+            for index in world.share(missing):
+                seed = case_seed(request.seed, index)
+                case = plugin.generate(
+                    seed=seed, channels=request.channels, shape=shape, spacing=spacing, tumour=request.tumour, device=device, **extra
+                )
+                check_case(case.arrays, request.channels, shape, plugin.id)
+                writer.add(case, seed, index)
+                done += 1
+                if progress and world.size == 1:
+                    progress(done, request.n)
+            writer.drain()
+        with group.step("publishing the set"):
+            if lead:
+                published = writer.commit(manifest, publish)
+        return published if lead else writer.out
+
+
+def _watch(writer: SetWriter, world: World, total: int, progress: Callable[[int, int], None] | None) -> AbstractContextManager:
+    """Rank 0 of several workers reports the cases every worker has journalled; a single worker reports its own."""
+    if progress is None or world.size == 1 or world.rank != 0:
+        return nullcontext()
+    return JournalWatch(writer.journal.count, total, progress)

@@ -40,6 +40,10 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
         "--allow-dir", type=Path, action="append", default=None,
         help="folder jobs may read and write (repeatable; default: your home; the state folder always)",
     )
+    serve_parser.add_argument(
+        "--gpus", default=None, metavar="LIST",
+        help="devices generate jobs share their cases over, one worker process each: GPU indices (0,1) or cpu entries (cpu,cpu)",
+    )
     serve_parser.add_argument("--max-models", type=int, default=2, help="models kept warm in memory (default 2)")
     serve_parser.add_argument(
         "--model-memory-mb", type=int, default=None,
@@ -84,8 +88,10 @@ def serve(args: argparse.Namespace) -> int:
     from .jobs.runner import JobRunner
     from .jobs.store import JobStore
     from .registry import default_registry
+    from .sharding import parse_devices
 
     device = select_device(args.device)
+    devices = parse_devices(args.gpus) if args.gpus else ()
     allowed = [state_dir, *(args.allow_dir if args.allow_dir else [Path.home()])]
     for folder in allowed:
         if not Path(folder).expanduser().is_dir():
@@ -102,6 +108,7 @@ def serve(args: argparse.Namespace) -> int:
         cancel_grace=args.cancel_grace,
         requeue_interrupted=not args.no_requeue,
         retention=Retention(args.keep_jobs, args.keep_jobs_days),
+        devices=devices,
     )
     token = secrets.token_urlsafe(32)
     token_file = state_dir / TOKEN_FILE_NAME

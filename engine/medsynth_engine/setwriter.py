@@ -80,7 +80,13 @@ class SetWriter:
         arguments: what decides the set's bytes (model, seed, shape...); a resumed run must repeat them exactly.
         id_key: what case ids derive from, with the case index (default: a random key kept in the journal).
         cases, case_bytes: how many cases the set has and about how large one is written: the file system must hold
-            the ones still to write before the first is made (``diskspace``); 0 skips the check.
+            the ones still to write before the first is made (``diskspace``); 0 skips the check. ``commit`` refuses a
+            set with fewer journalled cases than ``cases``.
+        joining: another worker of the run (rank 0, ``sharding.py``) has set up or reopened the temporary folder;
+            this writer adds its share of the cases to it and never commits.
+
+    Memory stays bounded for any number of cases: ``add`` waits while ``bound`` cases are queued or being written,
+    so the caller computes the next case while the writer threads write the previous ones, and never more.
     """
 
     out: Path
@@ -93,6 +99,7 @@ class SetWriter:
     id_key: str | None = None
     cases: int = 0
     case_bytes: int = 0
+    joining: bool = False
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -109,7 +116,7 @@ class SetWriter:
         self.tmp = temporary_folder(self.out)
         self.set_dir = self.tmp / "set"
         self.journal = Journal(self.tmp / "journal")
-        if self.tmp.exists() and not (self.resume or self.discard):
+        if self.tmp.exists() and not (self.resume or self.discard or self.joining):
             raise MedSynthError(
                 f"An interrupted run into {self.out} left {self.tmp}; continue it with --resume (the same arguments), "
                 f"or start again with --discard (or medsynth clean {self.out})."
@@ -118,9 +125,18 @@ class SetWriter:
         self._pool = ThreadPoolExecutor(max_workers=self.workers)
         self._pending: list[Future] = []
 
+    @property
+    def bound(self) -> int:
+        """The most cases ``add`` lets wait for, or be in, the writer threads."""
+        return self.workers + 1
+
     def __enter__(self) -> SetWriter:
         try:
-            if self.discard and self.tmp.exists():
+            if self.joining:
+                run = self.journal.run()
+                self.id_key = run["id_key"]
+                self.finished = self.journal.entries()  # verified by rank 0 before this worker joined
+            elif self.discard and self.tmp.exists():
                 shutil.rmtree(self.tmp)
             if self.tmp.exists():
                 self._reopen()
@@ -172,7 +188,7 @@ class SetWriter:
         ``extra`` (e.g. a cohort case's stratum and realised attributes) is journalled and lands in the case's
         manifest entry."""
         self._raise_failed()
-        while len(self._pending) >= self.workers + 1:
+        while len(self._pending) >= self.bound:
             self._pending.pop(0).result()
         case_id_ = case_id(str(self.id_key), index)
         files = case_files(self.layout, case_id_, self.channels)
@@ -195,6 +211,11 @@ class SetWriter:
         self.journal.record({**entry, "sha256": sums})
         killpoint("set.case-recorded")
 
+    def drain(self) -> None:
+        """Wait until every queued case is written and journalled; raises the first write error."""
+        while self._pending:
+            self._pending.pop(0).result()
+
     def _raise_failed(self) -> None:
         for future in [f for f in self._pending if f.done()]:
             self._pending.remove(future)
@@ -206,11 +227,12 @@ class SetWriter:
         ``publish(staging, out)`` makes the complete set in ``staging`` appear as ``out`` (default: a rename;
         the audit gate audits first). The temporary folder is removed once the set is published.
         """
-        for future in self._pending:
-            future.result()
-        self._pending.clear()
+        self.drain()
+        entries = self.journal.entries()
+        if self.cases and len(entries) != self.cases:
+            raise MedSynthError(f"Only {len(entries)} of {self.cases} cases of {self.out} were written; nothing was published.")
         cases = sorted(
-            ({k: v for k, v in e.items() if k not in ("index", "sha256")} for e in self.journal.entries().values()), key=lambda c: c["id"]
+            ({k: v for k, v in e.items() if k not in ("index", "sha256")} for e in entries.values()), key=lambda c: c["id"]
         )
         manifest = {**manifest, "layout": self.layout, "cases": cases}
         _write_json(self.set_dir / "manifest.json", manifest)

@@ -9,6 +9,7 @@ from pathlib import Path
 from MedSynthLib.conventions import ALL_CHANNELS
 
 from ..cli import triple
+from ..errors import MedSynthError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,6 +36,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     gen.add_argument("--device", default=None, help="auto (default: cuda > mps > cpu), cpu, cuda, cuda:N or mps")
     gen.add_argument(
+        "--nproc", type=int, default=1, metavar="K",
+        help="worker processes on this machine, each on its own GPU when on CUDA (default 1; across nodes: torchrun)",
+    )
+    gen.add_argument(
         "--audit-against",
         type=Path,
         metavar="DIR",
@@ -49,6 +54,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.nproc < 1:
+        raise MedSynthError(f"--nproc must be at least 1, not {args.nproc}.")
+    if args.engine and args.nproc > 1:
+        raise MedSynthError("--nproc starts workers on this machine; an engine shares a job over its own --gpus, so leave out --nproc.")
     if args.engine:
         from ..jobs.remote import run_generate_on_engine
 
@@ -57,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from ..journal import resume_hint
     from ..progress import ProgressBar
     from ..registry import default_registry
+    from ..sharding import World, fail_on_sigterm
 
     request = GenerateRequest(
         model=args.model,
@@ -78,16 +88,35 @@ def run(args: argparse.Namespace) -> int:
         balance=args.balance,
     )
     request.validate()
+    world = World.from_env()
+    if world.size > 1 and args.nproc != 1:
+        raise MedSynthError("Under torchrun, give the number of workers to torchrun (--nproc_per_node), not --nproc.")
+    quiet = args.quiet or world.rank > 0
+    bar = ProgressBar("Generating", quiet=quiet, header=device_line(args.device, max(args.nproc, world.size)))
 
     def resumed(kept: int, total: int) -> None:
-        if not args.quiet:
+        bar.throughput.started_from(kept)
+        if not quiet:
             print(f"Continuing the interrupted run: {kept} of {total} case(s) were already complete and verified.", file=sys.stderr)
 
     try:
-        out = generate_set(request, default_registry(), progress=ProgressBar("Generating", quiet=args.quiet), resumed=resumed)
+        if args.nproc > 1:
+            from ..launch import run_workers
+
+            out = run_workers(request, [None] * args.nproc, progress=bar, resumed=resumed)
+        else:
+            if world.size > 1:
+                fail_on_sigterm(quiet=world.rank > 0)
+            out = generate_set(request, default_registry(), progress=bar, resumed=resumed, world=world)
+    except MedSynthError:
+        bar.end_line()
+        raise
     except KeyboardInterrupt:
-        print(f"\nmedsynth: interrupted; {resume_hint(request.out)}", file=sys.stderr)
+        if world.rank == 0:
+            print(f"\nmedsynth: interrupted; {resume_hint(request.out)}", file=sys.stderr)
         return 130
+    if world.rank > 0:
+        return 0
     if args.quiet:
         print(out)
     else:
@@ -102,8 +131,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _count(args: argparse.Namespace) -> int:
     if args.cohort is not None and args.n is not None:
-        from ..errors import MedSynthError
-
         raise MedSynthError(f"The cohort file {args.cohort} sets its own counts; leave out -n.")
     return 1 if args.n is None else args.n
 
@@ -117,3 +144,11 @@ def _written(out: Path, requested: int) -> str:
         return str(requested)
     left_out = len(audit["left_out"])
     return f"{requested - left_out} (the audit left out {left_out} probable cop{'y' if left_out == 1 else 'ies'})"
+
+
+def device_line(requested: str | None, workers: int) -> str:
+    """``Device: cuda:0 (NVIDIA ...)``: what the run will compute on, said before it starts (``make demo`` shows it)."""
+    from ..device import describe_device
+
+    text = describe_device(requested)
+    return f"Device: {text}" + (f", {workers} worker processes (each on its own GPU when on CUDA)" if workers > 1 else "")

@@ -21,6 +21,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{**row, "role": "generator"} for row in rows] + [{**row, "role": "channel"} for row in channel_rows], indent=2))
         return 0
+    from ..device import describe_device
+
+    print(f"Device: {describe_device(None)}; generate, finetune and the engine use it unless --device names another.\n")
     print("Generators (medsynth generate --model ID):")
     header = f"{'id':<24} {'kind':<12} {'channels':<28} {'shape':<14} {'spacing (mm)':<14} weights"
     print(header)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..journal import continued_message
+from ..progress import Throughput, describe
 from .spec import JobStopped, RunContext
 
 __all__ = ["resume_from_journal", "SetProgress", "RESUMED_MESSAGE"]
@@ -26,14 +27,21 @@ class SetProgress:
     def __init__(self, ctx: RunContext, *, timed: bool = False) -> None:
         self.ctx, self.started, self.timed = ctx, time.monotonic(), timed
         self.continued: dict[str, int] = {}
+        self.throughput = Throughput()
 
     def resumed(self, kept: int, total: int) -> None:
         self.continued["continued_from"] = kept + 1
+        self.throughput.started_from(kept)
         self.ctx.log(continued_message(kept, total))
 
     def __call__(self, done: int, total: int) -> None:
+        """The job's progress; a timed one (generate) also says the rate and ETA that ``medsynth generate``'s bar shows."""
         note = f" (continued from case {self.continued['continued_from']})" if self.continued else ""
-        seconds = {"seconds": round(time.monotonic() - self.started, 3)} if self.timed else {}
-        self.ctx.progress({"step": done, "total": total, **seconds, "message": f"case {done}/{total}{note}", **self.continued})
+        speed: dict[str, Any] = {}
+        if self.timed:
+            numbers = self.throughput(done, total)
+            speed = {"seconds": numbers["elapsed_s"], "cases_per_hour": numbers["per_hour"], "eta_s": numbers["eta_s"]}
+            note += describe(done, total, numbers).removeprefix(f"{done}/{total} cases")
+        self.ctx.progress({"step": done, "total": total, **speed, "message": f"case {done}/{total}{note}", **self.continued})
         if self.ctx.stopped():
             raise JobStopped

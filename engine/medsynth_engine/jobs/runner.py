@@ -52,6 +52,7 @@ class JobRunner:
         python: str = sys.executable,
         requeue_interrupted: bool = True,
         retention: Retention | None = None,
+        devices: tuple[str, ...] = (),
     ) -> None:
         self.store = store
         self.jobs_dir = Path(jobs_dir)
@@ -60,6 +61,7 @@ class JobRunner:
         self.cache = ModelCache(registry, max_models, max_model_bytes)
         self.policy = policy
         self.default_device = default_device
+        self.devices = tuple(devices)  # --gpus: generate jobs share their cases over these, one worker process each
         self.cancel_grace = cancel_grace
         self.python = python
         self.requeue_interrupted = requeue_interrupted  # jobs of journalled kinds a dead engine left running queue again
@@ -275,6 +277,7 @@ class JobRunner:
             log=lambda line: self.store.append_log(handle.job_id, [line]),
             stopped=handle.stop.is_set,
             models=self.cache,
+            devices=self.devices,
         )
         try:
             result = self._kind(job["kind"]).run(job["params"], context)

@@ -108,7 +108,8 @@ class RunContext:
     """What a kind's run is given, in the engine (in-engine kinds) or in its worker process (the others).
 
     ``progress(info)``: ``info`` holds ``fraction`` or ``step``/``total``, and ``message``. ``models``: the
-    engine's warm models (in-engine kinds only). A run checks ``stopped()`` at its safe points and raises
+    engine's warm models (in-engine kinds only). ``devices``: the engine's ``--gpus``, over which a generate job
+    shares its cases (one worker process each; empty: the job runs in the engine). A run checks ``stopped()`` at its safe points and raises
     ``JobStopped``, or returns ``{"stopped": True, ...}`` after saving what can be resumed.
     """
 
@@ -117,6 +118,7 @@ class RunContext:
     log: Callable[[str], None]
     stopped: Callable[[], bool]
     models: Any = None
+    devices: tuple[str, ...] = ()
 
     def fraction_progress(self) -> Callable[[float, str], None]:
         """A ``progress(fraction, message)`` callback for tools that report so; it stops at the next call after cancel."""

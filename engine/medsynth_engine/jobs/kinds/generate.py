@@ -14,10 +14,11 @@ from pydantic import Field
 
 from ...errors import MedSynthError
 from ...generate import MAX_CASES, GenerateRequest, generate_set
+from ...journal import RunStopped
 from ...setwriter import SetWriter
 from ..journalled import RESUMED_MESSAGE, SetProgress, resume_from_journal
 from ..schema import MAX_SEED, ChannelList, DeviceName, JobParams, PathText, Triple
-from ..spec import JobKind, PrepareContext, Prepared, RunContext
+from ..spec import JobKind, JobStopped, PrepareContext, Prepared, RunContext
 
 __all__ = ["GenerateParams", "KIND"]
 
@@ -92,9 +93,23 @@ def run(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         balance=params.get("balance"),
     )
     progress = SetProgress(ctx, timed=True)
-    out = generate_set(request, ctx.models, progress=progress, resumed=progress.resumed)
+    if len(ctx.devices) > 1 and request.n > 1 and request.cohort is None and request.balance is None:
+        out = _sharded(request, ctx, progress)
+    else:
+        out = generate_set(request, ctx.models, progress=progress, resumed=progress.resumed)
     ctx.log(f"Wrote {request.n} case(s) to {request.out}.")
     return {"output_dir": str(out), "cases": request.n}
+
+
+def _sharded(request: GenerateRequest, ctx: RunContext, progress: SetProgress) -> Path:
+    """The engine's ``--gpus``: one worker process per device, as ``medsynth generate --nproc`` runs them."""
+    from ...launch import run_workers
+
+    ctx.log(f"Sharing {request.n} cases over {len(ctx.devices)} worker processes ({', '.join(ctx.devices)}).")
+    try:
+        return run_workers(request, ctx.devices, progress=progress, stopped=ctx.stopped, resumed=progress.resumed)
+    except RunStopped:
+        raise JobStopped from None
 
 
 KIND = JobKind(
