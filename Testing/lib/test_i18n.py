@@ -22,7 +22,8 @@ SOURCES = sorted((ROOT / "MedSynth").glob("*.py")) + sorted(
     p for p in (ROOT / "MedSynthLib").rglob("*.py") if "studio" not in p.parts)
 #: Qt setters (PyQt5 style) and properties (PythonQt style) that put a text on screen.
 SETTERS = {"setText", "setToolTip", "setTitle", "setWindowTitle", "setPlainText", "appendPlainText",
-           "setPlaceholderText", "setStatusTip", "showMessage", "getOpenFileName",
+           "setPlaceholderText", "setStatusTip", "showMessage", "getOpenFileName", "SetTitle", "SetXAxisTitle",
+           "SetYAxisTitle",
            "getExistingDirectory"}
 PROPERTIES = {"text", "toolTip", "title", "windowTitle", "plainText", "placeholderText", "statusTip"}
 #: What the controller shows: the view's status lines, the error line, the lost-engine line, disable reasons.
@@ -72,7 +73,7 @@ def _shown_values(tree: ast.AST, file_name: str):
             for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
                 pairs = [(target, node.value)]
                 if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):  # a, b = x, y
-                    pairs = list(zip(target.elts, node.value.elts, strict=True))
+                    pairs = [(t, node.value.elts[i]) for i, t in enumerate(target.elts)]
                 yield from (value for target, value in pairs if _shown_name(target))
         elif isinstance(node, ast.FunctionDef) and node.name.endswith("_reason"):
             yield from (n.value for n in ast.walk(node) if isinstance(n, ast.Return) and n.value is not None)
