@@ -169,6 +169,9 @@ def test_set_up_start_generate_finetune_cancel_through_the_panel(panel, installe
     ui.allowedFoldersEdit.text = str(hospital)
     clock.click("start", ui.startEngineButton)
     clock.until("start", lambda: ui.modelComboBox.count > 0)
+    assert slicer.util.settingsValue("MedSynth/AllowedFolders", "") == str(hospital)  # remembered in the settings
+    command = logic.controller.session.process.process.args
+    assert command[command.index(str(hospital.resolve())) - 1] == "--allow-dir"  # and given to the engine
     assert "phantom" in [ui.modelComboBox.itemText(i) for i in range(ui.modelComboBox.count)]
 
     # -- Generate: the case and its overlay in the scene
