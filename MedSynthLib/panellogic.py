@@ -43,7 +43,7 @@ class PanelLogic:
         self._polling, self._nextPoll = False, 0.0
         self.lossPlot: LossPlot | None = None
         self.loadedCases: list[LoadedCase] = []
-        self._building: tuple[str, CaseBuilder] | None = None  # a result being made into nodes, one per tick
+        self._building: list[tuple[str, CaseBuilder]] = []  # results being made into nodes, one node per tick
 
     @property
     def scene(self) -> Any:
@@ -217,30 +217,29 @@ class PanelLogic:
         self.inBackground(lambda: self.readResult(job), self._startBuilding, self._loadFailed)
 
     def stopLoading(self) -> None:
-        """Drop a result still being made into nodes (the scene is closing), removing what was made of it."""
-        if self._building is not None:
-            self._building[1].abort()
-            self._building = None
+        """Drop the results still being made into nodes (the scene is closing), removing what was made of them."""
+        for _kind, builder in self._building:
+            builder.abort()
+        self._building = []
 
     def _startBuilding(self, read: tuple[str, CaseArrays] | None) -> None:
-        self.stopLoading()
-        if read is not None:
-            self._building = (read[0], CaseBuilder(read[1], self.scene))
+        if read is not None:  # after any result still being built: each is finished in turn
+            self._building.append((read[0], CaseBuilder(read[1], self.scene)))
 
     def _loadFailed(self, exc: BaseException) -> None:
         self.controller.error = str(exc)
 
     def _buildStep(self) -> None:
-        if self._building is None:
+        if not self._building:
             return
-        kind, builder = self._building
+        kind, builder = self._building[0]
         try:
             loaded = builder.step()
         except BaseException:
-            self._building = None
+            self._building.pop(0)
             raise
         if loaded is not None:
-            self._building = None
+            self._building.pop(0)
             self._show(kind, loaded)
 
     def _show(self, kind: str, loaded: LoadedCase):
