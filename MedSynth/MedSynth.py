@@ -180,6 +180,7 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSceneStartClose(self, caller, event) -> None:
         self.setParameterNode(None)
+        self.logic.stopLoading()
 
     def onSceneEndClose(self, caller, event) -> None:
         if self.parent.isEntered:
@@ -301,7 +302,7 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if job and job.get("kind") == "finetune":
                 self.finetuneView.show(self.logic, job)
             if finished:
-                self.logic.loadResult(finished)
+                self.logic.loadResultInSteps(finished)
         except EXPECTED_ERRORS as exc:
             self.logic.controller.error = str(exc)
         self.updateGUI()

@@ -25,9 +25,11 @@ try:
 except ImportError:  # running from a source checkout: MedSynthLib sits one folder up
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from MedSynthLib.background import BackgroundCalls
 from MedSynthLib.reader_study import ReaderSession, ReaderStudyError, describe_score, score
-from MedSynthLib.scene import LoadedCase, SceneError, load_case, remove_node
+from MedSynthLib.scene import CaseBuilder, LoadedCase, SceneError, load_case, remove_node
 from MedSynthLib.scene.display import show_case
+from MedSynthLib.scene.reading import read_case_arrays
 from MedSynthLib.slicermodule import describe_module
 
 
@@ -61,6 +63,22 @@ class MedSynthReaderStudyWidget(ScriptedLoadableModuleWidget):
         self.ui.startButton.connect("clicked()", lambda: self._guard(self.onStart))
         self.ui.submitButton.connect("clicked()", lambda: self._guard(self.onRecord))
         self.ui.scoreButton.connect("clicked()", lambda: self._guard(self.onScore))
+        self.timer = qt.QTimer()  # builds the next case in the scene one node per tick (its files read on a worker)
+        self.timer.setInterval(100)
+        self.timer.connect("timeout()", self.onTimer)
+        self.timer.start()
+        self._update()
+
+    def cleanup(self) -> None:
+        self.timer.stop()
+
+    def onTimer(self) -> None:
+        if not self.logic.loading:
+            return
+        try:
+            self.logic.tick()
+        except (ReaderStudyError, SceneError) as exc:
+            self.ui.errorLabel.text = str(exc)
         self._update()
 
     def _guard(self, action) -> None:
@@ -73,13 +91,14 @@ class MedSynthReaderStudyWidget(ScriptedLoadableModuleWidget):
 
     def onStart(self) -> None:
         self.logic.openReaderStudy(self.ui.studyEdit.text.strip(), self.ui.readerEdit.text.strip())
-        self.logic.showStudyCase()
+        self.logic.showStudyCaseInSteps()
 
     def onRecord(self) -> None:
         if self.answerGroup.checkedButton() is None:
             raise ReaderStudyError(_("Choose Real or Synthetic first."))
         answer = "real" if self.ui.realButton.checked else "synthetic"
-        self.logic.recordStudyAnswer(answer, self.ui.confidenceSpinBox.value)
+        self.logic.recordStudyAnswer(answer, self.ui.confidenceSpinBox.value, show=False)
+        self.logic.showStudyCaseInSteps()
 
     def onScore(self) -> None:
         self.ui.resultLabel.text = describe_score(self.logic.scoreReaderStudy(self.ui.keyEdit.text.strip()))
@@ -97,7 +116,7 @@ class MedSynthReaderStudyWidget(ScriptedLoadableModuleWidget):
         else:
             self.ui.caseLabel.text = _("Case {number} of {total}: {case}").format(
                 number=session.answered + 1, total=session.total, case=session.current.id)
-        reading = session is not None and not session.finished
+        reading = session is not None and not session.finished and self.logic.studyCase is not None
         for widget in (self.ui.realButton, self.ui.syntheticButton, self.ui.confidenceSpinBox, self.ui.submitButton):
             widget.enabled = reading
         self.ui.scoreButton.enabled = session is not None and session.answered > 0
@@ -110,6 +129,8 @@ class MedSynthReaderStudyLogic(ScriptedLoadableModuleLogic):
         ScriptedLoadableModuleLogic.__init__(self)
         self.readerSession: ReaderSession | None = None
         self.studyCase: LoadedCase | None = None
+        self.background = BackgroundCalls("MedSynth reader study")
+        self._builder: CaseBuilder | None = None
 
     def openReaderStudy(self, studyDir, reader: str) -> ReaderSession:
         """Open a blinded study written by ``medsynth reader-study`` for one reader (continues after saved answers)."""
@@ -121,22 +142,53 @@ class MedSynthReaderStudyLogic(ScriptedLoadableModuleLogic):
             raise ReaderStudyError("Open a reader study first.")
         return self.readerSession
 
-    def showStudyCase(self) -> LoadedCase | None:
-        """Show the reader's current case, removing the previous study case from the scene; None when finished."""
+    def _currentFolder(self) -> Path | None:
+        """The reader's current case folder (None when finished), after removing the previous study case."""
         case = self._session().current
         if self.studyCase is not None:
             for node in self.studyCase.nodes:
                 remove_node(slicer.mrmlScene, node)
             self.studyCase = None
-        if case is not None:
-            self.studyCase = load_case(next(iter(case.files.values())).parent, slicer.mrmlScene)
+        return next(iter(case.files.values())).parent if case is not None else None
+
+    def showStudyCase(self) -> LoadedCase | None:
+        """Show the reader's current case now (scripts), removing the previous study case; None when finished."""
+        folder = self._currentFolder()
+        if folder is not None:
+            self.studyCase = load_case(folder, slicer.mrmlScene)
             show_case(self.studyCase)
         return self.studyCase
 
-    def recordStudyAnswer(self, answer: str, confidence: int) -> LoadedCase | None:
-        """Save the answer for the shown case and show the next one."""
+    def showStudyCaseInSteps(self) -> None:
+        """What the panel does: the case's files read on a worker thread, its nodes made by :meth:`tick`."""
+        folder = self._currentFolder()
+        if folder is not None:
+            self.background.call(lambda: read_case_arrays(folder), self._build)
+
+    def _build(self, arrays) -> None:
+        self._builder = CaseBuilder(arrays, slicer.mrmlScene)
+
+    @property
+    def loading(self) -> bool:
+        return self.background.busy or self._builder is not None
+
+    def tick(self) -> None:
+        """One timer tick: collect the read case, make its next node; shows it when complete."""
+        self.background.drain()  # a read that failed raises here (SceneError)
+        if self._builder is None:
+            return
+        builder, self._builder = self._builder, None
+        loaded = builder.step()  # a failed step removes what it made and raises
+        if loaded is None:
+            self._builder = builder
+        else:
+            self.studyCase = loaded
+            show_case(loaded)
+
+    def recordStudyAnswer(self, answer: str, confidence: int, show: bool = True) -> LoadedCase | None:
+        """Save the answer for the shown case and show the next one (``show``: now; else the caller shows it)."""
         self._session().record(answer, confidence)
-        return self.showStudyCase()
+        return self.showStudyCase() if show else None
 
     def scoreReaderStudy(self, keyFile) -> dict:
         """Accuracy of this reader's answers against the organiser's key (see MedSynthLib.reader_study.score)."""

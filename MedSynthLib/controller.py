@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .client import TERMINAL_STATES, EngineClient, EngineError
+from .i18n import _
 from .jobschema import SchemaError, check_params
 from .modelrows import follows_masks, is_generator, is_trainable, validity_rank, validity_summary
 from .requests import (
@@ -216,7 +217,7 @@ class PanelController:
     def grid_for(self, model_id: str, voxel_size: float) -> dict[str, Any]:
         """Shape and spacing that cover the model's field of view with cubic voxels of ``voxel_size`` mm."""
         if not 0.5 <= voxel_size <= 16:
-            raise InputError(f"Voxel size {voxel_size:g} mm is out of range; choose between 0.5 and 16 mm.")
+            raise InputError(_("Voxel size {size} mm is out of range; choose between 0.5 and 16 mm.").format(size=f"{voxel_size:g}"))
         card = next((m for m in self.models if m.get("id") == model_id), None)
         if not card or not card.get("shape") or not card.get("spacing"):
             return {}
@@ -234,7 +235,7 @@ class PanelController:
 
     def cancel(self) -> dict[str, Any]:
         if not self.tracker.active:
-            raise InputError("No job is running; there is nothing to cancel.")
+            raise InputError(_("No job is running; there is nothing to cancel."))
         job = self._client().cancel(self.tracker.job["id"])
         self.tracker.update(job)
         return job
@@ -248,7 +249,7 @@ class PanelController:
     def resume(self) -> dict[str, Any]:
         job = self.tracker.job
         if not job or not self.resumable(job.get("kind")) or job.get("state") not in ("cancelled", "interrupted"):
-            raise InputError("Only a cancelled or interrupted job of a kind that resumes (fine-tune, generate, export) can be resumed.")
+            raise InputError(_("Only a cancelled or interrupted job of a kind that resumes (fine-tune, generate, export) can be resumed."))
         job = self._client().resume(job["id"])
         self.tracker.update(job)
         self.tracker.lost = ""
@@ -258,19 +259,20 @@ class PanelController:
         """Why adding ``channel`` (seg or ct) to ``volume_name`` cannot start now; empty when it can."""
         tool = CHANNEL_TOOLS[channel]
         if not self.session.connected:
-            return f"Adding a {tool['label']} needs the engine; start or connect it first."
+            return _("Adding a {tool} needs the engine; start or connect it first.").format(tool=tool["label"])
         if not volume_name:
-            return f"Adding a {tool['label']} needs a loaded volume; generate a case or load one first."
+            return _("Adding a {tool} needs a loaded volume; generate a case or load one first.").format(tool=tool["label"])
         if not any(m.get("channel") == channel for m in self.channel_models):
-            return f"Adding a {tool['label']} needs a {channel} model, which this engine does not have; update the engine."
+            return _("Adding a {tool} needs a {channel} model, which this engine does not have; update the engine.").format(
+                tool=tool["label"], channel=channel)
         if self.tracker.active:
-            return f"A {self.tracker.kind} job is running; wait for it or cancel it."
+            return self._running_reason()
         return ""
 
     def input_folder(self, volume_name: str) -> Path:
         """A new case folder under the work folder to save ``volume_name`` (or a drawn mask) in for the engine."""
         if self.work_dir is None:
-            raise InputError("The engine is not running; start it or connect to it first.")
+            raise InputError(_("The engine is not running; start it or connect to it first."))
         parent = self.work_dir / secrets.token_hex(4)
         parent.mkdir(parents=True, exist_ok=True)
         return parent / input_case_name(volume_name)
@@ -285,15 +287,15 @@ class PanelController:
     def tumour_reason(self, action: str, segment: str | None, volume_name: str | None = None) -> str:
         """Why the Tumour section's ``generate`` or ``add`` cannot start now; empty when it can."""
         if not self.session.connected:
-            return "Drawing a tumour into a case needs the engine; start or connect it first."
+            return _("Drawing a tumour into a case needs the engine; start or connect it first.")
         if not self.tumour_models():
-            return "This engine has no mask-conditioned model (ldm3d); update the engine."
+            return _("This engine has no mask-conditioned model (ldm3d); update the engine.")
         if not segment:
-            return "Draw the tumour first (a segment in Slicer's Segment Editor, or the studio's brush) and select it."
+            return _("Draw the tumour first (a segment in Slicer's Segment Editor, or the studio's brush) and select it.")
         if action == "add" and not volume_name:
-            return "Select the case to add the tumour to (a loaded volume)."
+            return _("Select the case to add the tumour to (a loaded volume).")
         if self.tracker.active:
-            return f"A {self.tracker.kind} job is running; wait for it or cancel it."
+            return self._running_reason()
         return ""
 
     def add_tumour(self, *, case_dir: str | os.PathLike, mask: str | os.PathLike, outline: bool, model: str,
@@ -309,7 +311,7 @@ class PanelController:
 
     def _submit(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
         if self.tracker.active:
-            raise InputError(f"A {self.tracker.kind} job is still running; wait for it or cancel it first.")
+            raise InputError(_("A {kind} job is still running; wait for it or cancel it first.").format(kind=self.tracker.kind))
         try:
             check_params(kind, params, self.job_kinds)  # the engine's own limits (GET /job-kinds), not a copy
         except SchemaError as exc:
@@ -324,7 +326,7 @@ class PanelController:
 
     def _client(self) -> EngineClient:
         if not self.session.connected:
-            raise InputError("The engine is not running; start it or connect to it first.")
+            raise InputError(_("The engine is not running; start it or connect to it first."))
         return self.session.client
 
     # -- polling ----------------------------------------------------------------------------------------
@@ -335,13 +337,13 @@ class PanelController:
         if not tracker.active:
             return tracker.job
         if not self.session.alive():
-            self._lose("The engine process stopped")
+            self._lose(_("The engine process stopped"))
             return tracker.job
         try:
             job = self._client().job(tracker.job["id"])
         except EngineError as exc:
             if exc.status is None:
-                self._lose("The engine stopped answering")
+                self._lose(_("The engine stopped answering"))
                 return tracker.job
             raise
         tracker.update(job)
@@ -361,13 +363,14 @@ class PanelController:
             if job["state"] == "succeeded" and job["kind"] == "generate":
                 self.last_generate_job = job["id"]
             if job["state"] == "failed":
-                self.error = job.get("error") or f"The {job['kind']} job failed."
+                self.error = job.get("error") or _("The {kind} job failed.").format(kind=job["kind"])
         return job
 
     def _lose(self, what: str) -> None:
         kind = self.tracker.kind or "running"
         self.tracker.lost = (
-            f"{what} during the {kind} job; start the engine again (finished results are kept, a fine-tune can be resumed)."
+            _("{what} during the {kind} job; start the engine again (finished results are kept, a fine-tune can be "
+              "resumed).").format(what=what, kind=kind)
         )
         self.error = self.tracker.lost
         if self.session.process is not None and not self.session.process.alive():
@@ -375,6 +378,9 @@ class PanelController:
         else:
             self.session.client = None
         self.models, self.channel_models = [], []
+
+    def _running_reason(self) -> str:
+        return _("A {kind} job is running; wait for it or cancel it.").format(kind=self.tracker.kind)
 
     def take_finished(self) -> dict[str, Any] | None:
         """The job that ended since the last call (once), so the front end loads or shows its result once."""
@@ -395,31 +401,33 @@ class PanelController:
         if connected:
             device = self.session.health.get("device", "?")
             version = self.session.health.get("version", "?")
-            where = "started here" if self.session.process is not None else self.session.client.url
-            engine_status = f"Engine {version} running on {device} ({where})."
+            where = _("started here") if self.session.process is not None else self.session.client.url
+            engine_status = _("Engine {version} running on {device} ({where}).").format(version=version, device=device, where=where)
         else:
-            engine_status = "Engine not running."
+            engine_status = _("Engine not running.")
         job = self.tracker.job
         if self.tracker.lost:
             job_status, progress = self.tracker.lost, int(round(100 * float(job.get("progress") or 0)))
         elif job:
             message = job.get("error") if job.get("state") == "failed" else job.get("message")
-            job_status = f"{job['kind'].capitalize()} job {job['state']}" + (f": {message}" if message else ".")
+            state = _("{kind} job {state}").format(kind=job["kind"].capitalize(), state=job["state"])
+            job_status = _("{state}: {message}").format(state=state, message=message) if message else state + "."
             progress = int(round(100 * float(job.get("progress") or 0)))
         else:
-            job_status, progress = "No job yet.", 0
+            job_status, progress = _("No job yet."), 0
         reasons: dict[str, str] = {}
-        not_connected = "Start or connect the engine first."
-        running = f"A {self.tracker.kind} job is running; wait for it or cancel it."
+        not_connected = _("Start or connect the engine first.")
+        running = self._running_reason()
         for name in ("generate", "finetune", "export"):
             reasons[name] = not_connected if not connected else running if busy else ""
         if not reasons["export"] and not self.last_generate_job:
-            reasons["export"] = "Generate a set first; export re-writes it as an anonymised set."
-        reasons["cancel"] = "" if busy else "No job is running."
+            reasons["export"] = _("Generate a set first; export re-writes it as an anonymised set.")
+        reasons["cancel"] = "" if busy else _("No job is running.")
         can_resume = bool(job) and self.resumable(job.get("kind")) and job.get("state") in ("cancelled", "interrupted")
-        reasons["resume"] = "" if (can_resume and connected and not busy) else "Only a stopped fine-tune, generate or export can be resumed."
-        reasons["start_engine"] = "The engine is already connected." if connected else ""
-        reasons["stop_engine"] = "" if connected else "The engine is not running."
+        reasons["resume"] = "" if (can_resume and connected and not busy) else _(
+            "Only a stopped fine-tune, generate or export can be resumed.")
+        reasons["start_engine"] = _("The engine is already connected.") if connected else ""
+        reasons["stop_engine"] = "" if connected else _("The engine is not running.")
         volume = inputs.get("volume")
         for channel in CHANNEL_TOOLS:
             reasons[f"add_{channel}"] = self.channel_tool_reason(channel, volume)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .i18n import _
+
 __all__ = ["LossPlot"]
 
 
@@ -25,9 +27,9 @@ class LossPlot:
         self.scene = scene if scene is not None else slicer.vtkMRMLScene()
         self.table = self.scene.AddNewNodeByClass("vtkMRMLTableNode", "MedSynth fine-tune losses")
         self.chart = self.scene.AddNewNodeByClass("vtkMRMLPlotChartNode", "MedSynth loss chart")
-        self.chart.SetTitle("Fine-tune losses")
-        self.chart.SetXAxisTitle("step")
-        self.chart.SetYAxisTitle("loss")
+        self.chart.SetTitle(_("Fine-tune losses"))
+        self.chart.SetXAxisTitle(_("step"))
+        self.chart.SetYAxisTitle(_("loss"))
         self.view = self.scene.AddNewNodeByClass("vtkMRMLPlotViewNode", "MedSynth loss view")
         self.view.SetPlotChartNodeID(self.chart.GetID())
         self._series: dict[str, Any] = {}

@@ -15,17 +15,19 @@ from typing import Any
 from .background import BackgroundCalls
 from .controller import InputError, PanelController, result_to_load
 from .credentials import CredentialStore, resolve_credential
+from .i18n import _
 from .lossplot import LossPlot
 from .scene import (
     CASE_ATTRIBUTE,
+    CaseBuilder,
     LoadedCase,
     load_case,
-    load_channel,
     save_channel_inputs,
     save_nodes,
     write_tumour_mask,
 )
 from .scene.display import show_case, show_channel_nodes
+from .scene.reading import CaseArrays, read_case_arrays, read_files_arrays
 
 __all__ = ["PanelLogic"]
 
@@ -41,6 +43,7 @@ class PanelLogic:
         self._polling, self._nextPoll = False, 0.0
         self.lossPlot: LossPlot | None = None
         self.loadedCases: list[LoadedCase] = []
+        self._building: list[tuple[str, CaseBuilder]] = []  # results being made into nodes, one node per tick
 
     @property
     def scene(self) -> Any:
@@ -53,9 +56,11 @@ class PanelLogic:
         self.background.call(work, done, failed)
 
     def tick(self) -> dict | None:
-        """One GUI timer tick, never waiting: finished background calls report, a poll of the followed job is queued
-        (at most one at a time, every ``POLL_S``); returns the job that has just ended (once), else None."""
+        """One GUI timer tick, never waiting: finished background calls report, the next node of a result being
+        loaded is made, a poll of the followed job is queued (at most one at a time, every ``POLL_S``); returns the
+        job that has just ended (once), else None."""
         self.background.drain()
+        self._buildStep()
         now = time.monotonic()
         if self.controller.tracker.active and not self._polling and now >= self._nextPoll:
             self._polling, self._nextPoll = True, now + self.POLL_S
@@ -78,10 +83,10 @@ class PanelLogic:
         store = CredentialStore()
         token = resolve_credential(tokenOrFile) or store.token(url)
         if not token:
-            raise InputError(
-                f"No token is saved for {url.strip() or 'this engine'}; paste the engine's token or the path of its "
-                "token file (engine.token in the engine's state folder)."
-            )
+            raise InputError(_(
+                "No token is saved for {url}; paste the engine's token or the path of its token file (engine.token "
+                "in the engine's state folder)."
+            ).format(url=url.strip() or _("this engine")))
 
         def connect() -> dict:
             health = self.controller.connect(url, token=token)
@@ -153,7 +158,7 @@ class PanelLogic:
     def _tumourMask(self, segmentationNode, segmentId, asLabels: bool, reference=None):
         """The drawn tumour written as a NIfTI mask for the engine: (path, whether it is an outline)."""
         if segmentationNode is None or (not asLabels and not segmentId):
-            raise InputError("Select the drawn tumour: a segmentation and one of its segments.")
+            raise InputError(_("Select the drawn tumour: a segmentation and one of its segments."))
         path = self.controller.input_folder("tumour").parent / "tumour-mask.nii.gz"
         outline = write_tumour_mask(segmentationNode, path, None if asLabels else segmentId, reference, self.scene)
         return path, outline
@@ -186,17 +191,64 @@ class PanelLogic:
                   "margin_mm": parameters.tumourMargin, "steps": parameters.tumourSteps or None}
         return lambda: self.controller.add_tumour(**inputs)
 
-    def loadResult(self, job: dict):
-        """Show what a succeeded job made: a generated or tumour-added case, or the new seg/CT channel's node(s)."""
+    @staticmethod
+    def readResult(job: dict) -> tuple[str, CaseArrays] | None:
+        """What a succeeded job made, read into memory ("case" or "files", the arrays); safe on the worker thread."""
         what = result_to_load(job)
         if what is None:
             return None
         kind, value = what
+        return kind, read_case_arrays(Path(value)) if kind == "case" else read_files_arrays(value)
+
+    def loadResult(self, job: dict):
+        """Show what a succeeded job made now (scripts): a generated or tumour-added case (its LoadedCase), or the
+        new seg/CT channel's node(s)."""
+        read = self.readResult(job)
+        if read is None:
+            return None
+        builder = CaseBuilder(read[1], self.scene)
+        while not builder.done:
+            builder.step()
+        return self._show(read[0], builder.loaded)
+
+    def loadResultInSteps(self, job: dict) -> None:
+        """Show what a succeeded job made without holding the GUI thread: the files are read on the worker thread,
+        then :meth:`tick` makes one node per tick; a failure lands in the panel's error line."""
+        self.inBackground(lambda: self.readResult(job), self._startBuilding, self._loadFailed)
+
+    def stopLoading(self) -> None:
+        """Drop the results still being made into nodes (the scene is closing), removing what was made of them."""
+        for _kind, builder in self._building:
+            builder.abort()
+        self._building = []
+
+    def _startBuilding(self, read: tuple[str, CaseArrays] | None) -> None:
+        if read is not None:  # after any result still being built: each is finished in turn
+            self._building.append((read[0], CaseBuilder(read[1], self.scene)))
+
+    def _loadFailed(self, exc: BaseException) -> None:
+        self.controller.error = str(exc)
+
+    def _buildStep(self) -> None:
+        if not self._building:
+            return
+        kind, builder = self._building[0]
+        try:
+            loaded = builder.step()
+        except BaseException:
+            self._building.pop(0)
+            raise
+        if loaded is not None:
+            self._building.pop(0)
+            self._show(kind, loaded)
+
+    def _show(self, kind: str, loaded: LoadedCase):
         if kind == "case":
-            return self.loadCase(value)
-        nodes = [load_channel(path, self.scene) for path in value]
-        show_channel_nodes(nodes)
-        return nodes
+            self.loadedCases.append(loaded)
+            show_case(loaded)
+            return loaded
+        show_channel_nodes(loaded.nodes)
+        return loaded.nodes
 
     # -- scene ------------------------------------------------------------------------------------------
 

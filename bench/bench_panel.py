@@ -1,7 +1,7 @@
 """Benchmark: what the panel costs the GUI thread, against references measured in the same run.
 
-1. Loading a generated case into MRML (``MedSynthLib.scene.load_case``: Slicer storage nodes, segmentation with
-   BraTS segments) against plain ``nibabel`` reading of the same files into numpy (the floor for any loader).
+1. Loading a generated case into MRML (``MedSynthLib.scene.load_case``: SimpleITK read, nodes and BraTS
+   segments made from the arrays; the panel runs the read on a worker and the rest in timer ticks) against plain ``nibabel`` reading of the same files into numpy (the floor for any loader).
 2. One QTimer tick while a job runs (``PanelController.poll``: one GET /jobs/{id}) against the 500 ms tick
    interval, i.e. the share of the GUI thread spent polling, and against ``GET /health`` (the HTTP floor).
 

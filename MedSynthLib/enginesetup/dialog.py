@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..background import BackgroundCalls
+from ..i18n import _
 from ..sections import read_property
 from .plan import SetupError, default_env_dir, find_base_python, find_wheelhouse, make_plan
 from .runner import SetupRun, check_disk_space
@@ -45,7 +46,7 @@ class EngineSetupDialog:
         for build in self.builds:
             ui.torchBuildComboBox.addItem(build.label)
         ui.envFolderEdit.setText(str(default_env_dir(settings_file)))
-        ui.driverLabel.setText("Looking for an NVIDIA driver and a Python 3.10 to 3.13...")
+        ui.driverLabel.setText(_("Looking for an NVIDIA driver and a Python 3.10 to 3.13..."))
         # nvidia-smi and the interpreters' version checks can take seconds: the probe runs on a worker thread too
         self.probing = BackgroundCalls("MedSynth set-up probe")
         self.probing.call(lambda: self._probe(driver, candidates), self._probed)
@@ -75,7 +76,7 @@ class EngineSetupDialog:
         detected, base, error = found
         recommended, why = recommended_build(detected, self.system)
         self.ui.torchBuildComboBox.setCurrentIndex([b.name for b in self.builds].index(recommended.name))
-        self.ui.driverLabel.setText(why + " Choose another build to override.")
+        self.ui.driverLabel.setText(_("{why} Choose another build to override.").format(why=why))
         if base and not str(read_property(self.ui.basePythonEdit, "text")).strip():
             self.ui.basePythonEdit.setText(base)
         if error:
@@ -91,7 +92,7 @@ class EngineSetupDialog:
         folder = str(read_property(self.ui.envFolderEdit, "text")).strip()
         base = str(read_property(self.ui.basePythonEdit, "text")).strip()
         if not base:
-            raise SetupError("Choose the base Python (3.10 to 3.13) the environment is made from.")
+            raise SetupError(_("Choose the base Python (3.10 to 3.13) the environment is made from."))
         if self.wheelhouse is None:
             self.wheelhouse = find_wheelhouse(self.module_dir)
         return make_plan(Path(folder).expanduser(), base, self.wheelhouse, build, self.pip_options)
@@ -118,7 +119,7 @@ class EngineSetupDialog:
         self.ui.logText.setPlainText("")
         self.ui.progressBar.setMaximum(len(self.run.steps))
         self.ui.progressBar.setValue(0)
-        self.ui.statusLabel.setText("Setting up the engine environment; this can take several minutes.")
+        self.ui.statusLabel.setText(_("Setting up the engine environment; this can take several minutes."))
         self.timer.start()
         self.update_buttons()
 
@@ -138,24 +139,26 @@ class EngineSetupDialog:
             self.timer.stop()
             if progress.state == "succeeded":
                 python = str(self.run.plan.python)
-                self.ui.statusLabel.setText(f"The engine environment is ready: {python}. Start uses it from now on.")
+                self.ui.statusLabel.setText(
+                    _("The engine environment is ready: {python}. Start uses it from now on.").format(python=python))
                 self.on_ready(python)
             else:
                 self.ui.statusLabel.setText(progress.error)
             self.run = None
         else:
-            self.ui.statusLabel.setText(f"Step {progress.step} of {progress.total}: {progress.title}...")
+            self.ui.statusLabel.setText(_("Step {step} of {total}: {title}...").format(
+                step=progress.step, total=progress.total, title=progress.title))
         self.update_buttons()
 
     def cancel(self) -> None:
         if self.run is not None:
-            self.ui.statusLabel.setText("Cancelling...")
+            self.ui.statusLabel.setText(_("Cancelling..."))
             self.run.cancel()
 
     def use_existing(self) -> None:
         python = self.choose_python() if self.choose_python else ""
         if python:
-            self.ui.statusLabel.setText(f"Start will use {python}.")
+            self.ui.statusLabel.setText(_("Start will use {python}.").format(python=python))
             self.on_ready(python)
 
     def update_buttons(self) -> None:
@@ -178,6 +181,6 @@ def open_in_slicer(ui_file: str, module_dir: Path, on_ready: Callable[[str], Non
     driver = EngineSetupDialog(
         ui, timer, module_dir=module_dir, on_ready=on_ready, settings_file=slicer.app.slicerUserSettingsFilePath,
         env=slicer.util.startupEnvironment(),
-        choose_python=lambda: qt.QFileDialog.getOpenFileName(None, "Choose the engine environment's python"))
+        choose_python=lambda: qt.QFileDialog.getOpenFileName(None, _("Choose the engine environment's python")))
     dialog.show()
     return dialog, timer, driver

@@ -8,25 +8,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..conventions import ALL_CHANNELS, BRATS_LABEL_COLOURS, BRATS_LABEL_NAMES, BRATS_LABELS, LABEL_CHANNEL
+from ..conventions import ALL_CHANNELS, LABEL_CHANNEL
 from .nodes import (
     _SUFFIXES,
-    CASE_ATTRIBUTE,
-    CHANNEL_ATTRIBUTE,
-    LABEL_TAG,
-    LoadedCase,
     SceneError,
     _node_channel,
     _node_ids,
-    _read_into,
     _slicer,
     _temporary_node,
-    _unique,
     _write,
     remove_node,
     segment_codes,
 )
-from .terminology import set_segment_terminology
 
 
 def case_channel_files(case_dir: Path) -> dict[str, Path]:
@@ -50,94 +43,6 @@ def case_channel_files(case_dir: Path) -> dict[str, Path]:
             f"{case_dir} holds no <case>_<channel>.nii.gz files (channels " + ", ".join(ALL_CHANNELS) + ")."
         )
     return {c: found[c] for c in ALL_CHANNELS if c in found}
-
-
-
-def load_case(case_dir: Path, scene: Any = None, channels: Iterable[str] | None = None) -> LoadedCase:
-    """Load a BraTS-style case folder into ``scene`` (default ``slicer.mrmlScene``).
-
-    Every image channel becomes a scalar volume node named ``"<case> <channel>"``; the ``seg`` channel becomes a
-    Segmentation node ``"<case> segmentation"`` with one segment per BraTS label (1 NCR, 2 ED, 4 ET; empty
-    segments for labels the case lacks, so a tumour can be drawn into them). Nothing is left in the scene if a
-    file cannot be read.
-    """
-    slicer = _slicer()
-    scene = scene if scene is not None else slicer.mrmlScene
-    case_dir = Path(case_dir)
-    files = case_channel_files(case_dir)
-    if channels is not None:
-        wanted = tuple(channels)
-        missing = [c for c in wanted if c not in files]
-        if missing:
-            raise SceneError(f"{case_dir} has no file for channel(s) " + ", ".join(missing) + ".")
-        files = {c: p for c, p in files.items() if c in wanted}
-    case_id = case_dir.name
-    loaded = LoadedCase(case_id)
-    created: list[Any] = []
-    try:
-        for channel, path in files.items():
-            if channel == LABEL_CHANNEL:
-                loaded.segmentation = _load_segmentation(scene, path, case_id, created)
-                continue
-            node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", f"{case_id} {channel}")
-            created.append(node)
-            _read_into(scene, node, path)
-            node.SetAttribute(CASE_ATTRIBUTE, case_id)
-            node.SetAttribute(CHANNEL_ATTRIBUTE, channel)
-            node.CreateDefaultDisplayNodes()
-            loaded.volumes[channel] = node
-    except BaseException:
-        for node in reversed(created):
-            remove_node(scene, node)
-        raise
-    return loaded
-
-
-
-def _load_segmentation(scene: Any, path: Path, case_id: str, created: list[Any]) -> Any:
-    slicer = _slicer()
-    labelmap = _temporary_node(scene, "vtkMRMLLabelMapVolumeNode", f"{case_id} seg (temporary)")
-    try:
-        _read_into(scene, labelmap, path)
-        values = set(int(v) for v in _unique(slicer.util.arrayFromVolume(labelmap)))
-        unknown = sorted(values - {0} - set(BRATS_LABELS))
-        if unknown:
-            raise SceneError(
-                f"{path} holds label value(s) {', '.join(map(str, unknown))}; BraTS labels are 1 (NCR), 2 (ED), 4 (ET)."
-            )
-        segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", f"{case_id} segmentation")
-        created.append(segmentation)
-        segmentation.CreateDefaultDisplayNodes()
-        segmentation.SetReferenceImageGeometryParameterFromVolumeNode(labelmap)
-        if values - {0}:
-            ok = slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
-            if not ok:
-                raise SceneError(f"{path} could not be turned into a segmentation.")
-        seg = segmentation.GetSegmentation()
-        by_code = {}
-        for i in range(seg.GetNumberOfSegments()):
-            segment_id = seg.GetNthSegmentID(i)
-            by_code[int(seg.GetSegment(segment_id).GetLabelValue())] = segment_id
-        for code in BRATS_LABELS:
-            if code not in by_code:  # an empty segment to draw into
-                segment = slicer.vtkSegment()
-                segment.AddRepresentation(seg.GetSourceRepresentationName(), slicer.vtkOrientedImageData())
-                segment.SetName(BRATS_LABELS[code])
-                segment_id = seg.GenerateUniqueSegmentID(BRATS_LABELS[code])
-                if not seg.AddSegment(segment, segment_id):
-                    raise SceneError(f"Could not add an empty {BRATS_LABELS[code]} segment for {path}.")
-                by_code[code] = segment_id
-        for code, segment_id in by_code.items():
-            segment = seg.GetSegment(segment_id)
-            segment.SetName(f"{BRATS_LABELS[code]} ({BRATS_LABEL_NAMES[code]})")
-            segment.SetColor(*BRATS_LABEL_COLOURS[code])
-            segment.SetTag(LABEL_TAG, str(code))
-            set_segment_terminology(segment, code)
-        segmentation.SetAttribute(CASE_ATTRIBUTE, case_id)
-        segmentation.SetAttribute(CHANNEL_ATTRIBUTE, LABEL_CHANNEL)
-        return segmentation
-    finally:
-        remove_node(scene, labelmap)
 
 
 

@@ -3,29 +3,22 @@ seg or CT channel loaded back, a drawn tumour written as a mask."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
-from ..conventions import ALL_CHANNELS, LABEL_CHANNEL
-from .cases import _load_segmentation, _segmentation_to_labelmap
+from .building import CaseBuilder
+from .cases import _segmentation_to_labelmap
 from .nodes import (
-    _SUFFIXES,
     CASE_ATTRIBUTE,
     CHANNEL_ATTRIBUTE,
     MR_CHANNELS,
     SceneError,
-    _read_into,
     _slicer,
     _write,
     remove_node,
     segment_codes,
 )
-
-#: Slicer's CT window/level presets (Modules/Loadable/Volumes/Resources/VolumeDisplayPresets.json): name -> (W, L).
-#: A CT channel opens with CT-Brain; the others are offered as the display node's presets.
-CT_PRESETS: dict[str, tuple[float, float]] = {"CT-Brain": (100.0, 50.0), "CT-Bone": (1000.0, 400.0), "CT-Abdomen": (350.0, 40.0)}
-
+from .reading import read_files_arrays
 
 
 def _case_siblings(node: Any, scene: Any) -> dict[str, Any]:
@@ -72,27 +65,6 @@ def save_channel_inputs(node: Any, case_dir: Path, scene: Any = None) -> dict[st
 
 
 
-def apply_ct_preset(volume_node: Any, preset: str = "CT-Brain") -> None:
-    """Show a CT volume in Hounsfield units with Slicer's CT window/level preset (grey, fixed, not automatic).
-
-    The same numbers as Slicer's Volumes module presets, set on the display node directly (the module's preset
-    file is not part of every Slicer build); the other CT presets are added to the node's preset list.
-    """
-    if preset not in CT_PRESETS:
-        raise SceneError(f"Unknown CT preset '{preset}'; choose from " + ", ".join(CT_PRESETS) + ".")
-    if volume_node.GetDisplayNode() is None:
-        volume_node.CreateDefaultDisplayNodes()
-    display = volume_node.GetDisplayNode()
-    display.SetAndObserveColorNodeID("vtkMRMLColorTableNodeGrey")
-    display.AutoWindowLevelOff()
-    display.ResetWindowLevelPresets()
-    for window, level in CT_PRESETS.values():
-        display.AddWindowLevelPreset(window, level)
-    window, level = CT_PRESETS[preset]
-    display.SetWindowLevel(window, level)
-
-
-
 def load_channel(path: Path, scene: Any = None, case_id: str | None = None) -> Any:
     """Load one channel file an add-channel or add-tumour job wrote: the node it became.
 
@@ -100,32 +72,9 @@ def load_channel(path: Path, scene: Any = None, case_id: str | None = None) -> A
     :func:`load_case` makes it); ``<case>_ct.nii.gz`` a scalar volume shown with the CT-Brain window/level; an MR
     file a plain scalar volume. Nothing is left in the scene if the file cannot be read.
     """
-    slicer = _slicer()
-    scene = scene if scene is not None else slicer.mrmlScene
-    path = Path(path)
-    name = next((path.name[: -len(s)] for s in _SUFFIXES if path.name.endswith(s)), None)
-    match = re.search(r"^(.*)_([a-z0-9]+)$", name or "")
-    if not match or match.group(2) not in ALL_CHANNELS:
-        raise SceneError(f"{path.name} is not a <case>_<channel>.nii.gz file (channels " + ", ".join(ALL_CHANNELS) + ").")
-    case_id = case_id or match.group(1)
-    channel = match.group(2)
-    created: list[Any] = []
-    try:
-        if channel == LABEL_CHANNEL:
-            return _load_segmentation(scene, path, case_id, created)
-        node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", f"{case_id} {channel}")
-        created.append(node)
-        _read_into(scene, node, path)
-        node.SetAttribute(CASE_ATTRIBUTE, case_id)
-        node.SetAttribute(CHANNEL_ATTRIBUTE, channel)
-        node.CreateDefaultDisplayNodes()
-        if channel == "ct":
-            apply_ct_preset(node)
-        return node
-    except BaseException:
-        for node in reversed(created):
-            remove_node(scene, node)
-        raise
+    builder = CaseBuilder(read_files_arrays([Path(path)], case_id), scene)
+    builder.step()
+    return builder.loaded.nodes[0]
 
 
 

@@ -1,4 +1,4 @@
-"""What the scene bridge shares: node attributes, errors, reading and writing one node through Slicer's storage.
+"""What the scene bridge shares: node attributes, errors, writing one node through Slicer's storage.
 
 Needs Slicer's MRML (3D Slicer itself, or PyPI ``slicer-core``); imports nothing else beyond the standard library.
 """
@@ -61,18 +61,6 @@ def _temporary_node(scene: Any, class_name: str, name: str) -> Any:
 
 
 
-def _read_into(scene: Any, node: Any, path: Path) -> None:
-    storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
-    storage.SetFileName(str(path))
-    storage.SetSingleFile(True)
-    ok = storage.ReadData(node)
-    if not ok:
-        scene.RemoveNode(storage)
-        raise SceneError(f"{path} could not be read as a NIfTI volume (corrupt, truncated or not an image).")
-    node.SetAndObserveStorageNodeID(storage.GetID())
-
-
-
 def remove_node(scene: Any, node: Any) -> None:
     """Remove a displayable/storable node together with its display and storage nodes."""
     if node is None or not scene.IsNodePresent(node):
@@ -85,13 +73,6 @@ def remove_node(scene: Any, node: Any) -> None:
     for helper in helpers:
         if helper is not None and scene.IsNodePresent(helper):
             scene.RemoveNode(helper)
-
-
-
-def _unique(array: Any) -> Any:
-    import numpy as np
-
-    return np.unique(array)
 
 
 

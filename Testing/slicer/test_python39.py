@@ -21,7 +21,8 @@ SLICER_SIDE = [REPO / "MedSynth", REPO / "MedSynthLib"]
 PY39_TESTS = [
     "Testing/slicer/test_discovery.py", "Testing/lib/test_reader_study_session.py", "Testing/lib/test_credentials.py",
     "Testing/lib/test_jobschema.py", "Testing/lib/test_modelrows.py",
-    "Testing/lib/test_enginesetup_torchbuild.py", "Testing/lib/test_enginesetup_errors.py",
+    "Testing/lib/test_enginesetup_torchbuild.py", "Testing/lib/test_enginesetup_errors.py", "Testing/lib/test_i18n.py",
+    "Testing/lib/test_results_losslog.py", "Testing/lib/test_session_allow_dirs.py",
 ]
 
 

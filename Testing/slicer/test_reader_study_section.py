@@ -4,6 +4,7 @@ the scene at a time, answers saved, the score against the organiser's key."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import slicer
@@ -16,6 +17,15 @@ def study(make_phantom_set, tmp_path):
     real = make_phantom_set(n=2, seed=0, shape=(16, 16, 16), spacing=8.0)
     synthetic = make_phantom_set(n=2, seed=1, shape=(16, 16, 16), spacing=8.0)
     return make_reader_study(ReaderStudyRequest(real=real, synthetic=synthetic, n=4, out=tmp_path / "study", seed=1))
+
+
+def _settle(panel) -> None:
+    """Run the event loop until the panel's next case is in the scene (read on a worker, built per timer tick)."""
+    deadline = time.monotonic() + 60
+    while panel.logic.loading:
+        assert time.monotonic() < deadline, panel.ui.errorLabel.text
+        slicer.app._qapp.processEvents()
+        time.sleep(0.01)
 
 
 def _study_volumes() -> list[str]:
@@ -38,6 +48,8 @@ def test_reader_study_shows_one_case_at_a_time_and_scores(panel, study):
     assert ui.errorLabel.text and panel.logic.readerSession is None
     ui.studyEdit.text, ui.readerEdit.text = str(folder), "dr-s"
     ui.startButton.click()
+    assert not ui.submitButton.enabled  # nothing to answer until the case is in the scene
+    _settle(panel)
     assert not ui.errorLabel.text, ui.errorLabel.text
     assert ui.caseLabel.text == "Case 1 of 4: case-001"
     assert _study_volumes() == [f"case-001 {c}" for c in ("flair", "t1", "t1ce", "t2")]
@@ -50,6 +62,7 @@ def test_reader_study_shows_one_case_at_a_time_and_scores(panel, study):
         (ui.realButton if key[shown]["truth"] == "real" else ui.syntheticButton).click()
         ui.confidenceSpinBox.value = 5
         ui.submitButton.click()
+        _settle(panel)
         remaining = _study_volumes()
         assert not any(name.startswith(f"{shown} ") for name in remaining)  # the answered case left the scene
         assert not (ui.realButton.checked or ui.syntheticButton.checked)  # every case needs its own answer
