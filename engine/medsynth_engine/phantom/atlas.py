@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nibabel as nib
@@ -53,6 +53,7 @@ class Atlas:
         brain_centre_mm: centre of the brain's bounding box.
         tumour_sites_mm: RAS points of supratentorial white matter where tumours may be seeded.
         sha256: hashes of the source files, recorded as the phantom's "weights".
+        tensors: what the renderer derives from the maps once per device and keeps (see ``render``).
     """
 
     maps: np.ndarray
@@ -63,6 +64,7 @@ class Atlas:
     brain_centre_mm: np.ndarray
     tumour_sites_mm: np.ndarray
     sha256: dict[str, str]
+    tensors: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 class AtlasLoader:
