@@ -76,22 +76,28 @@ def acquire(
     if mr:
         stack = blur(torch.stack([ideal[name] for name in mr]), [params.acquisition_fwhm_mm[a] / spacing[a] for a in range(3)])
         blurred = dict(zip(mr, stack, strict=True))
+    # Skull-stripped MR is zero outside the brain whatever the scanner did there: compute inside it only.
+    inside = torch.nonzero(brain.view(-1)).squeeze(1) if skull_strip else None
     results: dict[str, np.ndarray] = {}
     for i, name in enumerate(channels):
         if name != "ct" and name not in SEQUENCES:
             continue
-        draws = [torch.from_numpy(n).to(brain.device) for n in noise.next()]
+        draws = [torch.from_numpy(n).to(brain.device).view(-1) for n in noise.next()]
         if name == "ct":
-            v = ideal[name] + draws[0] * params.ct_noise_hu
-            results[name] = torch.clamp(torch.round(v), -1024, 3071).to(torch.int16).cpu().numpy()
+            v = torch.add(ideal[name].view(-1), draws[0], alpha=params.ct_noise_hu)
+            results[name] = v.round_().clamp_(-1024, 3071).to(torch.int16).view(grid_shape).cpu().numpy()
             continue
-        v = blurred[name] * torch.exp(params.bias_amplitude * _bias(params.bias_seed + i, grid_shape, first_mm, spacing, brain.device))
-        v = v * params.gain
+        v = blurred[name].view(-1)
+        bias = _bias(params.bias_seed + i, grid_shape, first_mm, spacing, brain.device).view(-1)
+        if inside is not None:
+            v, bias, draws = v[inside], bias[inside], [d[inside] for d in draws]
+        v = v * torch.exp_(bias.mul_(params.bias_amplitude))
+        v.mul_(params.gain)
         sigma = params.noise_fraction * WM_REFERENCE * params.gain
-        v = torch.hypot(v.add_(draws[0], alpha=sigma), draws[1].mul_(sigma))
-        if skull_strip:
-            v = v.mul_(brain)
-        results[name] = torch.clamp(torch.round(v), 0, 32767).to(torch.int16).cpu().numpy()
+        v = torch.hypot(v.add_(draws[0], alpha=sigma), draws[1].mul_(sigma)).round_().clamp_(0, 32767).to(torch.int16)
+        if inside is not None:
+            v = torch.zeros(brain.numel(), dtype=torch.int16, device=brain.device).index_copy_(0, inside, v)
+        results[name] = v.view(grid_shape).cpu().numpy()
     return results
 
 

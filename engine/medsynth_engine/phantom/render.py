@@ -116,9 +116,10 @@ def _atlas_grid_transform(params: SubjectParams, atlas: Atlas, padded_shape: tup
     return m[::-1].copy(), b[::-1].copy()
 
 
-def _smoothstep(x: torch.Tensor, width: float) -> torch.Tensor:
-    """Soft indicator of x < 0 with a transition of about ``width``."""
-    return torch.sigmoid(-x / max(width, 1e-6))
+def _smoothstep(x: torch.Tensor, width: float, edge: float = 0.0) -> torch.Tensor:
+    """Soft indicator of x < edge with a transition of about ``width``."""
+    scale = 1.0 / max(width, 1e-6)
+    return torch.mul(x, -scale).add_(edge * scale).sigmoid_()
 
 
 def render(
@@ -272,10 +273,10 @@ def _fractions(
             frac[k] = 0.0
     else:
         width = soft / tumour.radius_mm
-        core = _smoothstep(rho - 1.0, width).mul_(brain)
-        nec = _smoothstep(rho - tumour.necrosis_fraction, width).mul_(brain) if tumour.necrosis_fraction > 0 else None
+        core = _smoothstep(rho, width, 1.0).mul_(brain)
+        nec = _smoothstep(rho, width, tumour.necrosis_fraction).mul_(brain) if tumour.necrosis_fraction > 0 else None
         # Vasogenic oedema spreads along white matter and spares CSF spaces.
-        oedema = _smoothstep(rho - 0.6 * wm - tumour.oedema_extent, width).mul_(1.0 - core).mul_(brain).mul_(1.0 - csf)
+        oedema = _smoothstep(torch.add(rho, wm, alpha=-0.6), width, tumour.oedema_extent).mul_(1.0 - core).mul_(brain).mul_(1.0 - csf)
         spared = 1.0 - core
         torch.mul(wm * (1.0 - oedema), spared, out=frac[_WM])
         torch.mul(gm * (1.0 - 0.5 * oedema), spared, out=frac[_GM])
