@@ -60,3 +60,11 @@ def test_gpu_renders_the_cpu_case(atlas):
     for name in channels:
         difference = np.abs(cpu[name].astype(np.int32) - gpu[name].astype(np.int32))
         assert difference.max() <= (0 if name == "seg" else 1) and (difference > 0).mean() < 0.001, name
+
+
+def test_loaders_in_one_process_share_the_atlas_and_what_the_renderer_derived(atlas):
+    """A warm engine builds the atlas once: another loader (another model, a study render) gets the same one."""
+    render_case(atlas, "seed3-4mm")
+    again = AtlasLoader().get()
+    assert again is atlas
+    assert again.tensors["cpu"] is atlas.tensors["cpu"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,18 +68,30 @@ class Atlas:
     tensors: dict = field(default_factory=dict, compare=False, repr=False)
 
 
+#: Atlases some loader still holds, by source folder: a second loader in the process (another model, a job
+#: kind that renders a study) shares the one already built instead of spending seconds building its own;
+#: once no loader holds it, it is freed (the engine's model cache decides that by dropping the plugin).
+_SHARED: weakref.WeakValueDictionary[str, Atlas] = weakref.WeakValueDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
 class AtlasLoader:
     """Loads the atlas once and keeps it (thread-safe); one loader belongs to one phantom model object."""
 
     def __init__(self, data_dir: Path | None = None) -> None:
         self._data_dir = data_dir
         self._atlas: Atlas | None = None
-        self._lock = threading.Lock()
 
     def get(self) -> Atlas:
-        with self._lock:
+        with _SHARED_LOCK:
             if self._atlas is None:
-                self._atlas = _build_atlas(self._data_dir or nilearn_data_dir())
+                folder = self._data_dir or nilearn_data_dir()
+                key = str(Path(folder).resolve())
+                atlas = _SHARED.get(key)
+                if atlas is None:
+                    atlas = _build_atlas(folder)
+                    _SHARED[key] = atlas
+                self._atlas = atlas
             return self._atlas
 
 

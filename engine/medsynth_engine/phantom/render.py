@@ -97,6 +97,8 @@ def _atlas_volume(atlas: Atlas, device: torch.device) -> torch.Tensor:
         maps = np.pad(np.stack([wm, gm, mask]), ((0, 0), (1, 1), (1, 1), (1, 1)))
         dist = np.pad(atlas.outer_distance_mm, 1, mode="edge")
         volume = torch.from_numpy(np.concatenate([maps, dist[None]])[None]).to(device)
+        # A voxel's four values side by side: each interpolation corner is one cache line, not four.
+        volume = volume.contiguous(memory_format=torch.channels_last_3d)
         atlas.tensors[key] = volume
     return volume
 
