@@ -163,24 +163,22 @@ def _render(
     if tumour is not None:
         c = [float(v) for v in np.asarray(tumour.centre_mm, dtype=np.float32)]
         d = [fine.axes[a] - c[a] for a in range(3)]
-        r = torch.sqrt(d[0] ** 2 + d[1] ** 2 + d[2] ** 2)
+        r = (d[0] ** 2 + d[1] ** 2 + d[2] ** 2).sqrt_()  # one full-size tensor: the squares are 1-D
         wavelength = 2.5 * tumour.radius_mm
         shape_noise = fine.field(FourierField(tumour.shape_seed, wavelength_mm=wavelength), wavelength)[0]
         rho = (r / tumour.radius_mm).add_(shape_noise, alpha=tumour.irregularity)
         del shape_noise
         m = tumour.mass_effect * tumour.radius_mm**3
-        ratio = torch.clamp(1.0 - m / torch.clamp(r, min=1e-3) ** 3, min=0.0) ** (1.0 / 3.0)
-        reach = torch.exp(-(torch.clamp(r - tumour.radius_mm, min=0.0) / (1.5 * tumour.radius_mm)) ** 2)
-        del r
-        factor = 1.0 - (1.0 - ratio) * reach
-        del ratio, reach
-        xs = [d[a] * factor + c[a] for a in range(3)]
+        ratio = torch.clamp(r, min=1e-3).pow_(3).reciprocal_().mul_(-m).add_(1.0).clamp_(min=0.0).pow_(1.0 / 3.0)
+        reach = r.sub_(tumour.radius_mm).clamp_(min=0.0).mul_(1.0 / (1.5 * tumour.radius_mm)).square_().neg_().exp_()
+        factor = ratio.sub_(1.0).mul_(reach).add_(1.0)  # 1 - (1 - ratio) * reach
+        del r, reach
+        xs = [torch.mul(factor, d[a]).add_(c[a]) for a in range(3)]
         del factor
     vc = [float(v) for v in atlas_to_subject(params, atlas, atlas.ventricle_centre_mm).astype(np.float32)]
     e = [xs[a] - vc[a] for a in range(3)]
-    rv = torch.sqrt(e[0] ** 2 + e[1] ** 2 + e[2] ** 2)
-    shrink = 1.0 / (1.0 + (params.ventricle_enlargement - 1.0) * torch.exp(-((rv / (1.6 * atlas.ventricle_radius_mm)) ** 2)))
-    del rv
+    reach_sq = -1.0 / (1.6 * atlas.ventricle_radius_mm) ** 2
+    shrink = (e[0] ** 2 + e[1] ** 2 + e[2] ** 2).mul_(reach_sq).exp_().mul_(params.ventricle_enlargement - 1.0).add_(1.0).reciprocal_()
     # grid_sample's CPU kernel gives each batch item to one thread: split the points along x into as many items.
     parts = min(torch.get_num_threads(), fine.shape[0]) if device.type == "cpu" else 1
     rows = -(-fine.shape[0] // parts)
@@ -294,18 +292,16 @@ def _fractions(
             torch.mul(nec, cap, out=frac[_NEC])
     outside = 1.0 - brain
     shell_noise = fine.field(FourierField(params.shell_seed, wavelength_mm=50.0), 50.0)[0]
-    rim = params.csf_rim_mm * (1.0 + 0.3 * shell_noise)
-    skull = params.skull_mm * (1.0 + 0.2 * shell_noise)
-    scalp = params.scalp_mm * (1.0 + 0.2 * shell_noise)
-    del shell_noise
-    below_rim = dist - rim
+    # Shell thicknesses vary smoothly: rim (1 + 0.3 n), skull and scalp (1 + 0.2 n) times their means.
+    skull = shell_noise.mul(0.2 * params.skull_mm).add_(params.skull_mm)
+    below_rim = torch.add(dist, shell_noise, alpha=-0.3 * params.csf_rim_mm).sub_(params.csf_rim_mm)
     in_rim = _smoothstep(below_rim, soft)
     below_skull = below_rim - skull
     in_skull = _smoothstep(below_skull, soft).sub_(in_rim)
-    in_head = _smoothstep(below_skull.sub_(scalp), soft)
-    depth = torch.clamp(below_rim.div_(torch.clamp(skull, min=1e-3)), 0.0, 1.0)
-    del below_rim, below_skull, rim, skull, scalp
-    marrow = torch.exp(-(((depth - 0.5) / 0.22) ** 2))  # diploe in the middle, tables outside
+    in_head = _smoothstep(below_skull.add_(shell_noise, alpha=-0.2 * params.scalp_mm).sub_(params.scalp_mm), soft)
+    depth = below_rim.div_(skull.clamp_(min=1e-3)).clamp_(0.0, 1.0)
+    del below_rim, below_skull, skull, shell_noise
+    marrow = depth.sub_(0.5).mul_(1.0 / 0.22).square_().neg_().exp_()  # diploe in the middle, tables outside
     frac[_CSF].addcmul_(outside, in_rim)
     torch.mul(outside, in_head.sub_(in_skull).sub_(in_rim).clamp_(min=0.0), out=frac[_SCALP])
     in_skull.mul_(outside)
