@@ -2,13 +2,14 @@
 
 Noise comes from numpy's seeded generator in a fixed order (CT one field, each MR channel two), on the CPU
 whatever the device, so a case is the same on every machine. Drawing it is serial work, so ``NoiseStream``
-draws it on a thread while the renderer computes (numpy releases the GIL while it fills an array), one
-channel ahead of its use.
+draws it on a thread while the renderer computes (numpy releases the GIL while it fills an array), ahead of
+its use within a memory bound.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -27,25 +28,31 @@ _BIAS_WAVELENGTH_MM = 180.0
 
 
 class NoiseStream:
-    """The standard normal fields of a case's noisy channels, in order, drawn on a thread one channel ahead.
+    """The standard normal fields of a case's noisy channels, in order, drawn on a thread ahead of their use.
 
-    Use as a context manager around the rendering, so the first draw overlaps the physics.
+    Use as a context manager around the rendering, so the draws overlap the physics; at most ``AHEAD_BYTES``
+    of fields wait to be used (always at least one channel's).
     """
+
+    AHEAD_BYTES = 256 << 20
 
     def __init__(self, seed: int, shape: tuple[int, int, int], channels: tuple[str, ...]) -> None:
         self._rng = np.random.default_rng(seed)
         self._shape = shape
         self._counts = [2 if name in SEQUENCES else 1 for name in channels if name in SEQUENCES or name == "ct"]
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="phantom-noise")
-        self._ahead = self._pool.submit(self._draw, self._counts.pop(0)) if self._counts else None
+        field_bytes = 4 * int(np.prod(shape))
+        ahead = max(1, self.AHEAD_BYTES // (2 * field_bytes))
+        self._pending = deque(self._pool.submit(self._draw, self._counts.pop(0)) for _ in range(min(ahead, len(self._counts))))
 
     def _draw(self, count: int) -> list[np.ndarray]:
         return [self._rng.standard_normal(self._shape, dtype=np.float32) for _ in range(count)]
 
     def next(self) -> list[np.ndarray]:
         """The next channel's fields (one for CT, two for an MR channel's Rician noise)."""
-        current = self._ahead.result()
-        self._ahead = self._pool.submit(self._draw, self._counts.pop(0)) if self._counts else None
+        current = self._pending.popleft().result()
+        if self._counts:
+            self._pending.append(self._pool.submit(self._draw, self._counts.pop(0)))
         return current
 
     def __enter__(self) -> NoiseStream:
