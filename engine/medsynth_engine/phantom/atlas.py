@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nibabel as nib
@@ -53,6 +54,7 @@ class Atlas:
         brain_centre_mm: centre of the brain's bounding box.
         tumour_sites_mm: RAS points of supratentorial white matter where tumours may be seeded.
         sha256: hashes of the source files, recorded as the phantom's "weights".
+        tensors: what the renderer derives from the maps once per device and keeps (see ``render``).
     """
 
     maps: np.ndarray
@@ -63,6 +65,14 @@ class Atlas:
     brain_centre_mm: np.ndarray
     tumour_sites_mm: np.ndarray
     sha256: dict[str, str]
+    tensors: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+#: Atlases some loader still holds, by source folder: a second loader in the process (another model, a job
+#: kind that renders a study) shares the one already built instead of spending seconds building its own;
+#: once no loader holds it, it is freed (the engine's model cache decides that by dropping the plugin).
+_SHARED: weakref.WeakValueDictionary[str, Atlas] = weakref.WeakValueDictionary()
+_SHARED_LOCK = threading.Lock()
 
 
 class AtlasLoader:
@@ -71,12 +81,17 @@ class AtlasLoader:
     def __init__(self, data_dir: Path | None = None) -> None:
         self._data_dir = data_dir
         self._atlas: Atlas | None = None
-        self._lock = threading.Lock()
 
     def get(self) -> Atlas:
-        with self._lock:
+        with _SHARED_LOCK:
             if self._atlas is None:
-                self._atlas = _build_atlas(self._data_dir or nilearn_data_dir())
+                folder = self._data_dir or nilearn_data_dir()
+                key = str(Path(folder).resolve())
+                atlas = _SHARED.get(key)
+                if atlas is None:
+                    atlas = _build_atlas(folder)
+                    _SHARED[key] = atlas
+                self._atlas = atlas
             return self._atlas
 
 

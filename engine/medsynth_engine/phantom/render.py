@@ -8,29 +8,36 @@ Pipeline, for every output voxel (supersampled when voxels are coarser than the 
    shells (CSF rim, skull with marrow, scalp) from the distance to the brain surface;
 4. MR signal per tissue from its T1, T2 and proton density through each sequence's signal equation
    (partial volumes mix signals), CT numbers per tissue;
-5. downsampling to the output grid, acquisition blur (thick slices), multiplicative bias field, Rician noise
-   (MR) or Gaussian noise (CT), skull stripping of MR as in BraTS, and integer storage.
+5. downsampling to the output grid, then what the scanner adds (``acquisition``).
+
+Everything runs in float32 torch on ``device`` (a GPU when there is one). Voxel grids are tensor products of
+three axes, so positions stay 1-D until a warp needs them whole, smooth fields are evaluated separably, the
+atlas is sampled by one ``grid_sample`` of all its maps, and the signals of every channel come out of one
+matrix product of per-tissue values with the tissue fractions.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .acquisition import WM_REFERENCE, NoiseStream, acquire
 from .atlas import Atlas
-from .fields import FourierField
+from .fields import FourierField, coarse_axes, upsample_linear
 from .params import SubjectParams, atlas_to_subject, subject_matrix
 from .tissues import GADOLINIUM_R1_PER_MM_S, SEQUENCES, TISSUE_INDEX, TISSUES, flair_null_ti, signal
 
 __all__ = ["Grid", "render", "WM_REFERENCE"]
 
-#: MR intensities are scaled so that normal white matter is about this value before gain, bias and noise.
-WM_REFERENCE = 1000.0
 _N_TISSUES = len(TISSUES)
+_WM, _GM, _CSF = TISSUE_INDEX["white_matter"], TISSUE_INDEX["grey_matter"], TISSUE_INDEX["csf"]
+_OEDEMA, _ET, _NEC = TISSUE_INDEX["oedema"], TISSUE_INDEX["enhancing_tumour"], TISSUE_INDEX["necrosis"]
+_BONE, _MARROW, _SCALP, _AIR = TISSUE_INDEX["cortical_bone"], TISSUE_INDEX["marrow"], TISSUE_INDEX["scalp"], TISSUE_INDEX["air"]
+#: Enhancement is computed where the enhancing tissue's fraction exceeds this (it would change no stored value).
+_ENHANCING_FLOOR = 1e-6
 
 
 @dataclass(frozen=True)
@@ -54,59 +61,67 @@ def _supersampling(spacing: tuple[float, float, float]) -> tuple[int, int, int]:
     return tuple(int(min(2, max(1, round(s / 1.0)))) for s in spacing)
 
 
-def _points(grid: Grid, factors: tuple[int, int, int], device: torch.device) -> torch.Tensor:
-    """RAS mm of every (sub)voxel centre, shape (X*fx, Y*fy, Z*fz, 3)."""
-    axes = []
-    for a in range(3):
-        n, f, sp = grid.shape[a], factors[a], grid.spacing[a]
-        sub = (torch.arange(n * f, dtype=torch.float64) + 0.5) / f - 0.5
-        axes.append((grid.affine[a, 3] + sub * sp).to(torch.float32).to(device))
-    gx, gy, gz = torch.meshgrid(*axes, indexing="ij")
-    return torch.stack([gx, gy, gz], dim=-1)
+class _FineGrid:
+    """The (sub)voxel grid the physics runs on: its axes as broadcastable 1-D tensors, and its smooth fields."""
+
+    def __init__(self, grid: Grid, factors: tuple[int, int, int], device: torch.device) -> None:
+        self.shape = tuple(grid.shape[a] * factors[a] for a in range(3))
+        self.spacing = [grid.spacing[a] / factors[a] for a in range(3)]
+        self.first = [grid.affine[a, 3] + (0.5 / factors[a] - 0.5) * grid.spacing[a] for a in range(3)]
+        self.last = [self.first[a] + (self.shape[a] - 1) * self.spacing[a] for a in range(3)]
+        self.device = device
+        self.axes = []
+        for a in range(3):
+            sub = (torch.arange(self.shape[a], dtype=torch.float64) + 0.5) / factors[a] - 0.5
+            view = [1, 1, 1]
+            view[a] = -1
+            self.axes.append((grid.affine[a, 3] + sub * grid.spacing[a]).to(torch.float32).to(device).view(view))
+
+    def field(self, field: FourierField, wavelength_mm: float, box: tuple[slice, ...] | None = None) -> torch.Tensor:
+        """A smooth field sampled every wavelength / 8 and interpolated trilinearly: (components, *shape or box)."""
+        axes = coarse_axes(self.first, self.last, self.shape, wavelength_mm / 8.0, self.spacing)
+        return upsample_linear(torch.from_numpy(field.on_axes(axes)).to(self.device), self.shape, box)
 
 
-def _smooth_field(field: FourierField, grid: Grid, factors: tuple[int, int, int], wavelength_mm: float, device: torch.device) -> torch.Tensor:
-    """Evaluate a smooth field on the (sub)voxel grid: exactly on a coarse grid, then trilinear upsampling.
+def _atlas_volume(atlas: Atlas, device: torch.device) -> torch.Tensor:
+    """White matter, grey matter, brain mask and outer distance as one (1, 4, X+2, Y+2, Z+2) tensor, kept per device.
 
-    The fields vary over ``wavelength_mm``; sampling them every wavelength/8 and interpolating is visually
-    identical and an order of magnitude cheaper than evaluating every mode at every voxel.
-    Returns (components, X*fx, Y*fy, Z*fz).
+    The maps get a border of zeros and the distance a copy of its edge, so sampling with border padding gives
+    the maps zero padding and the distance border padding in one ``grid_sample``. CSF is not stored: the atlas
+    defines it as mask - GM - WM, and interpolation is linear.
     """
-    fine = [grid.shape[a] * factors[a] for a in range(3)]
-    step = wavelength_mm / 8.0
-    coarse = []
-    for a in range(3):
-        extent = (fine[a] - 1) * grid.spacing[a] / factors[a]
-        coarse.append(max(2, min(fine[a], int(math.ceil(extent / step)) + 1)))
-    first = [grid.affine[a, 3] + (0.5 / factors[a] - 0.5) * grid.spacing[a] for a in range(3)]
-    last = [first[a] + (fine[a] - 1) * grid.spacing[a] / factors[a] for a in range(3)]
-    axes = [torch.linspace(first[a], last[a], coarse[a], dtype=torch.float64).to(torch.float32).to(device) for a in range(3)]
-    points = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3)
-    values = field(points).T.reshape(-1, *coarse)
-    if coarse == fine:
-        return values
-    return F.interpolate(values[None], size=fine, mode="trilinear", align_corners=True)[0]
+    key = str(device)
+    volume = atlas.tensors.get(key)
+    if volume is None:
+        wm, gm, _, mask = atlas.maps
+        maps = np.pad(np.stack([wm, gm, mask]), ((0, 0), (1, 1), (1, 1), (1, 1)))
+        dist = np.pad(atlas.outer_distance_mm, 1, mode="edge")
+        volume = torch.from_numpy(np.concatenate([maps, dist[None]])[None]).to(device)
+        # A voxel's four values side by side: each interpolation corner is one cache line, not four.
+        volume = volume.contiguous(memory_format=torch.channels_last_3d)
+        atlas.tensors[key] = volume
+    return volume
 
 
-def _sample(volume: torch.Tensor, atlas_affine: np.ndarray, x_mm: torch.Tensor, padding: str) -> torch.Tensor:
-    """Trilinear sampling of volume (C, X, Y, Z) at RAS points x_mm (..., 3); returns (C, ...)."""
-    inv = torch.from_numpy(np.linalg.inv(atlas_affine)).to(x_mm)
-    ijk = x_mm @ inv[:3, :3].T + inv[:3, 3]
-    size = torch.tensor(volume.shape[1:], dtype=x_mm.dtype, device=x_mm.device)
-    norm = 2.0 * ijk / (size - 1.0) - 1.0
-    # grid_sample indexes (D, H, W) with the grid's last dim ordered (W, H, D).
-    grid = norm.flip(-1).reshape(1, 1, 1, -1, 3)
-    out = F.grid_sample(volume.unsqueeze(0), grid, mode="bilinear", padding_mode=padding, align_corners=True)
-    return out.reshape(volume.shape[0], *x_mm.shape[:-1])
+def _atlas_grid_transform(params: SubjectParams, atlas: Atlas, padded_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(M, b) taking atlas-space RAS mm (before size, rotation and position) to grid_sample coordinates.
+
+    Composes the subject's inverse pose, the atlas's inverse affine (one voxel of padding) and the [-1, 1]
+    normalisation, with the components in grid_sample's (W, H, D) order.
+    """
+    bc = np.asarray(atlas.brain_centre_mm, dtype=np.float64)
+    inv_pose = np.linalg.inv(subject_matrix(params))
+    inv_affine = np.linalg.inv(atlas.affine)
+    scale = 2.0 / (np.asarray(padded_shape, dtype=np.float64) - 1.0)
+    m = scale[:, None] * (inv_affine[:3, :3] @ inv_pose)
+    b = scale * (inv_affine[:3, :3] @ (bc - inv_pose @ (bc + np.asarray(params.translation_mm))) + inv_affine[:3, 3] + 1.0) - 1.0
+    return m[::-1].copy(), b[::-1].copy()
 
 
-def _radial_warp(y: torch.Tensor, centre: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    return centre + (y - centre) * factor.unsqueeze(-1)
-
-
-def _smoothstep(x: torch.Tensor, width: float) -> torch.Tensor:
-    """Soft indicator of x < 0 with a transition of about ``width``."""
-    return torch.sigmoid(-x / max(width, 1e-6))
+def _smoothstep(x: torch.Tensor, width: float, edge: float = 0.0) -> torch.Tensor:
+    """Soft indicator of x < edge with a transition of about ``width``."""
+    scale = 1.0 / max(width, 1e-6)
+    return torch.mul(x, -scale).add_(edge * scale).sigmoid_()
 
 
 def render(
@@ -117,7 +132,7 @@ def render(
     *,
     skull_strip: bool = True,
     supersample: bool = True,
-    device: torch.device | None = None,
+    device: torch.device | str | None = None,
 ) -> dict[str, np.ndarray]:
     """Render the requested channels of one subject on ``grid``.
 
@@ -127,177 +142,222 @@ def render(
     ``tissues`` gives the partial-volume fractions of the ``TISSUES`` then the brain mask's fraction, float32
     (len(TISSUES) + 1, X, Y, Z), before any acquisition effect: the anatomy that domain-randomised training
     paints its own intensities on (models/channelnet/tissuepool.py). ``supersample=False`` samples voxel centres
-    only (8x cheaper at 2 mm; partial volumes then come from the atlas's own interpolation).
+    only (8x cheaper at 2 mm; partial volumes then come from the atlas's own interpolation). ``device``: where
+    the physics runs (the CPU by default); the same case comes out on any device, to float rounding.
     """
-    device = device or torch.device("cpu")
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    with NoiseStream(params.seed ^ 0x5EED, grid.shape, channels) as noise:
+        return _render(params, atlas, grid, channels, skull_strip, supersample, device, noise)
+
+
+def _render(
+    params: SubjectParams, atlas: Atlas, grid: Grid, channels: tuple[str, ...], skull_strip: bool, supersample: bool, device: torch.device, noise: NoiseStream
+) -> dict[str, np.ndarray]:
     factors = _supersampling(grid.spacing) if supersample else (1, 1, 1)
-    fine_spacing = min(grid.spacing[a] / factors[a] for a in range(3))
-    y = _points(grid, factors, device)
+    fine = _FineGrid(grid, factors, device)
     tumour = params.tumour
 
-    # 1. Tumour level sets (subject space).
-    core = necrosis = oedema = None
+    # 1. Tumour level set (subject space), and 2. the inverse warps to atlas space, per component.
+    xs = list(fine.axes)
+    rho = None
     if tumour is not None:
-        c = torch.tensor(tumour.centre_mm, dtype=torch.float32, device=device)
-        r = torch.linalg.norm(y - c, dim=-1)
+        c = [float(v) for v in np.asarray(tumour.centre_mm, dtype=np.float32)]
+        d = [fine.axes[a] - c[a] for a in range(3)]
+        r = (d[0] ** 2 + d[1] ** 2 + d[2] ** 2).sqrt_()  # one full-size tensor: the squares are 1-D
         wavelength = 2.5 * tumour.radius_mm
-        shape_noise = _smooth_field(FourierField(tumour.shape_seed, wavelength_mm=wavelength), grid, factors, wavelength, device)[0]
-        rho = r / tumour.radius_mm + tumour.irregularity * shape_noise
-
-    # 2. Inverse warps to atlas space.
-    x = y
-    if tumour is not None:
+        shape_noise = fine.field(FourierField(tumour.shape_seed, wavelength_mm=wavelength), wavelength)[0]
+        rho = (r / tumour.radius_mm).add_(shape_noise, alpha=tumour.irregularity)
+        del shape_noise
         m = tumour.mass_effect * tumour.radius_mm**3
-        ratio = torch.clamp(1.0 - m / torch.clamp(r, min=1e-3) ** 3, min=0.0) ** (1.0 / 3.0)
-        reach = torch.exp(-(torch.clamp(r - tumour.radius_mm, min=0.0) / (1.5 * tumour.radius_mm)) ** 2)
-        x = _radial_warp(x, c, 1.0 - (1.0 - ratio) * reach)
-    vc_np = atlas_to_subject(params, atlas, atlas.ventricle_centre_mm)
-    vc = torch.tensor(vc_np, dtype=torch.float32, device=device)
-    rv = torch.linalg.norm(x - vc, dim=-1)
-    enlarge = 1.0 + (params.ventricle_enlargement - 1.0) * torch.exp(-((rv / (1.6 * atlas.ventricle_radius_mm)) ** 2))
-    x = _radial_warp(x, vc, 1.0 / enlarge)
-    deformation = _smooth_field(FourierField(params.deformation_seed, wavelength_mm=60.0, components=3), grid, factors, 60.0, device)
-    flat = (x + params.deformation_mm * deformation.permute(1, 2, 3, 0)).reshape(-1, 3)
-    bc = torch.tensor(atlas.brain_centre_mm, dtype=torch.float32, device=device)
-    inv_m = torch.from_numpy(np.linalg.inv(subject_matrix(params))).to(flat)
-    flat = (flat - bc - torch.tensor(params.translation_mm, dtype=torch.float32, device=device)) @ inv_m.T + bc
-    x = flat.reshape(y.shape)
+        ratio = torch.clamp(r, min=1e-3).pow_(3).reciprocal_().mul_(-m).add_(1.0).clamp_(min=0.0).pow_(1.0 / 3.0)
+        reach = r.sub_(tumour.radius_mm).clamp_(min=0.0).mul_(1.0 / (1.5 * tumour.radius_mm)).square_().neg_().exp_()
+        factor = ratio.sub_(1.0).mul_(reach).add_(1.0)  # 1 - (1 - ratio) * reach
+        del r, reach
+        xs = [torch.mul(factor, d[a]).add_(c[a]) for a in range(3)]
+        del factor
+    vc = [float(v) for v in atlas_to_subject(params, atlas, atlas.ventricle_centre_mm).astype(np.float32)]
+    e = [xs[a] - vc[a] for a in range(3)]
+    reach_sq = -1.0 / (1.6 * atlas.ventricle_radius_mm) ** 2
+    shrink = (e[0] ** 2 + e[1] ** 2 + e[2] ** 2).mul_(reach_sq).exp_().mul_(params.ventricle_enlargement - 1.0).add_(1.0).reciprocal_()
+    # grid_sample's CPU kernel gives each batch item to one thread: split the points along x into as many items.
+    parts = min(torch.get_num_threads(), fine.shape[0]) if device.type == "cpu" else 1
+    rows = -(-fine.shape[0] // parts)
+    points = torch.zeros(parts * rows, *fine.shape[1:], 3, device=device)
+    for a in range(3):
+        torch.addcmul(torch.full((), vc[a], device=device), e[a], shrink, out=points[: fine.shape[0], ..., a])
+    del e, shrink, xs
+    deformation = fine.field(FourierField(params.deformation_seed, wavelength_mm=60.0, components=3), 60.0)
+    points[: fine.shape[0]].add_(deformation.permute(1, 2, 3, 0), alpha=params.deformation_mm)
+    del deformation
+    volume = _atlas_volume(atlas, device)
+    m_np, b_np = _atlas_grid_transform(params, atlas, volume.shape[2:])
+    m_t = torch.from_numpy(m_np.T.astype(np.float32)).to(device)
+    b_t = torch.from_numpy(b_np.astype(np.float32)).to(device)
+    sample_at = torch.addmm(b_t, points.view(-1, 3), m_t).view(parts, rows, *fine.shape[1:], 3)
+    del points
 
-    # 3. Tissue fractions.
-    maps = torch.from_numpy(atlas.maps).to(device)
-    wm, gm, csf, brain = _sample(maps, atlas.affine, x, padding="zeros")
-    dist = _sample(torch.from_numpy(atlas.outer_distance_mm).to(device)[None], atlas.affine, x, padding="border")[0]
-    frac = torch.zeros(_N_TISSUES, *y.shape[:-1], device=device)
-    frac[TISSUE_INDEX["white_matter"]] = wm
-    frac[TISSUE_INDEX["grey_matter"]] = gm
-    frac[TISSUE_INDEX["csf"]] = csf
-    soft = 0.5 * fine_spacing
-    if tumour is not None:
-        width = soft / tumour.radius_mm
-        core = _smoothstep(rho - 1.0, width) * brain
-        necrosis = _smoothstep(rho - tumour.necrosis_fraction, width) * brain if tumour.necrosis_fraction > 0 else None
-        # Vasogenic oedema spreads along white matter and spares CSF spaces.
-        rho_oedema = rho - 0.6 * wm
-        oedema = _smoothstep(rho_oedema - tumour.oedema_extent, width) * (1.0 - core) * brain * (1.0 - csf)
-        tissue = wm + gm
-        frac[TISSUE_INDEX["white_matter"]] = wm * (1.0 - oedema) * (1.0 - core)
-        frac[TISSUE_INDEX["grey_matter"]] = gm * (1.0 - 0.5 * oedema) * (1.0 - core)
-        frac[TISSUE_INDEX["csf"]] = csf * (1.0 - core)
-        frac[TISSUE_INDEX["oedema"]] = (wm + 0.5 * gm) * oedema
-        nec = necrosis if necrosis is not None else torch.zeros_like(core)
-        solid = core * (1.0 - nec)
-        frac[TISSUE_INDEX["enhancing_tumour"]] = solid * torch.clamp(tissue + csf, max=1.0)
-        frac[TISSUE_INDEX["necrosis"]] = nec * torch.clamp(tissue + csf, max=1.0)
-    outside = 1.0 - brain
-    shell_noise = _smooth_field(FourierField(params.shell_seed, wavelength_mm=50.0), grid, factors, 50.0, device)[0]
-    rim = params.csf_rim_mm * (1.0 + 0.3 * shell_noise)
-    skull = params.skull_mm * (1.0 + 0.2 * shell_noise)
-    scalp = params.scalp_mm * (1.0 + 0.2 * shell_noise)
-    in_rim = _smoothstep(dist - rim, soft)
-    in_skull = _smoothstep(dist - rim - skull, soft) - in_rim
-    in_head = _smoothstep(dist - rim - skull - scalp, soft)
-    depth = torch.clamp((dist - rim) / torch.clamp(skull, min=1e-3), 0.0, 1.0)
-    marrow_share = torch.exp(-(((depth - 0.5) / 0.22) ** 2))  # diploe in the middle, tables outside
-    frac[TISSUE_INDEX["csf"]] += outside * in_rim
-    frac[TISSUE_INDEX["cortical_bone"]] = outside * in_skull * (1.0 - marrow_share)
-    frac[TISSUE_INDEX["marrow"]] = outside * in_skull * marrow_share
-    frac[TISSUE_INDEX["scalp"]] = outside * (in_head - in_skull - in_rim).clamp(min=0.0)
-    frac[TISSUE_INDEX["air"]] = torch.clamp(1.0 - frac.sum(dim=0), min=0.0)
+    # 3. Atlas tissues at the warped points.
+    sampled = F.grid_sample(volume.expand(parts, -1, -1, -1, -1), sample_at, mode="bilinear", padding_mode="border", align_corners=True)
+    del sample_at
+    wm, gm, brain, dist = sampled.transpose(0, 1).reshape(4, parts * rows, *fine.shape[1:])[:, : fine.shape[0]]
+    del sampled
+    csf = (brain - wm - gm).clamp_(min=0.0)
+    signals = [name for name in channels if name in SEQUENCES or name == "ct"]
+    frac = _fractions(params, fine, wm, gm, csf, brain, dist, rho) if signals or "tissues" in channels else None
+    del dist
 
-    # Labels on the fine grid, as one-hot fractions to vote on after downsampling.
-    votes = None
-    if "seg" in channels:
-        votes = torch.zeros(4, *y.shape[:-1], device=device)
-        if tumour is not None:
-            inside = brain > 0.5
-            core_h = (rho < 1.0) & inside
-            nec_h = (rho < tumour.necrosis_fraction) & core_h
-            oed_h = (rho - 0.6 * wm < tumour.oedema_extent) & ~core_h & inside & (csf < 0.5)
-            votes[1] = (nec_h | (core_h & (not tumour.enhancing))).float()
-            votes[3] = (core_h & ~nec_h & tumour.enhancing).float()
-            votes[2] = oed_h.float()
-        votes[0] = 1.0 - votes[1:].sum(dim=0)
-
-    # 4. Signals on the fine grid, then downsampled.
     pooled: dict[str, torch.Tensor] = {}
+    if signals:
+        pooled.update(zip(signals, _signals(params, frac, signals, fine), strict=True))
+    if "tissues" in channels:
+        pooled["tissues"] = torch.cat([frac, brain[None]])
+    del frac
+    codes = None
+    if "seg" in channels:
+        ncr, ed, et = _label_masks(tumour, rho, wm, csf, brain)
+        if factors == (1, 1, 1):  # one label per voxel: the codes themselves
+            codes = torch.zeros(fine.shape, dtype=torch.uint8, device=device)
+            for mask, code in ((ncr, 1), (ed, 2), (et, 4)):
+                codes.masked_fill_(mask, code)
+        else:  # one-hot votes, averaged over each voxel's sub-voxels below
+            pooled["votes"] = torch.stack([~(ncr | ed | et), ncr, ed, et]).to(torch.float32)
+    pooled["brain"] = brain
+
+    # 4. Down to the output grid: one average pool of everything (nothing to do without supersampling).
+    if factors != (1, 1, 1):
+        names = list(pooled)
+        sizes = [pooled[k].numel() // brain.numel() for k in names]
+        stacked = torch.cat([pooled[k].reshape(-1, *fine.shape) for k in names])
+        stacked = F.avg_pool3d(stacked[None], factors)[0]
+        pooled = {k: v[0] if k in signals or k == "brain" else v for k, v in zip(names, torch.split(stacked, sizes), strict=True)}
+        if "votes" in pooled:
+            table = torch.tensor([0, 1, 2, 4], dtype=torch.uint8, device=device)
+            codes = table[torch.max(pooled.pop("votes"), dim=0).indices]
+    brain_out = pooled.pop("brain") > 0.5
+
+    # 5. Acquisition effects.
+    results = acquire(pooled, brain_out, params, grid.shape, list(grid.affine[:3, 3]), grid.spacing, channels, skull_strip, noise)
+    if "brain" in channels:  # the skull-stripping mask itself, as ground truth for brain extraction
+        results["brain"] = brain_out.to(torch.uint8).cpu().numpy()
+    if codes is not None:
+        results["seg"] = codes.cpu().numpy()
+    if "tissues" in channels:
+        results["tissues"] = pooled["tissues"].cpu().numpy().astype(np.float32)
+    return {name: results[name] for name in channels}
+
+
+def _label_masks(tumour, rho: torch.Tensor | None, wm: torch.Tensor, csf: torch.Tensor, brain: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Hard BraTS compartments on the fine grid: NCR (necrosis, or a non-enhancing core), ED, ET."""
+    if tumour is None:
+        empty = torch.zeros(brain.shape, dtype=torch.bool, device=brain.device)
+        return empty, empty, empty
+    inside = brain > 0.5
+    core = (rho < 1.0) & inside
+    necrotic = (rho < tumour.necrosis_fraction) & core
+    oedema = (rho - 0.6 * wm < tumour.oedema_extent) & ~core & inside & (csf < 0.5)
+    if tumour.enhancing:
+        return necrotic, oedema, core & ~necrotic
+    return core, oedema, torch.zeros_like(core)
+
+
+def _fractions(
+    params: SubjectParams, fine: _FineGrid, wm: torch.Tensor, gm: torch.Tensor, csf: torch.Tensor, brain: torch.Tensor, dist: torch.Tensor, rho: torch.Tensor | None
+) -> torch.Tensor:
+    """Partial-volume fractions of the ``TISSUES`` on the fine grid, (len(TISSUES), *grid)."""
+    soft = 0.5 * min(fine.spacing)
+    frac = torch.empty(_N_TISSUES, *wm.shape, device=wm.device)
+    tumour = params.tumour
+    if tumour is None:
+        frac[_WM], frac[_GM], frac[_CSF] = wm, gm, csf
+        for k in (_OEDEMA, _ET, _NEC):
+            frac[k] = 0.0
+    else:
+        width = soft / tumour.radius_mm
+        core = _smoothstep(rho, width, 1.0).mul_(brain)
+        nec = _smoothstep(rho, width, tumour.necrosis_fraction).mul_(brain) if tumour.necrosis_fraction > 0 else None
+        # Vasogenic oedema spreads along white matter and spares CSF spaces.
+        oedema = _smoothstep(torch.add(rho, wm, alpha=-0.6), width, tumour.oedema_extent).mul_(1.0 - core).mul_(brain).mul_(1.0 - csf)
+        spared = 1.0 - core
+        torch.mul(wm * (1.0 - oedema), spared, out=frac[_WM])
+        torch.mul(gm * (1.0 - 0.5 * oedema), spared, out=frac[_GM])
+        torch.mul(csf, spared, out=frac[_CSF])
+        torch.mul(wm + 0.5 * gm, oedema, out=frac[_OEDEMA])
+        del oedema, spared
+        cap = torch.clamp(wm + gm + csf, max=1.0)
+        if nec is None:
+            torch.mul(core, cap, out=frac[_ET])
+            frac[_NEC] = 0.0
+        else:
+            torch.mul(core * (1.0 - nec), cap, out=frac[_ET])
+            torch.mul(nec, cap, out=frac[_NEC])
+    outside = 1.0 - brain
+    shell_noise = fine.field(FourierField(params.shell_seed, wavelength_mm=50.0), 50.0)[0]
+    # Shell thicknesses vary smoothly: rim (1 + 0.3 n), skull and scalp (1 + 0.2 n) times their means.
+    skull = shell_noise.mul(0.2 * params.skull_mm).add_(params.skull_mm)
+    below_rim = torch.add(dist, shell_noise, alpha=-0.3 * params.csf_rim_mm).sub_(params.csf_rim_mm)
+    in_rim = _smoothstep(below_rim, soft)
+    below_skull = below_rim - skull
+    in_skull = _smoothstep(below_skull, soft).sub_(in_rim)
+    in_head = _smoothstep(below_skull.add_(shell_noise, alpha=-0.2 * params.scalp_mm).sub_(params.scalp_mm), soft)
+    depth = below_rim.div_(skull.clamp_(min=1e-3)).clamp_(0.0, 1.0)
+    del below_rim, below_skull, skull, shell_noise
+    marrow = depth.sub_(0.5).mul_(1.0 / 0.22).square_().neg_().exp_()  # diploe in the middle, tables outside
+    frac[_CSF].addcmul_(outside, in_rim)
+    torch.mul(outside, in_head.sub_(in_skull).sub_(in_rim).clamp_(min=0.0), out=frac[_SCALP])
+    in_skull.mul_(outside)
+    torch.mul(in_skull, 1.0 - marrow, out=frac[_BONE])
+    torch.mul(in_skull, marrow, out=frac[_MARROW])
+    frac[_AIR] = 0.0
+    torch.clamp(1.0 - frac.sum(dim=0), min=0.0, out=frac[_AIR])
+    return frac
+
+
+def _signals(params: SubjectParams, frac: torch.Tensor, names: list[str], fine: _FineGrid) -> torch.Tensor:
+    """Ideal MR signals (white matter about ``WM_REFERENCE``) and CT numbers on the fine grid, (len(names), *grid).
+
+    Partial volumes mix the tissues' signals linearly, so all channels are one (channels x tissues) matrix
+    times the fractions; only gadolinium, which varies within the enhancing tissue, is added voxel by voxel.
+    """
+    device = frac.device
     base_t1 = torch.tensor([t.t1_ms for t in TISSUES], device=device)
     base_t2 = torch.tensor([t.t2_ms for t in TISSUES], device=device)
     for name, (f1, f2) in params.relaxation_jitter.items():
         base_t1[TISSUE_INDEX[name]] *= f1
         base_t2[TISSUE_INDEX[name]] *= f2
     pd = torch.tensor([t.pd for t in TISSUES], device=device)
-    t1_csf = float(base_t1[TISSUE_INDEX["csf"]])
-    for name in channels:
-        if name in SEQUENCES:
-            seq = SEQUENCES[name]
-            ti = flair_null_ti(seq, t1_csf) if seq.kind == "flair" else 0.0
-            s = signal(seq, base_t1, base_t2, pd, ti)
-            ref = float(signal(seq, base_t1[:1] / params.relaxation_jitter["white_matter"][0], base_t2[:1], pd[:1], ti))
-            values = torch.einsum("t,t...->...", s / ref, frac)
-            if name == "t1ce" and tumour is not None and tumour.enhancing:
-                et = TISSUE_INDEX["enhancing_tumour"]
-                enh_noise = _smooth_field(FourierField(tumour.shape_seed + 1, wavelength_mm=10.0), grid, factors, 10.0, device)[0]
-                conc = tumour.gadolinium_mM * torch.clamp(1.0 + 0.3 * enh_noise, min=0.2)
-                t1_post = 1.0 / (1.0 / base_t1[et] + GADOLINIUM_R1_PER_MM_S * conc / 1000.0)
-                s_post = signal(seq, t1_post, base_t2[et].expand_as(t1_post), pd[et].expand_as(t1_post))
-                values = values + frac[et] * (s_post / ref - s[et] / ref)
-            pooled[name] = values * WM_REFERENCE
-        elif name == "ct":
-            hu = torch.tensor([t.hu for t in TISSUES], device=device)
-            pooled[name] = torch.einsum("t,t...->...", hu, frac)
-    pooled = {k: F.avg_pool3d(v[None, None], factors)[0, 0] for k, v in pooled.items()}
-    if "tissues" in channels:
-        pooled_tissues = F.avg_pool3d(torch.cat([frac, brain[None]])[None], factors)[0]
-    brain_out = F.avg_pool3d(brain[None, None], factors)[0, 0] > 0.5
-
-    # 5. Acquisition effects, per channel, with noise from a seeded numpy generator (device independent).
-    rng = np.random.default_rng(params.seed ^ 0x5EED)
-    results: dict[str, np.ndarray] = {}
-    for i, name in enumerate(channels):
-        if name in ("seg", "tissues"):
-            continue
-        if name == "brain":  # the skull-stripping mask itself, as ground truth for brain extraction
-            results[name] = brain_out.to(torch.uint8).cpu().numpy()
-            continue
-        v = pooled[name]
+    t1_csf = float(base_t1[_CSF])
+    rows, gadolinium = [], None
+    for k, name in enumerate(names):
         if name == "ct":
-            v = v + torch.from_numpy(rng.standard_normal(grid.shape, dtype=np.float32)).to(device) * params.ct_noise_hu
-            results[name] = torch.clamp(torch.round(v), -1024, 3071).to(torch.int16).cpu().numpy()
+            rows.append(torch.tensor([t.hu for t in TISSUES], device=device))
             continue
-        v = _blur(v, [params.acquisition_fwhm_mm[a] / grid.spacing[a] for a in range(3)])
-        bias = _smooth_field(FourierField(params.bias_seed + i, wavelength_mm=180.0), grid, (1, 1, 1), 180.0, device)[0]
-        v = v * torch.exp(params.bias_amplitude * bias) * params.gain
-        sigma = params.noise_fraction * WM_REFERENCE * params.gain
-        n1 = torch.from_numpy(rng.standard_normal(grid.shape, dtype=np.float32)).to(device)
-        n2 = torch.from_numpy(rng.standard_normal(grid.shape, dtype=np.float32)).to(device)
-        v = torch.sqrt((v + sigma * n1) ** 2 + (sigma * n2) ** 2)
-        if skull_strip:
-            v = v * brain_out
-        results[name] = torch.clamp(torch.round(v), 0, 32767).to(torch.int16).cpu().numpy()
-    if votes is not None:
-        pooled_votes = F.avg_pool3d(votes[None], factors)[0]
-        codes = torch.tensor([0, 1, 2, 4], dtype=torch.uint8, device=device)
-        results["seg"] = codes[torch.max(pooled_votes, dim=0).indices].cpu().numpy()
-    if "tissues" in channels:
-        results["tissues"] = pooled_tissues.cpu().numpy().astype(np.float32)
-    return {name: results[name] for name in channels}
+        seq = SEQUENCES[name]
+        ti = flair_null_ti(seq, t1_csf) if seq.kind == "flair" else 0.0
+        ref = float(signal(seq, base_t1[:1] / params.relaxation_jitter["white_matter"][0], base_t2[:1], pd[:1], ti))
+        rows.append(signal(seq, base_t1, base_t2, pd, ti) / ref * WM_REFERENCE)
+        if name == "t1ce" and params.tumour is not None and params.tumour.enhancing:
+            gadolinium = (k, seq, ref)
+    values = torch.matmul(torch.stack(rows), frac.view(_N_TISSUES, -1)).view(len(names), *frac.shape[1:])
+    if gadolinium is not None:
+        k, seq, ref = gadolinium
+        box = _support(frac[_ET])
+        if box is not None:
+            noise = fine.field(FourierField(params.tumour.shape_seed + 1, wavelength_mm=10.0), 10.0, box)[0]
+            conc = params.tumour.gadolinium_mM * torch.clamp(1.0 + 0.3 * noise, min=0.2)
+            t1_post = 1.0 / (1.0 / base_t1[_ET] + GADOLINIUM_R1_PER_MM_S * conc / 1000.0)
+            s_post = signal(seq, t1_post, base_t2[_ET].expand_as(t1_post), pd[_ET].expand_as(t1_post))
+            s_pre = signal(seq, base_t1[_ET : _ET + 1], base_t2[_ET : _ET + 1], pd[_ET : _ET + 1])
+            values[(k, *box)].addcmul_(frac[(_ET, *box)], (s_post - s_pre) * (WM_REFERENCE / ref))
+    return values
 
 
-def _blur(volume: torch.Tensor, fwhm_voxels: list[float]) -> torch.Tensor:
-    """Separable Gaussian blur; FWHM of one voxel or less is left alone (the grid already integrates that)."""
-    out = volume[None, None]
-    for axis, fwhm in enumerate(fwhm_voxels):
-        extra = math.sqrt(max(fwhm**2 - 1.0, 0.0))
-        if extra < 0.3:
-            continue
-        sigma = extra / 2.355
-        radius = max(1, int(math.ceil(3 * sigma)))
-        t = torch.arange(-radius, radius + 1, dtype=volume.dtype, device=volume.device)
-        kernel = torch.exp(-0.5 * (t / sigma) ** 2)
-        kernel = kernel / kernel.sum()
-        shape = [1, 1, 1, 1, 1]
-        shape[2 + axis] = kernel.numel()
-        pad = [0, 0, 0, 0, 0, 0]
-        pad[2 * (2 - axis)] = pad[2 * (2 - axis) + 1] = radius
-        out = F.conv3d(F.pad(out, pad, mode="replicate"), kernel.view(shape))
-    return out[0, 0]
+def _support(fraction: torch.Tensor) -> tuple[slice, slice, slice] | None:
+    """The bounding box of the voxels where ``fraction`` exceeds ``_ENHANCING_FLOOR`` (None when there are none)."""
+    present = fraction > _ENHANCING_FLOOR
+    box = []
+    for axis in range(3):
+        hit = torch.nonzero(present.any(dim=tuple(a for a in range(3) if a != axis))).flatten()
+        if hit.numel() == 0:
+            return None
+        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    return tuple(box)
