@@ -8,10 +8,13 @@ Sections (``--sections``, default all, in this order):
   engine:   cold ``medsynth generate -n 1`` (a fresh process: interpreter, imports, atlas, render, write) against
             the same request as a ``generate`` job on a real engine process that has run one job already
             (timed from POST /jobs until the job reads succeeded), interleaved.
-More sections (e.g. cases per hour with 1 and 2 processes) add a function to ``SECTIONS``: it gets the
-parsed arguments and a scratch folder and returns the Markdown lines for bench/results/generate.md.
+  processes: cases per hour of ``medsynth generate -n N --nproc K`` for K = 1 and 2 (full-size cases, the
+            default channels), interleaved, each a fresh command as a user runs it.
+More sections add a function to ``SECTIONS``: it gets the parsed arguments and a scratch folder and returns the
+Markdown lines for bench/results/generate.md.
 
-Usage: nice -n 15 python bench/bench_generate.py [--sections renderer,engine] [--repeats 3] [--device cpu]
+Usage: nice -n 15 python bench/bench_generate.py [--sections renderer,engine,processes] [--repeats 3] [--device cpu]
+       [--cases 6]
 """
 
 from __future__ import annotations
@@ -160,10 +163,37 @@ def engine_section(args: argparse.Namespace, scratch: Path) -> list[str]:
     ]
 
 
+def processes_section(args: argparse.Namespace, scratch: Path) -> list[str]:
+    def run(nproc: int, out: Path) -> float:
+        command = [sys.executable, "-m", "medsynth_engine.cli", "generate", "--quiet", "--device", args.device,
+                   "--out", str(out), "--model", "phantom", "-n", str(args.cases), "--seed", str(SEED), "--nproc", str(nproc)]
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        return time.perf_counter() - start
+
+    seconds: dict[int, list[float]] = {1: [], 2: []}
+    for i in range(args.repeats):  # interleaved, so both see the same background load
+        for nproc in seconds:
+            seconds[nproc].append(run(nproc, scratch / f"nproc{nproc}-{i}"))
+    rate = {k: args.cases * 3600 / statistics.median(v) for k, v in seconds.items()}
+    return [
+        f"`medsynth generate --model phantom -n {args.cases} --seed {SEED} --nproc K` (full-size cases, default channels, "
+        f"device {args.device}), whole commands as a user runs them (imports and atlas included), medians of "
+        f"{args.repeats} interleaved runs on {os.cpu_count()} cores:",
+        "",
+        "| processes | seconds | cases per hour | runs (s) |",
+        "|---|---|---|---|",
+        *(f"| {k} | {statistics.median(v):.1f} | {rate[k]:.0f} | {[round(s, 1) for s in v]} |" for k, v in seconds.items()),
+        "",
+        f"**2 processes vs 1: {rate[2] / rate[1]:.2f}x the cases per hour.**",
+    ]
+
+
 #: Section name -> function(args, scratch folder) -> Markdown lines; run in this order.
 SECTIONS: dict[str, Callable[[argparse.Namespace, Path], list[str]]] = {
     "renderer": renderer_section,
     "engine": engine_section,
+    "processes": processes_section,
 }
 
 
@@ -172,6 +202,7 @@ def main() -> None:
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, from {', '.join(SECTIONS)}")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
+    parser.add_argument("--cases", type=int, default=6, help="cases per run of the processes section")
     args = parser.parse_args()
     names = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = [s for s in names if s not in SECTIONS]

@@ -87,13 +87,14 @@ def test_add_seg_and_ct_jobs_write_the_channels_on_the_case_grid(client, mr_case
     assert values.min() >= -1100 and values.max() <= 3100 and values.std() > 10  # Hounsfield units, not a constant
 
 
-def test_add_channel_errors_fail_the_job_with_the_sentence(client, mr_case):
+def test_a_case_on_two_grids_is_refused_at_submission_with_the_sentence(client, mr_case):
     t2 = mr_case / f"{mr_case.name}_t2.nii.gz"
     image = nib.load(str(t2))
     nib.save(nib.Nifti1Image(np.asarray(image.dataobj)[:-2], image.affine), str(t2))  # another grid than t1's
-    job = client.wait(client.submit("add-channel", {"case": str(mr_case), "channel": "seg"})["id"], poll=0.2, timeout=120)
-    assert job["state"] == "failed" and "onto one grid" in job["error"]
+    message = _refused(client, {"case": str(mr_case), "channel": "seg"}, 409)
+    assert "onto one grid" in message and t2.name in message
     assert not (mr_case / f"{mr_case.name}_seg.nii.gz").exists()
+    assert not any(job["kind"] == "add-channel" and job["params"].get("case") == str(mr_case) for job in client.jobs())
 
 
 def test_a_job_store_from_before_results_gains_the_result_column(tmp_path):

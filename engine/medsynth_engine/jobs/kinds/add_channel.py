@@ -31,14 +31,14 @@ def prepare(params: AddChannelParams, ctx: PrepareContext) -> Prepared:
     case = ctx.policy.check(params.case, "case")
     if not case.exists():
         raise Missing(f"The case {case} does not exist; give a case folder or a NIfTI file this engine may read.")
-    from ...data.layouts import find_case_files
-
-    check_case_files(find_case_files(case)[1].values())  # a broken file is a 4xx naming it
     out = ctx.path(params.out, "out")
-    if case.is_dir() and not params.replace:
+    if case.is_dir() and not params.replace:  # first: the file it would overwrite says more than the files it reads
         target = (out or case) / f"{case.name}_{params.channel}.nii.gz"
         if target.exists():
             raise Conflict(f"{target} already exists; add the channel with replace, or choose another out folder.")
+    from ...data.layouts import find_case_files
+
+    check_case_files(find_case_files(case)[1].values())  # a broken file is a 4xx naming it
     model = params.model
     if model is not None and Path(os.path.expanduser(model)).is_absolute():
         model = str(ctx.policy.check(model, "model"))
