@@ -12,6 +12,7 @@ Every failure is an ``EngineError`` whose message is one sentence and whose ``st
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import ssl
@@ -114,8 +115,10 @@ class EngineClient:
         with self._open("GET", f"/jobs/{_quote(job_id)}/files/{quoted}") as response:
             try:
                 with open(tmp, "wb") as handle:
-                    while block := response.read(_CHUNK):
+                    while block := self._read(response, _CHUNK):
                         handle.write(block)
+                if getattr(response, "length", None):  # bytes the reply declared and never sent: the engine stopped
+                    raise EngineError(f"The MedSynth engine at {self.url} stopped in the middle of sending {path}; nothing was saved.")
                 os.replace(tmp, target)
             except BaseException:
                 tmp.unlink(missing_ok=True)
@@ -160,9 +163,17 @@ class EngineClient:
             reason = getattr(exc, "reason", exc)
             raise EngineError(f"Cannot reach the MedSynth engine at {self.url} ({reason}); is it running?") from None
 
+    def _read(self, response: Any, size: int | None = None) -> bytes:
+        """Read the reply; an engine that dies mid-reply (a truncated body, a reset) is an EngineError, as one that
+        never answered is."""
+        try:
+            return response.read() if size is None else response.read(size)
+        except (http.client.HTTPException, OSError) as exc:
+            raise EngineError(f"The MedSynth engine at {self.url} stopped in the middle of its reply ({type(exc).__name__}); is it still running?") from None
+
     def _json(self, method: str, path: str, body: Any = None) -> Any:
         with self._open(method, path, body) as response:
-            raw = response.read()
+            raw = self._read(response)
         try:
             return json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
