@@ -10,7 +10,10 @@ with today's shipped models and once with the candidates; the rows are comparabl
 - phantom cases with a tumour (fresh seeds, skull on) at 2, 3, 5 mm slices: whole-tumour Dice with all four
   sequences and with T1 only, and at 3 mm for every subset of the sequences;
 - mr2ct: mean HU in brain, CSF, cortical bone and air (truth: the phantom's tissue fractions) on the 3 mm
-  cases, T1 only, with skull and brain-extracted.
+  cases, T1 only, with skull and brain-extracted;
+- ``masked``: the healthy and tumour rows (T1 only and all four) again, skull on but with a brain mask on the
+  thick-slice grid, as ``medsynth add-channel`` uses the case's ``_mask`` (input zero outside it, labels kept
+  inside): the phantom's own brain mask, i.e. a perfect skull stripping (what ``medsynth prepare`` aims at).
 
 Shifted volumes come from one 1 mm rendering per case: a Gaussian slice profile of FWHM the slice thickness,
 then every n-th slice (what a thick-slice acquisition integrates). Cases are cached in bench/out/shift_cases.
@@ -43,7 +46,7 @@ TUMOUR_SEED, HEALTHY_SEED = 8_800_000, 8_900_000
 PHANTOM_SHIFTS = {"2 mm slices": (1, 1, 2), "3 mm slices": (1, 1, 3), "5 mm slices": (1, 1, 5)}
 BEYOND = {"7 mm slices": (1, 1, 7)}
 MNI_SHIFTS = {"1 mm": (1, 1, 1), "2 mm": (2, 2, 2), "3 mm": (3, 3, 3), "5 mm axial": (1, 1, 5), "5 mm sagittal": (5, 1, 1), "5 mm coronal": (1, 5, 1)}
-PARTS = ("real", "healthy", "dice", "subsets", "ct")
+PARTS = ("real", "healthy", "dice", "subsets", "ct", "masked")
 #: region code -> name, for the CT numbers.
 REGIONS = {1: "brain", 2: "CSF", 3: "bone", 4: "air"}
 
@@ -143,12 +146,17 @@ def main() -> None:
     started = time.time()
     results: dict = {"label": args.label, "seg": seg_model.id, "ct": ct_model.id, "healthy_real": {}, "healthy_phantom": {}, "dice": {}, "ct_hu": {}}
 
-    def segment(case: dict, steps, sequences, skull: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def segment(case: dict, steps, sequences, skull: bool = True, masked: bool = False) -> tuple[np.ndarray, np.ndarray]:
         arrays = {}
         for name in sequences:
             image = case[name] * (1 if skull else case["brain"])
             arrays[name], affine = thick(image, case["affine"], steps)
-        return seg_model.predict(arrays, affine, device=device), affine
+        if not masked:
+            return seg_model.predict(arrays, affine, device=device), affine
+        brain = thick(case["brain"], case["affine"], steps, label=True)[0] > 0
+        seg = seg_model.predict({k: np.where(brain, v, 0) for k, v in arrays.items()}, affine, device=device)
+        seg[~brain] = 0
+        return seg, affine
 
     t1, affine = mni_t1()
     for name, steps in MNI_SHIFTS.items() if "real" in parts else ():
@@ -157,17 +165,23 @@ def main() -> None:
         results["healthy_real"][f"MNI152 T1, brain-extracted, {name}"] = round(tumour_ml(seg, grid), 2)
         print(f"MNI {name}: {results['healthy_real'][f'MNI152 T1, brain-extracted, {name}']} ml", flush=True)
 
-    for i in range(args.healthy_cases if "healthy" in parts else 0):
+    masks = ((False,) if "healthy" in parts else ()) + ((True,) if "masked" in parts else ())
+    for i in range(args.healthy_cases if masks else 0):
         case = render_case(HEALTHY_SEED + i, tumour=False)
-        for (name, steps), inputs in itertools.product({**PHANTOM_SHIFTS, **BEYOND}.items(), (("t1",), SEQUENCES)):
-            seg, grid = segment(case, steps, inputs)
-            key = f"{name}, skull on, {'T1 only' if inputs == ('t1',) else 'all four'}"
+        for (name, steps), inputs, masked in itertools.product({**PHANTOM_SHIFTS, **BEYOND}.items(), (("t1",), SEQUENCES), masks):
+            seg, grid = segment(case, steps, inputs, masked=masked)
+            key = f"{name}, skull on{' + brain mask' if masked else ''}, {'T1 only' if inputs == ('t1',) else 'all four'}"
             results["healthy_phantom"].setdefault(key, []).append(round(tumour_ml(seg, grid), 2))
         print(f"healthy case {i}: done ({time.time() - started:.0f} s)", flush=True)
 
     subsets = [c for n in range(1, 5) for c in itertools.combinations(SEQUENCES, n)]
-    for i in range(args.tumour_cases if parts & {"dice", "subsets", "ct"} else 0):
+    for i in range(args.tumour_cases if parts & {"dice", "subsets", "ct", "masked"} else 0):
         case = render_case(TUMOUR_SEED + i, tumour=True)
+        for name, steps in PHANTOM_SHIFTS.items() if "masked" in parts else ():
+            truth, _ = thick(case["seg"], case["affine"], steps, label=True)
+            for inputs in (SEQUENCES, ("t1",)):
+                seg, grid = segment(case, steps, inputs, masked=True)
+                results["dice"].setdefault(f"{name}, skull on + brain mask, {'+'.join(inputs)}", []).append(round(dice(seg, truth), 3))
         for name, steps in PHANTOM_SHIFTS.items():
             runs = [SEQUENCES, ("t1",)] if "dice" in parts else []
             if "subsets" in parts and name == "3 mm slices":

@@ -6,6 +6,11 @@ beside it as ``<case>_seg.nii.gz`` (plus ``<case>_seg.seg.nrrd`` with BraTS segm
 names and renames, the NIfTI last: it is the channel, the .seg.nrrd a view of it, so a run killed between the
 renames leaves no NIfTI (or the old one) and the next run makes both again. An existing channel only with ``replace``.
 
+A brain mask (``<case>_mask.nii.gz``, which ``medsynth prepare`` writes beside each case, or any mask file given)
+makes the input brain-extracted before the model sees it (zero outside the mask, as the training data were)
+and keeps tumour labels inside the brain: a T1 with its skull is the input the seg model gets wrong most
+(bench/results/add_channel.md).
+
 Models are channel models (families whose capabilities name a channel: seg, mr2ct), not generators: shipped
 ones live in ``weights/<id>/``, and any model folder written by ``medsynth finetune --model seg|mr2ct`` works too.
 """
@@ -33,7 +38,7 @@ from .weights import model_folder, shipped_folder
 
 __all__ = [
     "AddChannelRequest", "add_channel", "channel_models", "channels_offered", "default_channel_model", "resolve_channel_model",
-    "find_case_files", "tumour_outcome", "MIN_TUMOUR_ML",
+    "find_case_files", "find_brain_mask", "tumour_outcome", "MIN_TUMOUR_ML",
 ]
 
 #: Below this labelled volume a seg result is reported as "no tumour found": the shipped seg model labels up to
@@ -63,6 +68,8 @@ class AddChannelRequest:
         device: auto (None), cpu, cuda, cuda:N or mps.
         amp: None takes the fast path where it helps (bf16 + channels_last on GPU, channels_last on CPU);
             True forces bf16 autocast; False is eager float32.
+        brain_mask: a brain mask on the case's grid; default the case's own ``<case>_mask.nii.gz`` when it has one.
+        no_brain_mask: ignore any brain mask (the model sees the whole head).
     """
 
     case: Path
@@ -72,6 +79,26 @@ class AddChannelRequest:
     replace: bool = False
     device: str | None = None
     amp: bool | None = None
+    brain_mask: Path | None = None
+    no_brain_mask: bool = False
+
+
+def find_brain_mask(case_id: str, folder: Path) -> Path | None:
+    """The case's own brain mask (``<case>_mask.nii.gz`` or ``-mask``, ``.nii``), as ``medsynth prepare`` writes it."""
+    for name in (f"{case_id}{sep}mask{ext}" for sep in ("_", "-") for ext in (".nii.gz", ".nii")):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _read_brain_mask(path: Path, reference: Path, shape: tuple[int, ...], affine: np.ndarray) -> np.ndarray:
+    """The mask as booleans on the case's grid; one sentence when it is on another grid or empty."""
+    array, mask_affine = read_nifti(path)
+    check_same_grid(path, array.shape, mask_affine, reference, shape, affine)
+    mask = np.asarray(array) > 0
+    if not mask.any():
+        raise MedSynthError(f"The brain mask {path} is empty (no voxel above zero).")
+    return mask
 
 
 def _read_case(files: dict[str, Path]) -> tuple[dict[str, np.ndarray], np.ndarray, Path]:
@@ -216,7 +243,8 @@ def _write_together(outputs: list[tuple[Path, Callable[[Path], None]]]) -> None:
 def add_channel(request: AddChannelRequest, progress: Callable[[float, str], None] | None = None) -> dict:
     """Predict ``request.channel`` for the case and write it beside the case; returns what was done.
 
-    Returns ``{"channel", "model", "inputs", "written": [absolute paths], "seconds", "network_seconds"}``, and
+    Returns ``{"channel", "model", "inputs", "brain_mask" (the mask file used, or None), "written": [absolute paths],
+    "seconds", "network_seconds"}``, and
     for seg the ``tumour_outcome`` (``tumour_found`` False: "no tumour found", reported as such, not an error).
     """
     from .device import select_device
@@ -227,6 +255,8 @@ def add_channel(request: AddChannelRequest, progress: Callable[[float, str], Non
     offered = channels_offered(registry)
     if request.channel not in offered:
         raise MedSynthError(f"Unknown channel '{request.channel}'; add-channel makes {' or '.join(offered)}.")
+    if request.brain_mask is not None and request.no_brain_mask:
+        raise MedSynthError("Give a brain mask or ask for none, not both.")
     case_id, files, folder = find_case_files(Path(request.case))
     out = Path(request.out) if request.out is not None else folder
     if out.exists() and not out.is_dir():
@@ -239,8 +269,15 @@ def add_channel(request: AddChannelRequest, progress: Callable[[float, str], Non
     model = resolve_channel_model(request.channel, request.model, registry)
     device = select_device(request.device)
     report(0.05, f"reading {case_id}")
-    arrays, affine, _ = _read_case(files)
+    arrays, affine, reference = _read_case(files)
+    mask_file = None if request.no_brain_mask else (Path(request.brain_mask) if request.brain_mask else find_brain_mask(case_id, folder))
+    brain = None
+    if mask_file is not None:
+        brain = _read_brain_mask(mask_file, reference, arrays[next(iter(arrays))].shape, affine)
+        arrays = {c: np.where(brain, a, np.zeros((), dtype=a.dtype)) for c, a in arrays.items()}
     array = model.predict(arrays, affine, device=device, amp=request.amp, progress=report)
+    if brain is not None and request.channel == "seg":
+        array[~brain] = 0
     report(0.9, f"writing {nifti.name}")
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -259,6 +296,7 @@ def add_channel(request: AddChannelRequest, progress: Callable[[float, str], Non
         "channel": request.channel,
         "model": model.id,
         "inputs": list(arrays),
+        "brain_mask": str(mask_file.resolve()) if mask_file is not None else None,
         "written": [str(p.resolve()) for p in targets],
         "seconds": round(time.monotonic() - started, 3),
         "network_seconds": round(model.network_seconds, 3),

@@ -23,6 +23,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--replace", action="store_true", help="overwrite an existing channel of that name")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--amp", choices=("auto", "on", "off"), default="auto", help="bf16 fast path: auto (GPU only, default), on, off (eager fp32)")
+    mask = p.add_mutually_exclusive_group()
+    mask.add_argument("--brain-mask", type=Path, default=None,
+                      help="brain mask on the case's grid: the input is brain-extracted with it and seg labels stay inside "
+                      "(default: the case's own <case>_mask.nii.gz, as medsynth prepare writes it, when there is one)")
+    mask.add_argument("--no-brain-mask", action="store_true", help="ignore the case's brain mask: the model sees the whole head")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -37,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
         replace=args.replace,
         device=args.device,
         amp={"auto": None, "on": True, "off": False}[args.amp],
+        brain_mask=args.brain_mask,
+        no_brain_mask=args.no_brain_mask,
     )
 
     live = sys.stderr.isatty() and not args.json
@@ -57,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         if live:
             sys.stderr.write("\n")
-        print(f"{result['channel']} from {', '.join(result['inputs'])} by {result['model']}: " + ", ".join(result["written"]))
+        inside = f" inside the brain mask {result['brain_mask']}" if result.get("brain_mask") else ""
+        print(f"{result['channel']} from {', '.join(result['inputs'])}{inside} by {result['model']}: " + ", ".join(result["written"]))
         if "tumour_found" in result:
             print(_outcome_line(result))
     return 0

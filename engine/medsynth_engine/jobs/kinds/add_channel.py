@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..inputs import check_case_files
 from ..schema import DeviceName, JobParams, PathText
@@ -25,6 +25,14 @@ class AddChannelParams(JobParams):
     replace: bool = False
     device: DeviceName | None = None
     amp: bool | None = None
+    brain_mask: PathText | None = None
+    no_brain_mask: bool = False
+
+    @model_validator(mode="after")
+    def _one_mask_choice(self) -> AddChannelParams:
+        if self.brain_mask is not None and self.no_brain_mask:
+            raise ValueError("give a brain mask or ask for none, not both")
+        return self
 
 
 def prepare(params: AddChannelParams, ctx: PrepareContext) -> Prepared:
@@ -38,19 +46,22 @@ def prepare(params: AddChannelParams, ctx: PrepareContext) -> Prepared:
             raise Conflict(f"{target} already exists; add the channel with replace, or choose another out folder.")
     from ...data.layouts import find_case_files
 
-    check_case_files(find_case_files(case)[1].values())  # a broken file is a 4xx naming it
+    mask = ctx.policy.check(params.brain_mask, "brain_mask") if params.brain_mask is not None else None
+    if mask is not None and not mask.is_file():
+        raise Missing(f"The brain mask {mask} does not exist.")
+    check_case_files([*find_case_files(case)[1].values(), *([mask] if mask else [])])  # a broken file is a 4xx naming it
     model = params.model
     if model is not None and Path(os.path.expanduser(model)).is_absolute():
         model = str(ctx.policy.check(model, "model"))
     stored = params.model_dump()
-    stored.update(case=str(case), out=str(out) if out else None, model=model, device=ctx.device(params.device))
+    stored.update(case=str(case), out=str(out) if out else None, model=model, device=ctx.device(params.device), brain_mask=str(mask) if mask else None)
     return Prepared(stored, out or (case if case.is_dir() else case.parent))
 
 
 def run(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     from ...addchannel import AddChannelRequest, add_channel
 
-    return add_channel(AddChannelRequest(**request_fields(params, ("case", "out"))), progress=ctx.fraction_progress())
+    return add_channel(AddChannelRequest(**request_fields(params, ("case", "out", "brain_mask"))), progress=ctx.fraction_progress())
 
 
 KIND = JobKind(
