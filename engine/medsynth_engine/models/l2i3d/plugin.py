@@ -3,7 +3,8 @@
 The anatomy of case ``seed`` is the phantom subject ``subject_seed(seed)``: a different subject from the
 phantom's own case ``seed``, so a synthetic set made with the same seeds as a phantom set (the validity
 benchmark's reference) shares no anatomy with it. ``--mask`` replaces the tumour of a healthy subject by the
-drawn one (inside the brain).
+drawn one (inside the brain). A model trained with a style model (``style.*`` tensors, models/l2i3d/style.py)
+multiplies each case's own smooth gain field in, drawn from the case's seed; older model folders render without.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ...errors import MedSynthError
 from ...modelfile import load_model_folder
 from .labels import BACKGROUND, N_CLASSES, TUMOUR_CLASS, one_hot, sample_label_map, tumour_codes
 from .network import L2IConfig, build_renderer, noise_scales, split_output
+from .style import STYLE_PREFIX, apply_field, sample_field
 
 __all__ = ["L2I3DModel", "render_classes", "predict", "sample", "subject_seed", "NET_PREFIX"]
 
@@ -79,6 +81,7 @@ class L2I3DModel(ModelPlugin):
             if key in spec:
                 setattr(self.spec, key, float(spec[key]))
         self.temperature = noise_scales(self.config)
+        self.style = {k: v for k, v in tensors.items() if k.startswith(STYLE_PREFIX)} or None
         self.weights_origin = str(self.card.weights.get("source", ""))
 
     def to_physical(self, images: np.ndarray) -> dict[str, np.ndarray]:
@@ -122,7 +125,11 @@ class L2I3DModel(ModelPlugin):
         classes = self.label_map(seed, tumour=tumour, mask=mask)
         if classes.max() >= N_CLASSES:
             raise MedSynthError("The label map has a class the renderer does not know.")
-        arrays: dict[str, np.ndarray] = self.to_physical(render_classes(self.net, classes, seed, self.temperature, device))
+        images = render_classes(self.net, classes, seed, self.temperature, device)
+        if self.style is not None:
+            images = apply_field(images, sample_field(self.style, seed, len(self.config.channels), classes.shape), classes)
+        arrays: dict[str, np.ndarray] = self.to_physical(images)
         arrays[LABEL_CHANNEL] = tumour_codes(classes)
-        params = {"model": self.id, "subject_seed": subject_seed(seed), "noise_seed": int(seed), "temperature": self.temperature, "mask": mask is not None}
+        params = {"model": self.id, "subject_seed": subject_seed(seed), "noise_seed": int(seed), "temperature": self.temperature, "style": self.style is not None,
+                  "mask": mask is not None}
         return SynthCase(arrays={c: arrays[c] for c in channels}, affine=grid_affine(tuple(self.card.shape), tuple(self.card.spacing)), params=params)
