@@ -4,7 +4,8 @@ The anatomy of case ``seed`` is the phantom subject ``subject_seed(seed)``: a di
 phantom's own case ``seed``, so a synthetic set made with the same seeds as a phantom set (the validity
 benchmark's reference) shares no anatomy with it. ``--mask`` replaces the tumour of a healthy subject by the
 drawn one (inside the brain). A model trained with a style model (``style.*`` tensors, models/l2i3d/style.py)
-multiplies each case's own smooth gain field in, drawn from the case's seed; older model folders render without.
+multiplies each case's own tissue contrast and smooth gain in and scales its noise, drawn from the case's seed;
+older model folders render without.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ...errors import MedSynthError
 from ...modelfile import load_model_folder
 from .labels import BACKGROUND, N_CLASSES, TUMOUR_CLASS, one_hot, sample_label_map, tumour_codes
 from .network import L2IConfig, build_renderer, noise_scales, split_output
-from .style import STYLE_PREFIX, apply_field, sample_field
+from .style import STYLE_PREFIX, apply_style, sample_style
 
 __all__ = ["L2I3DModel", "render_classes", "predict", "sample", "subject_seed", "NET_PREFIX"]
 
@@ -125,9 +126,13 @@ class L2I3DModel(ModelPlugin):
         classes = self.label_map(seed, tumour=tumour, mask=mask)
         if classes.max() >= N_CLASSES:
             raise MedSynthError("The label map has a class the renderer does not know.")
-        images = render_classes(self.net, classes, seed, self.temperature, device)
-        if self.style is not None:
-            images = apply_field(images, sample_field(self.style, seed, len(self.config.channels), classes.shape), classes)
+        mean, sigma = predict(self.net, classes, device)
+        if self.style is None:
+            images = sample(mean, sigma, classes, seed, self.temperature)
+        else:
+            drawn = sample_style(self.style, seed, len(self.config.channels), classes)
+            temperature = np.broadcast_to(np.asarray(self.temperature, dtype=np.float32), (len(self.config.channels),)) * drawn.noise
+            images = apply_style(sample(mean, sigma, classes, seed, list(temperature)), drawn, classes)
         arrays: dict[str, np.ndarray] = self.to_physical(images)
         arrays[LABEL_CHANNEL] = tumour_codes(classes)
         params = {"model": self.id, "subject_seed": subject_seed(seed), "noise_seed": int(seed), "temperature": self.temperature, "style": self.style is not None,

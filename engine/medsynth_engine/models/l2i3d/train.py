@@ -40,7 +40,7 @@ from .labels import BACKGROUND, label_map, one_hot
 from .network import L2IConfig, build_renderer, noise_scales, split_output
 from .plugin import NET_PREFIX, predict, render_classes
 from .style import GRID as STYLE_GRID
-from .style import fit_style, residual_field
+from .style import fit_style, residual_vector
 
 __all__ = ["train", "SCRATCH_ID"]
 
@@ -213,7 +213,7 @@ class L2IRun(StepBookkeeping):
         for i in range(min(_STYLE_CASES, len(self.data))):
             classes = self.classes[i].numpy()
             mean, _ = predict(self.trainer.ema, classes, self.device)
-            fields.append(residual_field(self.data.images[i].numpy(), mean, classes))
+            fields.append(residual_vector(self.data.images[i].numpy(), mean, classes))
         return fit_style(np.stack(fields))
 
     def _mosaic(self) -> None:
@@ -258,9 +258,10 @@ class L2IRun(StepBookkeeping):
                     "ema_decay": f"{EMA_DECAY} (warm-up: (1 + step) / (10 + step) while smaller)",
                     "noise_calibration": "per-sequence temperature matching the fine-detail energy of the first "
                     f"{_CALIBRATION_CASES} training cases (models/l2i3d/calibrate.py); architecture.temperatures",
-                    "style": f"per-case smooth gain: a Gaussian in the first {len(self.style['style.scale'])} principal components of "
-                    f"the log residual (image against the renderer's mean, {STYLE_GRID}^3 brain-weighted cells) of the first "
-                    f"{min(_STYLE_CASES, len(data))} training cases, drawn from each case's seed (models/l2i3d/style.py)",
+                    "style": f"per-case style: a Gaussian in the first {len(self.style['style.scale'])} principal components of the "
+                    "training cases' style vectors (log residual of the image against the renderer's mean per tissue class and over "
+                    f"{STYLE_GRID}^3 brain-weighted cells, log fine-detail level) of the first {min(_STYLE_CASES, len(data))} training "
+                    "cases, drawn from each case's seed (models/l2i3d/style.py)",
                 },
             },
         )
