@@ -38,7 +38,7 @@ GENERATORS = ("phantom", "l2i3d-phantom", "ldm3d-phantom", "pgan3d-phantom")
 REAL_SEED, SYNTHETIC_SEED = 7100, 7200
 GRID, SPACING = 64, 3.0
 PROTOCOLS = {
-    "full": {"real": 40, "synthetic": 24, "steps": 300, "seeds": 3, "learning_rate": 1e-2},
+    "full": {"real": 80, "synthetic": 30, "steps": 1000, "seeds": 3, "learning_rate": 1e-2},
     "quick": {"real": 16, "synthetic": 8, "steps": 40, "seeds": 1, "learning_rate": 1e-2},
 }
 

@@ -17,6 +17,11 @@ __all__ = ["PhantomModel", "FAMILY", "MIN_SIDE", "MAX_SIDE", "MAX_VOXELS"]
 
 DEFAULT_SHAPE = (176, 208, 176)
 DEFAULT_SPACING = (1.0, 1.0, 1.0)
+#: 2 (2026-11-30): inside the oedema, grey matter turns to oedema as white matter does (before: half of it stayed,
+#: so oedema labelled in grey matter was barely visible) and oedema T2 is 200 ms (before 160): the oedema label is
+#: the FLAIR/T2-hyperintense region, as BraTS defines it. Same seeds give the same anatomy and labels; oedema
+#: intensities differ from version 1.
+PHANTOM_VERSION = 2
 MIN_SIDE, MAX_SIDE = 8, 512
 MAX_VOXELS = 320**3
 MIN_SPACING, MAX_SPACING = 0.25, 10.0
@@ -31,7 +36,7 @@ class PhantomModel(ModelPlugin):
         self.card = ModelCard(
             id="phantom",
             kind="procedural",
-            architecture={"name": "phantom", "version": 1, "skull_strip_mr": True},
+            architecture={"name": "phantom", "version": PHANTOM_VERSION, "skull_strip_mr": True},
             channels=["t1", "t1ce", "t2", "flair", "seg", "ct"],
             shape=list(DEFAULT_SHAPE),
             spacing=list(DEFAULT_SPACING),
@@ -45,7 +50,7 @@ class PhantomModel(ModelPlugin):
     def weights_sha256(self) -> str:
         """Hash of the anatomy the phantom renders from (the MNI maps), standing in for weights."""
         if self._sha is None:
-            digest = hashlib.sha256(b"medsynth-phantom-v1")
+            digest = hashlib.sha256(f"medsynth-phantom-v{PHANTOM_VERSION}".encode())
             folder = nilearn_data_dir()
             for name in sorted(_FILES.values()):
                 digest.update(hashlib.sha256((folder / name).read_bytes()).digest())

@@ -275,13 +275,14 @@ def _fractions(
         width = soft / tumour.radius_mm
         core = _smoothstep(rho, width, 1.0).mul_(brain)
         nec = _smoothstep(rho, width, tumour.necrosis_fraction).mul_(brain) if tumour.necrosis_fraction > 0 else None
-        # Vasogenic oedema spreads along white matter and spares CSF spaces.
+        # Vasogenic oedema spreads along white matter and spares CSF spaces; where it reaches grey matter it
+        # replaces it as it does white matter, so the image shows oedema wherever the label says so.
         oedema = _smoothstep(torch.add(rho, wm, alpha=-0.6), width, tumour.oedema_extent).mul_(1.0 - core).mul_(brain).mul_(1.0 - csf)
         spared = 1.0 - core
         torch.mul(wm * (1.0 - oedema), spared, out=frac[_WM])
-        torch.mul(gm * (1.0 - 0.5 * oedema), spared, out=frac[_GM])
+        torch.mul(gm * (1.0 - oedema), spared, out=frac[_GM])
         torch.mul(csf, spared, out=frac[_CSF])
-        torch.mul(wm + 0.5 * gm, oedema, out=frac[_OEDEMA])
+        torch.mul(wm + gm, oedema, out=frac[_OEDEMA])
         del oedema, spared
         cap = torch.clamp(wm + gm + csf, max=1.0)
         if nec is None:

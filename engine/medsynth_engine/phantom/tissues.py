@@ -3,7 +3,10 @@
 Relaxation times are approximate 3 T literature values: normal brain from Wansapura et al., JMRI 1999
 (WM T1 832 ms / T2 80 ms, GM 1331 / 110 ms); CSF, fat and bone from Stanisz et al., MRM 2005 and common
 tables; tumour compartments are plausible values within ranges reported for gliomas (vasogenic oedema and
-necrosis carry more free water: longer T1 and T2). Proton densities are relative to pure water. CT numbers
+necrosis carry more free water: longer T1 and T2). Oedema's T2 (200 ms) makes it clearly hyperintense on FLAIR
+(about 1.9x white matter, 1.5x grey) and T2 (2.5x white matter), as peritumoural oedema is defined: the BraTS
+oedema label is the FLAIR/T2-hyperintense region around the tumour (at 160 ms, 1.3x grey matter on FLAIR, a
+segmenter trained on the phantom could not tell oedema in grey matter from the cortex). Proton densities are relative to pure water. CT numbers
 are textbook Hounsfield units. None of these is fitted to a scanner: the phantom reproduces contrast
 ordering and the qualitative look of each sequence, not any vendor's exact intensities.
 """
@@ -33,7 +36,7 @@ TISSUES: tuple[Tissue, ...] = (
     Tissue("white_matter", 832.0, 80.0, 0.69, 29.0),
     Tissue("grey_matter", 1331.0, 110.0, 0.80, 37.0),
     Tissue("csf", 3700.0, 1500.0, 1.00, 8.0),
-    Tissue("oedema", 1550.0, 160.0, 0.86, 20.0),
+    Tissue("oedema", 1550.0, 200.0, 0.86, 20.0),
     Tissue("enhancing_tumour", 1600.0, 125.0, 0.85, 38.0),
     Tissue("necrosis", 2400.0, 260.0, 0.92, 16.0),
     Tissue("cortical_bone", 300.0, 1.0, 0.05, 1400.0),

@@ -93,6 +93,14 @@ def test_finetune_l2i3d_then_resume_exactly_and_generate(make_phantom_set, tmp_p
     assert not healthy.arrays["seg"].any()
     # outside the brain is background, as in the skull-stripped training data
     assert (one.arrays["t1"][model.label_map(5, tumour=True, mask=None) == 0] <= one.arrays["t1"].min() + 1).all()
+    # the style model (4 training cases: at most 3 components) is in the weights, the card and every sample
+    assert a["style.basis"].shape == (3, 4 * (7 + 8**3 + 1)) and a["style.scale"].shape == (3,) and (a["style.scale"] > 0).all()
+    assert "principal components" in card["preprocessing"]["training"]["style"] and one.params["style"] is True
+    model.style = None  # the same sample without its style differs by a smooth gain inside the brain only
+    plain = model.generate(seed=5, tumour=True, **kwargs)
+    brain = model.label_map(5, tumour=True, mask=None) > 0
+    assert not np.array_equal(one.arrays["t1"][brain], plain.arrays["t1"][brain])
+    np.testing.assert_array_equal(one.arrays["t1"][~brain], plain.arrays["t1"][~brain])
 
     with pytest.raises(MedSynthError, match="leave out --width"):
         run_finetune(FinetuneRequest.make(data=data, out=tmp_path / "c", steps=1, model=str(straight), width=8))

@@ -3,7 +3,9 @@
 The anatomy of case ``seed`` is the phantom subject ``subject_seed(seed)``: a different subject from the
 phantom's own case ``seed``, so a synthetic set made with the same seeds as a phantom set (the validity
 benchmark's reference) shares no anatomy with it. ``--mask`` replaces the tumour of a healthy subject by the
-drawn one (inside the brain).
+drawn one (inside the brain). A model trained with a style model (``style.*`` tensors, models/l2i3d/style.py)
+multiplies each case's own tissue contrast and smooth gain in and scales its noise, drawn from the case's seed;
+older model folders render without.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ...errors import MedSynthError
 from ...modelfile import load_model_folder
 from .labels import BACKGROUND, N_CLASSES, TUMOUR_CLASS, one_hot, sample_label_map, tumour_codes
 from .network import L2IConfig, build_renderer, noise_scales, split_output
+from .style import STYLE_PREFIX, apply_style, sample_style
 
 __all__ = ["L2I3DModel", "render_classes", "predict", "sample", "subject_seed", "NET_PREFIX"]
 
@@ -79,6 +82,7 @@ class L2I3DModel(ModelPlugin):
             if key in spec:
                 setattr(self.spec, key, float(spec[key]))
         self.temperature = noise_scales(self.config)
+        self.style = {k: v for k, v in tensors.items() if k.startswith(STYLE_PREFIX)} or None
         self.weights_origin = str(self.card.weights.get("source", ""))
 
     def to_physical(self, images: np.ndarray) -> dict[str, np.ndarray]:
@@ -122,7 +126,15 @@ class L2I3DModel(ModelPlugin):
         classes = self.label_map(seed, tumour=tumour, mask=mask)
         if classes.max() >= N_CLASSES:
             raise MedSynthError("The label map has a class the renderer does not know.")
-        arrays: dict[str, np.ndarray] = self.to_physical(render_classes(self.net, classes, seed, self.temperature, device))
+        mean, sigma = predict(self.net, classes, device)
+        if self.style is None:
+            images = sample(mean, sigma, classes, seed, self.temperature)
+        else:
+            drawn = sample_style(self.style, seed, len(self.config.channels), classes)
+            temperature = np.broadcast_to(np.asarray(self.temperature, dtype=np.float32), (len(self.config.channels),)) * drawn.noise
+            images = apply_style(sample(mean, sigma, classes, seed, list(temperature)), drawn, classes)
+        arrays: dict[str, np.ndarray] = self.to_physical(images)
         arrays[LABEL_CHANNEL] = tumour_codes(classes)
-        params = {"model": self.id, "subject_seed": subject_seed(seed), "noise_seed": int(seed), "temperature": self.temperature, "mask": mask is not None}
+        params = {"model": self.id, "subject_seed": subject_seed(seed), "noise_seed": int(seed), "temperature": self.temperature, "style": self.style is not None,
+                  "mask": mask is not None}
         return SynthCase(arrays={c: arrays[c] for c in channels}, affine=grid_affine(tuple(self.card.shape), tuple(self.card.spacing)), params=params)

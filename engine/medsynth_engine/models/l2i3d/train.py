@@ -38,7 +38,9 @@ from ...weights import model_folder
 from .calibrate import calibrate_temperatures
 from .labels import BACKGROUND, label_map, one_hot
 from .network import L2IConfig, build_renderer, noise_scales, split_output
-from .plugin import NET_PREFIX, render_classes
+from .plugin import NET_PREFIX, predict, render_classes
+from .style import GRID as STYLE_GRID
+from .style import fit_style, residual_vector
 
 __all__ = ["train", "SCRATCH_ID"]
 
@@ -48,6 +50,7 @@ EMA_DECAY = 0.995
 LEARNING_RATE = 1e-3
 _TUMOUR_SHARE = 2 / 3
 _CALIBRATION_CASES = 4
+_STYLE_CASES = 32  # training cases whose residual fields make the style model (models/l2i3d/style.py)
 _IMAGE_CHANNELS = ("t1", "t1ce", "t2", "flair")
 
 
@@ -197,11 +200,21 @@ class L2IRun(StepBookkeeping):
         self.config.temperatures = calibrate_temperatures(
             self.trainer.ema, [self.data.images[i].numpy() for i in range(k)], [self.classes[i].numpy() for i in range(k)], self.device
         )
+        self.style = self._fit_style()
         self._mosaic()
         self._save_model()
         meta = {"step": self.step, "request": self.request.to_json(), "config": self.config.to_dict(), "spacing": self.spacing,
                 "base_origin": self.origin, "metrics": self.metrics}
         save_checkpoint(self.out, self.trainer, meta)
+
+    def _fit_style(self) -> dict[str, torch.Tensor]:
+        """The per-case style model from the EMA renderer's residuals on up to ``_STYLE_CASES`` training cases."""
+        fields = []
+        for i in range(min(_STYLE_CASES, len(self.data))):
+            classes = self.classes[i].numpy()
+            mean, _ = predict(self.trainer.ema, classes, self.device)
+            fields.append(residual_vector(self.data.images[i].numpy(), mean, classes))
+        return fit_style(np.stack(fields))
 
     def _mosaic(self) -> None:
         """Row 1: the first training case; row 2: the EMA renderer's sample of the same label map."""
@@ -245,10 +258,14 @@ class L2IRun(StepBookkeeping):
                     "ema_decay": f"{EMA_DECAY} (warm-up: (1 + step) / (10 + step) while smaller)",
                     "noise_calibration": "per-sequence temperature matching the fine-detail energy of the first "
                     f"{_CALIBRATION_CASES} training cases (models/l2i3d/calibrate.py); architecture.temperatures",
+                    "style": f"per-case style: a Gaussian in the first {len(self.style['style.scale'])} principal components of the "
+                    "training cases' style vectors (log residual of the image against the renderer's mean per tissue class and over "
+                    f"{STYLE_GRID}^3 brain-weighted cells, log fine-detail level) of the first {min(_STYLE_CASES, len(data))} training "
+                    "cases, drawn from each case's seed (models/l2i3d/style.py)",
                 },
             },
         )
-        tensors = {f"{NET_PREFIX}{k}": v for k, v in self.trainer.ema.state_dict().items()}
+        tensors = {f"{NET_PREFIX}{k}": v for k, v in self.trainer.ema.state_dict().items()} | self.style
         save_model_folder(self.out, card, tensors)
 
 
