@@ -1,7 +1,9 @@
 """Reference statistics of a few small phantom cases, so a faster renderer can prove it draws the same cases.
 
 ``python Testing/engine/phantom/render_golden.py`` records them into ``render_golden.json`` beside this file
-(first recorded from the numpy-era renderer at b56a298). ``test_render_golden.py`` renders the same cases and
+(first recorded from the numpy-era renderer at b56a298; recorded again for phantom version 2, whose oedema is
+brighter on T2 and FLAIR: the healthy case, every label count and T1/T1ce/CT stayed as they were, within 1 unit
+of mean). ``test_render_golden.py`` renders the same cases and
 compares: per-channel mean, standard deviation and percentiles, block means on a coarse grid (where things
 are, not only how many), and label voxel counts.
 """
