@@ -45,7 +45,7 @@ _PER_SET = ("synthetic", "real_plus_synthetic")
 
 @dataclass
 class TstrSettings:
-    steps: int = 300
+    steps: int = 1000
     batch_size: int = 4
     learning_rate: float = 1e-2
     patch: int = 32
