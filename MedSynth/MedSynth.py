@@ -62,7 +62,9 @@ class MedSynth(ScriptedLoadableModule):
             "own BraTS-style folder and export anonymised NIfTI sets. Start the local engine (or connect to one), "
             "pick a model and click Generate; the first case appears in the slice views with its labels overlaid. "
             "Channels adds a tumour segmentation or a CT to any volume; Tumour turns a segment drawn with the "
-            "Segment Editor into a new case that has that tumour, or adds it to the selected case."
+            "Segment Editor into a new case that has that tumour, or adds it to the selected case. Prepare turns "
+            "hospital DICOM studies (a folder, or studies of Slicer's DICOM database) into BraTS-ready cases, each "
+            "shown with its brain mask and QC verdict."
         ) + _(PRIVACY_NOTES), _(
             "The procedural phantom uses the MNI ICBM152 2009a tissue maps shipped with nilearn. "
             "Built on 3D Slicer's scripted module template."
