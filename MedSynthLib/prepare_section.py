@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .conventions import MASK_CHANNEL
+from .i18n import _
 from .requests import InputError
 
 __all__ = [
@@ -131,8 +132,8 @@ class PreparedCase:
     def verdict(self) -> str:
         """One line for the section's list: the case and whether its QC flagged it."""
         if self.flags:
-            return f"{self.case_id}: FLAGGED - " + "; ".join(self.flags)
-        return f"{self.case_id}: QC passed"
+            return _("{case}: FLAGGED - {flags}").format(case=self.case_id, flags="; ".join(self.flags))
+        return _("{case}: QC passed").format(case=self.case_id)
 
 
 def prepared_cases(job: dict[str, Any]) -> list[PreparedCase]:
