@@ -37,7 +37,8 @@ from MedSynthLib.controller import BUTTON_ACTIONS, InputError
 from MedSynthLib.conventions import ALL_CHANNELS
 from MedSynthLib.panelactions import EXPECTED_ERRORS, PanelActions
 from MedSynthLib.panellogic import PanelLogic
-from MedSynthLib.panelviews import FinetuneView, mrml_selector, scalar_volume_selector
+from MedSynthLib.panelviews import FinetuneView, PrepareView, mrml_selector, scalar_volume_selector
+from MedSynthLib.prepare_section import ATLASES, SKULL_STRIP
 from MedSynthLib.scene.terminology import TERMINOLOGY_FILE
 from MedSynthLib.sections import SECTION_GROUPS, make_collapsible
 from MedSynthLib.slicerengine import SlicerEngineSettings
@@ -61,7 +62,9 @@ class MedSynth(ScriptedLoadableModule):
             "own BraTS-style folder and export anonymised NIfTI sets. Start the local engine (or connect to one), "
             "pick a model and click Generate; the first case appears in the slice views with its labels overlaid. "
             "Channels adds a tumour segmentation or a CT to any volume; Tumour turns a segment drawn with the "
-            "Segment Editor into a new case that has that tumour, or adds it to the selected case."
+            "Segment Editor into a new case that has that tumour, or adds it to the selected case. Prepare turns "
+            "hospital DICOM studies (a folder, or studies of Slicer's DICOM database) into BraTS-ready cases, each "
+            "shown with its brain mask and QC verdict."
         ) + _(PRIVACY_NOTES), _(
             "The procedural phantom uses the MNI ICBM152 2009a tissue maps shipped with nilearn. "
             "Built on 3D Slicer's scripted module template."
@@ -95,6 +98,12 @@ class MedSynthParameterNode:
     tumourSeed: Annotated[int, Minimum(0)] = 0
     tumourMargin: Annotated[float, WithinRange(0.5, 50.0)] = 8.0
     tumourSteps: Annotated[int, WithinRange(0, 1000)] = 0
+    prepareInput: str
+    prepareOut: str
+    prepareAtlas: Annotated[str, Choice(list(ATLASES))] = "mni152"
+    prepareSkullStrip: Annotated[str, Choice(list(SKULL_STRIP))] = "auto"
+    prepareN4: bool = False
+    prepareSkipBad: bool = False
 
 
 #
@@ -133,6 +142,7 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                              "currentSegmentChanged(QString)")
         self.ui.tumourLabelsCheckBox.connect("toggled(bool)", self.updateGUI)
         self.finetuneView = FinetuneView(self.ui.lossChartContainer, self.ui.mosaicLabel)
+        self.prepareView = PrepareView(self.ui)
         register_terminology(self.resourcePath(f"Terminology/{TERMINOLOGY_FILE}"))
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
@@ -154,6 +164,10 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.tumourAddButton.connect("clicked()", lambda: self.onTumour("add"))
         self.ui.dataBrowseButton.connect("clicked()", lambda: self.browseInto("dataFolder"))
         self.ui.exportBrowseButton.connect("clicked()", lambda: self.browseInto("exportFolder"))
+        self.ui.prepareBrowseButton.connect("clicked()", lambda: self.browseInto("prepareInput"))
+        self.ui.prepareOutBrowseButton.connect("clicked()", lambda: self.browseInto("prepareOut"))
+        self.ui.prepareListStudiesButton.connect("clicked()", self.onListStudies)
+        self.ui.prepareButton.connect("clicked()", self.onPrepare)
         slicer.app.connect("aboutToQuit()", self.onAboutToQuit)
 
         self.timer = qt.QTimer()
@@ -265,6 +279,17 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onExport(self) -> None:
         self.actions.in_background(_("Could not start the export."), lambda: self.logic.exportJob(self._parameterNode))
 
+    def onListStudies(self) -> None:
+        self.actions.run(_("Could not list the studies of Slicer's DICOM database."),
+                         lambda: self.prepareView.list_studies(getattr(slicer, "dicomDatabase", None)))
+
+    def onPrepare(self) -> None:
+        """Prepare the picked studies of Slicer's DICOM database, else the folder; each case is shown when done."""
+        studies = self.prepareView.picked_studies()
+        database = getattr(slicer, "dicomDatabase", None) if studies else None
+        self.actions.in_background(_("Could not start preparing."),
+                                   lambda: self.logic.prepareJob(self._parameterNode, studies, database))
+
     def onCancel(self) -> None:
         self.actions.in_background(_("Could not cancel the job."), lambda: self.logic.controller.cancel)
 
@@ -303,6 +328,8 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.finetuneView.show(self.logic, job)
             if finished:
                 self.logic.loadResultInSteps(finished)
+                if finished.get("kind") == "prepare":
+                    self.prepareView.finished(self.logic, finished)
         except EXPECTED_ERRORS as exc:
             self.logic.controller.error = str(exc)
         self.updateGUI()

@@ -73,7 +73,7 @@ BUTTON_ACTIONS = {
     "generateButton": "generate", "finetuneButton": "finetune", "exportButton": "export", "cancelButton": "cancel",
     "resumeButton": "resume", "startEngineButton": "start_engine", "connectButton": "start_engine",
     "stopEngineButton": "stop_engine", "addSegButton": "add_seg", "addCtButton": "add_ct",
-    "tumourGenerateButton": "tumour_generate", "tumourAddButton": "tumour_add",
+    "tumourGenerateButton": "tumour_generate", "tumourAddButton": "tumour_add", "prepareButton": "prepare",
 }
 
 
@@ -232,6 +232,12 @@ class PanelController:
         if "job" not in inputs and "source" not in inputs:
             inputs["job"] = self.last_generate_job
         return self._submit("export", validate_export(**inputs))
+
+    def prepare(self, **inputs: Any) -> dict[str, Any]:
+        """Submit a prepare job (hospital DICOM or NIfTI in, BraTS-ready cases out; MedSynthLib.prepare_section)."""
+        from .prepare_section import validate_prepare
+
+        return self._submit("prepare", validate_prepare(**inputs))
 
     def cancel(self) -> dict[str, Any]:
         if not self.tracker.active:
@@ -418,7 +424,7 @@ class PanelController:
         reasons: dict[str, str] = {}
         not_connected = _("Start or connect the engine first.")
         running = self._running_reason()
-        for name in ("generate", "finetune", "export"):
+        for name in ("generate", "finetune", "export", "prepare"):
             reasons[name] = not_connected if not connected else running if busy else ""
         if not reasons["export"] and not self.last_generate_job:
             reasons["export"] = _("Generate a set first; export re-writes it as an anonymised set.")

@@ -6,6 +6,7 @@ __all__ = [
     "IMAGE_CHANNELS",
     "ALL_CHANNELS",
     "LABEL_CHANNEL",
+    "MASK_CHANNEL",
     "BRATS_LABELS",
     "BRATS_LABEL_NAMES",
     "BRATS_LABEL_COLOURS",
@@ -17,6 +18,8 @@ __all__ = [
 IMAGE_CHANNELS: tuple[str, ...] = ("t1", "t1ce", "t2", "flair", "ct")
 #: The tumour label map.
 LABEL_CHANNEL = "seg"
+#: A prepared case's brain mask (``<case>_mask.nii.gz``): beside the case, not a channel models learn.
+MASK_CHANNEL = "mask"
 ALL_CHANNELS: tuple[str, ...] = ("t1", "t1ce", "t2", "flair", "seg", "ct")
 
 #: BraTS label codes: 1 necrotic core, 2 peritumoural oedema, 4 enhancing tumour.

@@ -216,6 +216,16 @@ class PanelLogic:
         then :meth:`tick` makes one node per tick; a failure lands in the panel's error line."""
         self.inBackground(lambda: self.readResult(job), self._startBuilding, self._loadFailed)
 
+    def loadCaseInSteps(self, read) -> None:
+        """``read()`` (a :class:`CaseArrays`) on the worker thread, then shown as a case, one node per tick."""
+        self.inBackground(lambda: ("case", read()), self._startBuilding, self._loadFailed)
+
+    def prepareJob(self, parameters: Any, studyUids: list[str] | None = None, dicomDatabase: Any = None):
+        """The Prepare section's engine call: a folder, or studies of Slicer's DICOM database (MedSynthLib.prepare_section)."""
+        from .prepare_section import prepare_job
+
+        return prepare_job(self, parameters, studyUids, dicomDatabase)
+
     def stopLoading(self) -> None:
         """Drop the results still being made into nodes (the scene is closing), removing what was made of them."""
         for _kind, builder in self._building:

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from .controller import latest_mosaic
+from .prepare_section import PreparedCase, database_studies, load_prepared
 
-__all__ = ["FinetuneView", "mrml_selector", "scalar_volume_selector"]
+__all__ = ["FinetuneView", "PrepareView", "mrml_selector", "scalar_volume_selector"]
 
 
 def mrml_selector(placeholder: Any, selector: Any, slot: Callable, *signals: str) -> Any:
@@ -71,3 +72,45 @@ class FinetuneView:
             width = max(self.mosaic_label.width, 200)
             self.mosaic_label.setPixmap(qt.QPixmap(newest).scaledToWidth(width))
             self.mosaic_shown = newest
+
+
+class PrepareView:
+    """The Prepare section's lists: the DICOM database's studies to pick, and the prepared cases with their QC
+    verdict (flagged ones in red) and the selected case's QC mosaic."""
+
+    def __init__(self, ui: Any) -> None:
+        self.ui = ui
+        self.studies: list = []
+        self.cases: list[PreparedCase] = []
+        ui.prepareCasesList.connect("currentRowChanged(int)", self.show_qc)
+
+    def list_studies(self, db: Any) -> None:
+        self.studies = database_studies(db)
+        self.ui.prepareStudiesList.clear()
+        for study in self.studies:
+            self.ui.prepareStudiesList.addItem(study.label)
+
+    def picked_studies(self) -> list[str]:
+        listing = self.ui.prepareStudiesList
+        return [self.studies[row].uid for row in sorted(listing.row(item) for item in listing.selectedItems())]
+
+    def finished(self, logic: Any, job: dict) -> None:
+        """A prepare job ended: list its cases with their verdicts and load each into the scene."""
+        import qt
+
+        self.cases = load_prepared(logic, job)
+        listing = self.ui.prepareCasesList
+        listing.clear()
+        for case in self.cases:
+            listing.addItem(case.verdict)
+            if case.flags:
+                listing.item(listing.count - 1).setForeground(qt.QBrush(qt.QColor("#b00000")))
+        if self.cases:
+            listing.setCurrentRow(0)
+
+    def show_qc(self, row: int) -> None:
+        import qt
+
+        if 0 <= row < len(self.cases) and self.cases[row].qc_png.is_file():
+            width = max(self.ui.prepareQcLabel.width, 240)
+            self.ui.prepareQcLabel.setPixmap(qt.QPixmap(str(self.cases[row].qc_png)).scaledToWidth(width))

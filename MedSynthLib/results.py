@@ -49,7 +49,7 @@ def download_result(client: Any, job: dict[str, Any], cache_dir: str | os.PathLi
     another machine: its paths mean nothing here), paths rewritten to the local copies.
 
     Only what is shown is fetched: the manifest and the first case of a generated set, the new case of add-tumour,
-    the written files of add-channel that lie in the job's folder. Each file lands through a temporary name.
+    the written files of add-channel that lie in the job's folder, every case of a prepare job. Each file lands through a temporary name.
     """
     remote_root = str(job.get("output_dir") or "")
     local_root = Path(cache_dir) / str(job["id"])
@@ -66,6 +66,9 @@ def download_result(client: Any, job: dict[str, Any], cache_dir: str | os.PathLi
         folder = _remote_relative(result["case"], remote_root)
         wanted = [f for f in files if folder and f.startswith(folder + "/")]
         result["case"] = str(local_root / folder) if folder else result["case"]
+    elif job.get("kind") == "prepare":  # every prepared case is shown, with its mask and QC
+        cases = set(result.get("cases") or [])
+        wanted = [f for f in files if f.split("/")[0] in cases or f in ("prepare.html", "prepare.json")]
     elif job.get("kind") == "add-channel":
         relative = [_remote_relative(p, remote_root) for p in result.get("written", [])]
         wanted = [r for r in relative if r in files]

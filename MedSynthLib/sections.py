@@ -12,8 +12,8 @@ from typing import Any
 
 __all__ = ["SECTION_GROUPS", "EXPANDED", "read_property", "make_collapsible"]
 
-SECTION_GROUPS = ("jobGroup", "engineGroup", "generateGroup", "channelsGroup", "tumourGroup", "finetuneGroup",
-                  "exportGroup")
+SECTION_GROUPS = ("jobGroup", "engineGroup", "generateGroup", "channelsGroup", "tumourGroup", "prepareGroup",
+                  "finetuneGroup", "exportGroup")
 EXPANDED = ("jobGroup", "engineGroup", "generateGroup")
 
 

@@ -67,7 +67,7 @@ def main() -> int:
         floor = time.monotonic() - started
         started, cpu = time.monotonic(), time.process_time()
         result = prepare(PrepareRequest(input=tmp / "export", out=tmp / "out", skull_strip=args.skull_strip, n4=args.n4,
-                                        spacing_mm=args.spacing, log=lambda message: None))
+                                        spacing_mm=args.spacing, skip_bad=True, log=lambda message: None))
         total, cpu = time.monotonic() - started, time.process_time() - cpu
         info = json.loads((Path(result["output_dir"]) / "prepare.json").read_text())["cases"][0]
         if args.qc_png:

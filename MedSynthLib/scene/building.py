@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..conventions import BRATS_LABEL_COLOURS, BRATS_LABEL_NAMES, BRATS_LABELS, LABEL_CHANNEL
+from ..conventions import BRATS_LABEL_COLOURS, BRATS_LABEL_NAMES, BRATS_LABELS, LABEL_CHANNEL, MASK_CHANNEL
 from .nodes import CASE_ATTRIBUTE, CHANNEL_ATTRIBUTE, LABEL_TAG, LoadedCase, SceneError, _slicer, remove_node
 from .reading import CaseArrays, ChannelArrays, read_case_arrays
 from .terminology import set_segment_terminology
@@ -46,6 +46,8 @@ class CaseBuilder:
         try:
             if read.channel == LABEL_CHANNEL:
                 self.loaded.segmentation = add_segmentation(self.scene, read, self.loaded.case_id)
+            elif read.channel == MASK_CHANNEL:
+                self.loaded.mask = add_volume(self.scene, read, self.loaded.case_id, "vtkMRMLLabelMapVolumeNode")
             else:
                 self.loaded.volumes[read.channel] = add_volume(self.scene, read, self.loaded.case_id)
         except BaseException:
@@ -111,16 +113,19 @@ def _tag(node: Any, case_id: str, channel: str) -> None:
     node.SetAttribute(CHANNEL_ATTRIBUTE, channel)
 
 
-def add_volume(scene: Any, read: ChannelArrays, case_id: str) -> Any:
+def add_volume(scene: Any, read: ChannelArrays, case_id: str, node_class: str = "vtkMRMLScalarVolumeNode") -> Any:
     """A scalar volume node ``"<case> <channel>"`` holding ``read``'s voxels, shown with Slicer's automatic
-    window/level as computed when it was read (a CT with the CT-Brain preset)."""
-    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", f"{case_id} {read.channel}")
+    window/level as computed when it was read (a CT with the CT-Brain preset); a label map volume node (a prepared
+    case's brain mask) gets Slicer's label colours instead."""
+    node = scene.AddNewNodeByClass(node_class, f"{case_id} {read.channel}")
     try:
         node.SetIJKToRASMatrix(_matrix(read.ijk_to_ras))
-        display = scene.AddNewNodeByClass("vtkMRMLScalarVolumeDisplayNode")
+        label_map = node.IsA("vtkMRMLLabelMapVolumeNode")
+        display = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeDisplayNode" if label_map else "vtkMRMLScalarVolumeDisplayNode")
         display.SetDefaultColorMap()
-        display.SetAutoWindowLevel(False)  # the worker computed it already; scanning 6 M voxels here is 50 ms
-        display.SetWindowLevelMinMax(*read.window)
+        if not label_map:
+            display.SetAutoWindowLevel(False)  # the worker computed it already; scanning 6 M voxels here is 50 ms
+            display.SetWindowLevelMinMax(*read.window)
         node.SetAndObserveDisplayNodeID(display.GetID())
         node.SetAndObserveImageData(read.image)
         _tag(node, case_id, read.channel)

@@ -25,7 +25,10 @@ def show_case(loaded: LoadedCase) -> None:
 
     background = loaded.volumes.get("flair") or next(iter(loaded.volumes.values()), None)
     if background is not None:
-        slicer.util.setSliceViewerLayers(background=background, foreground=None, label=None, fit=True)
+        slicer.util.setSliceViewerLayers(background=background, foreground=None, label=loaded.mask, fit=True)
+    if loaded.mask is not None:  # a prepared case's brain mask: its outline, as in the QC mosaic
+        for view in (slicer.app.layoutManager().sliceViewNames() if slicer.app.layoutManager() else ()):
+            slicer.app.layoutManager().sliceWidget(view).mrmlSliceNode().SetUseLabelOutline(True)
     if loaded.segmentation is not None:
         _overlay(loaded.segmentation)
         if background is not None:

@@ -36,11 +36,12 @@ class LoadedCase:
     case_id: str
     volumes: dict[str, Any] = field(default_factory=dict)
     segmentation: Any = None
+    mask: Any = None  # a prepared case's brain mask: a label map volume node, shown as an outline
 
     @property
     def nodes(self) -> list[Any]:
-        """Every created node, volumes in channel order, then the segmentation."""
-        return list(self.volumes.values()) + ([self.segmentation] if self.segmentation is not None else [])
+        """Every created node, volumes in channel order, then the segmentation and the mask."""
+        return list(self.volumes.values()) + [n for n in (self.segmentation, self.mask) if n is not None]
 
 
 

@@ -104,6 +104,7 @@ class StudioPanel(QtWidgets.QWidget):
         self.exportButton.clicked.connect(lambda: self.guard(self.on_export))
         self.startEngineButton.clicked.connect(lambda: self.guard(self.on_start_engine, busy=True))
         self.setupEngineButton.hide()  # Slicer's set-up; the studio runs from a checkout, whose .venv has the engine
+        self.prepareGroup.hide()  # Slicer's: it picks studies from Slicer's DICOM database and shows QC in its views
         self.connectButton.clicked.connect(lambda: self.guard(self.on_connect, busy=True))
         self.stopEngineButton.clicked.connect(lambda: self.guard(self.on_stop_engine))
         self.addSegButton.clicked.connect(lambda: self.guard(lambda: self.on_channel_tool("seg")))

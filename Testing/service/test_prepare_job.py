@@ -11,6 +11,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from medsynth_engine.jobs.kinds.prepare import PrepareParams
+from medsynth_engine.prepare.skullstrip import deepbet_available
 
 from MedSynthLib.client import EngineError
 
@@ -53,13 +54,51 @@ def test_bad_prepare_submissions_are_4xx(client, nifti_study, tmp_path):
     assert "inside the output folder" in _refused(client, {"input": str(nifti_study), "out": str(out), "keep_key": str(out / "key.json")}, 409)
 
 
+def test_prepare_inputs_are_checked_at_submission(client, nifti_study, tmp_path):
+    """Each refusal names the folder or file, before any job exists (the job list does not grow)."""
+    before = len(client.jobs())
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert f"The input folder {empty.resolve()} holds no DICOM or NIfTI file" in _refused(client, {"input": str(empty)}, 409)
+    (empty / "notes.txt").write_text("a PACS export's index, no images")
+    assert f"{empty.resolve()} holds no DICOM or NIfTI file" in _refused(client, {"input": str(empty)}, 409)
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "x").write_text("")
+    assert f"{used.resolve()} is not empty" in _refused(client, {"input": str(nifti_study), "out": str(used)}, 409)
+    inside = nifti_study / "prepared"
+    assert "is inside the input folder" in _refused(client, {"input": str(nifti_study), "out": str(inside)}, 409)
+    broken_map = tmp_path / "map.json"
+    broken_map.write_text('{"AX T1 POST": "t1ce",')
+    assert f"The sequence map {broken_map.resolve()} is not a JSON file" in _refused(client, {"input": str(nifti_study), "sequences": str(broken_map)}, 409)
+    assert "does not exist" in _refused(client, {"input": str(nifti_study), "sequences": str(tmp_path / "none.json")}, 404)
+    key = tmp_path / "key.json"
+    key.write_text("{}")
+    assert f"The key file {key.resolve()} already exists" in _refused(client, {"input": str(nifti_study), "keep_key": str(key)}, 409)
+    four_d = nifti_study / "patient_0043" / "0043_t1.nii.gz"
+    four_d.parent.mkdir()
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8, 3), np.float32), np.eye(4)), four_d)
+    assert f"{four_d.resolve()} holds a 4D image" in _refused(client, {"input": str(nifti_study)}, 409)
+    assert len(client.jobs()) == before
+
+
+@pytest.mark.skipif(deepbet_available(), reason="deepbet is installed here: the model path is available")
+def test_model_skull_strip_without_deepbet_is_409(client, nifti_study):
+    assert "needs deepbet" in _refused(client, {"input": str(nifti_study), "skull_strip": "model"}, 409)
+
+
 @pytest.mark.slow
 def test_prepare_job_writes_cases_and_the_label_follows(client, nifti_study, tmp_path):
     out, key = tmp_path / "prepared", tmp_path / "key.json"
+    broken = nifti_study / "patient_0043" / "0043_flair.nii.gz"  # a second study: one 4D file, nothing usable
+    broken.parent.mkdir()
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8, 3), np.float32), np.eye(4)), broken)
     params = {"input": str(nifti_study), "out": str(out), "atlas": "none", "skull_strip": "none", "spacing": 3.0, "keep_key": str(key)}
-    job = client.wait(client.submit("prepare", params)["id"], poll=0.2, timeout=180)
+    assert f"{broken.resolve()} holds a 4D image" in _refused(client, params, 409)
+    job = client.wait(client.submit("prepare", {**params, "skip_bad": True})["id"], poll=0.2, timeout=180)
     assert job["state"] == "succeeded", job["error"]
     assert len(job["result"]["cases"]) == 1 and Path(job["output_dir"]) == out.resolve()
+    assert job["result"]["not_prepared"] == 1 and job["result"]["bad_skipped"] == 2  # the 4D file, its study
     case_id = job["result"]["cases"][0]
     case = out / case_id
     assert sorted(p.name for p in case.glob("*.nii.gz")) == sorted(f"{case_id}_{c}.nii.gz" for c in ("flair", "t1ce", "seg"))

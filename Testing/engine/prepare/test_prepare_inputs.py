@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -75,19 +78,27 @@ def test_bad_dicom_series_are_named_and_skipped(tmp_path):
     ds = pydicom.dcmread(mixed)
     ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
     ds.save_as(tmp_path / "in" / "study" / "S001" / "IM9999.dcm")
+    (tmp_path / "in" / "study" / "S003" / "IM0003.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00")  # DICOM, no image
     studies, unreadable = find_studies(tmp_path / "in", {})
-    assert [s.what for s in unreadable] == [str(tmp_path / "in" / "notes.txt")]
-    reasons = " ".join(s.reason for s in studies[0].skipped)
-    assert "'T1 3D with a gap'" in reasons and "mixes slice orientations" in reasons
-    assert "'3-pl loc'" in reasons and "localizer" in reasons
-    assert "'T2 ADC map'" in reasons and "derived" in reasons
-    assert "'T2 2D'" in reasons and "2D or partial series" in reasons
+    assert {s.what: s.bad for s in unreadable} == {str(tmp_path / "in" / "notes.txt"): False, str(tmp_path / "in" / "study" / "S003" / "IM0003.dcm"): True}
+    reasons = {s.reason: s.bad for s in studies[0].skipped}
+    text = " ".join(reasons)
+    assert "'T1 3D with a gap'" in text and "mixes slice orientations" in text
+    assert "'3-pl loc'" in text and "localizer" in text
+    assert "'T2 ADC map'" in text and "derived" in text
+    assert "'T2 2D'" in text and "2D or partial series" in text
+    # Broken (stops a run without --skip-bad): the mixed orientations; passed over by design: the rest.
+    assert [r for r, bad in reasons.items() if bad] == [next(r for r in reasons if "mixes slice orientations" in r)]
     messages: list[str] = []
     out = tmp_path / "out"
-    with pytest.raises(MedSynthError, match="No study .* could be prepared"):
+    with pytest.raises(MedSynthError, match=r"IM0003.dcm is DICOM without an image \(no study, series or pixel data\) \(1 more problem\(s\) in the input\); "
+                       r"fix the input or use --skip-bad to prepare the rest \(nothing was written\)\.$"):
         prepare(PrepareRequest(input=tmp_path / "in", out=out, log=messages.append))
+    assert not out.exists() and not messages  # stopped before any work
+    with pytest.raises(MedSynthError, match="No study .* could be prepared"):
+        prepare(PrepareRequest(input=tmp_path / "in", out=out, skip_bad=True, log=messages.append))
     assert not out.exists() and not list(tmp_path.glob(".out.partial-*"))
-    assert any("no usable MR series" in m for m in messages)
+    assert any("no usable MR series" in m for m in messages) and any("IM0003.dcm is DICOM without an image" in m for m in messages)
 
 
 def test_missing_slice_is_told_apart_from_uneven_spacing(tmp_path):
@@ -97,21 +108,56 @@ def test_missing_slice_is_told_apart_from_uneven_spacing(tmp_path):
     assert "missing a slice after slice 10" in studies[0].skipped[0].reason
 
 
-def test_bad_nifti_is_named_and_the_cli_exits_2(tmp_path, capsys):
-    (tmp_path / "in" / "a").mkdir(parents=True)
-    (tmp_path / "in" / "b").mkdir()
-    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8, 3), np.float32), np.eye(4)), tmp_path / "in" / "a" / "x_t1.nii.gz")
+def _bad_niftis(root) -> tuple:
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    four_d, flat_path = root / "a" / "x_t1.nii.gz", root / "b" / "y_flair.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8, 3), np.float32), np.eye(4)), four_d)
     singular = np.eye(4)
     singular[2, 2] = 0.0
     flat = nib.Nifti1Image(np.ones((8, 8, 8), np.float32), None)
     flat.set_sform(singular, code=1)  # a scanner export with a zero slice axis; nibabel refuses it as a qform
-    nib.save(flat, tmp_path / "in" / "b" / "y_flair.nii.gz")
+    nib.save(flat, flat_path)
+    return four_d, flat_path
+
+
+def test_bad_nifti_is_named_and_the_cli_exits_2(tmp_path, capsys):
+    four_d, flat = _bad_niftis(tmp_path / "in")
     code = main(["prepare", "--input", str(tmp_path / "in"), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2
-    assert f"{tmp_path / 'in' / 'a' / 'x_t1.nii.gz'} holds a 4D image" in err
-    assert f"{tmp_path / 'in' / 'b' / 'y_flair.nii.gz'} has a singular affine" in err
+    assert f"{four_d} holds a 4D image" in err and "(1 more problem(s) in the input); fix the input or use --skip-bad" in err
     assert not (tmp_path / "out").exists()
+    code = main(["prepare", "--input", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--skip-bad"])
+    err = capsys.readouterr().err
+    assert code == 2  # nothing left to prepare: still an error, each file named
+    assert f"{four_d} holds a 4D image" in err and f"{flat} has a singular affine" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_skip_bad_prepares_the_rest_and_lists_the_bad_ones(make_phantom_set, tmp_path, capsys):
+    """One good study with a broken extra file, one study of broken files only: stopped whole, or the good case made."""
+    case = next(p for p in make_phantom_set(n=1, shape=(16, 16, 16), spacing=8.0, channels="t1,t1ce,t2,flair,seg").iterdir() if p.is_dir())
+    good = tmp_path / "in" / "Doe_Jane"
+    good.mkdir(parents=True)
+    for channel in ("t1", "t1ce", "seg"):
+        shutil.copy(case / f"{case.name}_{channel}.nii.gz", good / f"scan_{channel}.nii.gz")
+    four_d, flat = _bad_niftis(tmp_path / "in" / "Roe_John")
+    shutil.move(flat, good / "scan_flair.nii.gz")
+    argv = ["prepare", "--input", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--atlas", "none", "--skull-strip", "none", "--spacing", "4"]
+    assert main(argv) == 2
+    assert f"{good / 'scan_flair.nii.gz'} has a singular affine" in capsys.readouterr().err and not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
+    assert main([*argv, "--skip-bad", "--json"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert len(result["cases"]) == 1 and result["not_prepared"] == 1 and result["bad_skipped"] == 3
+    assert f"{good / 'scan_flair.nii.gz'} has a singular affine" in captured.err and f"{four_d} holds a 4D image" in captured.err
+    assert "3 broken file(s), series or study/studies were skipped" in captured.err
+    out = tmp_path / "out"
+    assert sorted(p.name for p in (out / result["cases"][0]).glob("*.nii.gz")) == sorted(f"{result['cases'][0]}_{c}.nii.gz" for c in ("t1", "t1ce", "seg"))
+    page = (out / "prepare.html").read_text()
+    assert "has a singular affine" in page and "holds a 4D image" in page and "has no usable MR series" in page
+    assert "Doe" not in page and "Roe" not in page and str(tmp_path) not in page  # listed by kind, never by path
 
 
 def test_key_inside_the_output_is_refused(tmp_path):

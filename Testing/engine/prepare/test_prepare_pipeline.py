@@ -29,7 +29,8 @@ def prepared(tmp_path_factory):
     truth = write_study(root / "export" / "Doe_Jane" / "study1", render_subject(seed=3, spacing=2.0))
     messages: list[str] = []
     result = prepare(PrepareRequest(
-        input=root / "export", out=root / "out", skull_strip="atlas", keep_key=root / "key.json", spacing_mm=2.0, log=messages.append,
+        input=root / "export", out=root / "out", skull_strip="atlas", keep_key=root / "key.json", spacing_mm=2.0, skip_bad=True,
+        log=messages.append,
     ))
     return truth, result, messages, root
 

@@ -27,6 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-key", type=Path, default=None, help="write which source study became which case here (0600; never inside --out)")
     p.add_argument("--spacing", type=float, default=1.0, help="output voxel size in mm (default 1, as BraTS)")
     p.add_argument("--device", default=None, help="device for the skull-stripping network: cpu (default), cuda, cuda:N or mps")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="prepare what can be prepared and list broken files, series and studies (default: the first stops the run)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -35,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     request = PrepareRequest(
         input=args.input, out=args.out, atlas=args.atlas, skull_strip=args.skull_strip, n4=args.n4,
-        sequences=args.sequences, keep_key=args.keep_key, device=args.device, spacing_mm=args.spacing,
+        sequences=args.sequences, keep_key=args.keep_key, device=args.device, spacing_mm=args.spacing, skip_bad=args.skip_bad,
     )
     result = prepare(request)
     if args.json:
@@ -43,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         flagged = f", {len(result['flagged'])} flagged for review" if result["flagged"] else ""
         print(f"{len(result['cases'])} case(s) in {result['output_dir']}{flagged}; QC: {result['summary']}")
-    if result["not_prepared"]:
-        print(f"medsynth prepare: {result['not_prepared']} study/studies could not be prepared (see above).", file=sys.stderr)
+    if result["bad_skipped"]:
+        print(f"medsynth prepare: {result['bad_skipped']} broken file(s), series or study/studies were skipped (named above, "
+              f"listed in {result['summary']}).", file=sys.stderr)
     return 0

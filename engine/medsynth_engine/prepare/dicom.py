@@ -24,17 +24,23 @@ HEADER_FIELDS = (
     "ContrastBolusAgent", "ImageType", "SeriesNumber",
 )
 _ENHANCED_MR = "1.2.840.10008.5.1.4.1.1.4.1"
+_ONE_POSITION = "several images at one slice position"
 #: A 3D volume needs at least this many slices; fewer is a 2D acquisition or a partial series.
 MIN_SLICES = 10
 
 
 @dataclass
 class Skipped:
-    """Something in the input that was not used, and why (one sentence naming the file or series)."""
+    """Something in the input that was not used, and why (one sentence naming the file or series).
+
+    ``bad`` marks broken input (unreadable, incomplete or inconsistent: it stops a run without ``--skip-bad``), as
+    opposed to what prepare passes over by design (localizers, derived series, unclassified or duplicate sequences).
+    """
 
     what: str
     reason: str
     study: str = ""
+    bad: bool = False
 
 
 @dataclass
@@ -83,13 +89,16 @@ def scan_dicom(root: Path) -> tuple[list[DicomSeries], list[Skipped]]:
                 continue
             try:
                 ds = pydicom.dcmread(path, stop_before_pixels=True)
-            except (InvalidDicomError, OSError, ValueError, EOFError, AttributeError, KeyError, TypeError) as exc:
-                skipped.append(Skipped(str(path), f"{path} is not a readable DICOM file ({exc.__class__.__name__}); skipped."))
+            except InvalidDicomError:  # no DICOM preamble: an export's viewer, index or notes, not a broken image
+                skipped.append(Skipped(str(path), f"{path} is not a DICOM file; skipped."))
+                continue
+            except (OSError, ValueError, EOFError, AttributeError, KeyError, TypeError) as exc:
+                skipped.append(Skipped(str(path), f"{path} is not a readable DICOM file ({exc.__class__.__name__}); skipped.", bad=True))
                 continue
             study_uid = str(ds.get("StudyInstanceUID", "") or "")
             series_uid = str(ds.get("SeriesInstanceUID", "") or "")
             if not study_uid or not series_uid or "PixelData" not in ds and "Rows" not in ds:
-                skipped.append(Skipped(str(path), f"{path} is DICOM without an image (no study, series or pixel data); skipped."))
+                skipped.append(Skipped(str(path), f"{path} is DICOM without an image (no study, series or pixel data); skipped.", bad=True))
                 continue
             entry = series.get(series_uid)
             if entry is None:
@@ -130,7 +139,7 @@ def _geometry(series: DicomSeries) -> tuple[str | None, list[int] | None, np.nda
     along = along[order]
     steps = np.diff(along)
     if (steps < 1e-3).any():
-        return f"{series.name} has several images at one slice position (multi-echo, dynamic or duplicated); skipped.", None, None
+        return f"{series.name} has {_ONE_POSITION} (multi-echo, dynamic or duplicated); skipped.", None, None
     step = float(np.median(steps))
     off = np.abs(steps - step) > 0.1 * step + 0.01
     if off.any():
@@ -141,24 +150,26 @@ def _geometry(series: DicomSeries) -> tuple[str | None, list[int] | None, np.nda
     return None, order, along
 
 
-def series_problem(series: DicomSeries) -> str | None:
-    """Why ``series`` cannot be used as a 3D MR volume (one sentence), or None if it can."""
+def series_problem(series: DicomSeries) -> Skipped | None:
+    """Why ``series`` cannot be used as a 3D MR volume (one sentence; ``bad`` for broken geometry), or None if it can."""
     h = series.headers
     image_type = [t.upper() for t in (h.get("ImageType") or [])]
     modality = (h.get("Modality") or "").upper()
     if modality != "MR":
-        return f"{series.name} is {modality or 'of no modality'}, not MR; skipped."
+        return Skipped(series.name, f"{series.name} is {modality or 'of no modality'}, not MR; skipped.")
     if "LOCALIZER" in image_type or "SCOUT" in image_type:
-        return f"{series.name} is a localizer; skipped."
+        return Skipped(series.name, f"{series.name} is a localizer; skipped.")
     if image_type and image_type[0] in ("DERIVED", "SECONDARY"):
-        return f"{series.name} is a {image_type[0].lower()} series (reformat, map or screen capture), not an acquisition; skipped."
+        return Skipped(series.name, f"{series.name} is a {image_type[0].lower()} series (reformat, map or screen capture), not an acquisition; skipped.")
     first = series._datasets[0]
     if str(first.get("SOPClassUID", "")) == _ENHANCED_MR or int(first.get("NumberOfFrames", 1) or 1) > 1:
-        return f"{series.name} is a multi-frame (enhanced) DICOM, which MedSynth does not read; export it as classic images."
+        return Skipped(series.name, f"{series.name} is a multi-frame (enhanced) DICOM, which MedSynth does not read; export it as classic images.")
     if len(series.files) < MIN_SLICES:
-        return f"{series.name} has {len(series.files)} image(s): a 2D or partial series, not a 3D volume; skipped."
+        return Skipped(series.name, f"{series.name} has {len(series.files)} image(s): a 2D or partial series, not a 3D volume; skipped.")
     problem, _, _ = _geometry(series)
-    return problem
+    # Several images at one position is a legitimate acquisition (multi-echo, dynamic) prepare does not use; any
+    # other geometry problem (missing slice, uneven spacing, mixed orientations...) is a broken series.
+    return Skipped(series.name, problem, bad=_ONE_POSITION not in problem) if problem else None
 
 
 def read_series(series: DicomSeries) -> sitk.Image:

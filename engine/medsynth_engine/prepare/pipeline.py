@@ -2,8 +2,10 @@
 
 Per study: load the chosen volume of each sequence, optionally correct bias (N4), co-register every sequence
 rigidly to the T1ce (else T1, T2, FLAIR), fit the reference affinely to MNI152 2009, resample everything once
-onto a 1 mm grid, skull-strip, write the case with its transforms and QC. A study that fails is reported in
-one sentence and the batch goes on; the set appears only when the run ends.
+onto a 1 mm grid, skull-strip, write the case with its transforms and QC. Broken input (an unreadable file, a
+series with a missing slice, a study with no usable MR...) stops the run with one sentence naming it, before
+anything appears in the output; with ``skip_bad`` it is listed (stderr and the run's summary) and the batch goes
+on. The set appears only when the run ends.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from .skullstrip import atlas_mask, deepbet_available, deepbet_mask
 from .sources import Study, find_studies
 from .writer import PreparedSetWriter, check_key_path, sitk_to_ras, write_key
 
-__all__ = ["PrepareRequest", "prepare", "REFERENCE_ORDER"]
+__all__ = ["PrepareRequest", "prepare", "BadInput", "REFERENCE_ORDER"]
 
 REFERENCE_ORDER = ("t1ce", "t1", "t2", "flair")
 ATLASES = ("mni152", "none")
@@ -51,6 +53,7 @@ class PrepareRequest:
     keep_key: Path | None = None
     device: str | None = None
     spacing_mm: float = 1.0
+    skip_bad: bool = False
     log: Callable[[str], None] = field(default=lambda message: print(message, file=sys.stderr))
 
     def validate(self) -> None:
@@ -68,6 +71,16 @@ class PrepareRequest:
         out = Path(self.out).absolute()
         if out == self.input.absolute() or out.is_relative_to(self.input.absolute()):
             raise MedSynthError(f"The output folder {out} is inside the input folder; choose a folder elsewhere.")
+
+
+class BadInput(MedSynthError):
+    """Broken input that stops a run without ``skip_bad``: one sentence naming it and how to go on."""
+
+
+def _bad(reason: str, more: int = 0) -> BadInput:
+    reason = re.sub(r"[;,]? ?(series |study )?skipped\.?$", "", reason.strip()).rstrip(". ")
+    extra = f" ({more} more problem(s) in the input)" if more else ""
+    return BadInput(f"{reason}{extra}; fix the input or use --skip-bad to prepare the rest (nothing was written).")
 
 
 def _anonymous(text: str, names: list[str], label: str) -> str:
@@ -104,8 +117,10 @@ def _prepare_study(study: Study, request: PrepareRequest, template: Template | N
         try:
             images[sequence] = sitk.Cast(volume.load(), sitk.sitkFloat32)
         except ValueError as exc:
+            if not request.skip_bad:
+                raise _bad(str(exc)) from None
             del study.volumes[sequence]
-            study.skipped.append(Skipped(volume.name, str(exc)))
+            study.skipped.append(Skipped(volume.name, str(exc), bad=True))
             log(f"medsynth prepare: {exc}")
     if not images:
         raise MedSynthError(f"{study.key} has no usable MR series (t1, t1ce, t2 or flair).")
@@ -147,6 +162,9 @@ def _prepare_study(study: Study, request: PrepareRequest, template: Template | N
             source = next((s for s in images if _same_grid(images[s], label)), reference)
             out_images["seg"] = resample(sitk.Cast(label, sitk.sitkUInt8), grid, sitk.CompositeTransform([rigid[source], to_reference]), label=True)
         except ValueError as exc:
+            if not request.skip_bad:
+                raise _bad(str(exc)) from None
+            study.skipped.append(Skipped(study.label.name, str(exc), bad=True))
             log(f"medsynth prepare: {exc} (the label map was left out)")
     steps["resample"] = time.monotonic() - t
     t = time.monotonic()
@@ -223,6 +241,9 @@ def prepare(request: PrepareRequest, progress: Callable[[float, str], None] | No
     mapping = load_sequence_map(request.sequences)
     started = time.monotonic()
     studies, unreadable = find_studies(request.input, mapping)
+    bad = [*(u for u in unreadable if u.bad), *(s for study in studies for s in study.skipped if s.bad)]
+    if bad and not request.skip_bad:
+        raise _bad(bad[0].reason, len(bad) - 1)
     for item in unreadable:
         request.log(f"medsynth prepare: {item.reason}")
     if not studies:
@@ -239,8 +260,12 @@ def prepare(request: PrepareRequest, progress: Callable[[float, str], None] | No
             try:
                 info = _prepare_study(study, request, template, writer)
             except MedSynthError as exc:
+                if not request.skip_bad:
+                    raise exc if isinstance(exc, BadInput) else _bad(str(exc)) from None
                 request.log(f"medsynth prepare: {exc} Study skipped; the batch goes on.")
-                failed.append({"number": index + 1, "reason": "no usable MR series" if "no usable MR" in str(exc) else "could not be prepared"})
+                names = [v.name for v in study.volumes.values()] + [s.what for s in study.skipped] + [study.key]
+                failed.append({"number": index + 1, "reason": _anonymous(str(exc), names, f"study {index + 1}"),
+                               "bad": [_anonymous(s.reason, names, "a series") for s in study.skipped if s.bad]})
                 continue
             for flag in info["flags"]:
                 request.log(f"medsynth prepare: case {info['id']} FLAGGED: {flag}")
@@ -249,14 +274,17 @@ def prepare(request: PrepareRequest, progress: Callable[[float, str], None] | No
         if not cases:
             raise MedSynthError(f"No study under {request.input} could be prepared; see the messages above.")
         seconds = time.monotonic() - started
+        # Files no study could use, by kind only: a path may hold a patient's name (stderr named each one).
+        files = [_anonymous(u.reason, [u.what], "a file") for u in unreadable]
         summary = {"software": f"medsynth {__version__}", "atlas": request.atlas, "skull_strip": request.skull_strip, "n4": request.n4,
-                   "spacing_mm": request.spacing_mm, "cases": cases, "not_prepared": failed, "seconds": round(seconds, 1)}
+                   "spacing_mm": request.spacing_mm, "skip_bad": request.skip_bad, "cases": cases, "not_prepared": failed,
+                   "unusable_files": files, "seconds": round(seconds, 1)}
         writer.write_file("prepare.json", json.dumps(summary, indent=2).encode())
-        writer.write_file("prepare.html", qc.summary_html(cases, failed, seconds).encode())
+        writer.write_file("prepare.html", qc.summary_html(cases, failed, seconds, files).encode())
         if key is not None:
             write_key(key, key_entries)
         out = writer.commit()
     if progress:
         progress(1.0, "done")
     return {"output_dir": str(out), "cases": [c["id"] for c in cases], "flagged": [c["id"] for c in cases if c["flags"]],
-            "not_prepared": len(failed), "seconds": round(seconds, 1), "summary": str(out / "prepare.html")}
+            "not_prepared": len(failed), "bad_skipped": len(bad) + len(failed), "seconds": round(seconds, 1), "summary": str(out / "prepare.html")}

@@ -72,8 +72,9 @@ def _row(cells: list[str]) -> str:
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
-def summary_html(cases: list[dict], failed: list[dict], seconds: float) -> str:
-    """The run's summary page: per case the series used and skipped (by number), metrics, flags and the mosaic."""
+def summary_html(cases: list[dict], failed: list[dict], seconds: float, files: list[str] = ()) -> str:
+    """The run's summary page: per case the series used and skipped (by number), metrics, flags and the mosaic;
+    then the studies not prepared and the files no study could use, each with its reason."""
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>MedSynth prepare</title><style>"
         "body{font-family:sans-serif;margin:2em}td,th{border:1px solid #ccc;padding:3px 8px}table{border-collapse:collapse}"
@@ -109,6 +110,9 @@ def summary_html(cases: list[dict], failed: list[dict], seconds: float) -> str:
             f"<img src='{html.escape(case['id'])}/{html.escape(case['id'])}_qc.png' alt='QC mosaic'>"
         )
     if failed:
-        parts.append("<h2>Not prepared</h2><ul>" + "".join(f"<li>study {f['number']}: {html.escape(f['reason'])}</li>" for f in failed) + "</ul>")
+        parts.append("<h2>Not prepared</h2><ul>" + "".join(
+            f"<li class='flag'>study {f['number']}: " + html.escape(" ".join([f["reason"], *f.get("bad", [])])) + "</li>" for f in failed) + "</ul>")
+    if files:
+        parts.append("<h2>Files not used</h2><p>The console named each file.</p><ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in files) + "</ul>")
     parts.append("</body></html>")
     return "\n".join(parts)

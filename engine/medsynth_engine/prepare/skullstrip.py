@@ -9,7 +9,10 @@ band of the prior. Without a T1-weighted sequence the prior is used as it is (an
 deepbet (MIT, weights inside its wheel as TorchScript archives): the files are checked against the SHA-256 that
 the reviewed wheel (1.0.2) records before ``torch.jit.load`` opens them. TorchScript archives hold compiled
 TorchScript and tensors, read by torch's restricted unpickler that resolves only torch types, not arbitrary
-Python objects; the hash check means only the reviewed bytes are opened at all.
+Python objects; the hash check means only the reviewed bytes are opened at all, and as a second guard every
+pickle inside the archive is read opcode by opcode (never executed) and refused if it names any Python object
+besides TorchScript's own classes, tensor storages, ``_rebuild_tensor_v2``, ``OrderedDict`` and the typed-list
+builders of ``torch.jit._pickle``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from scipy import ndimage
 
 from ..errors import MedSynthError
 
-__all__ = ["atlas_mask", "deepbet_available", "deepbet_mask", "DEEPBET_SHA256"]
+__all__ = ["atlas_mask", "deepbet_available", "deepbet_mask", "check_torchscript", "DEEPBET_SHA256"]
 
 #: SHA-256 (urlsafe base64, as the wheel's RECORD writes it) of deepbet 1.0.2's two TorchScript files.
 DEEPBET_SHA256 = {
@@ -99,6 +102,60 @@ def _checked(path: Path, expected: str) -> Path:
     return path
 
 
+#: The only Python objects a TorchScript archive's pickles may name (TorchScript classes, ``__torch__.*``, aside).
+_TORCHSCRIPT_GLOBALS = {("collections", "OrderedDict"), ("torch._utils", "_rebuild_tensor_v2")} | {
+    ("torch.jit._pickle", name) for name in ("build_intlist", "build_tensorlist", "build_doublelist", "build_boollist",
+                                             "build_tensor_from_id", "restore_type_tag")
+}
+_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"}
+
+
+def _allowed_global(module: str, name: str) -> bool:
+    if module == "__torch__" or module.startswith("__torch__."):
+        return True  # resolved in TorchScript's own compilation unit, never imported as Python
+    return (module, name) in _TORCHSCRIPT_GLOBALS or (module == "torch" and name.endswith("Storage"))
+
+
+def check_torchscript(path: Path) -> Path:
+    """``path`` if every pickle in the TorchScript archive names only torch's own objects; else one sentence.
+
+    The pickles are read with ``pickletools`` (opcodes only, nothing executed or imported).
+    """
+    import pickletools
+    import zipfile
+
+    def refuse(why: str) -> MedSynthError:
+        return MedSynthError(f"{path} is not plain TorchScript weights ({why}); MedSynth refuses to load it.")
+
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile):
+        raise refuse("not a TorchScript archive") from None
+    with archive:
+        for member in (n for n in archive.namelist() if n.endswith(".pkl")):
+            previous: list[tuple[str, object]] = []
+            try:
+                for op, arg, _ in pickletools.genops(archive.read(member)):
+                    if op.name in ("GLOBAL", "INST"):
+                        module, name = str(arg).split(" ", 1)
+                    elif op.name == "STACK_GLOBAL":
+                        if len(previous) < 2 or any(o not in _STRING_OPS for o, _ in previous[-2:]):
+                            raise refuse(f"{member} builds an object's name at run time")
+                        module, name = str(previous[-2][1]), str(previous[-1][1])
+                    elif op.name.startswith("EXT"):
+                        raise refuse(f"{member} uses the pickle extension registry")
+                    else:
+                        if op.name != "MEMOIZE":
+                            previous.append((op.name, arg))
+                        continue
+                    if not _allowed_global(module, name):
+                        raise refuse(f"{member} names {module}.{name}")
+                    previous.append((op.name, arg))
+            except ValueError as exc:  # pickletools on damaged bytes
+                raise refuse(f"{member} is not a readable pickle: {exc}") from None
+    return path
+
+
 def deepbet_mask(ras_array: np.ndarray, device: str = "cpu") -> np.ndarray:
     """deepbet's brain mask (bool) of a T1-weighted volume given in RAS voxel order (deepbet's own input convention)."""
     import torch
@@ -109,7 +166,7 @@ def deepbet_mask(ras_array: np.ndarray, device: str = "cpu") -> np.ndarray:
         raise MedSynthError("deepbet is not installed; install it (pip install --no-deps deepbet==1.0.2) or use --skull-strip atlas.")
     models = {}
     for name, expected in DEEPBET_SHA256.items():
-        model = torch.jit.load(str(_checked(files[name], expected)), map_location=device)
+        model = torch.jit.load(str(check_torchscript(_checked(files[name], expected))), map_location=device)
         models[name] = model.eval()
     x = torch.nan_to_num(torch.from_numpy(np.ascontiguousarray(ras_array, dtype=np.float32)).to(device))
     small = F.interpolate(x[None, None], (128, 128, 128), mode="nearest-exact")[0, 0]

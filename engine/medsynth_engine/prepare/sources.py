@@ -7,6 +7,7 @@ Volumes are loaded lazily (``load``), so a bad one fails on its own and the batc
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,12 +18,12 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import MedSynthError
-from ..nifti_io import read_nifti
+from ..nifti_io import read_header, read_nifti
 from .classify import SEQUENCES, Classification, classify_headers, classify_name, mapped
 from .dicom import Skipped, read_series, scan_dicom, series_problem
 from .register import nifti_to_sitk
 
-__all__ = ["SourceVolume", "Study", "find_studies"]
+__all__ = ["SourceVolume", "Study", "find_studies", "holds_images"]
 
 _NIFTI = re.compile(r"^(?P<stem>.+?)\.nii(\.gz)?$")
 
@@ -72,7 +73,7 @@ def _dicom_studies(root: Path, mapping: dict[str, str]) -> tuple[list[Study], li
         study.found += 1
         problem = series_problem(series)
         if problem:
-            study.skipped.append(Skipped(series.name, problem))
+            study.skipped.append(problem)
             continue
         h = series.headers
         override = mapped(mapping, series.series_uid, h.get("SeriesDescription"), h.get("ProtocolName"), h.get("SeriesNumber"))
@@ -114,6 +115,11 @@ def _nifti_studies(root: Path, mapping: dict[str, str]) -> list[Study]:
         candidates = []
         for path in files:
             stem = _NIFTI.match(path.name).group("stem")
+            try:
+                read_header(path)  # 4D, singular affine, truncated...: named now, from a few bytes, before any work
+            except MedSynthError as exc:
+                study.skipped.append(Skipped(str(path), f"{str(exc).rstrip('.')}; skipped.", bad=True))
+                continue
             if re.search(r"seg|label", stem, re.IGNORECASE) and mapped(mapping, path.name, stem) is None:
                 study.label = SourceVolume(str(path), Classification("seg", 1.0, "file name", "name"), lambda p=path: _load_nifti(p), source_key=path.name)
                 continue
@@ -127,10 +133,7 @@ def _nifti_studies(root: Path, mapping: dict[str, str]) -> list[Study]:
                 else Classification(by_name[0], 0.7, by_name[1], "name") if by_name
                 else Classification("unknown", 0.0, "the file name does not say which sequence it is")
             )
-            try:
-                zooms = nib.load(str(path)).header.get_zooms()[:3]
-            except Exception:  # a damaged file is reported when it is loaded
-                zooms = (1.0, 1.0, 1.0)
+            zooms = nib.load(str(path)).header.get_zooms()[:3]  # read_header has opened it already
             candidates.append(SourceVolume(str(path), classification, lambda p=path: _load_nifti(p), float(np.prod(zooms)), path.name))
         _pick(study, candidates)
         studies.append(study)
@@ -144,3 +147,24 @@ def find_studies(root: Path, mapping: dict[str, str]) -> tuple[list[Study], list
     if has_nifti:
         return _nifti_studies(root, mapping), []
     return _dicom_studies(root, mapping)
+
+
+def holds_images(root: Path) -> bool:
+    """Whether ``root`` holds a NIfTI file or a DICOM file (its 'DICM' preamble): a cheap check before a job starts.
+
+    Stops at the first one found, so it costs a few reads on a real export; hidden files are passed over.
+    """
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            if _NIFTI.match(name):
+                return True
+            try:
+                with open(Path(dirpath) / name, "rb") as handle:
+                    if handle.read(132)[128:] == b"DICM":
+                        return True
+            except OSError:
+                continue
+    return False
