@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["cohort_summary", "summary_lines"]
+__all__ = ["cohort_summary", "summary_lines", "rows_text", "summary_html"]
 
 
 def cohort_summary(manifest: dict[str, Any]) -> dict[str, Any] | None:
@@ -56,8 +56,11 @@ def _spread(values: list[float]) -> dict[str, float] | None:
 def summary_lines(manifest_path: Path) -> list[str]:
     """A short text table of the summary (one line per stratum)."""
     summary = cohort_summary(json.loads(Path(manifest_path).read_text()))
-    if summary is None:
-        return []
+    return [] if summary is None else rows_text(summary)
+
+
+def rows_text(summary: dict[str, Any]) -> list[str]:
+    """The summary as text lines: a header, then one line per stratum."""
     lines = ["stratum: written/asked, constraints met; achieved volume (ml) min/median/max, hemispheres, enhancing, foci"]
     for row in summary["strata"]:
         vol = row["volume_ml"]
