@@ -55,10 +55,14 @@ def test_multifocal_strata_write_separate_foci_whose_total_volume_is_in_range(tm
     assert rows["three"]["met"] == rows["two-left"]["met"] == 1
 
 
-def test_a_region_too_small_for_the_foci_is_refused_before_anything_is_written(tmp_path, registry):
-    cohort = {"strata": [{"name": "tight", "count": 1, "tumour": {"multifocal": 2, "centre_mm": [-28, -10, 25], "radius_mm": 12}}]}
+@pytest.mark.parametrize(("tumour", "words"), [
+    ({"multifocal": 2, "centre_mm": [-28, -10, 25], "radius_mm": 12}, "its allowed sites do not hold 2 tumour foci 30 mm apart"),
+    ({"multifocal": 5, "hemisphere": "left", "volume_ml": [400, 800]}, "the largest tumour of 5 separate foci on this grid is about"),
+])
+def test_foci_that_cannot_be_kept_apart_are_refused_before_anything_is_written(tmp_path, registry, tumour, words):
+    cohort = {"strata": [{"name": "tight", "count": 1, "tumour": tumour}]}
     out = tmp_path / "set"
-    with pytest.raises(MedSynthError, match="Stratum 'tight' cannot be met: its allowed sites do not hold 2 tumour foci 30 mm apart") as info:
+    with pytest.raises(MedSynthError, match=f"Stratum 'tight' cannot be met: {words}") as info:
         generate_set(GenerateRequest(model="phantom", n=1, seed=0, out=out, shape=SHAPE, spacing=SPACING, cohort=cohort), registry)
     assert "\n" not in str(info.value)
     assert not out.exists() and not list(tmp_path.glob(".set.partial-*"))

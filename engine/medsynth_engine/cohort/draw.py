@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import MedSynthError
 from ..phantom.atlas import Atlas
-from ..phantom.params import SubjectParams, TumourParams, atlas_to_subject, draw_subject, neutral_subject
+from ..phantom.params import Focus, SubjectParams, TumourParams, atlas_to_subject, draw_subject, neutral_subject
 from ..phantom.render import Grid, render
 from .foci import add_satellites, check_separable, radius_cap, reach_factor, scaled
 from .regions import allowed_sites
@@ -173,8 +173,7 @@ def check_feasible(stratum: Stratum, atlas: Atlas, shape: tuple[int, int, int], 
     if c is None:
         return
     sites = allowed_sites(atlas, c, where)
-    if c.multifocal is not None and c.multifocal[0] > 1:
-        check_separable(sites, c.multifocal[0], where)
+    spread = check_separable(sites, c.multifocal[0], where) if c.multifocal is not None and c.multifocal[0] > 1 else None
     if c.enhancing is False and c.necrosis_fraction is not None and c.necrosis_fraction[0] > 0:
         raise MedSynthError(f"{where} cannot be met: a non-enhancing tumour has no separate necrotic core in the phantom (its whole core is NCR); drop necrosis_fraction.")
     if c.volume_ml is None:
@@ -191,8 +190,14 @@ def check_feasible(stratum: Stratum, atlas: Atlas, shape: tuple[int, int, int], 
         )
     coarse = Grid.centred(tuple(max(8, int(round(s * p / 4.0))) for s, p in zip(shape, spacing, strict=True)), (4.0, 4.0, 4.0), atlas.brain_centre_mm)
     high_case = replace(low_case, radius_mm=RADIUS_MM[1], oedema_extent=extent[1])
+    what = "tumour that fits the brain on this grid"
+    if spread is not None:  # the foci as far apart as the sites allow, all as large as the main one, kept apart
+        satellites = [Focus([float(v) for v in p], RADIUS_MM[1], i + 1) for i, p in enumerate(spread[1:])]
+        high_case = replace(high_case, centre_mm=[float(v) for v in spread[0]], satellites=satellites)
+        high_case = scaled(high_case, min(RADIUS_MM[1], radius_cap(high_case, 2.0 * max(spacing))))
+        what = f"tumour of {len(spread)} separate foci on this grid"
     largest = _box_volume(replace(subject, tumour=high_case), atlas, coarse)
     if c.volume_ml[0] > 0.9 * largest:
         raise MedSynthError(
-            f"{where} cannot be met: the largest tumour that fits the brain on this grid is about {largest:.0f} ml, below the asked {c.volume_ml[0]:g} ml."
+            f"{where} cannot be met: the largest {what} is about {largest:.0f} ml, below the asked {c.volume_ml[0]:g} ml."
         )

@@ -73,8 +73,9 @@ def radius_cap(tumour: TumourParams, gap_mm: float) -> float:
     return min(caps, default=float("inf"))
 
 
-def check_separable(sites_mm: np.ndarray, foci: int, where: str) -> None:
-    """Refuse a stratum whose allowed sites cannot hold ``foci`` sites ``SEPARATION_MM`` apart (greedy farthest points)."""
+def check_separable(sites_mm: np.ndarray, foci: int, where: str) -> np.ndarray:
+    """``foci`` allowed sites spread as far apart as a greedy farthest-point pass finds; refuses a stratum whose sites
+    cannot hold them ``SEPARATION_MM`` apart."""
     sites = np.asarray(sites_mm, dtype=float)
     chosen = [sites[int(np.argmin(sites[:, 0]))]]
     nearest = np.linalg.norm(sites - chosen[0], axis=1)
@@ -86,3 +87,4 @@ def check_separable(sites_mm: np.ndarray, foci: int, where: str) -> None:
             )
         chosen.append(sites[index])
         nearest = np.minimum(nearest, np.linalg.norm(sites - sites[index], axis=1))
+    return np.asarray(chosen)
