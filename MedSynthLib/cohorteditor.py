@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .i18n import _
 from .requests import InputError
 from .sections import read_property
 
@@ -54,7 +55,7 @@ def _volume(text: str, where: str) -> list[float] | None:
 
 def _stratum(row: dict[str, str], index: int) -> dict[str, Any]:
     name = row.get("name", "").strip()
-    where = f"Stratum row {index + 1}" + (f" ({name})" if name else "")
+    where = _("Stratum row {number}").format(number=index + 1) + (f" ({name})" if name else "")
     if not name:
         raise InputError(f"{where} has no name; give every stratum a name.")
     try:

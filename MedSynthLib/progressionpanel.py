@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from .i18n import _
 from .requests import InputError
 
 __all__ = ["MODELS", "progress_params", "TimePoint", "SeriesTimeline", "ProgressionSection"]
@@ -70,7 +71,8 @@ class SeriesTimeline:
 
     def label(self, index: int) -> str:
         point = self.points[index]
-        return f"Month {point.month:g} ({index + 1} of {len(self.points)}): whole tumour {point.whole_ml:g} ml"
+        return _("Month {month} ({number} of {count}): whole tumour {volume} ml").format(
+            month=f"{point.month:g}", number=index + 1, count=len(self.points), volume=f"{point.whole_ml:g}")
 
 
 class ProgressionSection:
@@ -85,7 +87,7 @@ class ProgressionSection:
         ui.progressTimeSlider.setMinimum(0)
         ui.progressTimeSlider.setMaximum(0)
         ui.progressTimeSlider.enabled = False
-        ui.progressTimeLabel.text = "No series yet."
+        ui.progressTimeLabel.text = _("No series yet.")
         ui.progressButton.connect("clicked()", self.start)
         ui.progressTimeSlider.connect("valueChanged(int)", self.show_point)
 
