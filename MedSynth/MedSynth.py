@@ -33,12 +33,14 @@ except ImportError:  # running from a source checkout: MedSynthLib sits one fold
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from MedSynthLib import selftest
+from MedSynthLib.cohorteditor import CohortEditor
 from MedSynthLib.controller import BUTTON_ACTIONS, InputError
 from MedSynthLib.conventions import ALL_CHANNELS
 from MedSynthLib.panelactions import EXPECTED_ERRORS, PanelActions
 from MedSynthLib.panellogic import PanelLogic
 from MedSynthLib.panelviews import FinetuneView, PrepareView, mrml_selector, scalar_volume_selector
 from MedSynthLib.prepare_section import ATLASES, SKULL_STRIP
+from MedSynthLib.progressionpanel import ProgressionSection
 from MedSynthLib.scene.terminology import TERMINOLOGY_FILE
 from MedSynthLib.sections import SECTION_GROUPS, make_collapsible
 from MedSynthLib.slicerengine import SlicerEngineSettings
@@ -132,6 +134,8 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.actions = PanelActions(self.logic, self.updateGUI)
         self.sections = make_collapsible(uiWidget, {name: getattr(self.ui, name) for name in SECTION_GROUPS},
                                          ctk.ctkCollapsibleButton, qt.QVBoxLayout)
+        self.cohortEditor = CohortEditor(self.ui, qt.QTableWidgetItem)
+        self.progression = ProgressionSection(self.ui, self.onProgress, self.logic.showCaseFolder)
 
         # The .ui uses plain Qt widgets only (medsynth-studio loads the same file with PyQt5); here the volume
         # chooser becomes a MRML node combo box and the loss chart a Slicer plot view.
@@ -268,8 +272,12 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.modelValidityLabel.text = self.logic.controller.validity_text(modelId)
 
     def onGenerate(self) -> None:
+        cohort = self.cohortEditor.cohort if self.ui.cohortCheckBox.checked else lambda: None
         self.actions.in_background(_("Could not start generating."),
-                           lambda: self.logic.generateJob(self._parameterNode, self.ui.modelComboBox.currentText))
+                           lambda: self.logic.generateJob(self._parameterNode, self.ui.modelComboBox.currentText, cohort()))
+
+    def onProgress(self, params) -> None:
+        self.actions.in_background(_("Could not start the series."), lambda: self.logic.progressJob(params()))
 
     def onFinetune(self) -> None:
         self.finetuneView.mosaic_shown = ""
@@ -330,6 +338,8 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.logic.loadResultInSteps(finished)
                 if finished.get("kind") == "prepare":
                     self.prepareView.finished(self.logic, finished)
+            if finished and finished.get("kind") == "progress" and finished.get("state") == "succeeded":
+                self.progression.series_finished(finished)
         except EXPECTED_ERRORS as exc:
             self.logic.controller.error = str(exc)
         self.updateGUI()
@@ -353,6 +363,7 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             getattr(self.ui, name).toolTip = view.reasons[key]
         self.ui.channelsStatusLabel.text = view.section_status("add_seg", "add_ct")
         self.ui.tumourStatusLabel.text = view.section_status("tumour_generate", "tumour_add")
+        self.progression.update(view.reasons["generate"])  # as any job: engine connected, nothing running
 
     def onAboutToQuit(self) -> None:
         """Stop an engine this panel started, unless a job still runs (then it finishes on its own)."""

@@ -224,6 +224,10 @@ class PanelController:
         field_mm = [n * s for n, s in zip(card["shape"], card["spacing"])]
         return {"shape": [max(8, round(f / voxel_size)) for f in field_mm], "spacing": voxel_size}
 
+    def progress(self, **params: Any) -> dict[str, Any]:
+        """Submit a ``progress`` job (a longitudinal series of one case; params from MedSynthLib.progressionpanel)."""
+        return self._submit("progress", params)
+
     def finetune(self, **inputs: Any) -> dict[str, Any]:
         """Submit a fine-tune; ``finetune_options`` adds advanced FinetuneRequest fields (resolution, batch_size...)."""
         return self._submit("finetune", {**validate_finetune(**inputs), **self.finetune_options})

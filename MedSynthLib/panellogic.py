@@ -44,6 +44,7 @@ class PanelLogic:
         self.lossPlot: LossPlot | None = None
         self.loadedCases: list[LoadedCase] = []
         self._building: list[tuple[str, CaseBuilder]] = []  # results being made into nodes, one node per tick
+        self._foldersAsked: set[str] = set()  # case folders showCaseFolder is loading or has loaded
 
     @property
     def scene(self) -> Any:
@@ -110,10 +111,28 @@ class PanelLogic:
     def generate(self, parameters: Any, model: str) -> dict:
         return self.generateJob(parameters, model)()
 
-    def generateJob(self, parameters: Any, model: str):
+    def generateJob(self, parameters: Any, model: str, cohort: dict | None = None):
+        """``cohort``: the Cohort section's strata (MedSynthLib.cohorteditor); its counts replace ``count``."""
         inputs = {"model": model, "count": parameters.count, "seed": parameters.seed, "channels": parameters.channels,
                   "tumour": parameters.tumour, "voxel_size": parameters.voxelSize}
+        if cohort is not None:
+            inputs["cohort"] = cohort
         return lambda: self.controller.generate(**inputs)
+
+    def progressJob(self, params: dict):
+        """A ``progress`` job (MedSynthLib.progressionpanel.progress_params); the series is shown by the section."""
+        return lambda: self.controller.progress(**params)
+
+    def showCaseFolder(self, caseDir) -> None:
+        """Show the case of ``caseDir`` in the views: at once when it is in the scene, else loaded on the worker
+        thread (once) and shown when built."""
+        name = Path(caseDir).name
+        loaded = next((c for c in reversed(self.loadedCases) if c.case_id == name), None)
+        if loaded is not None:
+            show_case(loaded)
+        elif name not in self._foldersAsked:
+            self._foldersAsked.add(name)
+            self.inBackground(lambda: ("case", read_case_arrays(Path(caseDir))), self._startBuilding, self._loadFailed)
 
     def finetune(self, parameters: Any, model: str) -> dict:
         return self.finetuneJob(parameters, model)()

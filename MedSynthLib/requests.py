@@ -46,9 +46,10 @@ def _channels(text: str | list[str] | tuple[str, ...]) -> list[str]:
 
 def validate_generate(
     *, model: str, count: int, seed: int, channels: str | list[str], tumour: bool, shape: int | list[int] | None = None,
-    spacing: float | None = None,
+    spacing: float | None = None, cohort: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Parameters of a ``generate`` job (BraTS layout, so the first case can be loaded), or an InputError."""
+    """Parameters of a ``generate`` job (BraTS layout, so the first case can be loaded), or an InputError.
+    ``cohort``: strata (the Cohort section's document); the engine draws each case inside its stratum."""
     if not model:
         raise InputError("No model is selected; connect to the engine and pick a model.")
     params: dict[str, Any] = {
@@ -59,6 +60,8 @@ def validate_generate(
         params["shape"] = [int(n) for n in shape] if isinstance(shape, (list, tuple)) else int(shape)
     if spacing:
         params["spacing"] = float(spacing)
+    if cohort is not None:
+        params.update(cohort=cohort, tumour=True)  # healthy cases are a stratum of the cohort, not --no-tumour
     return params
 
 

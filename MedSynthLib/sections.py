@@ -14,6 +14,7 @@ __all__ = ["SECTION_GROUPS", "EXPANDED", "read_property", "make_collapsible"]
 
 SECTION_GROUPS = ("jobGroup", "engineGroup", "generateGroup", "channelsGroup", "tumourGroup", "prepareGroup",
                   "finetuneGroup", "exportGroup")
+SECTION_GROUPS += ("cohortGroup", "progressionGroup")  # issue 18: cohorts and disease progression, last
 EXPANDED = ("jobGroup", "engineGroup", "generateGroup")
 
 

@@ -90,6 +90,8 @@ class StudioPanel(QtWidgets.QWidget):
                  poll_ms: int = 500, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         uic.loadUi(str(find_ui_file()), self)
+        for group in (self.cohortGroup, self.progressionGroup):  # the Slicer module's sections; the CLI does both here
+            group.hide()
         self.controller = controller or PanelController()
         self.state_dir = state_dir or str(default_state_dir())
         self.enginePythonEdit.setText(sys.executable)

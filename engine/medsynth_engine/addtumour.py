@@ -39,6 +39,8 @@ __all__ = [
     "add_tumour",
     "is_free_output",
     "structure_from_outline",
+    "inpaint_tumour",
+    "tumour_model",
     "load_mask",
     "MAX_MARGIN_MM",
 ]
@@ -190,7 +192,6 @@ def _cast(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
 def add_tumour(request: AddTumourRequest, progress: Callable[[float, str], None] | None = None) -> dict:
     """Add the tumour drawn in ``request.mask`` to the case; returns what was written (see the module docstring)."""
     from .device import select_device
-    from .registry import default_registry
 
     def tell(fraction: float, message: str) -> None:
         if progress:
@@ -212,19 +213,57 @@ def add_tumour(request: AddTumourRequest, progress: Callable[[float, str], None]
     if not images:
         raise MedSynthError(f"The case {request.case} has no t1, t1ce, t2 or flair image to add a tumour to.")
     mask = load_mask(request.mask, (shape, affine))
-    head = check_inside_head(mask, images, f"the head of {request.case}")
+    check_inside_head(mask, images, f"the head of {request.case}")
 
     tell(0.05, "loading the model")
-    plugin = default_registry().generator(request.model)
+    plugin = tumour_model(request.model)
+    written, changed = inpaint_tumour(
+        arrays, affine, mask, plugin, seed=request.seed, margin_mm=float(request.margin_mm), steps=request.steps,
+        device=select_device(request.device), progress=tell,
+    )
+    margin = float(request.margin_mm)
+    tell(0.9, "writing the case")
+    paths = _write_case(request.out, name, written, affine)
+    tell(1.0, "done")
+    return {
+        "case": str((request.out / name).absolute()),
+        "written": [str(p) for p in paths],
+        "changed_voxels": int(changed.sum()),
+        "margin_mm": margin,
+    }
+
+
+def tumour_model(model: str):
+    """The registry's plugin for ``model``; MedSynthError unless it can inpaint (add tumours)."""
+    from .registry import default_registry
+
+    plugin = default_registry().generator(model)
     if plugin.family is None or not plugin.family.capabilities.inpaint:
-        raise MedSynthError(f"Model '{request.model}' cannot add tumours; use an ldm3d model such as {DEFAULT_TUMOUR_MODEL}.")
+        raise MedSynthError(f"Model '{model}' cannot add tumours; use an ldm3d model such as {DEFAULT_TUMOUR_MODEL}.")
+    return plugin
+
+
+def inpaint_tumour(
+    arrays: dict[str, np.ndarray], affine: np.ndarray, mask: np.ndarray, plugin, *, seed: int, margin_mm: float,
+    steps: int | None, device, progress: Callable[[float, str], None] | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The case's channels (and seg) with the tumour ``mask`` (BraTS codes, on the case grid) inpainted by ``plugin``;
+    returns them and the voxels that changed. Nothing farther than ``margin_mm`` from the mask changes."""
+
+    def tell(fraction: float, message: str) -> None:
+        if progress:
+            progress(float(fraction), message)
+
+    images = {c: arrays[c] for c in IMAGE_CHANNELS if c in arrays}
+    head = _head(images)
+    shape = mask.shape
     config = plugin.config
     model_channels = list(config.image_channels)
     usable = [c for c in model_channels if c in images]
     if not usable:
         raise MedSynthError(f"The case has none of the sequences model '{plugin.id}' draws ({', '.join(model_channels)}).")
     resolution, spacing = int(config.resolution), float(plugin.card.spacing[0])
-    margin = float(request.margin_mm)
+    margin = float(margin_mm)
 
     tell(0.1, "resampling the region onto the model grid")
     grid = _model_grid(head, mask, affine, resolution, spacing, margin)
@@ -251,8 +290,7 @@ def add_tumour(request: AddTumourRequest, progress: Callable[[float, str], None]
         region = ndimage.binary_dilation(_resample((mask > 0).astype(np.uint8), affine, cube, grid, order=1) > 0, iterations=1)
 
     tell(0.25, "inpainting the tumour in latent space")
-    device = select_device(request.device)
-    generated = plugin.inpaint(np.stack(network), region, merged_model, seed=request.seed, steps=request.steps, device=device)
+    generated = plugin.inpaint(np.stack(network), region, merged_model, seed=seed, steps=steps, device=device)
 
     tell(0.8, "blending into the case")
     lesion = mask > 0
@@ -290,15 +328,7 @@ def add_tumour(request: AddTumourRequest, progress: Callable[[float, str], None]
     if old is not None:
         changed |= seg != old
     written[LABEL_CHANNEL] = seg
-    tell(0.9, "writing the case")
-    paths = _write_case(request.out, name, written, affine)
-    tell(1.0, "done")
-    return {
-        "case": str((request.out / name).absolute()),
-        "written": [str(p) for p in paths],
-        "changed_voxels": int(changed.sum()),
-        "margin_mm": margin,
-    }
+    return written, changed
 
 
 def _write_case(out: Path, name: str, arrays: dict[str, np.ndarray], affine: np.ndarray) -> list[Path]:

@@ -181,3 +181,22 @@ def test_a_model_is_sampled_evaluated_and_its_samples_removed(real, tmp_path):
 def _evaluate_model(model: str, real, out) -> dict:
     assert main(["evaluate", "--model", model, "-n", "3", "--real", str(real), "--out", str(out), *TINY]) == 0
     return json.loads((out / "metrics.json").read_text())
+
+
+def test_a_cohort_set_shows_its_achieved_distribution_against_the_asked_one(real, tmp_path, capsys):
+    from medsynth_engine.generate import GenerateRequest, generate_set
+    from medsynth_engine.registry import default_registry
+
+    cohort = {"strata": [{"name": "big-right", "count": 1, "tumour": {"volume_ml": [40, 120], "hemisphere": "right"}},
+                         {"name": "healthy", "count": 1, "tumour": "none"}]}
+    synthetic = generate_set(GenerateRequest(
+        model="phantom", n=1, seed=4, out=tmp_path / "cohort", cohort=cohort, shape=GRID["shape"], spacing=(GRID["spacing"],) * 3
+    ), default_registry())
+    metrics = _evaluate(synthetic, real, tmp_path / "eval")
+    rows = {r["name"]: r for r in metrics["cohort"]["strata"]}
+    assert (rows["big-right"]["asked"], rows["big-right"]["written"], rows["big-right"]["met"]) == (1, 1, 1)
+    assert rows["big-right"]["hemisphere"] == {"right": 1} and 40 <= rows["big-right"]["volume_ml"]["min"] <= rows["big-right"]["volume_ml"]["max"] <= 120
+    assert (rows["healthy"]["asked"], rows["healthy"]["written"]) == (1, 1)
+    printed = capsys.readouterr().out
+    assert "big-right: 1/1, met 1;" in printed and "healthy: 1/1, met 1;" in printed
+    assert "Cohort: asked against achieved" in (tmp_path / "eval" / "report.html").read_text()

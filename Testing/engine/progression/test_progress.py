@@ -71,6 +71,7 @@ def test_growth_series_grows_monotonically_and_changes_nothing_far_from_the_tumo
     out = run_progress(ProgressRequest(case=case, model="growth", months=[0, 3, 6, 12], out=tmp_path / "series"))
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["model"] == "growth" and manifest["parameters"]["growth"]["rho_per_day"] == 0.012
+    assert manifest["parameters"]["renderer"] == "contrast"  # a case of a phantom set: the phantom's contrast model
     assert [tp["month"] for tp in manifest["time_points"]] == [0, 3, 6, 12]
     original = _read(case)
     series = [_read(out / tp["case"]) for tp in manifest["time_points"]]
@@ -132,3 +133,51 @@ def test_bad_progress_requests_are_refused_in_one_sentence_and_nothing_is_writte
     )
     assert result.returncode == 2 and "months must be 0 to 120" in result.stderr and "\n" not in result.stderr.strip()
     assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def scan(cases, tmp_path_factory) -> Path:
+    """A hospital-style case: the tumour case's voxels in scanner units (float32, x 3.7), in a folder no set lists."""
+    folder = tmp_path_factory.mktemp("hospital") / "patient07"
+    folder.mkdir()
+    for channel, array in _read(cases["small"]).items():
+        affine = nib.load(str(next(cases["small"].glob(f"*_{channel}.nii.gz")))).affine
+        data = array.astype(np.uint8) if channel == "seg" else array.astype(np.float32) * 3.7
+        nib.save(nib.Nifti1Image(data, affine), str(folder / f"patient07_{channel}.nii.gz"))
+    return folder
+
+
+@pytest.mark.slow
+def test_growth_on_a_real_scan_is_inpainted_by_the_add_tumour_model_and_changes_nothing_far_away(scan, tmp_path):
+    out = run_progress(ProgressRequest(case=scan, model="growth", months=[0, 12], out=tmp_path / "series", steps=1, device="cpu"))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["parameters"]["renderer"] == "inpaint" and manifest["parameters"]["tumour_model"] == {"id": "ldm3d-phantom", "steps": 1}
+    original = _read(scan)
+    series = [_read(out / tp["case"]) for tp in manifest["time_points"]]
+    volumes = [np.count_nonzero(s["seg"]) for s in series]
+    assert volumes[0] == np.count_nonzero(original["seg"]) < volumes[1], volumes
+    for channel in (*CHANNELS, "seg"):
+        np.testing.assert_array_equal(series[0][channel], original[channel])  # month 0 is the scan itself
+    spacing = np.array([4.0, 4.0, 4.0])
+    for arrays in series[1:]:
+        tumour = arrays["seg"] > 0
+        far = ndimage.distance_transform_edt(~tumour, sampling=spacing) >= 8.0  # the default margin
+        new = tumour & (original["seg"] == 0)
+        for channel in CHANNELS:
+            assert arrays[channel].dtype == np.float32
+            np.testing.assert_array_equal(arrays[channel][far], original[channel][far])  # bit-identical
+            assert np.mean(arrays[channel][new] != original[channel][new]) > 0.9  # the grown tumour is drawn in
+    # Inpainted, not painted by the phantom's contrast model: the contrast path gives other voxels for the same labels.
+    painted = run_progress(ProgressRequest(case=scan, model="growth", months=[12], out=tmp_path / "painted", renderer="contrast"))
+    contrast = _read(painted / json.loads((painted / "manifest.json").read_text())["time_points"][0]["case"])
+    np.testing.assert_array_equal(contrast["seg"], series[1]["seg"])
+    assert not np.array_equal(contrast["t1"], series[1]["t1"])
+
+
+def test_the_renderer_follows_the_case(cases, scan):
+    from medsynth_engine.progression.rendering import choose_renderer
+
+    assert choose_renderer("auto", cases["small"]) == "contrast" and choose_renderer("auto", scan) == "inpaint"
+    assert choose_renderer("inpaint", cases["small"]) == "inpaint"
+    with pytest.raises(MedSynthError, match="Unknown renderer"):
+        choose_renderer("paint", scan)

@@ -47,7 +47,7 @@ def realised_attributes(seg: np.ndarray, affine: np.ndarray, params: SubjectPara
         "lobe": str(lobe_of(mni)),
         "necrosis_share": round(float(np.count_nonzero(seg == 1)) / core, 4) if core else 0.0,
         "oedema_share": round(float(np.count_nonzero(seg == 2)) / float(np.count_nonzero(whole)), 4),
-        "foci": int(ndimage.label(whole)[1]),
+        "foci": int(ndimage.label(whole, structure=np.ones((3, 3, 3)))[1]),  # 26-connected: touching corners are one focus
     }
 
 
@@ -69,6 +69,8 @@ def violations(attributes: dict[str, Any], stratum: Stratum) -> list[str]:
             missed.append(f"centroid in the {attributes['lobe']} lobe")
         if c.enhancing is not None and attributes["enhancing"] != c.enhancing:
             missed.append("enhancing" if attributes["enhancing"] else "not enhancing")
+        if c.multifocal is not None and not c.multifocal[0] <= attributes["foci"] <= c.multifocal[1]:
+            missed.append(f"{attributes['foci']} separate foci")
         if c.centre_mm is not None and np.linalg.norm(np.asarray(attributes["centroid_mni_mm"]) - c.centre_mm) > c.radius_mm:
             missed.append("centroid outside the asked sphere")
     return missed

@@ -17,8 +17,9 @@ import numpy as np
 
 from ..errors import MedSynthError
 from ..phantom.atlas import Atlas
-from ..phantom.params import SubjectParams, TumourParams, atlas_to_subject, draw_subject, neutral_subject
+from ..phantom.params import Focus, SubjectParams, TumourParams, atlas_to_subject, draw_subject, neutral_subject
 from ..phantom.render import Grid, render
+from .foci import add_satellites, check_separable, radius_cap, reach_factor, scaled
 from .regions import allowed_sites
 from .spec import Stratum, TumourConstraints
 
@@ -46,12 +47,16 @@ def label_volume_ml(seg: np.ndarray, spacing: tuple[float, float, float]) -> flo
 def _box_volume(params: SubjectParams, atlas: Atlas, grid: Grid) -> float:
     """Whole-tumour volume (ml) of the label map, rendered only in the tumour's box of the output grid."""
     t = params.tumour
-    reach = t.radius_mm * (t.oedema_extent + 0.6 + 3.0 * t.irregularity) + 2.0 * max(grid.spacing)
     inv = np.linalg.inv(grid.affine)
-    centre = inv[:3, :3] @ np.asarray(t.centre_mm) + inv[:3, 3]
-    half = np.ceil(reach / np.asarray(grid.spacing))
-    lo = np.clip(np.floor(centre - half), 0, np.asarray(grid.shape)).astype(int)
-    hi = np.clip(np.ceil(centre + half) + 1, 0, np.asarray(grid.shape)).astype(int)
+    lows, highs = [], []
+    for centre_mm, radius in [(t.centre_mm, t.radius_mm), *((f.centre_mm, f.radius_mm) for f in t.satellites)]:
+        reach = radius * reach_factor(t) + 2.0 * max(grid.spacing)
+        centre = inv[:3, :3] @ np.asarray(centre_mm) + inv[:3, 3]
+        half = np.ceil(reach / np.asarray(grid.spacing))
+        lows.append(np.floor(centre - half))
+        highs.append(np.ceil(centre + half) + 1)
+    lo = np.clip(np.min(lows, axis=0), 0, np.asarray(grid.shape)).astype(int)
+    hi = np.clip(np.max(highs, axis=0), 0, np.asarray(grid.shape)).astype(int)
     if np.any(hi <= lo):
         return 0.0
     affine = grid.affine.copy()
@@ -60,16 +65,18 @@ def _box_volume(params: SubjectParams, atlas: Atlas, grid: Grid) -> float:
     return label_volume_ml(render(params, atlas, box, ("seg",))["seg"], grid.spacing)
 
 
-def _solve_radius(params: SubjectParams, atlas: Atlas, grid: Grid, target_ml: float) -> float | None:
-    """Core radius giving ``target_ml`` of whole tumour (within 1.5 %), or None if no radius in RADIUS_MM does."""
+def _solve_radius(params: SubjectParams, atlas: Atlas, grid: Grid, target_ml: float, cap_mm: float = RADIUS_MM[1]) -> float | None:
+    """Main core radius giving ``target_ml`` of whole tumour (within 1.5 %; satellites scaled alike), or None if no
+    radius in RADIUS_MM up to ``cap_mm`` does."""
     t = params.tumour
-    radius = float(np.clip((3.0 * target_ml * 1000.0 / (4.0 * math.pi)) ** (1 / 3) / t.oedema_extent, *RADIUS_MM))
+    bounds = (RADIUS_MM[0], min(RADIUS_MM[1], cap_mm))
+    radius = float(np.clip((3.0 * target_ml * 1000.0 / (4.0 * math.pi)) ** (1 / 3) / t.oedema_extent, *bounds))
     for _ in range(10):
-        volume = _box_volume(replace(params, tumour=replace(t, radius_mm=radius)), atlas, grid)
+        volume = _box_volume(replace(params, tumour=scaled(t, radius)), atlas, grid)
         if volume > 0 and abs(volume / target_ml - 1.0) < 0.015:
             return radius
         step = (target_ml / volume) ** (1 / 3) if volume > 0 else 1.5
-        new = float(np.clip(radius * step, *RADIUS_MM))
+        new = float(np.clip(radius * step, *bounds))
         if new == radius:
             return None  # at a bound and still short of (or over) the target
         radius = new
@@ -136,6 +143,15 @@ def draw_in_stratum(
         return params, draws
     sites = allowed_sites(atlas, c, f"Stratum '{stratum.name}'")
     params.tumour = _tumour(params, atlas, sites, c, rng)
+    cap = RADIUS_MM[1]
+    if c.multifocal is not None:
+        foci = int(rng.integers(c.multifocal[0], c.multifocal[1] + 1))
+        draws["foci"] = foci
+        tumour = add_satellites(params, atlas, params.tumour, sites, foci, rng) if foci > 1 else params.tumour
+        cap = radius_cap(tumour, 2.0 * max(spacing)) if tumour is not None else 0.0
+        if tumour is None or cap < RADIUS_MM[0]:
+            return params, {**draws, "unreachable": 1.0}
+        params.tumour = scaled(tumour, min(tumour.radius_mm, cap))
     if c.volume_ml is not None:
         low, high = c.volume_ml
         inner_low, inner_high = low * (1 + _INNER), high * (1 - _INNER)
@@ -143,10 +159,10 @@ def draw_in_stratum(
             inner_low = inner_high = math.sqrt(low * high)
         target = math.exp(_uniform(rng, (math.log(inner_low), math.log(inner_high))))
         draws["volume_target_ml"] = target
-        radius = _solve_radius(params, atlas, subject_grid(params, atlas, shape, spacing), target)
+        radius = _solve_radius(params, atlas, subject_grid(params, atlas, shape, spacing), target, cap)
         if radius is None:
             return params, {**draws, "unreachable": 1.0}
-        params.tumour.radius_mm = radius
+        params.tumour = scaled(params.tumour, radius)
     return params, draws
 
 
@@ -157,6 +173,7 @@ def check_feasible(stratum: Stratum, atlas: Atlas, shape: tuple[int, int, int], 
     if c is None:
         return
     sites = allowed_sites(atlas, c, where)
+    spread = check_separable(sites, c.multifocal[0], where) if c.multifocal is not None and c.multifocal[0] > 1 else None
     if c.enhancing is False and c.necrosis_fraction is not None and c.necrosis_fraction[0] > 0:
         raise MedSynthError(f"{where} cannot be met: a non-enhancing tumour has no separate necrotic core in the phantom (its whole core is NCR); drop necrosis_fraction.")
     if c.volume_ml is None:
@@ -173,8 +190,14 @@ def check_feasible(stratum: Stratum, atlas: Atlas, shape: tuple[int, int, int], 
         )
     coarse = Grid.centred(tuple(max(8, int(round(s * p / 4.0))) for s, p in zip(shape, spacing, strict=True)), (4.0, 4.0, 4.0), atlas.brain_centre_mm)
     high_case = replace(low_case, radius_mm=RADIUS_MM[1], oedema_extent=extent[1])
+    what = "tumour that fits the brain on this grid"
+    if spread is not None:  # the foci as far apart as the sites allow, all as large as the main one, kept apart
+        satellites = [Focus([float(v) for v in p], RADIUS_MM[1], i + 1) for i, p in enumerate(spread[1:])]
+        high_case = replace(high_case, centre_mm=[float(v) for v in spread[0]], satellites=satellites)
+        high_case = scaled(high_case, min(RADIUS_MM[1], radius_cap(high_case, 2.0 * max(spacing))))
+        what = f"tumour of {len(spread)} separate foci on this grid"
     largest = _box_volume(replace(subject, tumour=high_case), atlas, coarse)
     if c.volume_ml[0] > 0.9 * largest:
         raise MedSynthError(
-            f"{where} cannot be met: the largest tumour that fits the brain on this grid is about {largest:.0f} ml, below the asked {c.volume_ml[0]:g} ml."
+            f"{where} cannot be met: the largest {what} is about {largest:.0f} ml, below the asked {c.volume_ml[0]:g} ml."
         )

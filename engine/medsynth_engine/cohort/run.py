@@ -127,7 +127,7 @@ def _make_case(
     for attempt in range(MAX_ATTEMPTS):
         params, draws = draw_in_stratum(seed, atlas, stratum, shape, spacing, attempt)
         if draws.get("unreachable"):
-            missed = ["no core radius reaches the drawn volume at the drawn site"]
+            missed = ["no core radius reaches the drawn volume at the drawn site(s) with the foci kept apart"]
             continue
         grid = subject_grid(params, atlas, shape, spacing)
         wanted = channels if phantom else ()

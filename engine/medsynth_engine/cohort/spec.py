@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import MedSynthError
 
-__all__ = ["Stratum", "TumourConstraints", "CohortSpec", "read_cohort", "parse_cohort", "LOBES", "RANGES"]
+__all__ = ["Stratum", "TumourConstraints", "CohortSpec", "read_cohort", "parse_cohort", "LOBES", "RANGES", "MAX_FOCI"]
 
 LOBES = ("frontal", "parietal", "temporal", "occipital")
 #: Keys of ranges and the interval the phantom can draw for each (wider than its random prior where marked).
@@ -33,9 +33,11 @@ RANGES: dict[str, tuple[float, float]] = {
     "bias": (0.0, 0.4),  # amplitude of the smooth bias field (prior 0.03-0.2)
     "slice_thickness_mm": (1.0, 6.0),  # FWHM of the thick axis (prior 1-3)
 }
-_TUMOUR_KEYS = {"volume_ml", "hemisphere", "lobe", "centre_mm", "radius_mm", "enhancing", "necrosis_fraction", "oedema_extent"}
+_TUMOUR_KEYS = {"volume_ml", "hemisphere", "lobe", "centre_mm", "radius_mm", "enhancing", "necrosis_fraction", "oedema_extent", "multifocal"}
 _ANATOMY_KEYS = {"brain_size", "ventricle_enlargement", "noise", "bias", "slice_thickness_mm"}
 MAX_CASES_PER_COHORT = 100_000
+#: Most separate foci a multifocal stratum may ask for.
+MAX_FOCI = 5
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class TumourConstraints:
     enhancing: bool | None = None
     necrosis_fraction: tuple[float, float] | None = None
     oedema_extent: tuple[float, float] | None = None
+    multifocal: tuple[int, int] | None = None  # separate foci (connected components of the label map); volume_ml is their total
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items() if v is not None}
@@ -185,8 +188,19 @@ def _tumour(raw: dict, where: str) -> TumourConstraints:
         raise MedSynthError(f"{where}: centre_mm and radius_mm go together; give both or neither.")
     ranges = {k: _range(raw[k], k, where) for k in ("volume_ml", "necrosis_fraction", "oedema_extent") if k in raw}
     return TumourConstraints(
-        hemisphere=hemisphere, lobe=lobe, centre_mm=centre, radius_mm=None if radius is None else float(radius), enhancing=enhancing, **ranges
+        hemisphere=hemisphere, lobe=lobe, centre_mm=centre, radius_mm=None if radius is None else float(radius), enhancing=enhancing,
+        multifocal=_foci(raw["multifocal"], where) if "multifocal" in raw else None, **ranges
     )
+
+
+def _foci(value: Any, where: str) -> tuple[int, int]:
+    """``multifocal: N`` or ``[low, high]``: whole numbers of foci from 1 to MAX_FOCI."""
+    value = [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(value, list) or len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise MedSynthError(f"{where}: multifocal must be a whole number of foci or a range [low, high].")
+    if not 1 <= value[0] <= value[1] <= MAX_FOCI:
+        raise MedSynthError(f"{where}: multifocal [{value[0]}, {value[1]}] must lie within 1 to {MAX_FOCI} foci, low end first.")
+    return value[0], value[1]
 
 
 def _number(value: Any) -> bool:

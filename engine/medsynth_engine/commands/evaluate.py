@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from ..cli import optional_channels
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace, synthetic: Path, channels: tuple[str, ...] | None) -> int:
+    from ..cohort.summary import rows_text
     from ..evaluate.run import EvaluateRequest, run_evaluation
     from ..evaluate.tstr import TstrSettings
     from ..progress import ProgressBar
@@ -69,5 +71,8 @@ def _evaluate(args: argparse.Namespace, synthetic: Path, channels: tuple[str, ..
         tstr_settings=TstrSettings(steps=args.tstr_steps, patch=args.tstr_patch, segmenter=args.segmenter, seeds=args.tstr_seeds, seed=args.seed),
     )
     out = run_evaluation(request, progress=ProgressBar("Evaluating", quiet=args.quiet))
+    cohort = json.loads((out / "metrics.json").read_text()).get("cohort")
+    if cohort:  # a cohort set: what was asked against what the set holds, as generate printed it
+        print("\n".join(rows_text(cohort)))
     print(f"Wrote {out / 'metrics.json'} and {out / 'report.html'}")
     return 0

@@ -51,6 +51,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cmd.add_argument("--profile", choices=("ageing", "alzheimer"), default="alzheimer", help="atrophy: default rates (default alzheimer)")
     cmd.add_argument("--rate", action="append", default=[], metavar="REGION=PCT", help="atrophy: override a region's %% volume change per year")
     cmd.add_argument("--margin-mm", type=float, default=8.0, help="growth: voxels change only this close to the tumour (default 8)")
+    cmd.add_argument("--render", choices=("auto", "contrast", "inpaint"), default="auto",
+                     help="growth: how the tumour looks: contrast (the phantom's model), inpaint (a mask-conditioned model, "
+                     "as add-tumour), auto (contrast on phantom cases, inpaint on real scans; default)")
+    cmd.add_argument("--tumour-model", default="ldm3d-phantom", help="growth with inpaint: the model (default ldm3d-phantom)")
+    cmd.add_argument("--steps", type=int, help="growth with inpaint: sampling steps (default: the model's)")
+    cmd.add_argument("--device", help="growth with inpaint: cpu, cuda, cuda:N or mps (default: the best there is)")
     cmd.add_argument("--seed", type=int, default=0, help="seed of the texture noise inside the tumour (default 0)")
     cmd.add_argument("--quiet", action="store_true", help="print only the series folder")
 
@@ -73,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
         rates=_rates(args.rate),
         margin_mm=args.margin_mm,
         seed=args.seed,
+        renderer=args.render,
+        tumour_model=args.tumour_model,
+        steps=args.steps,
+        device=args.device,
     )
     bar = ProgressBar("Progressing", quiet=args.quiet)
     out = run_progress(request, progress=lambda fraction, message: bar(int(round(fraction * 100)), 100))

@@ -14,7 +14,16 @@ import numpy as np
 
 from .atlas import Atlas
 
-__all__ = ["SubjectParams", "TumourParams", "draw_subject", "neutral_subject", "subject_matrix", "atlas_to_subject"]
+__all__ = ["SubjectParams", "TumourParams", "Focus", "draw_subject", "neutral_subject", "subject_matrix", "atlas_to_subject"]
+
+
+@dataclass
+class Focus:
+    """A further focus of a multifocal tumour: its own site, size and shape; the rest as the main focus."""
+
+    centre_mm: list[float]
+    radius_mm: float
+    shape_seed: int
 
 
 @dataclass
@@ -30,6 +39,10 @@ class TumourParams:
     mass_effect: float  # fraction of the core volume that displaces rather than infiltrates tissue
     gadolinium_mM: float  # contrast agent concentration in enhancing tissue
     shape_seed: int
+    satellites: list[Focus] = field(default_factory=list)  # further foci (multifocal); none in the prior
+
+    def __post_init__(self) -> None:
+        self.satellites = [f if isinstance(f, Focus) else Focus(**f) for f in self.satellites]
 
 
 @dataclass
@@ -57,7 +70,10 @@ class SubjectParams:
     tumour: TumourParams | None = field(default=None)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if data["tumour"] is not None and not data["tumour"]["satellites"]:
+            del data["tumour"]["satellites"]  # a one-focus tumour records what it always recorded
+        return data
 
     @staticmethod
     def from_dict(data: dict) -> SubjectParams:

@@ -161,20 +161,16 @@ def _render(
     xs = list(fine.axes)
     rho = None
     if tumour is not None:
-        c = [float(v) for v in np.asarray(tumour.centre_mm, dtype=np.float32)]
-        d = [fine.axes[a] - c[a] for a in range(3)]
-        r = (d[0] ** 2 + d[1] ** 2 + d[2] ** 2).sqrt_()  # one full-size tensor: the squares are 1-D
-        wavelength = 2.5 * tumour.radius_mm
-        shape_noise = fine.field(FourierField(tumour.shape_seed, wavelength_mm=wavelength), wavelength)[0]
-        rho = (r / tumour.radius_mm).add_(shape_noise, alpha=tumour.irregularity)
-        del shape_noise
-        m = tumour.mass_effect * tumour.radius_mm**3
-        ratio = torch.clamp(r, min=1e-3).pow_(3).reciprocal_().mul_(-m).add_(1.0).clamp_(min=0.0).pow_(1.0 / 3.0)
-        reach = r.sub_(tumour.radius_mm).clamp_(min=0.0).mul_(1.0 / (1.5 * tumour.radius_mm)).square_().neg_().exp_()
-        factor = ratio.sub_(1.0).mul_(reach).add_(1.0)  # 1 - (1 - ratio) * reach
-        del r, reach
+        c, d, rho, factor = _focus(fine, tumour.centre_mm, tumour.radius_mm, tumour.shape_seed, tumour)
         xs = [torch.mul(factor, d[a]).add_(c[a]) for a in range(3)]
         del factor
+        for focus in tumour.satellites:  # multifocal: one level set (the nearest focus) and the foci's mass effects added
+            _, d, own, factor = _focus(fine, focus.centre_mm, focus.radius_mm, focus.shape_seed, tumour)
+            torch.minimum(rho, own, out=rho)
+            pushed = factor.neg_().add_(1.0)
+            for a in range(3):
+                xs[a].sub_(pushed * d[a])
+            del own, factor, pushed
     vc = [float(v) for v in atlas_to_subject(params, atlas, atlas.ventricle_centre_mm).astype(np.float32)]
     e = [xs[a] - vc[a] for a in range(3)]
     reach_sq = -1.0 / (1.6 * atlas.ventricle_radius_mm) ** 2
@@ -246,6 +242,22 @@ def _render(
     return {name: results[name] for name in channels}
 
 
+def _focus(fine: _FineGrid, centre_mm: list[float], radius_mm: float, shape_seed: int, tumour) -> tuple[list[float], list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """One focus: its centre, offsets to it, its level set (1 at its core's edge) and its radial mass-effect factor."""
+    c = [float(v) for v in np.asarray(centre_mm, dtype=np.float32)]
+    d = [fine.axes[a] - c[a] for a in range(3)]
+    r = (d[0] ** 2 + d[1] ** 2 + d[2] ** 2).sqrt_()  # one full-size tensor: the squares are 1-D
+    wavelength = 2.5 * radius_mm
+    shape_noise = fine.field(FourierField(shape_seed, wavelength_mm=wavelength), wavelength)[0]
+    rho = (r / radius_mm).add_(shape_noise, alpha=tumour.irregularity)
+    del shape_noise
+    m = tumour.mass_effect * radius_mm**3
+    ratio = torch.clamp(r, min=1e-3).pow_(3).reciprocal_().mul_(-m).add_(1.0).clamp_(min=0.0).pow_(1.0 / 3.0)
+    reach = r.sub_(radius_mm).clamp_(min=0.0).mul_(1.0 / (1.5 * radius_mm)).square_().neg_().exp_()
+    factor = ratio.sub_(1.0).mul_(reach).add_(1.0)  # 1 - (1 - ratio) * reach
+    return c, d, rho, factor
+
+
 def _label_masks(tumour, rho: torch.Tensor | None, wm: torch.Tensor, csf: torch.Tensor, brain: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Hard BraTS compartments on the fine grid: NCR (necrosis, or a non-enhancing core), ED, ET."""
     if tumour is None:
@@ -272,7 +284,7 @@ def _fractions(
         for k in (_OEDEMA, _ET, _NEC):
             frac[k] = 0.0
     else:
-        width = soft / tumour.radius_mm
+        width = soft / min([tumour.radius_mm, *(f.radius_mm for f in tumour.satellites)])
         core = _smoothstep(rho, width, 1.0).mul_(brain)
         nec = _smoothstep(rho, width, tumour.necrosis_fraction).mul_(brain) if tumour.necrosis_fraction > 0 else None
         # Vasogenic oedema spreads along white matter and spares CSF spaces; where it reaches grey matter it

@@ -18,7 +18,7 @@ from scipy import ndimage
 from ..phantom.tissues import GADOLINIUM_R1_PER_MM_S, SEQUENCES, TISSUE_INDEX, TISSUES, flair_null_ti, signal
 from .case import WM
 
-__all__ = ["render_growth", "tissue_ratios"]
+__all__ = ["render_growth", "push_tissue", "tissue_ratios"]
 
 _COMPARTMENTS = {2: "oedema", 4: "enhancing_tumour", 1: "necrosis"}
 GADOLINIUM_MM = 0.3
@@ -72,11 +72,8 @@ def _noise_level(array: np.ndarray, where: np.ndarray) -> float:
     return float(np.median(diff) / (0.6745 * np.sqrt(2.0))) if diff.size else 0.0
 
 
-def render_growth(
-    arrays: dict[str, np.ndarray], classes: np.ndarray, spacing: np.ndarray, labels0: np.ndarray, labels: np.ndarray,
-    mass_effect: float, margin_mm: float, seed: int,
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The case's channels showing ``labels`` (grown from ``labels0``); returns them and the changed-region mask."""
+def _mass_effect(labels0: np.ndarray, labels: np.ndarray, spacing: np.ndarray, mass_effect: float, margin_mm: float) -> tuple:
+    """The changed region (within ``margin_mm`` of the tumour), the warp's taper, its centre and displaced volume (mm^3)."""
     tumour = labels > 0
     distance = ndimage.distance_transform_edt(~tumour, sampling=spacing)
     region = distance <= margin_mm
@@ -85,6 +82,27 @@ def render_growth(
     core = (labels == 1) | (labels == 4)
     displaced = mass_effect * max(0, int(core.sum()) - core0) * float(np.prod(spacing))
     centre = np.argwhere(core if core.any() else tumour).mean(0)
+    return region, taper, centre, displaced
+
+
+def push_tissue(
+    arrays: dict[str, np.ndarray], spacing: np.ndarray, labels0: np.ndarray, labels: np.ndarray, mass_effect: float, margin_mm: float
+) -> dict[str, np.ndarray]:
+    """Only the mass effect: every channel with tissue pushed out of the grown core, nothing beyond ``margin_mm`` moved."""
+    region, taper, centre, displaced = _mass_effect(labels0, labels, spacing, mass_effect, margin_mm)
+    out = {}
+    for channel, array in arrays.items():
+        warped = _mass_effect_warp(array, spacing, centre, displaced, taper, order=1)
+        out[channel] = np.where(region, warped, array)
+    return out
+
+
+def render_growth(
+    arrays: dict[str, np.ndarray], classes: np.ndarray, spacing: np.ndarray, labels0: np.ndarray, labels: np.ndarray,
+    mass_effect: float, margin_mm: float, seed: int,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The case's channels showing ``labels`` (grown from ``labels0``); returns them and the changed-region mask."""
+    region, taper, centre, displaced = _mass_effect(labels0, labels, spacing, mass_effect, margin_mm)
     fractions = {code: np.clip(ndimage.gaussian_filter((labels == code).astype(np.float32), 0.5), 0, 1) * region for code in _COMPARTMENTS}
     total = np.clip(sum(fractions.values()), 0.0, 1.0)
     rng = np.random.default_rng(seed)

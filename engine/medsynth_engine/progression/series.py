@@ -15,6 +15,7 @@ import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from .atrophy import RATES, REGIONS, displacement_field, jacobian, prescribed_ch
 from .case import Case, read_case, tissue_classes
 from .fieldfile import write_vector_field
 from .growth import GrowthParams, grow, labels_at
+from .rendering import RENDERERS, Inpainter, choose_renderer
 
 __all__ = ["ProgressRequest", "run_progress", "MODELS", "MAX_MONTHS"]
 
@@ -51,6 +53,10 @@ class ProgressRequest:
     rates: dict[str, float] = field(default_factory=dict)  # per-region overrides, % per year
     margin_mm: float = 8.0
     seed: int = 0
+    renderer: str = "auto"  # growth: contrast (phantom cases), inpaint (real scans), auto (by the case)
+    tumour_model: str = "ldm3d-phantom"  # growth with inpaint: the mask-conditioned model
+    steps: int | None = None  # its sampling steps (None: the model's default)
+    device: str | None = None
 
     def validate(self) -> None:
         if self.model not in MODELS:
@@ -66,6 +72,10 @@ class ProgressRequest:
             raise MedSynthError(f"Unknown atrophy region(s) {', '.join(sorted(unknown))}; use {', '.join(RATES[self.profile])}.")
         if any(not -20.0 <= r <= 50.0 for r in self.rates.values()):
             raise MedSynthError("Atrophy rates must be -20 to 50 % per year.")
+        if self.renderer not in RENDERERS:
+            raise MedSynthError(f"Unknown renderer '{self.renderer}'; use {', '.join(RENDERERS)}.")
+        if self.steps is not None and not 1 <= self.steps <= 1000:
+            raise MedSynthError(f"The number of sampling steps must be 1 to 1000, not {self.steps}.")
         if not 1.0 <= self.margin_mm <= 50.0:
             raise MedSynthError(f"The margin must be 1-50 mm, not {self.margin_mm}.")
         if self.model == "growth":
@@ -88,7 +98,7 @@ def _changed(case: Case, arrays: dict[str, np.ndarray], seg: np.ndarray) -> int:
     return int(changed.sum())
 
 
-def _growth_points(case: Case, classes: np.ndarray, request: ProgressRequest, tell: Callable[[float, str], None]):
+def _growth_points(case: Case, classes: np.ndarray, request: ProgressRequest, tell: Callable[[float, str], None], inpainter: Inpainter | None):
     tell(0.1, "solving the growth model")
     states = grow(case.seg, classes, case.affine, request.months, request.growth)
     previous = case.seg
@@ -101,7 +111,10 @@ def _growth_points(case: Case, classes: np.ndarray, request: ProgressRequest, te
             continue
         labels = labels_at(previous, state["c"], state["above"], classes, request.growth.necrosis_days)
         previous = labels
-        arrays, _ = render_growth(case.arrays, classes, case.spacing, case.seg, labels, request.growth.mass_effect, request.margin_mm, request.seed + i)
+        if inpainter is not None:
+            arrays = inpainter.render(case.arrays, case.affine, case.seg, case.had_seg, labels, request.growth.mass_effect, request.margin_mm)
+        else:
+            arrays, _ = render_growth(case.arrays, classes, case.spacing, case.seg, labels, request.growth.mass_effect, request.margin_mm, request.seed + i)
         yield month, arrays, labels, {"changed_within_mm_of_tumour": request.margin_mm}
 
 
@@ -142,11 +155,18 @@ def run_progress(request: ProgressRequest, progress: Callable[[float, str], None
     series_id = case_id(new_id_key(), 0)  # random and meaningless, like a generated case id
     voxel_ml = float(np.prod(case.spacing)) / 1000.0
     tmp = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
-    points = _growth_points if request.model == "growth" else _atrophy_points
     parameters: dict[str, Any] = {"months": list(request.months), "margin_mm": request.margin_mm, "seed": request.seed}
     if request.model == "growth":
-        parameters["growth"] = request.growth.to_dict()
+        renderer = choose_renderer(request.renderer, Path(request.case))
+        inpainter = None
+        if renderer == "inpaint":
+            tell(0.05, "loading the tumour model")
+            inpainter = Inpainter(request.tumour_model, request.steps, request.device, request.seed)
+            parameters["tumour_model"] = {"id": inpainter.model_id, "steps": request.steps}
+        parameters.update(growth=request.growth.to_dict(), renderer=renderer)
+        points = partial(_growth_points, inpainter=inpainter)
     else:
+        points = _atrophy_points
         parameters.update(profile=request.profile, rates_percent_per_year={**RATES[request.profile], **request.rates})
     try:
         tmp.mkdir()

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ...errors import MedSynthError
-from ..schema import MAX_SEED, JobParams, PathText
+from ..schema import MAX_SEED, DeviceName, JobParams, PathText
 from ..spec import Conflict, JobKind, Missing, PrepareContext, Prepared, RunContext
 
 __all__ = ["ProgressParams", "KIND", "request_from"]
@@ -30,6 +30,10 @@ class ProgressParams(JobParams):
     rate: dict[str, float] = Field(default_factory=dict)
     margin_mm: float = Field(8.0, ge=1.0, le=50.0)
     seed: int = Field(0, ge=0, le=MAX_SEED)
+    renderer: Literal["auto", "contrast", "inpaint"] = "auto"
+    tumour_model: str = Field("ldm3d-phantom", min_length=1, max_length=4096)
+    steps: int | None = Field(None, ge=1, le=1000)
+    device: DeviceName | None = None
 
 
 def request_from(params: dict[str, Any]):
@@ -50,6 +54,10 @@ def request_from(params: dict[str, Any]):
         rates=dict(params.get("rate") or {}),
         margin_mm=params["margin_mm"],
         seed=params["seed"],
+        renderer=params.get("renderer", "auto"),
+        tumour_model=params.get("tumour_model", "ldm3d-phantom"),
+        steps=params.get("steps"),
+        device=params.get("device"),
     )
 
 
@@ -63,7 +71,7 @@ def prepare(params: ProgressParams, ctx: PrepareContext) -> Prepared:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise Conflict(f"{out} is not empty; choose a new or empty out folder (nothing is overwritten).")
     stored = params.model_dump()
-    stored.update(case=str(case), out=str(out))
+    stored.update(case=str(case), out=str(out), tumour_model=ctx.model_ref(params.tumour_model), device=ctx.device(params.device))
     try:
         request_from(stored).validate()
     except MedSynthError as exc:
