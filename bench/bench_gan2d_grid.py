@@ -35,8 +35,8 @@ def main() -> None:
     from medsynth_engine.generate import GenerateRequest, generate_set
     from medsynth_engine.modelfile import load_model_folder
     from medsynth_engine.models.dcgan2d.network import DCGANConfig, Generator
-    from medsynth_engine.models.dcgan2d.slices import load_slices
     from medsynth_engine.models.dcgan2d.spectrum import stride_peaks
+    from medsynth_engine.models.slices2d.slices import load_slices
     from medsynth_engine.registry import default_registry
     from medsynth_engine.training.finetune import FinetuneRequest, run_finetune
 

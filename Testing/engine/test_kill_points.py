@@ -30,6 +30,7 @@ FAMILY_ARGS = {
     "ldm3d": ["--stage", "autoencoder"],
     "mr2ct": ["--width", "4", "--spacing", "6"],
     "dcgan2d": ["--resolution", "32", "--width", "16", "--batch-size", "4", "--slices", "6", "--spacing", "6"],
+    "stylegan2d": ["--resolution", "32", "--width", "16", "--slices", "3", "--spacing", "6", "--mapping-layers", "2"],
 }
 #: Where each family is killed: (point, the step it is killed in, the checkpoint's step after the kill). The points of
 #: the shared training code rotate over the families, so each family meets one and each point is met: mid-step (step
@@ -37,6 +38,7 @@ FAMILY_ARGS = {
 FAMILY_POINT = {
     "dcgan2d": ("finetune.step:3", 3, 2), "l2i3d": ("checkpoint.weights:2", 4, 2), "ldm3d": ("model.weights:2", 4, 2),
     "mr2ct": ("finetune.logged:3", 3, 2), "pgan3d": ("checkpoint.state:2", 4, 4), "seg": ("model.card:2", 4, 2),
+    "stylegan2d": ("finetune.logged:3", 3, 2),
 }
 FAMILIES = sorted(f.name for f in default_registry().families() if f.trainer)
 SET_POINTS = {"generate": ["set.case-files:2", "set.published"], "export": ["set.case-recorded:2", "set.manifest"]}

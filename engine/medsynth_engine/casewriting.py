@@ -3,6 +3,7 @@ manifest, the arguments a resumed run must repeat, write errors in one sentence,
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +42,10 @@ def set_manifest(request: GenerateRequest, plugin: Any, shape: tuple[int, ...], 
     }
     if request.mask is not None:
         parameters["mask"] = True
+    if request.truncation != 1.0:
+        parameters["truncation"] = request.truncation
+    if request.like is not None:
+        parameters["like"] = True  # a user's slice: its path stays out of the manifest, its content in the journal
     return {
         "format": "medsynth-synthetic-set",
         "format_version": 1,
@@ -66,11 +71,20 @@ def set_arguments(request: GenerateRequest, plugin: Any, parameters: dict[str, A
         "software": __version__,
         "model": plugin.card.id,
         "weights_sha256": plugin.weights_sha256(),
-        **{k: v for k, v in parameters.items() if k != "mask"},
+        **{k: v for k, v in parameters.items() if k not in ("mask", "like")},
         "mask_sha256": file_sha256(Path(request.mask)) if request.mask is not None else None,
+        **({"like_sha256": folder_sha256(Path(request.like))} if request.like is not None else {}),
         "audit_against": str(Path(request.audit_against).absolute()) if request.audit_against is not None else None,
         "audit_threshold": request.audit_threshold if request.audit_against is not None else None,
     }
+
+
+def folder_sha256(folder: Path) -> str:
+    """One checksum over the names and contents of the files in a case folder (``--like``), so a resume sees a change."""
+    if not folder.is_dir():
+        raise MedSynthError(f"--like {folder} is not a case folder; give the folder of one case (<case>_t1.nii.gz, ...).")
+    lines = [f"{path.name} {file_sha256(path)}" for path in sorted(folder.iterdir()) if path.is_file()]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 @contextmanager

@@ -261,6 +261,8 @@ class ModelPlugin(ABC):
     weights_origin: str = ""
     #: Whether ``generate`` takes ``mask=`` (a NIfTI tumour label map the case must follow); only then is it passed.
     supports_mask: bool = False
+    #: Further ``generate`` keywords the model takes (``truncation``, ``like``); only those it names are passed.
+    generate_options: tuple[str, ...] = ()
     #: The family this model belongs to (set by the registry).
     family: ModelFamily | None = None
 

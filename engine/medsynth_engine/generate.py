@@ -6,6 +6,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from MedSynthLib.conventions import parse_channels
 
@@ -18,7 +19,7 @@ from .registry import ModelRegistry
 from .setwriter import LAYOUTS, SetWriter
 from .sharding import Group, World
 
-__all__ = ["GenerateRequest", "case_seed", "generate_set", "MAX_CASES"]
+__all__ = ["GenerateRequest", "case_seed", "generate_set", "model_options", "MAX_CASES"]
 
 MAX_CASES = 1_000_000
 
@@ -45,6 +46,8 @@ class GenerateRequest:
     discard: bool = False  # remove what an interrupted run into ``out`` left, then start afresh
     cohort: Path | dict | None = None  # cohort file (YAML/JSON strata) or its document; its counts replace n (cohort.run)
     balance: str | None = None  # a built-in cohort over n cases, e.g. "size" or "enhancing" (cohort.balance)
+    truncation: float = 1.0  # StyleGAN truncation psi: 1 none, 0 every case the average (models with generate_options)
+    like: Path | None = None  # a case folder whose slice the cases vary (projected into the model's W; stylegan2d)
 
     def validate(self) -> None:
         if not isinstance(self.n, int) or self.n < 1:
@@ -61,6 +64,8 @@ class GenerateRequest:
             raise MedSynthError(str(exc)) from None
         if not 0.0 < self.audit_threshold <= 1.0:
             raise MedSynthError(f"The audit threshold must be in (0, 1], not {self.audit_threshold}.")
+        if not 0.0 <= self.truncation <= 1.0:
+            raise MedSynthError(f"--truncation must be 0 to 1 (1: no truncation, 0: the average image), not {self.truncation}.")
         if self.resume and self.discard:
             raise MedSynthError("Give --resume or --discard, not both: one continues the interrupted run, the other drops it.")
         if self.cohort is not None or self.balance is not None:
@@ -109,6 +114,7 @@ def generate_set(
     if request.mask is not None and not plugin.supports_mask:
         raise MedSynthError(f"Model '{plugin.id}' cannot follow a tumour mask; use an ldm3d model such as ldm3d-phantom.")
     extra = {"mask": Path(request.mask)} if request.mask is not None else {}
+    extra.update(model_options(request, plugin))
     device = select_device(world.device(request.device))
     manifest = set_manifest(request, plugin, shape, spacing)
 
@@ -150,6 +156,19 @@ def generate_set(
             if lead:
                 published = writer.commit(manifest, publish)
         return published if lead else writer.out
+
+
+def model_options(request: GenerateRequest, plugin: Any) -> dict[str, Any]:
+    """``--truncation`` and ``--like`` for a model that takes them (its ``generate_options``), or one sentence refusing them."""
+    asked = {"truncation": request.truncation if request.truncation != 1.0 else None, "like": request.like}
+    options = {}
+    for name, value in asked.items():
+        if value is None:
+            continue
+        if name not in plugin.generate_options:
+            raise MedSynthError(f"Model '{plugin.id}' does not take --{name}; it is for stylegan2d models.")
+        options[name] = Path(value) if name == "like" else value
+    return options
 
 
 def _watch(writer: SetWriter, world: World, total: int, progress: Callable[[int, int], None] | None) -> AbstractContextManager:

@@ -174,7 +174,7 @@ def _request_from(document: dict[str, Any]) -> GenerateRequest:
     from .generate import GenerateRequest
 
     fields = dict(document)
-    for name in ("out", "audit_against", "mask"):
+    for name in ("out", "audit_against", "mask", "like"):
         if fields.get(name) is not None:
             fields[name] = Path(fields[name])
     if isinstance(fields.get("cohort"), str):

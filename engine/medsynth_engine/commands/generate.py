@@ -28,6 +28,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--spacing", type=triple(float, "--spacing"), help="voxel size in mm, X,Y,Z or one number")
     gen.add_argument("--no-tumour", action="store_true", help="healthy brains, empty label maps")
     gen.add_argument("--mask", type=Path, metavar="MASK", help="NIfTI tumour label map (BraTS codes) to follow (ldm3d models)")
+    gen.add_argument(
+        "--truncation", type=float, default=1.0, metavar="PSI",
+        help="stylegan2d: pull each case's style towards the average by 1-PSI (0-1; default 1, none; 0: the average image)",
+    )
+    gen.add_argument(
+        "--like", type=Path, metavar="CASE",
+        help="stylegan2d: variations of the slice in this case folder (projected into W; --truncation sets how far they stray)",
+    )
     gen.add_argument("--cohort", type=Path, metavar="FILE", help="cohort file (YAML or JSON strata with counts and constraints); replaces -n")
     gen.add_argument(
         "--balance",
@@ -86,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         discard=args.discard,
         cohort=args.cohort,
         balance=args.balance,
+        truncation=args.truncation,
+        like=args.like,
     )
     request.validate()
     world = World.from_env()

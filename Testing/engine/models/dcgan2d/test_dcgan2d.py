@@ -13,7 +13,7 @@ import pytest
 import torch
 from medsynth_engine.generate import GenerateRequest, generate_set
 from medsynth_engine.models.dcgan2d.network import Critic, DCGANConfig, Generator
-from medsynth_engine.models.dcgan2d.slices import best_slices
+from medsynth_engine.models.slices2d.slices import best_slices
 from medsynth_engine.training.finetune import FinetuneRequest, run_finetune
 from safetensors.torch import load_file
 

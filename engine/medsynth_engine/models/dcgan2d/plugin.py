@@ -10,40 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from MedSynthLib.conventions import LABEL_CHANNEL
-
 from ...contract import ModelPlugin, SynthCase
-from ...data.preprocess import grid_affine
 from ...errors import MedSynthError
-from ...modelfile import ModelCard, load_model_folder
+from ...modelfile import load_model_folder
+from ..slices2d.output import slice_affine, to_physical
 from .network import DCGANConfig, Generator
 
-__all__ = ["DCGAN2DModel", "to_physical", "slice_affine"]
+__all__ = ["DCGAN2DModel"]
 
-LABEL_CODES = np.array([0, 1, 2, 4], dtype=np.uint8)
 PREFIX = "generator."
-
-
-def to_physical(output: np.ndarray, card: ModelCard) -> dict[str, np.ndarray]:
-    """Network output (C, X, Y) -> arrays by channel: images on the card's scale (int16), labels as BraTS codes."""
-    images = list(card.architecture["image_channels"])
-    scales = card.preprocessing.get("normalisation", {}).get("channels", {})
-    arrays: dict[str, np.ndarray] = {}
-    for i, channel in enumerate(images):
-        scale = scales.get(channel, {"low": -1.0, "high": 1.0})
-        value = (np.clip(output[i], -1.0, 1.0) + 1.0) / 2.0 * (scale["high"] - scale["low"]) + scale["low"]
-        arrays[channel] = np.clip(np.rint(value), -32768, 32767).astype(np.int16)
-    if card.architecture.get("labels"):
-        arrays[LABEL_CHANNEL] = LABEL_CODES[np.argmax(output[len(images) :], axis=0)]
-    return arrays
-
-
-def slice_affine(shape: tuple[int, ...], spacing: tuple[float, ...], thickness: float) -> np.ndarray:
-    """RAS affine of one axial slice centred on the origin: in-plane spacing, the slice's thickness along S."""
-    return grid_affine((*shape, 1), (*spacing, thickness))
 
 
 class DCGAN2DModel(ModelPlugin):

@@ -1,192 +1,57 @@
-"""One dcgan2d training run around the trainer: base model, slices, logs, checkpoints, model folder, mosaics."""
+"""One dcgan2d training run: the shared 2D slice-GAN run (``slices2d.run``) with the DCGAN's config, trainer and card."""
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import numpy as np
 import torch
 
-from MedSynthLib.conventions import LABEL_CHANNEL
-
-from ...data.layouts import find_cases
-from ...data.preprocess import NEW_MODEL_FOV_MM, PreprocessSpec
-from ...data.training_set import choose_channels
-from ...errors import MedSynthError
-from ...modelfile import ModelCard, load_model_folder, read_card, save_model_folder, write_atomic
-from ...training.checkpoint import CHECKPOINT_DIR, load_checkpoint, read_state, save_checkpoint
-from ...training.losslog import SAMPLES_DIR, append_loss, truncate_loss_log
-from ...weights import model_folder
-from .mosaic import write_mosaic
+from ..slices2d.run import MOSAIC_SAMPLES, SAMPLE_SEED, SliceGANRun
 from .network import DCGANConfig
-from .options import DCGANOptions
-from .slices import SliceSet, load_slices
 from .trainer import GP_WEIGHT, DCGANTrainer, TrainSettings
 
-if TYPE_CHECKING:
-    from ...training.finetune import FinetuneRequest
-
-__all__ = ["DCGANRun", "base_folder"]
-
-SCRATCH = "dcgan2d"
-DEFAULT_RESOLUTION, DEFAULT_WIDTH = 256, 1024
-SAMPLE_SEED = 20260101
-MOSAIC_SAMPLES = 6
+__all__ = ["DCGANRun"]
 
 
-def base_folder(model: str) -> Path | None:
-    """The dcgan2d model folder behind a shipped id or a folder path (None for a new model)."""
-    if model == SCRATCH:
-        return None
-    folder = model_folder(model)
-    if folder is None or read_card(folder).architecture.get("name") != "dcgan2d":
-        raise MedSynthError(f"Model '{model}' is not a dcgan2d model; fine-tune dcgan2d (a new model) or a dcgan2d model folder.")
-    return folder
+class DCGANRun(SliceGANRun):
+    family = "dcgan2d"
+    default_resolution, default_width = 256, 1024
 
+    def config_from_dict(self, data: dict) -> DCGANConfig:
+        return DCGANConfig.from_dict(data)
 
-class DCGANRun:
-    """What ``training.loop.run_steps`` drives: one process, rank 0 owns the output folder."""
-
-    def __init__(self, request: FinetuneRequest, options: DCGANOptions, device: torch.device, progress: Callable[[dict], None] | None) -> None:
-        self.request, self.options, self.progress = request, options, progress
-        self.out = Path(request.out)
-        self.step, self.total = 0, request.steps
-        state = read_state(self.out) if request.resume else None
-        base = base_folder(request.model) if state is None else None
-        if state is not None:
-            self.config, self.spacing, self.origin = DCGANConfig.from_dict(state["config"]), float(state["spacing"]), state["base_origin"]
-        else:
-            self.config, self.spacing, self.origin = self._new_config(base)
-        self.channels = tuple(self.config.image_channels) + ((LABEL_CHANNEL,) if self.config.labels else ())
-        res = self.config.resolution
-        self.spec = PreprocessSpec(shape=(res,) * 3, spacing=(self.spacing,) * 3)
-        self.data = self._load_data()
-        settings = TrainSettings(batch_size=request.batch_size, critic_steps=options.critic_steps, amp=request.amp)
-        self.trainer = DCGANTrainer(self.config, self.data, settings, device, request.seed)
-        if state is not None:
-            load_checkpoint(self.out, self.trainer)
-            truncate_loss_log(self.out, lambda entry: entry["step"] <= self.trainer.steps_done)
-        else:
-            if base is not None:
-                _, tensors = load_model_folder(base)
-                for name, module in (("generator.", self.trainer.G), ("critic.", self.trainer.D)):
-                    module.load_state_dict({k[len(name) :]: v for k, v in tensors.items() if k.startswith(name)})
-            self.out.mkdir(parents=True, exist_ok=True)
-            report = {"layout": self.data.layout, "subjects": self.data.subjects, "slices": len(self.data), "skipped": self.data.skipped}
-            (self.out / CHECKPOINT_DIR).mkdir(exist_ok=True)
-            write_atomic(self.out / CHECKPOINT_DIR / "data_report.json", (json.dumps(report, indent=1) + "\n").encode())
-        self.step = self.trainer.steps_done
-
-    def _new_config(self, base: Path | None) -> tuple[DCGANConfig, float, str]:
-        request, options = self.request, self.options
-        if base is not None:
-            card = read_card(base)
-            config = DCGANConfig.from_dict(card.architecture)
-            for name, value, have in (("resolution", request.resolution, config.resolution), ("width", request.width, config.width)):
-                if value is not None and value != have:
-                    raise MedSynthError(f"The base model {request.model} has {name} {have}; leave out --{name} when continuing from it.")
-            if request.channels is not None and tuple(request.channels) != tuple(card.channels):
-                raise MedSynthError(f"The base model {request.model} makes {', '.join(card.channels)}; leave out --channels.")
-            return config, float(card.spacing[0]), f"{card.id} ({base})"
-        channels = request.channels
-        if channels is None:
-            _, cases = find_cases(Path(request.data), None)
-            channels = choose_channels(cases, None)
-        res = request.resolution or DEFAULT_RESOLUTION
-        config = DCGANConfig(
-            resolution=res, image_channels=[c for c in channels if c != LABEL_CHANNEL], labels=LABEL_CHANNEL in channels,
-            width=request.width or DEFAULT_WIDTH, upsample=options.upsample, dropout=options.dropout,
+    def make_config(self, resolution: int, image_channels: list[str], labels: bool, width: int) -> DCGANConfig:
+        return DCGANConfig(
+            resolution=resolution, image_channels=image_channels, labels=labels, width=width,
+            upsample=self.options.upsample, dropout=self.options.dropout,
         )
-        return config, request.spacing or NEW_MODEL_FOV_MM / res, "dcgan2d (random initialisation)"
 
-    def _load_data(self) -> SliceSet:
-        def reading(done: int, total: int) -> None:
-            self.report({"message": f"reading and slicing case {done}/{total}"})
+    def make_trainer(self, device: torch.device) -> DCGANTrainer:
+        request = self.request
+        settings = TrainSettings(batch_size=request.batch_size, critic_steps=self.options.critic_steps, amp=request.amp)
+        return DCGANTrainer(self.config, self.data, settings, device, request.seed)
 
-        data = load_slices(
-            Path(self.request.data), self.spec, self.options.slices, channels=self.channels, skip_bad=self.request.skip_bad, progress=reading
-        )
-        for item in data.skipped:
-            self.report({"message": f"skipped: {item['problem']}"})
-        if len(data) < 2:
-            raise MedSynthError(f"Training needs at least 2 slices; {self.request.data} gave {len(data)}.")
-        return data
+    def load_base(self, tensors: dict[str, torch.Tensor]) -> None:
+        for name, module in (("generator.", self.trainer.G), ("critic.", self.trainer.D)):
+            module.load_state_dict({k[len(name) :]: v for k, v in tensors.items() if k.startswith(name)})
 
-    # --- the loop's parts (training.loop.SteppedRun) ----------------------------------------
-    def train_step(self) -> dict[str, float]:
-        losses = self.trainer.step()
-        self.step = self.trainer.steps_done
-        return losses
-
-    def step_text(self) -> str:
-        return f"step {self.step}/{self.total} at {self.config.resolution}^2"
-
-    def stop_text(self) -> str:
-        return f"step {self.step}"
-
-    def report(self, extra: dict[str, Any]) -> None:
-        if self.progress:
-            self.progress({"step": self.step, "total": self.total, "stage": f"{self.config.resolution}^2", **extra})
-
-    def log(self, losses: dict[str, float]) -> None:
-        append_loss(self.out, {"step": self.step, **losses})
-
-    def checkpoint(self, losses: dict[str, float]) -> None:
-        samples = self.trainer.sample(MOSAIC_SAMPLES, SAMPLE_SEED)
-        k = len(self.config.image_channels)
-        write_mosaic(self.out / SAMPLES_DIR / f"mosaic_step{self.step}.png", samples.numpy(), k, labels=self.config.labels)
-        self._save_model(losses)
-        meta = {
-            "step": self.step, "request": self.request.to_json(), "config": self.config.to_dict(),
-            "spacing": self.spacing, "base_origin": self.origin,
-        }
-        save_checkpoint(self.out, self.trainer, meta)
-
-    def _save_model(self, losses: dict[str, float]) -> None:
-        request, data, config = self.request, self.data, self.config
-        what = ", ".join(config.image_channels) + (" + tumour labels" if config.labels else "")
-        description = request.description or (
-            f"{len(data)} axial slices ({what}) of {data.subjects} subject(s) from a {data.layout} folder supplied by the user"
-            + (f"; {len(data.skipped)} case(s) skipped as unreadable or inconsistent" if data.skipped else "")
-            + f"; started from {self.origin}."
-        )
-        card = ModelCard(
-            id=model_id_for(self.out),
-            kind="gan",
-            architecture=config.to_dict(),
-            channels=list(self.channels),
-            shape=[config.resolution] * 2,
-            spacing=[self.spacing] * 2,
-            training_data=description,
-            licence=request.licence or "Weights derive from the training data: the data owner's terms apply.",
-            metrics={"steps": self.step, "last_losses": {k: round(v, 5) for k, v in losses.items()}},
-            weights={"source": f"medsynth finetune, {self.step} of {request.steps} steps, batch {request.batch_size}"},
-            preprocessing={
-                **self.spec.to_dict(),
-                "slices": f"axial; per subject the {self.options.slices} with the most head plus tumour voxels",
-                "slice_thickness": self.spacing,
-                "normalisation": {"range": [-1.0, 1.0], "output_dtype": "int16", "channels": data.scale},
-                "data": {"layout": data.layout, "subjects": data.subjects, "slices": len(data), "skipped": len(data.skipped)},
-                "training": {
-                    "loss": f"Wasserstein with gradient penalty (WGAN-GP, weight {GP_WEIGHT:g}; not weight clipping), drift 1e-3",
-                    "optimiser": "Adam lr 2e-4, betas (0.5, 0.999), weight decay 1e-3",
-                    "critic_steps": self.options.critic_steps,
-                    "critic": "the poster's Table II with 256 channels at 16x16 (its '156' breaks the doubling 32..1024, so read as a "
-                    "typo), layer norm instead of batch norm (batch norm makes WGAN-GP's per-sample gradient penalty meaningless), "
-                    f"input noise std {config.critic_noise:g} on every layer",
-                    "upsample": config.upsample,
-                },
-            },
-        )
+    def model_tensors(self) -> dict[str, torch.Tensor]:
         tensors = {f"generator.{k}": v for k, v in self.trainer.G.state_dict().items()}
         tensors.update({f"critic.{k}": v for k, v in self.trainer.D.state_dict().items()})
-        save_model_folder(self.out, card, tensors)
+        return tensors
 
+    def mosaic_samples(self) -> np.ndarray:
+        return self.trainer.sample(MOSAIC_SAMPLES, SAMPLE_SEED).numpy()
 
-def model_id_for(out: Path) -> str:
-    """The card id of a model folder: ``dcgan2d-<folder name>`` in lower case."""
-    name = re.sub(r"[^a-z0-9-]+", "-", out.name.lower()).strip("-") or "model"
-    return name if name.startswith("dcgan2d") else f"dcgan2d-{name}"
+    def training_card(self) -> dict[str, Any]:
+        config = self.config
+        return {
+            "loss": f"Wasserstein with gradient penalty (WGAN-GP, weight {GP_WEIGHT:g}; not weight clipping), drift 1e-3",
+            "optimiser": "Adam lr 2e-4, betas (0.5, 0.999), weight decay 1e-3",
+            "critic_steps": self.options.critic_steps,
+            "critic": "the poster's Table II with 256 channels at 16x16 (its '156' breaks the doubling 32..1024, so read as a "
+            "typo), layer norm instead of batch norm (batch norm makes WGAN-GP's per-sample gradient penalty meaningless), "
+            f"input noise std {config.critic_noise:g} on every layer",
+            "upsample": config.upsample,
+        }

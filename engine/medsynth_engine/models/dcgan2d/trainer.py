@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..slices2d.slices import SliceSet
 from .network import Critic, DCGANConfig, Generator
-from .slices import SliceSet
 
 __all__ = ["DCGANTrainer", "TrainSettings"]
 
