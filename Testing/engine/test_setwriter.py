@@ -60,3 +60,42 @@ def test_a_slow_writer_bounds_the_cases_in_memory_and_computing_goes_on(tmp_path
     assert CountingWriter.most_held == bound  # the model went on while the writer was busy, up to the bound and no further
     assert CountingWriter.most_alive <= bound + 1  # no case beyond the bound (and the one being made) stayed in memory
     assert CountingWriter.alive == 0
+
+
+def test_the_files_of_one_case_are_written_side_by_side_with_the_bytes_of_one_at_a_time(tmp_path, monkeypatch, registry):
+    """An engine job of one case waits for its files: they are compressed in parallel, and come out byte for byte
+    as when each is written in turn (the journal's checksums are those of the files)."""
+    import medsynth_engine.setwriter as setwriter_module
+    from medsynth_engine.journal import file_sha256
+
+    case = registry.generator("phantom").generate(
+        seed=4, channels=("t1", "t2", "flair", "seg"), shape=(24,) * 3, spacing=(7.0,) * 3, tumour=True, device="cpu"
+    )
+    real_write, busy, most = setwriter_module.write_nifti, [0], [0]
+    lock = threading.Lock()
+
+    def timed_write(path, array, affine):
+        with lock:
+            busy[0] += 1
+            most[0] = max(most[0], busy[0])
+        time.sleep(0.2)  # long enough for the writes of one case to meet
+        try:
+            return real_write(path, array, affine)
+        finally:
+            with lock:
+                busy[0] -= 1
+
+    monkeypatch.setattr(setwriter_module, "write_nifti", timed_write)
+    sums = {}
+    for workers in (1, 2):
+        most[0] = 0
+        with SetWriter(tmp_path / f"set-{workers}", "nnunet", ("t1", "t2", "flair", "seg"), workers=workers, id_key="k") as writer:
+            writer.add(case, seed=4, index=0)
+            writer.drain()
+            (entry,) = writer.journal.entries().values()
+            on_disk = {rel: file_sha256(writer.set_dir / rel) for rel in entry["files"].values()}
+            writer.commit({})
+        assert entry["sha256"] == on_disk
+        assert most[0] == workers  # one file at a time with one worker; two side by side with two
+        sums[workers] = on_disk
+    assert sums[1] == sums[2]
