@@ -123,9 +123,6 @@ class SetWriter:
             )
         self.finished: dict[int, dict[str, Any]] = {}
         self._pool = ThreadPoolExecutor(max_workers=self.workers)
-        # The files of a case are compressed side by side (igzip releases the GIL), so one case, an engine job's
-        # usual size, is written in about the time of its largest files rather than of all of them in turn.
-        self._files = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="medsynth-file")
         self._pending: list[Future] = []
 
     @property
@@ -154,7 +151,6 @@ class SetWriter:
                 self.journal.start(self.arguments, self.id_key)
         except BaseException:
             self._pool.shutdown(wait=False)
-            self._files.shutdown(wait=False)
             raise
         return self
 
@@ -180,7 +176,6 @@ class SetWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         stopped = exc_type is not None and issubclass(exc_type, (KeyboardInterrupt, RunStopped))
         self._pool.shutdown(wait=True, cancel_futures=not stopped)
-        self._files.shutdown(wait=True)  # after the cases: a case being written waits for its files
         if exc_type is None or stopped or not self.tmp.exists():
             return
         if issubclass(exc_type, OSError) and self.journal.entries():
@@ -204,19 +199,17 @@ class SetWriter:
     def _write_case(self, entry: dict[str, Any], case: SynthCase) -> None:
         if self.layout == "brats":
             (self.set_dir / entry["id"]).mkdir(exist_ok=True)
-        writes = {rel: self._files.submit(self._write_file, case, channel, rel) for channel, rel in entry["files"].items()}
-        sums = {rel: write.result() for rel, write in writes.items()}
+        sums = {}
+        for channel, rel in entry["files"].items():
+            array = case.arrays[channel]
+            if array.ndim == 2:  # a 2D model's slice: one NIfTI slice, its affine's third axis the slice thickness
+                array = array[:, :, None]
+            if channel == LABEL_CHANNEL and self.layout == "nnunet":
+                array = _to_nnunet_labels(array)
+            sums[rel] = write_nifti(self.set_dir / rel, array, case.affine)
         killpoint("set.case-files")
         self.journal.record({**entry, "sha256": sums})
         killpoint("set.case-recorded")
-
-    def _write_file(self, case: SynthCase, channel: str, rel: str) -> str:
-        array = case.arrays[channel]
-        if array.ndim == 2:  # a 2D model's slice: one NIfTI slice, its affine's third axis the slice thickness
-            array = array[:, :, None]
-        if channel == LABEL_CHANNEL and self.layout == "nnunet":
-            array = _to_nnunet_labels(array)
-        return write_nifti(self.set_dir / rel, array, case.affine)
 
     def drain(self) -> None:
         """Wait until every queued case is written and journalled; raises the first write error."""
