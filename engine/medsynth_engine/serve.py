@@ -79,6 +79,9 @@ def serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise MedSynthError(f"Cannot create the state folder {state_dir} ({exc.strerror or exc}).") from None
     lock = _lock_state_dir(state_dir)
+    from .heap import IdleRelease, retain_freed_memory
+
+    retain_freed_memory()  # before torch and the job threads allocate: cases reuse the memory earlier ones freed
     import psutil
     import uvicorn
 
@@ -110,6 +113,7 @@ def serve(args: argparse.Namespace) -> int:
         retention=Retention(args.keep_jobs, args.keep_jobs_days),
         devices=devices,
     )
+    idle_release = IdleRelease(runner.last_active)  # an idle engine gives a render's peak back
     token = secrets.token_urlsafe(32)
     token_file = state_dir / TOKEN_FILE_NAME
     _write_private(token_file, token + "\n")
@@ -126,6 +130,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
+        idle_release.stop()
         store.close()
         lock.close()
     return 0

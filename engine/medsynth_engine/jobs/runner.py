@@ -72,6 +72,7 @@ class JobRunner:
         self._lanes: dict[str, str] = {}
         self._busy: set[str] = set()
         self._running: dict[str, Running] = {}
+        self._ended_at: float | None = None  # time.monotonic() when the last job ended (heap.IdleRelease)
         self._stopping = False
         self._recover()
         remove_orphan_folders(self.store, self.jobs_dir)
@@ -207,6 +208,11 @@ class JobRunner:
         for handle in handles:
             handle.done.wait(max(0.0, deadline - time.monotonic()))
 
+    def last_active(self) -> float | None:
+        """``time.monotonic()`` of the last moment a job ran (now while one runs); None before the first."""
+        with self._cond:
+            return time.monotonic() if self._running else self._ended_at
+
     # -- running --------------------------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
@@ -249,6 +255,7 @@ class JobRunner:
         self._record_end(handle, outcome)
         with self._cond:  # the lane is freed only once the job reads ended, so a lane never shows two running
             self._running.pop(handle.job_id, None)
+            self._ended_at = time.monotonic()
             self._busy.discard(handle.lane)
             self._cond.notify_all()
         handle.done.set()
