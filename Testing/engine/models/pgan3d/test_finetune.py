@@ -87,9 +87,10 @@ def test_two_gloo_processes_agree_with_one(make_phantom_set, tmp_path):
     a, b = _weights(one), _weights(two)
     # The all-reduce still sums in another order than one process does, and Adam turns near-zero gradient
     # differences into updates of up to ~lr: this agreed to 3e-6 alone, but once exceeded 1e-5 in a full-suite
-    # run (before the thread counts were matched), hence atol 1e-4; the losses below must agree to 1e-5.
+    # run (before the thread counts were matched); on phantom version 2's cases one weight of 1,728 in a
+    # discriminator block moved 1.4e-4 apart, hence atol 3e-4; the losses below must agree to 1e-5.
     for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-4, msg=key)
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=3e-4, msg=lambda m, key=key: f"{key}: {m}")
     la = [json.loads(x)["g"] for x in (one / "loss.jsonl").read_text().splitlines()]
     lb = [json.loads(x)["g"] for x in (two / "loss.jsonl").read_text().splitlines()]
     np.testing.assert_allclose(la, lb, rtol=1e-4, atol=1e-5)
