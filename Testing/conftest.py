@@ -114,3 +114,20 @@ def locked_folder(path: Path):
 def read_only_folder():
     """``with read_only_folder(path) as folder:`` makes ``path`` a folder nobody may write into."""
     return locked_folder
+
+
+@pytest.fixture(autouse=True)
+def _seeded_global_generators():
+    """Every test starts from the same global random state, so a draw that fails fails every time, not one CI run
+    in many (an unseeded float32 draw once failed CI at a tolerance its siblings met). Tests that mean to vary a
+    seed pass their own generators. torch is seeded only where the test already imported it (layer tests check
+    that some modules never import it)."""
+    import random
+
+    import numpy as np
+
+    random.seed(0)
+    np.random.seed(0)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(0)
+    yield
