@@ -44,7 +44,7 @@ demo: setup
 
 test: setup py39
 	bash Testing/install-system-deps.sh
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 # The suite without the tests marked slow (real engines, training steps, rendered sets): a couple of minutes.
 test-fast: setup
