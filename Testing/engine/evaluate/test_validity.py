@@ -122,6 +122,25 @@ def test_regions_round_trip_the_nested_brats_labels():
     assert classes_of(torch.tensor([False, True, True]).reshape(3, 1, 1, 1)).item() == 0
 
 
+def test_intensity_augmentation_scales_and_shifts_each_channel_within_its_bounds():
+    from medsynth_engine.evaluate import segmenters
+
+    patch = np.stack([np.full((4, 4, 4), v, np.float32) for v in (1.0, -0.5, 0.25)])
+    rng = np.random.default_rng(3)
+    outs = [segmenters._augment(patch, rng) for _ in range(200)]
+    a = segmenters._AUGMENT_AMOUNT
+    changed = [o for o in outs if not np.array_equal(o, patch)]
+    assert 0.7 < len(changed) / len(outs) < 0.9  # about 80 % of patches are augmented, the rest pass unchanged
+    for o in changed:
+        assert o.dtype == np.float32 and o.shape == patch.shape
+        assert all(np.ptp(o[c]) < 1e-6 for c in range(3))  # one scale and shift per channel, not per voxel
+        low = np.array([v * (1 - a) - a if v > 0 else v * (1 + a) - a for v in (1.0, -0.5, 0.25)])
+        assert np.all(o[:, 0, 0, 0] >= low - 1e-6) and np.all(o[:, 0, 0, 0] <= low + 2 * a + np.abs([1.0, -0.5, 0.25]) * 2 * a + 1e-6)
+    firsts = np.array([o[:, 0, 0, 0] for o in changed])
+    assert np.all(firsts.std(axis=0) > 0.05)  # each channel gets its own draw
+    assert not np.allclose(firsts[:, 0] - 1.0, firsts[:, 1] + 0.5)  # channels are not shifted together
+
+
 @pytest.mark.slow
 def test_the_score_cache_trains_only_what_changed(tmp_path, monkeypatch):
     from medsynth_engine.evaluate import tstr

@@ -2,7 +2,10 @@
 
 Why patches: a 64^3 four-sequence volume through a 3D network costs seconds a step on a shared CPU, so each
 model is trained on random ``patch``^3 crops (two in three centred on a tumour voxel, the nnU-Net
-foreground oversampling, so small classes are seen) with random left-right flips, and tested on the whole
+foreground oversampling, so small classes are seen) with random left-right flips and, as nnU-Net does, random
+per-channel intensity scaling and shifts (a segmenter that keys on one set's exact intensities fails on the
+held-out cases whose contrast differs: on the validity benchmark's seed 0 split the augmentation moved held-out
+whole-tumour Dice from 0.655 to 0.794, small tumours most), and tested on the whole
 volume by Gaussian-weighted sliding windows. Everything is seeded: the same data, seed and settings give
 the same model.
 """
@@ -28,8 +31,11 @@ FAMILIES = {
     "swinunetr": "MONAI SwinUNETR (Swin transformer encoder, U-Net decoder), feature size 12",
 }
 _FOREGROUND_SHARE = 2 / 3
+#: Intensity augmentation: with probability ``_AUGMENT_SHARE`` a patch's channels are each scaled by a factor in
+#: [1 - a, 1 + a] and shifted by [-a, a] (the inputs are normalised per case, so a is relative to the brain's range).
+_AUGMENT_AMOUNT, _AUGMENT_SHARE = 0.15, 0.8
 #: Raised whenever a change to the training code changes what a recipe trains (it keys the benchmark's score cache).
-RECIPE_VERSION = 3
+RECIPE_VERSION = 4
 
 
 @dataclass
@@ -58,7 +64,8 @@ class SegmenterSettings:
 def network_description(settings: SegmenterSettings) -> str:
     return (
         f"{FAMILIES[settings.family]}; BraTS regions WT/TC/ET as sigmoid outputs, Dice (over the batch) + BCE loss; Adam lr {settings.learning_rate:g} with cosine decay; {settings.steps} steps of "
-        f"{settings.batch_size} random {settings.patch}^3 patches (2/3 centred on tumour, random left-right flip); "
+        f"{settings.batch_size} random {settings.patch}^3 patches (2/3 centred on tumour, random left-right flip, "
+        f"per-channel intensity scale and shift +-{_AUGMENT_AMOUNT:g} on {_AUGMENT_SHARE:.0%} of patches); "
         "sliding-window inference (Gaussian, overlap 0.25)"
     )
 
@@ -95,6 +102,16 @@ def _crops(labels: np.ndarray, batch: int, patch: int, rng: np.random.Generator)
     return picks
 
 
+def _augment(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(C, p, p, p) patch with each channel scaled and shifted at random (on ``_AUGMENT_SHARE`` of the patches)."""
+    if rng.random() >= _AUGMENT_SHARE:
+        return patch
+    shape = (patch.shape[0],) + (1,) * (patch.ndim - 1)
+    scale = rng.uniform(1 - _AUGMENT_AMOUNT, 1 + _AUGMENT_AMOUNT, shape).astype(np.float32)
+    shift = rng.uniform(-_AUGMENT_AMOUNT, _AUGMENT_AMOUNT, shape).astype(np.float32)
+    return patch * scale + shift
+
+
 def regions_of(classes: torch.Tensor) -> torch.Tensor:
     """(N, g, g, g) class indices (0 background, 1 NCR, 2 ED, 3 ET) -> (N, 3, g, g, g) float WT, TC, ET targets."""
     return torch.stack([classes > 0, (classes == 1) | (classes == 3), classes == 3], dim=1).float()
@@ -129,6 +146,7 @@ def train_segmenter(
     dice = DiceLoss(sigmoid=True, batch=True)
     bce = torch.nn.BCEWithLogitsLoss()
     rng = np.random.default_rng(seed)
+    augment_rng = np.random.default_rng(seed + 1000)  # its own stream: the patches drawn are those of recipe 3
     p = settings.patch
     model.train()
     for _ in range(settings.steps):
@@ -136,7 +154,7 @@ def train_segmenter(
         for case, (a, b, c), flip in _crops(classes, settings.batch_size, p, rng):
             x = images[case, :, a : a + p, b : b + p, c : c + p]
             y = classes[case, a : a + p, b : b + p, c : c + p]
-            xs.append(x[:, ::-1] if flip else x)  # axis 0 of the volume is left-right (RAS)
+            xs.append(_augment(x[:, ::-1] if flip else x, augment_rng))  # axis 0 of the volume is left-right (RAS)
             ys.append(y[::-1] if flip else y)
         x_batch = torch.from_numpy(np.ascontiguousarray(np.stack(xs))).to(device)
         y_batch = regions_of(torch.from_numpy(np.ascontiguousarray(np.stack(ys)))).to(device)
