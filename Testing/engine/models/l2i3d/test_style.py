@@ -69,12 +69,28 @@ def test_samples_follow_the_fitted_gaussian():
     centre = rng.normal(0, 0.01, d)
     vectors = centre + (rng.normal(size=(300, 2)) * [0.3, 0.1]) @ directions
     style = fit_style(vectors)
-    assert style["style.basis"].shape == (16, d) and style["style.scale"][2] < 1e-3  # nothing else varies
+    assert style["style.basis"].shape == (299, d) and style["style.scale"][2] < 1e-3  # every component kept; nothing else varies
     draws = np.stack([draw_vector(style, seed).numpy() for seed in range(500)])
     np.testing.assert_allclose(((draws - centre) @ directions.T).std(axis=0), [0.3, 0.1], rtol=0.15)
     np.testing.assert_allclose(draws.mean(axis=0), centre, atol=0.05)
     residual = (draws - centre) - ((draws - centre) @ directions.T) @ directions
     assert np.abs(residual).max() < 1e-3  # only the fitted directions vary
+
+
+def test_drawn_styles_vary_as_much_as_the_training_cases_in_every_dimension_and_stay_in_their_span():
+    """Many independent bias-field cells must not crowd out the few contrast numbers (a 16-component cap kept about
+    half of their variance)."""
+    rng = np.random.default_rng(4)
+    d = OFFSETS + CELLS + C
+    vectors = rng.normal(0.0, 0.3, (40, d))
+    vectors[:, :OFFSETS] = rng.normal(0.0, 0.1, (40, OFFSETS))  # per-tissue contrast, independent of the cells
+    style = fit_style(vectors)
+    draws = np.stack([draw_vector(style, seed).numpy() for seed in range(400)])
+    ratio = draws.std(axis=0) / vectors.std(axis=0, ddof=1)
+    assert 0.8 < np.median(ratio[:OFFSETS]) < 1.2 and 0.8 < np.median(ratio[OFFSETS:]) < 1.2
+    centred = vectors - vectors.mean(axis=0)
+    coefficients = np.linalg.lstsq(centred.T, (draws - vectors.mean(axis=0)).T, rcond=None)[0]
+    np.testing.assert_allclose(centred.T @ coefficients, (draws - vectors.mean(axis=0)).T, atol=1e-4)  # in the training span
 
 
 def test_a_drawn_style_is_its_seeds_and_smooth_and_leaves_the_background():

@@ -50,7 +50,7 @@ EMA_DECAY = 0.995
 LEARNING_RATE = 1e-3
 _TUMOUR_SHARE = 2 / 3
 _CALIBRATION_CASES = 4
-_STYLE_CASES = 32  # training cases whose residual fields make the style model (models/l2i3d/style.py)
+_STYLE_CASES = 64  # training cases whose residual fields make the style model (models/l2i3d/style.py)
 _IMAGE_CHANNELS = ("t1", "t1ce", "t2", "flair")
 
 
@@ -258,7 +258,7 @@ class L2IRun(StepBookkeeping):
                     "ema_decay": f"{EMA_DECAY} (warm-up: (1 + step) / (10 + step) while smaller)",
                     "noise_calibration": "per-sequence temperature matching the fine-detail energy of the first "
                     f"{_CALIBRATION_CASES} training cases (models/l2i3d/calibrate.py); architecture.temperatures",
-                    "style": f"per-case style: a Gaussian in the first {len(self.style['style.scale'])} principal components of the "
+                    "style": f"per-case style: a Gaussian in all {len(self.style['style.scale'])} principal components of the "
                     "training cases' style vectors (log residual of the image against the renderer's mean per tissue class and over "
                     f"{STYLE_GRID}^3 brain-weighted cells, log fine-detail level) of the first {min(_STYLE_CASES, len(data))} training "
                     "cases, drawn from each case's seed (models/l2i3d/style.py)",
