@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from medsynth_engine.errors import MedSynthError
-from medsynth_engine.nifti_io import NEUTRAL_DESCRIPTION, read_nifti, write_nifti
+from medsynth_engine.nifti_io import NEUTRAL_DESCRIPTION, anonymous_image, nifti_bytes, read_nifti, write_nifti
 
 
 @pytest.fixture
@@ -81,3 +81,12 @@ def test_only_3d_volumes_are_written(tmp_path):
     with pytest.raises(MedSynthError, match="Only 3D"):
         write_nifti(tmp_path / "x.nii.gz", np.zeros((2, 2)), np.eye(4))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.uint8, np.float32])
+def test_the_plane_by_plane_transpose_writes_nibabel_s_bytes(volume, dtype):
+    """``nifti_bytes`` replaces nibabel's ``to_bytes`` for speed: the same bytes, for C-ordered and strided input."""
+    array, affine = volume
+    rng = np.random.default_rng(1)
+    for case in (array.astype(dtype), rng.normal(size=(9, 5, 12)).astype(dtype)[:, ::-1], np.asfortranarray(array.astype(dtype))):
+        assert bytes(nifti_bytes(case, affine)) == anonymous_image(np.ascontiguousarray(case), affine).to_bytes()

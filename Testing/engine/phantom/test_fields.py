@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from medsynth_engine.phantom.fields import FourierField, upsample_linear
+from medsynth_engine.phantom.fields import FourierField, coarse_axes, support, upsample_linear
 
 
 @pytest.mark.parametrize("components", [1, 3])
@@ -31,3 +31,16 @@ def test_upsampling_is_trilinear_with_corners_aligned_and_boxes_cut_from_it(fine
     # and in float32, as the renderer runs it, to float32 precision relative to the values
     c32 = coarse.float()
     assert torch.allclose(upsample_linear(c32, fine), full.float(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_box_needs_only_the_coarse_samples_its_support_names():
+    """The renderer evaluates a small box's field on its support only: the same values as cutting the box out."""
+    field, fine = FourierField(5, wavelength_mm=10.0), (60, 72, 48)
+    axes = coarse_axes([-30.0, -40.0, -20.0], [29.0, 31.0, 27.0], fine, 1.25, [1.0, 1.0, 1.0])
+    whole = torch.from_numpy(field.on_axes(axes))
+    sizes = [len(a) for a in axes]
+    for box in [(slice(20, 41), slice(50, 70), slice(3, 30)), (slice(0, 60), slice(71, 72), slice(0, 1))]:
+        spans = [support(sizes[a], fine[a], box[a]) for a in range(3)]
+        assert sum(s.stop - s.start for s in spans) < sum(sizes)  # fewer samples than the whole coarse grid
+        part = torch.from_numpy(field.on_axes([axes[a][spans[a]] for a in range(3)]))
+        assert torch.equal(upsample_linear(part, fine, box, coarse_sizes=sizes), upsample_linear(whole, fine, box))

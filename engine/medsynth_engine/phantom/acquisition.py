@@ -79,41 +79,72 @@ def acquire(
     ``first_mm`` the RAS coordinates of the first voxel (for the bias fields); ``noise`` the case's noise.
     """
     mr = [name for name in channels if name in SEQUENCES]
+    # Skull-stripped MR is zero outside the brain whatever the scanner did there: compute inside its bounding box
+    # only, and blur only what reaches into that box (a box voxel's taps never leave the blurred block).
+    fwhm = [params.acquisition_fwhm_mm[a] / spacing[a] for a in range(3)]
+    box = _bounding_box(brain) if skull_strip else tuple(slice(0, n) for n in grid_shape)
+    block = tuple(slice(max(0, s.start - r), min(n, s.stop + r)) for s, r, n in zip(box, blur_radii(fwhm), grid_shape, strict=True))
+    inner = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(box, block, strict=True))
     blurred = {}
-    if mr:
-        stack = blur(torch.stack([ideal[name] for name in mr]), [params.acquisition_fwhm_mm[a] / spacing[a] for a in range(3)])
-        blurred = dict(zip(mr, stack, strict=True))
-    # Skull-stripped MR is zero outside the brain whatever the scanner did there: compute inside it only.
-    inside = torch.nonzero(brain.view(-1)).squeeze(1) if skull_strip else None
+    if mr and box[0].stop > box[0].start:
+        stack = blur(torch.stack([ideal[name][block] for name in mr]), fwhm)
+        blurred = {name: stack[(k, *inner)] for k, name in enumerate(mr)}
+    inside = brain[box] if skull_strip else None
     results: dict[str, np.ndarray] = {}
     for i, name in enumerate(channels):
         if name != "ct" and name not in SEQUENCES:
             continue
-        draws = [torch.from_numpy(n).to(brain.device).view(-1) for n in noise.next()]
+        draws = [torch.from_numpy(n).to(brain.device) for n in noise.next()]
         if name == "ct":
-            v = torch.add(ideal[name].view(-1), draws[0], alpha=params.ct_noise_hu)
-            results[name] = v.round_().clamp_(-1024, 3071).to(torch.int16).view(grid_shape).cpu().numpy()
+            v = torch.add(ideal[name], draws[0], alpha=params.ct_noise_hu)
+            results[name] = v.round_().clamp_(-1024, 3071).to(torch.int16).cpu().numpy()
             continue
-        v = blurred[name].view(-1)
-        bias = _bias(params.bias_seed + i, grid_shape, first_mm, spacing, brain.device).view(-1)
-        if inside is not None:
-            v, bias, draws = v[inside], bias[inside], [d[inside] for d in draws]
-        v = v * torch.exp_(bias.mul_(params.bias_amplitude))
-        v.mul_(params.gain)
-        sigma = params.noise_fraction * WM_REFERENCE * params.gain
-        v = torch.hypot(v.add_(draws[0], alpha=sigma), draws[1].mul_(sigma)).round_().clamp_(0, 32767).to(torch.int16)
-        if inside is not None:
-            v = torch.zeros(brain.numel(), dtype=torch.int16, device=brain.device).index_copy_(0, inside, v)
-        results[name] = v.view(grid_shape).cpu().numpy()
+        out = torch.zeros(grid_shape, dtype=torch.int16, device=brain.device)
+        if name in blurred:
+            bias = _bias(params.bias_seed + i, grid_shape, first_mm, spacing, brain.device, box)
+            v = blurred[name] * torch.exp_(bias.mul_(params.bias_amplitude))
+            v.mul_(params.gain)
+            sigma = params.noise_fraction * WM_REFERENCE * params.gain
+            v = torch.hypot(v.add_(draws[0][box], alpha=sigma), draws[1][box].mul(sigma)).round_().clamp_(0, 32767)
+            out[box] = v.to(torch.int16) if inside is None else v.mul_(inside).to(torch.int16)
+        results[name] = out.cpu().numpy()
     return results
 
 
-def _bias(seed: int, shape: tuple[int, int, int], first_mm: list[float], spacing: tuple[float, float, float], device: torch.device) -> torch.Tensor:
-    """The smooth multiplicative bias field's exponent on the output grid (unit standard deviation)."""
+def _bounding_box(mask: torch.Tensor) -> tuple[slice, slice, slice]:
+    """The smallest block holding every true voxel of ``mask`` (empty slices when there are none)."""
+    box = []
+    for axis in range(3):
+        hit = torch.nonzero(mask.any(dim=tuple(a for a in range(3) if a != axis))).flatten()
+        box.append(slice(int(hit[0]), int(hit[-1]) + 1) if hit.numel() else slice(0, 0))
+    return tuple(box)
+
+
+def _bias(
+    seed: int, shape: tuple[int, int, int], first_mm: list[float], spacing: tuple[float, float, float], device: torch.device, box: tuple[slice, ...]
+) -> torch.Tensor:
+    """The smooth multiplicative bias field's exponent on ``box`` of the output grid (unit standard deviation)."""
     last = [first_mm[a] + (shape[a] - 1) * spacing[a] for a in range(3)]
     axes = coarse_axes(first_mm, last, shape, _BIAS_WAVELENGTH_MM / 8.0, spacing)
     coarse = FourierField(seed, wavelength_mm=_BIAS_WAVELENGTH_MM).on_axes(axes)
-    return upsample_linear(torch.from_numpy(coarse).to(device), shape)[0]
+    return upsample_linear(torch.from_numpy(coarse).to(device), shape, box)[0]
+
+
+def blur_radii(fwhm_voxels: list[float]) -> list[int]:
+    """How many voxels ``blur`` reaches along each axis (0 where it leaves the axis alone)."""
+    return [len(kernel) // 2 for kernel in map(_kernel, fwhm_voxels)]
+
+
+def _kernel(fwhm: float) -> list[float]:
+    """The normalised Gaussian taps that add ``fwhm`` (voxels) of blur to a voxel's own one; [1.0] when under 1.04."""
+    extra = math.sqrt(max(fwhm**2 - 1.0, 0.0))
+    if extra < 0.3:
+        return [1.0]
+    sigma = extra / 2.355
+    radius = max(1, int(math.ceil(3 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
+    return (kernel / kernel.sum()).tolist()
 
 
 def blur(volumes: torch.Tensor, fwhm_voxels: list[float]) -> torch.Tensor:
@@ -124,14 +155,10 @@ def blur(volumes: torch.Tensor, fwhm_voxels: list[float]) -> torch.Tensor:
     """
     out = volumes
     for axis, fwhm in enumerate(fwhm_voxels):
-        extra = math.sqrt(max(fwhm**2 - 1.0, 0.0))
-        if extra < 0.3:
+        kernel = _kernel(fwhm)
+        if len(kernel) == 1:
             continue
-        sigma = extra / 2.355
-        radius = max(1, int(math.ceil(3 * sigma)))
-        t = torch.arange(-radius, radius + 1, dtype=torch.float32)
-        kernel = torch.exp(-0.5 * (t / sigma) ** 2)
-        kernel = (kernel / kernel.sum()).tolist()
+        radius = len(kernel) // 2
         pad = [0, 0, 0, 0, 0, 0]
         pad[2 * (2 - axis)] = pad[2 * (2 - axis) + 1] = radius
         padded = F.pad(out[None], pad, mode="replicate")[0]

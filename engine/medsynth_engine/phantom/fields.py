@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["FourierField", "upsample_linear", "coarse_axes"]
+__all__ = ["FourierField", "upsample_linear", "coarse_axes", "support"]
 
 
 class FourierField:
@@ -64,36 +64,55 @@ def coarse_axes(first: Sequence[float], last: Sequence[float], fine: Sequence[in
     return axes
 
 
-def upsample_linear(coarse: torch.Tensor, fine: Sequence[int], box: Sequence[slice] | None = None) -> torch.Tensor:
+def upsample_linear(coarse: torch.Tensor, fine: Sequence[int], box: Sequence[slice] | None = None, coarse_sizes: Sequence[int] | None = None) -> torch.Tensor:
     """Trilinear upsampling (corners aligned) of (C, cx, cy, cz) to (C, *fine), one axis at a time.
 
     Each axis is a small (fine x coarse) interpolation matrix applied by a matrix product, the last axis first
     so that intermediates stay small and the full-size result is written once. ``box``: only these fine
     indices per axis (the result then has the box's shape; its values are those of the full grid). Axes whose
-    sizes already match are left as they are.
+    sizes already match are left as they are. ``coarse_sizes``: ``coarse`` is only the samples ``support`` gives
+    for ``box`` of a coarse grid of these sizes (so a small box needs only its few coarse samples evaluated).
     """
     keep = box if box is not None else (slice(None),) * 3
     out = coarse
     for axis in (3, 2, 1):
-        n_in, n_out = out.shape[axis], int(fine[axis - 1])
+        n_in = out.shape[axis] if coarse_sizes is None else int(coarse_sizes[axis - 1])
+        n_out = int(fine[axis - 1])
         if n_in == n_out:
-            out = out[(slice(None),) * axis + (keep[axis - 1],)]
+            out = out[(slice(None),) * axis + (keep[axis - 1],)] if coarse_sizes is None else out
             continue
-        matrix = _interpolation_matrix(n_out, n_in)[keep[axis - 1]].to(out.device, out.dtype)
+        matrix = _interpolation_matrix(n_out, n_in)[keep[axis - 1]]
+        if coarse_sizes is not None:
+            matrix = matrix[:, support(n_in, n_out, keep[axis - 1])]
+        matrix = matrix.to(out.device, out.dtype)
         if axis == 3:
             out = torch.matmul(out, matrix.T)
         elif axis == 2:
             out = torch.matmul(matrix, out)
         else:
-            out = torch.matmul(matrix, out.reshape(out.shape[0], n_in, -1)).view(out.shape[0], -1, *out.shape[2:])
+            out = torch.matmul(matrix, out.reshape(out.shape[0], out.shape[1], -1)).view(out.shape[0], -1, *out.shape[2:])
     return out.contiguous()
+
+
+def support(n_in: int, n_out: int, keep: slice) -> slice:
+    """The coarse samples (of ``n_in``) that interpolating the fine indices ``keep`` (of ``n_out``) reads."""
+    first, stop, _ = keep.indices(n_out)
+    if n_in == n_out:
+        return slice(first, stop)
+    lo, _ = _lower_sample(torch.tensor([first, stop - 1]), n_out, n_in)
+    return slice(int(lo[0]), int(lo[1]) + 2)
+
+
+def _lower_sample(index: torch.Tensor, n_out: int, n_in: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For fine indices, the coarse sample below (the interpolation's left end) and the weight of the one above."""
+    pos = index.to(torch.float64) * ((n_in - 1) / max(n_out - 1, 1))
+    lo = pos.floor().clamp(max=n_in - 2).long()
+    return lo, (pos - lo).to(torch.float32)
 
 
 def _interpolation_matrix(n_out: int, n_in: int) -> torch.Tensor:
     """(n_out, n_in) weights of linear interpolation with the end points aligned."""
-    pos = torch.arange(n_out, dtype=torch.float64) * ((n_in - 1) / max(n_out - 1, 1))
-    lo = pos.floor().clamp(max=n_in - 2).long()
-    frac = (pos - lo).to(torch.float32)
+    lo, frac = _lower_sample(torch.arange(n_out), n_out, n_in)
     rows = torch.arange(n_out)
     weights = torch.zeros(n_out, n_in)
     weights[rows, lo] = 1.0 - frac

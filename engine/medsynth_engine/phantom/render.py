@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from .acquisition import WM_REFERENCE, NoiseStream, acquire
 from .atlas import Atlas
-from .fields import FourierField, coarse_axes, upsample_linear
+from .fields import FourierField, coarse_axes, support, upsample_linear
 from .params import SubjectParams, atlas_to_subject, subject_matrix
 from .tissues import GADOLINIUM_R1_PER_MM_S, SEQUENCES, TISSUE_INDEX, TISSUES, flair_null_ti, signal
 
@@ -78,9 +78,24 @@ class _FineGrid:
             self.axes.append((grid.affine[a, 3] + sub * grid.spacing[a]).to(torch.float32).to(device).view(view))
 
     def field(self, field: FourierField, wavelength_mm: float, box: tuple[slice, ...] | None = None) -> torch.Tensor:
-        """A smooth field sampled every wavelength / 8 and interpolated trilinearly: (components, *shape or box)."""
+        """A smooth field sampled every wavelength / 8 and interpolated trilinearly: (components, *shape or box).
+
+        For a box, only the coarse samples it interpolates from are evaluated.
+        """
+        if box is None:
+            return self.upsample(self.coarse(field, wavelength_mm))
         axes = coarse_axes(self.first, self.last, self.shape, wavelength_mm / 8.0, self.spacing)
-        return upsample_linear(torch.from_numpy(field.on_axes(axes)).to(self.device), self.shape, box)
+        used = [axes[a][support(len(axes[a]), self.shape[a], box[a])] for a in range(3)]
+        coarse = torch.from_numpy(field.on_axes(used)).to(self.device)
+        return upsample_linear(coarse, self.shape, box, coarse_sizes=[len(a) for a in axes])
+
+    def coarse(self, field: FourierField, wavelength_mm: float) -> np.ndarray:
+        """The field on the coarse grid ``field`` interpolates from: (components, cx, cy, cz)."""
+        return field.on_axes(coarse_axes(self.first, self.last, self.shape, wavelength_mm / 8.0, self.spacing))
+
+    def upsample(self, coarse: np.ndarray, box: tuple[slice, ...] | None = None) -> torch.Tensor:
+        """Trilinear interpolation of a coarse-grid field to this grid (or ``box`` of it)."""
+        return upsample_linear(torch.from_numpy(coarse).to(self.device), self.shape, box)
 
 
 def _atlas_volume(atlas: Atlas, device: torch.device) -> torch.Tensor:
@@ -175,22 +190,24 @@ def _render(
     e = [xs[a] - vc[a] for a in range(3)]
     reach_sq = -1.0 / (1.6 * atlas.ventricle_radius_mm) ** 2
     shrink = (e[0] ** 2 + e[1] ** 2 + e[2] ** 2).mul_(reach_sq).exp_().mul_(params.ventricle_enlargement - 1.0).add_(1.0).reciprocal_()
+    volume = _atlas_volume(atlas, device)
+    m, b = _atlas_grid_transform(params, atlas, volume.shape[2:])
+    # The warped point is vc + e * shrink + deformation; grid_sample wants m @ point + b, and m is linear, so it applies
+    # to e voxel by voxel, to the deformation on its coarse grid and to vc once: no per-voxel 3x3 product.
+    deformation = FourierField(params.deformation_seed, wavelength_mm=60.0, components=3)
+    moved = np.einsum("ja,a...->j...", params.deformation_mm * m.astype(np.float32), fine.coarse(deformation, 60.0))
+    offset = b + m @ np.asarray(vc, dtype=np.float64)
     # grid_sample's CPU kernel gives each batch item to one thread: split the points along x into as many items.
     parts = min(torch.get_num_threads(), fine.shape[0]) if device.type == "cpu" else 1
     rows = -(-fine.shape[0] // parts)
-    points = torch.zeros(parts * rows, *fine.shape[1:], 3, device=device)
-    for a in range(3):
-        torch.addcmul(torch.full((), vc[a], device=device), e[a], shrink, out=points[: fine.shape[0], ..., a])
-    del e, shrink, xs
-    deformation = fine.field(FourierField(params.deformation_seed, wavelength_mm=60.0, components=3), 60.0)
-    points[: fine.shape[0]].add_(deformation.permute(1, 2, 3, 0), alpha=params.deformation_mm)
-    del deformation
-    volume = _atlas_volume(atlas, device)
-    m_np, b_np = _atlas_grid_transform(params, atlas, volume.shape[2:])
-    m_t = torch.from_numpy(m_np.T.astype(np.float32)).to(device)
-    b_t = torch.from_numpy(b_np.astype(np.float32)).to(device)
-    sample_at = torch.addmm(b_t, points.view(-1, 3), m_t).view(parts, rows, *fine.shape[1:], 3)
-    del points
+    coords = torch.zeros(3, parts * rows, *fine.shape[1:], device=device)
+    for j in range(3):
+        torch.add(torch.add(e[0] * float(m[j, 0]), e[1], alpha=float(m[j, 1])), e[2], alpha=float(m[j, 2]), out=coords[j, : fine.shape[0]])
+    del e, xs
+    coords[:, : fine.shape[0]].mul_(shrink).add_(fine.upsample(moved.astype(np.float32) + offset.astype(np.float32)[:, None, None, None]))
+    del shrink
+    # (parts, rows, Y, Z, 3) as a strided view: grid_sample reads the coordinates by stride, so no interleaved copy.
+    sample_at = coords.view(3, parts, rows, *fine.shape[1:]).permute(1, 2, 3, 4, 0)
 
     # 3. Atlas tissues at the warped points.
     sampled = F.grid_sample(volume.expand(parts, -1, -1, -1, -1), sample_at, mode="bilinear", padding_mode="border", align_corners=True)
