@@ -87,6 +87,7 @@ class MedSynthParameterNode:
     count: Annotated[int, Minimum(1)] = 1  # the upper limit is the engine's (GET /job-kinds), set on connect
     seed: Annotated[int, Minimum(0)] = 0
     voxelSize: Annotated[float, WithinRange(0.5, 16.0)] = 1.0
+    truncation: Annotated[float, WithinRange(0.0, 1.0)] = 1.0  # sent only for models that take it (stylegan2d)
     channels: str = DEFAULT_CHANNELS
     tumour: bool = True
     dataFolder: str
@@ -157,7 +158,7 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.connectButton.connect("clicked(bool)", self.onConnect)
         self.ui.stopEngineButton.connect("clicked(bool)", self.onStopEngine)
         self.ui.generateButton.connect("clicked(bool)", self.onGenerate)
-        self.ui.modelComboBox.connect("currentTextChanged(QString)", self._showValidity)
+        self.ui.modelComboBox.connect("currentTextChanged(QString)", self._showModel)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
         self.ui.resumeButton.connect("clicked(bool)", self.onResume)
         self.ui.finetuneButton.connect("clicked(bool)", self.onFinetune)
@@ -181,6 +182,7 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.ui.allowedFoldersEdit.text = os.pathsep.join(self.logic.allowedFolders())
         self.initializeParameterNode()
+        self._showModel(self.ui.modelComboBox.currentText)
         self.updateGUI()
 
     def cleanup(self) -> None:
@@ -268,8 +270,12 @@ class MedSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if current in ids or (current and box.editable):
                 box.setCurrentText(current)
 
-    def _showValidity(self, modelId: str) -> None:
+    def _showModel(self, modelId: str) -> None:
+        """The chosen model's validity row, and the truncation field where the model takes it."""
         self.ui.modelValidityLabel.text = self.logic.controller.validity_text(modelId)
+        truncation = self.logic.controller.takes_truncation(modelId)
+        self.ui.truncationLabel.visible = truncation
+        self.ui.truncationSpinBox.visible = truncation
 
     def onGenerate(self) -> None:
         cohort = self.cohortEditor.cohort if self.ui.cohortCheckBox.checked else lambda: None

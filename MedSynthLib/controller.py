@@ -19,7 +19,7 @@ from typing import Any
 from .client import TERMINAL_STATES, EngineClient, EngineError
 from .i18n import _
 from .jobschema import SchemaError, check_params
-from .modelrows import follows_masks, is_generator, is_trainable, validity_rank, validity_summary
+from .modelrows import follows_masks, is_generator, is_trainable, takes_option, validity_rank, validity_summary
 from .requests import (
     CHANNEL_TOOLS,
     InputError,
@@ -177,6 +177,10 @@ class PanelController:
         """The model's validity row on the phantom benchmark in one line (shown under the model choice), or ""."""
         return next((validity_summary(m) for m in self.models if m.get("id") == model_id), "")
 
+    def takes_truncation(self, model_id: str) -> bool:
+        """Whether the Generate section offers truncation for this model (its row says its plugin takes it)."""
+        return any(takes_option(m, "truncation") for m in self.models if m.get("id") == model_id)
+
     def spin_box_maxima(self) -> dict[str, int]:
         """The .ui's spin boxes and the engine's upper limits for them (``GET /job-kinds``), where it states one."""
         limits = {"countSpinBox": ("generate", "n"), "stepsSpinBox": ("finetune", "steps")}
@@ -208,19 +212,22 @@ class PanelController:
         self.models, self.channel_models = [], []
         return True
 
-    def generate(self, *, voxel_size: float | None = None, **inputs: Any) -> dict[str, Any]:
-        """Submit a generate job; ``voxel_size`` (mm) keeps the model's field of view at a coarser or finer grid."""
+    def generate(self, *, voxel_size: float | None = None, truncation: float | None = None, **inputs: Any) -> dict[str, Any]:
+        """Submit a generate job; ``voxel_size`` (mm) keeps the model's field of view at a coarser or finer grid;
+        ``truncation`` is sent only for a model that takes it (the field is hidden for the others)."""
         if voxel_size:
             inputs.update(self.grid_for(inputs.get("model", ""), float(voxel_size)))
+        if truncation is not None and self.takes_truncation(inputs.get("model", "")):
+            inputs["truncation"] = truncation
         return self._submit("generate", validate_generate(**inputs))
 
     def grid_for(self, model_id: str, voxel_size: float) -> dict[str, Any]:
-        """Shape and spacing that cover the model's field of view with cubic voxels of ``voxel_size`` mm."""
+        """Shape and spacing that cover the model's field of view with cubic voxels of ``voxel_size`` mm (3D models)."""
         if not 0.5 <= voxel_size <= 16:
             raise InputError(_("Voxel size {size} mm is out of range; choose between 0.5 and 16 mm.").format(size=f"{voxel_size:g}"))
         card = next((m for m in self.models if m.get("id") == model_id), None)
-        if not card or not card.get("shape") or not card.get("spacing"):
-            return {}
+        if not card or not card.get("shape") or not card.get("spacing") or len(card["shape"]) != 3:
+            return {}  # a 2D model makes slices on its own grid: a voxel size does not apply
         field_mm = [n * s for n, s in zip(card["shape"], card["spacing"])]
         return {"shape": [max(8, round(f / voxel_size)) for f in field_mm], "spacing": voxel_size}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["capabilities", "is_generator", "follows_masks", "is_trainable", "validity_summary", "validity_rank"]
+__all__ = ["capabilities", "is_generator", "follows_masks", "is_trainable", "takes_option", "validity_summary", "validity_rank"]
 
 #: Capabilities of the kinds engines without a ``capabilities`` field served (their diffusion models took masks).
 _LEGACY = {
@@ -46,6 +46,12 @@ def follows_masks(row: dict[str, Any]) -> bool:
 def is_trainable(row: dict[str, Any]) -> bool:
     """Whether a fine-tune can start from the model."""
     return "error" not in row and bool(capabilities(row).get("trainable"))
+
+
+def takes_option(row: dict[str, Any], name: str) -> bool:
+    """Whether the model's ``generate`` takes ``name`` (``truncation``, ``like``): the row's ``generate_options``,
+    stated by its family's plugin; rows from older engines state none."""
+    return "error" not in row and name in (row.get("generate_options") or [])
 
 
 def validity_summary(row: dict[str, Any]) -> str:

@@ -114,7 +114,7 @@ class PanelLogic:
     def generateJob(self, parameters: Any, model: str, cohort: dict | None = None):
         """``cohort``: the Cohort section's strata (MedSynthLib.cohorteditor); its counts replace ``count``."""
         inputs = {"model": model, "count": parameters.count, "seed": parameters.seed, "channels": parameters.channels,
-                  "tumour": parameters.tumour, "voxel_size": parameters.voxelSize}
+                  "tumour": parameters.tumour, "voxel_size": parameters.voxelSize, "truncation": parameters.truncation}
         if cohort is not None:
             inputs["cohort"] = cohort
         return lambda: self.controller.generate(**inputs)

@@ -46,10 +46,11 @@ def _channels(text: str | list[str] | tuple[str, ...]) -> list[str]:
 
 def validate_generate(
     *, model: str, count: int, seed: int, channels: str | list[str], tumour: bool, shape: int | list[int] | None = None,
-    spacing: float | None = None, cohort: dict[str, Any] | None = None,
+    spacing: float | None = None, cohort: dict[str, Any] | None = None, truncation: float | None = None,
 ) -> dict[str, Any]:
     """Parameters of a ``generate`` job (BraTS layout, so the first case can be loaded), or an InputError.
-    ``cohort``: strata (the Cohort section's document); the engine draws each case inside its stratum."""
+    ``cohort``: strata (the Cohort section's document); the engine draws each case inside its stratum.
+    ``truncation``: StyleGAN's psi (0-1), for models that take it."""
     if not model:
         raise InputError("No model is selected; connect to the engine and pick a model.")
     params: dict[str, Any] = {
@@ -60,6 +61,10 @@ def validate_generate(
         params["shape"] = [int(n) for n in shape] if isinstance(shape, (list, tuple)) else int(shape)
     if spacing:
         params["spacing"] = float(spacing)
+    if truncation is not None:
+        if not 0.0 <= float(truncation) <= 1.0:
+            raise InputError(f"Truncation {float(truncation):g} is out of range; choose between 0 (the average image) and 1 (none).")
+        params["truncation"] = float(truncation)
     if cohort is not None:
         params.update(cohort=cohort, tumour=True)  # healthy cases are a stratum of the cohort, not --no-tumour
     return params

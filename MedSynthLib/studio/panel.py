@@ -99,7 +99,8 @@ class StudioPanel(QtWidgets.QWidget):
         self.lossChartContainer.layout().addWidget(self.lossChart)
         self._mosaic_shown = ""
         self.generateButton.clicked.connect(lambda: self.guard(self.on_generate))
-        self.modelComboBox.currentTextChanged.connect(lambda text: self.modelValidityLabel.setText(self.controller.validity_text(text)))
+        self.modelComboBox.currentTextChanged.connect(self.show_model)
+        self.show_model(self.modelComboBox.currentText())
         self.cancelButton.clicked.connect(lambda: self.guard(self.controller.cancel))
         self.resumeButton.clicked.connect(lambda: self.guard(self.controller.resume))
         self.finetuneButton.clicked.connect(lambda: self.guard(self.on_finetune))
@@ -194,11 +195,17 @@ class StudioPanel(QtWidgets.QWidget):
             if current in ids or (current and box.isEditable()):
                 box.setCurrentText(current)
 
+    def show_model(self, model_id: str) -> None:
+        """The chosen model's validity row, and the truncation field where the model takes it."""
+        self.modelValidityLabel.setText(self.controller.validity_text(model_id))
+        for widget in (self.truncationLabel, self.truncationSpinBox):
+            widget.setVisible(self.controller.takes_truncation(model_id))
+
     def on_generate(self) -> None:
         self.controller.generate(
             model=self.modelComboBox.currentText(), count=self.countSpinBox.value(), seed=self.seedSpinBox.value(),
             channels=self.channelsEdit.text(), tumour=self.tumourCheckBox.isChecked(),
-            voxel_size=self.voxelSizeSpinBox.value(),
+            voxel_size=self.voxelSizeSpinBox.value(), truncation=self.truncationSpinBox.value(),
         )
 
     def on_finetune(self) -> None:

@@ -134,6 +134,15 @@ class ModelRegistry:
         self._instances[id_or_folder] = plugin
         return plugin
 
+    def generate_options(self, model: str) -> tuple[str, ...]:
+        """The ``generate`` keywords beyond the contract's that a model takes (``truncation``, ``like``): its family's
+        plugin class says (``ModelPlugin.generate_options``), so no weights are loaded; () for an unknown model."""
+        try:
+            family = self.family_for(model)
+        except MedSynthError:
+            return ()
+        return tuple(getattr(resolve_ref(family.load), "generate_options", ())) if family.load is not None else ()
+
     def check_generator(self, id_or_folder: str) -> None:
         """Refuse a channel model where a generator is wanted (from the family alone: nothing is loaded)."""
         if id_or_folder in self._factories:
@@ -187,6 +196,7 @@ class ModelRegistry:
                     "weights": origin,
                     "weights_sha256": sha if sha is not None else str(card.weights.get("sha256", "")),
                     "validity": card.metrics.get("validity"),
+                    "generate_options": list(self.generate_options(model_id)),
                 }
             )
         for name, reason in sorted(self.broken.items()):

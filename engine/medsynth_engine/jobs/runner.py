@@ -95,7 +95,9 @@ class JobRunner:
         job_dir = self.jobs_dir / job_id
         job_dir.mkdir(parents=True)
         killpoint("jobs.folder")
-        context = PrepareContext(job_dir, self.policy, self.store, tuple(self.registry.ids()), self.default_device)
+        context = PrepareContext(
+            job_dir, self.policy, self.store, tuple(self.registry.ids()), self.default_device, generate_options=self.registry.generate_options
+        )
         try:
             prepared = spec.prepare(checked, context)
         except MedSynthError as exc:

@@ -68,6 +68,8 @@ class PrepareContext:
     store: JobStore
     model_ids: tuple[str, ...]
     default_device: str | None
+    #: The ``generate`` options a model id or folder takes (the registry's ``generate_options``; loads no weights).
+    generate_options: Callable[[str], tuple[str, ...]] | None = None
 
     def path(self, value: str | None, what: str) -> Path | None:
         """The checked absolute path of ``value`` (None stays None)."""

@@ -33,6 +33,18 @@ TINY = dict(
 CONFIG = dict(resolution=32, width=16, image_channels=["t1", "flair"], labels=True, mapping_layers=2)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread for this module. At 32x32 and width 16 a second thread gains nothing, and on a loaded CPU
+    two OpenMP threads spin waiting for each other: the 2 + 2 resume test's fine-tunes took 37 s of CPU with two
+    threads against 4 s with one (load average 10), so in the suite it ran past the 600 s timeout. Each run of a
+    test uses the same count, so exactness is tested as before."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_networks_make_five_channel_slices():
     config = StyleGANConfig(**{**CONFIG, "image_channels": ["t1", "t1ce", "t2", "flair"]})
     generator, discriminator = Generator(config), Discriminator(config)

@@ -2,7 +2,9 @@
 
 Preparation checks what needs no model (paths, device, layout and target folder); whether the model can make
 the channels, grid or mask asked for is checked when the job starts, from its loaded plugin, before anything
-is written, so a request never waits for weights to load.
+is written, so a request never waits for weights to load. ``truncation`` and ``like`` are checked at submission
+against what the model's family takes (the registry's ``generate_options``: the plugin class, not the weights) and ``like``'s case
+files are read there, so a model that does not take them or a broken slice is a 4xx naming it.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from ...errors import MedSynthError
 from ...generate import MAX_CASES, GenerateRequest, generate_set
 from ...journal import RunStopped
 from ...setwriter import SetWriter
+from ..inputs import check_case_files
 from ..journalled import RESUMED_MESSAGE, SetProgress, resume_from_journal
 from ..schema import MAX_SEED, ChannelList, DeviceName, JobParams, PathText, Triple
-from ..spec import JobKind, JobStopped, PrepareContext, Prepared, RunContext
+from ..spec import Conflict, JobKind, JobStopped, Missing, PrepareContext, Prepared, RunContext
 
 __all__ = ["GenerateParams", "KIND"]
 
@@ -47,6 +50,39 @@ class GenerateParams(JobParams):
     cohort: PathText | dict | None = None
     #: Balanced strata over n cases without a file: size, enhancing, hemisphere, tumour (comma-separated).
     balance: str | None = Field(None, min_length=1, max_length=200)
+    #: StyleGAN truncation psi: 1 none, 0 every case the average image (models whose plugin takes it: stylegan2d).
+    truncation: float = Field(1.0, ge=0.0, le=1.0, description="Truncation psi, 0 to 1 (1: none); stylegan2d models.")
+    #: A case folder (one slice, or a volume) whose variations the cases are: projected into the model's W (stylegan2d).
+    like: PathText | None = None
+
+
+def _model_options(params: GenerateParams, model: str, ctx: PrepareContext) -> Path | None:
+    """Refuse ``truncation``/``like`` for a model whose plugin does not take them; check ``like``'s case files."""
+    asked = [name for name, on in (("truncation", params.truncation != 1.0), ("like", params.like is not None)) if on]
+    if not asked:
+        return None
+    takes = ctx.generate_options(model) if ctx.generate_options else ()
+    for name in asked:
+        if name not in takes:
+            raise Conflict(f"Model '{params.model}' does not take {name}; it is for stylegan2d models.")
+    if params.like is None:
+        return None
+    like = ctx.policy.check(params.like, "like")
+    if not like.is_dir():
+        raise Missing(f"The 'like' case folder {like} does not exist; give a case folder (<case>_t1.nii.gz, ...) this engine may read.")
+    from ...data.layouts import find_case_files
+    from ...modelfile import read_card
+    from ...weights import model_folder
+
+    files = find_case_files(like)[1]
+    folder = model_folder(model)
+    if folder is not None:
+        needed = list(read_card(folder).channels)
+        missing = [c for c in needed if c not in files]
+        if missing:
+            raise Conflict(f"The 'like' case {like} has no {', '.join(missing)}; model '{params.model}' needs {', '.join(needed)}.")
+    check_case_files(files.values())  # a broken file is a 4xx naming it
+    return like
 
 
 def prepare(params: GenerateParams, ctx: PrepareContext) -> Prepared:
@@ -55,11 +91,14 @@ def prepare(params: GenerateParams, ctx: PrepareContext) -> Prepared:
     mask = ctx.input_file(params.mask, "mask") if params.mask is not None else None
     if mask is None and params.outline:
         raise MedSynthError("'outline' describes a mask; give the mask too (or leave outline out).")
+    like = _model_options(params, model, ctx)
     channels = tuple(params.channels)
     # checks layout, channels, target and leftovers of an interrupted run; writes nothing
     SetWriter(out, params.layout, channels, workers=1, resume=params.resume, discard=params.discard)
     stored = params.model_dump()
-    stored.update(model=model, out=str(out), device=ctx.device(params.device), mask=str(mask) if mask else None)
+    stored.update(
+        model=model, out=str(out), device=ctx.device(params.device), mask=str(mask) if mask else None, like=str(like) if like else None
+    )
     if params.cohort is not None:  # stored as the parsed document: the job never rereads a file that may change
         from ...cohort.spec import parse_cohort, read_cohort
 
@@ -91,6 +130,8 @@ def run(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         discard=bool(params.get("discard")),
         cohort=params.get("cohort"),
         balance=params.get("balance"),
+        truncation=params.get("truncation", 1.0),
+        like=Path(params["like"]) if params.get("like") else None,
     )
     progress = SetProgress(ctx, timed=True)
     if len(ctx.devices) > 1 and request.n > 1 and request.cohort is None and request.balance is None:
