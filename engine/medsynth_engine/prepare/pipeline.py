@@ -172,8 +172,7 @@ def _prepare_study(study: Study, request: PrepareRequest, template: Template | N
     mask_array = None
     t1_like = next((s for s in ("t1", "t1ce") if s in out_images), None)
     if request.skull_strip in ("model", "auto") and deepbet_available() and t1_like:
-        array, _ = sitk_to_ras(out_images[t1_like])
-        mask_array, method = deepbet_mask(array, request.device or "cpu"), "deepbet network"
+        mask_array, method = deepbet_mask(*sitk_to_ras(out_images[t1_like]), request.device or "cpu"), "deepbet network"
     elif request.skull_strip != "none" and to_template is not None:
         prior = sitk.Resample(sitk.Cast(template.mask, sitk.sitkFloat32), grid, to_template, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
         prior_array, _ = sitk_to_ras(prior)
