@@ -185,7 +185,6 @@ def _prepare_study(study: Study, request: PrepareRequest, template: Template | N
         mask_image = _like(mask_array.astype(np.uint8), grid)
         out_images = {s: (img * sitk.Cast(mask_image, img.GetPixelID()) if s != "seg" else img) for s, img in out_images.items()}
         out_images["mask"] = mask_image
-        arrays = {s: a * mask_array for s, a in arrays.items()}
     mask_for_qc = mask_array if mask_array is not None else np.zeros(grid.GetSize(), dtype=bool)
     # In the patient's own space: a mask in atlas space is scaled by the atlas fit's determinant.
     native = abs(float(np.linalg.det(np.array(to_reference.GetMatrix()).reshape(3, 3)))) if request.atlas == "mni152" else 1.0
