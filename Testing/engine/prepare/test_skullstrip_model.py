@@ -122,3 +122,15 @@ def test_the_network_sees_ras_order_and_the_mask_comes_back_in_the_input_order(m
     mask = deepbet_mask(native, affine)
     assert np.array_equal(seen[0], ras)
     assert mask.dtype == bool and np.array_equal(mask, native == 1.0)
+
+
+def test_model_without_deepbet_is_one_sentence_and_exit_2(tmp_path, monkeypatch, capsys):
+    """Where deepbet is missing (an environment not set up by make setup), --skull-strip model says what to install."""
+    from medsynth_engine.cli import main
+    from medsynth_engine.prepare import pipeline
+
+    monkeypatch.setattr(pipeline, "deepbet_available", lambda: False)
+    (tmp_path / "in").mkdir()
+    assert main(["prepare", "--input", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--skull-strip", "model"]) == 2
+    assert "--skull-strip model needs deepbet (pip install --no-deps deepbet==1.0.2); or use atlas." in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
