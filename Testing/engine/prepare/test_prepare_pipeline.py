@@ -20,8 +20,11 @@ import SimpleITK as sitk
 from medsynth_engine.data.layouts import find_cases
 from medsynth_engine.phantom.dicom_study import DEFAULT_SERIES, IDENTIFIERS, render_subject, write_study
 from medsynth_engine.prepare import PrepareRequest, prepare
+from medsynth_engine.prepare.qc import TILE
 from medsynth_engine.prepare.register import nifti_to_sitk
 from medsynth_engine.prepare.skullstrip import deepbet_available
+from PIL import Image
+from scipy import ndimage
 
 pytestmark = pytest.mark.slow
 
@@ -132,6 +135,14 @@ def test_output_reads_as_a_brats_set(prepared):
     t1ce = np.asarray(nib.load(cases[0].files["t1ce"]).dataobj)
     assert (t1ce[~mask] == 0).all() and (t1ce[mask] > 0).mean() > 0.95  # skull-stripped as BraTS data are
     assert (out / "prepare.html").read_text().count("<img") == 1
+    # The QC mosaic: four rows (one per sequence); around the mask's outline the head is shown, not blacked out.
+    qc = np.asarray(Image.open(case / f"{case.name}_qc.png").convert("RGB")).astype(int)
+    assert qc.shape[1] == 3 * TILE and qc.shape[0] % 4 == 0
+    red = (qc[..., 0] == 255) & (qc[..., 1] == 40) & (qc[..., 2] == 40)
+    axial = np.s_[: qc.shape[0] // 4, :TILE]
+    inside = ndimage.binary_fill_holes(red[axial])
+    assert inside.sum() > 20 * red[axial].sum() > 0
+    assert ((qc[axial][..., 0] > 30) & ~inside).sum() > 200  # scalp and skull of the T1 outside the outline
 
 
 def test_default_skull_strip_is_deepbets_network_and_matches_the_brain(tmp_path, subject):
