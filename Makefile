@@ -20,7 +20,7 @@ setup: $(STAMP)
 $(VENV)/.torch-$(MEDSYNTH_TORCH):
 	@mkdir -p $(VENV) && rm -f $(VENV)/.torch-* && touch $@
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml $(VENV)/.torch-$(MEDSYNTH_TORCH)
+$(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt pyproject.toml $(VENV)/.torch-$(MEDSYNTH_TORCH)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 	# torch first and pinned: the CUDA build the NVIDIA driver runs (nvidia-smi), else the CPU build;
@@ -28,6 +28,8 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml $(VENV)/.torch-$(
 	# torch alone from PyTorch's index; its dependencies come with the requirements, from the usual index.
 	@torch_args="$$($(PY) -m MedSynthLib.enginesetup.torchpick)" && $(PY) -m pip install --quiet $$torch_args
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	# deepbet for its skull-strip weights only: --no-deps keeps its GUI/CLI dependencies (unused) out of the environment.
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-nodeps.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 

@@ -1,4 +1,4 @@
-"""prepare speed: one 4-sequence study end to end on the default path (atlas MNI152, 1 mm, atlas skull strip), per step.
+"""prepare speed: one 4-sequence study end to end on the default path (atlas MNI152, 1 mm, skull strip auto), per step.
 
 The study is a synthetic PACS export of one phantom subject (``medsynth_engine.phantom.dicom_study``) written at
 clinical resolutions: T1ce 1 mm isotropic axial (the reference), T1 1 mm sagittal, T2 0.9 x 0.9 x 3 mm with a
@@ -7,7 +7,9 @@ reformat and a series with a missing slice. Building it is not timed. The refere
 reading the four series alone (the I/O floor every pipeline pays); the table gives each step and the total as
 seconds and as a multiple of that floor, and the total against the 2-minute target.
 
-    .venv/bin/python bench/bench_prepare.py [--threads N] [--spacing MM] [--skull-strip atlas|model|auto] [--n4] [--qc-png FILE]
+``--skull-strip auto`` (the command's default) is deepbet's network where it is installed (make setup does it).
+
+    .venv/bin/python bench/bench_prepare.py [--threads N] [--spacing MM] [--skull-strip auto|model|atlas] [--n4] [--qc-png FILE]
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--spacing", type=float, default=1.0)
-    parser.add_argument("--skull-strip", default="atlas")
+    parser.add_argument("--skull-strip", default="auto", choices=("auto", "model", "atlas"))
     parser.add_argument("--n4", action="store_true")
     parser.add_argument("--qc-png", type=Path, default=None, help="copy the case's QC mosaic here")
     args = parser.parse_args()
+    load_at_start = os.getloadavg()
     os.environ["SITK_NUMBER_OF_THREADS"] = str(args.threads)
     import SimpleITK as sitk
     import torch
@@ -75,9 +78,10 @@ def main() -> int:
     steps = dict(info["step_seconds"])
     steps["write + QC"] = info["seconds"] - sum(steps.values())
     steps["scan headers (all series)"] = total - info["seconds"]
-    print(f"\nprepare, one 4-sequence study, {args.spacing} mm output, skull strip {args.skull_strip}{', N4' if args.n4 else ''}; "
+    print(f"\nprepare, one 4-sequence study, {args.spacing} mm output, skull strip {args.skull_strip} ({info['skull_strip']})"
+          f"{', N4' if args.n4 else ''}; "
           f"{args.threads} threads; {platform.processor() or platform.machine()}, {os.cpu_count()} cores; load average "
-          + " ".join(f"{v:.1f}" for v in os.getloadavg()))
+          + " ".join(f"{v:.1f}" for v in load_at_start) + " at the start, " + " ".join(f"{v:.1f}" for v in os.getloadavg()) + " at the end")
     print(f"reference (reading the four series): {floor:.1f} s; header scan alone: {scan:.1f} s\n")
     print("| step | seconds | x reading |\n|---|---|---|")
     for name, seconds in steps.items():

@@ -2,7 +2,9 @@
 
 One study (four sequences: axial, sagittal, oblique, a 4 mm thick-slice FLAIR, a smaller-FOV T2, each after its
 own rigid head motion; plus a localizer, a derived reformat and a series with a missing slice, every file carrying
-made-up identifiers) is prepared once at 2 mm (1 mm is the default; 2 mm keeps the test fast) and checked.
+made-up identifiers) is prepared once at 2 mm (1 mm is the default; 2 mm keeps the test fast) with the offline
+atlas skull strip, and checked. The default skull strip, deepbet's network, runs once (the suite's one real
+inference: about 20 s on 2 cores) on a study of the moved sagittal T1 alone, kept in its native space.
 """
 
 from __future__ import annotations
@@ -18,15 +20,24 @@ import SimpleITK as sitk
 from medsynth_engine.data.layouts import find_cases
 from medsynth_engine.phantom.dicom_study import DEFAULT_SERIES, IDENTIFIERS, render_subject, write_study
 from medsynth_engine.prepare import PrepareRequest, prepare
+from medsynth_engine.prepare.qc import TILE
 from medsynth_engine.prepare.register import nifti_to_sitk
+from medsynth_engine.prepare.skullstrip import deepbet_available
+from PIL import Image
+from scipy import ndimage
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
+def subject():
+    return render_subject(seed=3, spacing=2.0)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, subject):
     root = tmp_path_factory.mktemp("pacs")
-    truth = write_study(root / "export" / "Doe_Jane" / "study1", render_subject(seed=3, spacing=2.0))
+    truth = write_study(root / "export" / "Doe_Jane" / "study1", subject)
     messages: list[str] = []
     result = prepare(PrepareRequest(
         input=root / "export", out=root / "out", skull_strip="atlas", keep_key=root / "key.json", spacing_mm=2.0, skip_bad=True,
@@ -69,17 +80,25 @@ def test_coregistration_recovers_the_known_motion(prepared):
         assert error_mm < 1.0 and error_deg < 1.0, (sequence, error_mm, error_deg)
 
 
-def test_mask_matches_the_phantom_brain(prepared):
-    truth, result, _, _ = prepared
-    _, case, info = _case(result)
+def _mask_dice(case, truth, motion: sitk.Transform) -> float:
+    """Dice of the case's mask, carried back through its saved transform and the reference's head ``motion``, against
+    the phantom's brain (the subject point q was seen by the scanner at motion(q))."""
     image = nib.load(case / f"{case.name}_mask.nii.gz")
     mask = nifti_to_sitk(np.asarray(image.dataobj), image.affine)
     to_reference = sitk.ReadTransform(str(case / "transforms" / "output_to_reference.tfm"))
-    # Back to native space through the saved transform (the reference did not move, so native = the truth's space).
-    native = sitk.GetArrayFromImage(sitk.Resample(mask, truth.brain, to_reference.GetInverse(), sitk.sitkNearestNeighbor, 0)) > 0
+    to_output = sitk.CompositeTransform([to_reference.GetInverse(), motion])  # motion first, then into the output grid
+    native = sitk.GetArrayFromImage(sitk.Resample(mask, truth.brain, to_output, sitk.sitkNearestNeighbor, 0)) > 0
     brain = sitk.GetArrayFromImage(truth.brain) > 0
-    dice = 2 * (native & brain).sum() / (native.sum() + brain.sum())
+    return 2 * (native & brain).sum() / (native.sum() + brain.sum())
+
+
+def test_mask_matches_the_phantom_brain(prepared):
+    truth, result, _, _ = prepared
+    _, case, info = _case(result)
+    assert info["skull_strip"] == "atlas prior refined on t1"
+    dice = _mask_dice(case, truth, sitk.Euler3DTransform())  # the reference (T1ce) did not move
     assert dice >= 0.95, dice
+    brain = sitk.GetArrayFromImage(truth.brain) > 0
     assert abs(info["mask_ml"] - brain.sum() * 8 / 1000) < 0.05 * brain.sum() * 8 / 1000  # reported in native ml
     assert not info["flags"]
 
@@ -116,3 +135,24 @@ def test_output_reads_as_a_brats_set(prepared):
     t1ce = np.asarray(nib.load(cases[0].files["t1ce"]).dataobj)
     assert (t1ce[~mask] == 0).all() and (t1ce[mask] > 0).mean() > 0.95  # skull-stripped as BraTS data are
     assert (out / "prepare.html").read_text().count("<img") == 1
+    # The QC mosaic: four rows (one per sequence); around the mask's outline the head is shown, not blacked out.
+    qc = np.asarray(Image.open(case / f"{case.name}_qc.png").convert("RGB")).astype(int)
+    assert qc.shape[1] == 3 * TILE and qc.shape[0] % 4 == 0
+    red = (qc[..., 0] == 255) & (qc[..., 1] == 40) & (qc[..., 2] == 40)
+    axial = np.s_[: qc.shape[0] // 4, :TILE]
+    inside = ndimage.binary_fill_holes(red[axial])
+    assert inside.sum() > 20 * red[axial].sum() > 0
+    assert ((qc[axial][..., 0] > 30) & ~inside).sum() > 200  # scalp and skull of the T1 outside the outline
+
+
+def test_default_skull_strip_is_deepbets_network_and_matches_the_brain(tmp_path, subject):
+    """The default path's mask on a native sagittal grid, reoriented for the network and back (one real inference)."""
+    assert deepbet_available(), "deepbet is a requirement (requirements-nodeps.txt): run make setup"
+    t1 = next(spec for spec in DEFAULT_SERIES if spec.description == "T1 3D SAG")
+    assert t1.plane == "sagittal" and any(t1.motion_deg)
+    truth = write_study(tmp_path / "export" / "study", subject, (t1,))
+    result = prepare(PrepareRequest(input=tmp_path / "export", out=tmp_path / "out", atlas="none", spacing_mm=2.0, log=lambda m: None))
+    _, case, info = _case(result)
+    assert info["skull_strip"] == "deepbet network" and info["reference"] == "t1" and not info["flags"]
+    dice = _mask_dice(case, truth, truth.motions["t1"])
+    assert dice >= 0.95, dice

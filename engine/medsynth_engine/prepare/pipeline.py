@@ -172,8 +172,7 @@ def _prepare_study(study: Study, request: PrepareRequest, template: Template | N
     mask_array = None
     t1_like = next((s for s in ("t1", "t1ce") if s in out_images), None)
     if request.skull_strip in ("model", "auto") and deepbet_available() and t1_like:
-        array, _ = sitk_to_ras(out_images[t1_like])
-        mask_array, method = deepbet_mask(array, request.device or "cpu"), "deepbet network"
+        mask_array, method = deepbet_mask(*sitk_to_ras(out_images[t1_like]), request.device or "cpu"), "deepbet network"
     elif request.skull_strip != "none" and to_template is not None:
         prior = sitk.Resample(sitk.Cast(template.mask, sitk.sitkFloat32), grid, to_template, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
         prior_array, _ = sitk_to_ras(prior)
@@ -186,7 +185,6 @@ def _prepare_study(study: Study, request: PrepareRequest, template: Template | N
         mask_image = _like(mask_array.astype(np.uint8), grid)
         out_images = {s: (img * sitk.Cast(mask_image, img.GetPixelID()) if s != "seg" else img) for s, img in out_images.items()}
         out_images["mask"] = mask_image
-        arrays = {s: a * mask_array for s, a in arrays.items()}
     mask_for_qc = mask_array if mask_array is not None else np.zeros(grid.GetSize(), dtype=bool)
     # In the patient's own space: a mask in atlas space is scaled by the atlas fit's determinant.
     native = abs(float(np.linalg.det(np.array(to_reference.GetMatrix()).reshape(3, 3)))) if request.atlas == "mni152" else 1.0

@@ -27,23 +27,32 @@ def _planes(volume: np.ndarray, centre: tuple[int, int, int]) -> list[np.ndarray
     return [volume[:, :, z].T[::-1], volume[:, y, :].T[::-1], volume[x, :, :].T[::-1]]
 
 
+def _tile(plane: np.ndarray, mask_plane: np.ndarray) -> np.ndarray:
+    """One plane scaled to the tile, the mask's outline drawn at the tile's own resolution (so it stays visible)."""
+    height, width = plane.shape
+    scale = TILE / max(height, width)
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    grey = np.asarray(Image.fromarray(plane.astype(np.float32)).resize(size, Image.BILINEAR))
+    inside = np.asarray(Image.fromarray(mask_plane.astype(np.uint8) * 255).resize(size, Image.NEAREST)) > 0
+    rgb = np.repeat(np.clip(grey, 0, 255)[..., None], 3, axis=2)
+    rgb[inside & ~ndimage.binary_erosion(inside)] = (255, 40, 40)
+    return rgb.astype(np.uint8)
+
+
 def mosaic_png(images: dict[str, np.ndarray], mask: np.ndarray) -> bytes:
-    """PNG bytes: one row per sequence, three planes through the mask's centre, the mask outline in red."""
+    """PNG bytes: one row per sequence, three planes through the mask's centre, the mask outline in red.
+
+    ``images`` are the unmasked sequences: the head around the outline shows whether the mask kept skull or cut
+    brain, which a masked image would hide.
+    """
     centre = tuple(int(round(c)) for c in ndimage.center_of_mass(mask)) if mask.any() else tuple(s // 2 for s in mask.shape)
-    edge = mask & ~ndimage.binary_erosion(mask)
-    edge_planes = _planes(edge, centre)
+    mask_planes = _planes(mask, centre)
     rows = []
     for volume in images.values():
         inside = volume[mask] if mask.any() else volume.ravel()
         high = float(np.percentile(inside, 99.5)) or 1.0
         grey = np.clip(volume / high * 255.0, 0, 255)
-        tiles = []
-        for plane, outline in zip(_planes(grey, centre), edge_planes, strict=True):
-            rgb = np.repeat(plane[..., None], 3, axis=2)
-            rgb[outline] = (255, 40, 40)
-            tile = Image.fromarray(rgb.astype(np.uint8))
-            scale = TILE / max(tile.size)
-            tiles.append(np.asarray(tile.resize((max(1, int(tile.size[0] * scale)), max(1, int(tile.size[1] * scale))), Image.NEAREST)))
+        tiles = [_tile(plane, outline) for plane, outline in zip(_planes(grey, centre), mask_planes, strict=True)]
         height = max(t.shape[0] for t in tiles)
         padded = [np.pad(t, ((0, height - t.shape[0]), (0, TILE - t.shape[1]), (0, 0))) for t in tiles]
         rows.append(np.concatenate(padded, axis=1))

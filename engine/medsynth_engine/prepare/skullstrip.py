@@ -1,4 +1,4 @@
-"""Brain masks offline: the atlas fallback (no network, no weights) and deepbet's network when it is installed.
+"""Brain masks offline: deepbet's network (the default; requirements-nodeps.txt) and the atlas fallback (no weights).
 
 Atlas: the MNI152 brain mask, carried onto the case by the affine registration, is only a prior (an affine fit
 misses the subject's own shape by millimetres). It is refined on the T1-weighted image: brain tissue is bright
@@ -91,7 +91,7 @@ def _deepbet_files() -> dict[str, Path] | None:
 
 
 def deepbet_available() -> bool:
-    """True when deepbet's weights are installed (``pip install --no-deps deepbet==1.0.2`` is enough)."""
+    """True when deepbet's weights are installed (make setup does it; ``pip install --no-deps deepbet==1.0.2`` is enough)."""
     return _deepbet_files() is not None
 
 
@@ -156,8 +156,20 @@ def check_torchscript(path: Path) -> Path:
     return path
 
 
-def deepbet_mask(ras_array: np.ndarray, device: str = "cpu") -> np.ndarray:
-    """deepbet's brain mask (bool) of a T1-weighted volume given in RAS voxel order (deepbet's own input convention)."""
+def deepbet_mask(array: np.ndarray, affine: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """deepbet's brain mask (bool, in ``array``'s voxel order) of a T1-weighted volume with its RAS ``affine``.
+
+    The network was trained on closest-canonical (RAS) voxel order, as deepbet's own ``run`` feeds it; a native
+    grid (``--atlas none``: a sagittal or LPS-axial DICOM series) is reoriented to that order and the mask back.
+    """
+    from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
+
+    orientation = io_orientation(affine)
+    mask = _deepbet_canonical(apply_orientation(array, orientation), device)
+    return apply_orientation(mask, ornt_transform(axcodes2ornt("RAS"), orientation)).astype(bool)
+
+
+def _deepbet_canonical(ras_array: np.ndarray, device: str) -> np.ndarray:
     import torch
     import torch.nn.functional as F
 
