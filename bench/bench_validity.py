@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from medsynth_engine.casewriting import case_seed
 from medsynth_engine.data.preprocess import PreprocessSpec, preprocess_case
 from medsynth_engine.evaluate.run import EvaluateRequest, run_evaluation
 from medsynth_engine.evaluate.sets import iter_cases, open_set
@@ -38,8 +39,8 @@ GENERATORS = ("phantom", "l2i3d-phantom", "ldm3d-phantom", "pgan3d-phantom")
 REAL_SEED, SYNTHETIC_SEED = 7100, 7200
 GRID, SPACING = 64, 3.0
 PROTOCOLS = {
-    "full": {"real": 80, "synthetic": 30, "steps": 1000, "seeds": 3, "learning_rate": 1e-2},
-    "quick": {"real": 16, "synthetic": 8, "steps": 40, "seeds": 1, "learning_rate": 1e-2},
+    "full": {"real": 80, "synthetic": 80, "tstr_synthetic": 30, "steps": 1000, "seeds": 3, "learning_rate": 1e-2},
+    "quick": {"real": 16, "synthetic": 8, "tstr_synthetic": 8, "steps": 40, "seeds": 1, "learning_rate": 1e-2},
 }
 
 
@@ -70,10 +71,19 @@ def _generate(model: str, n: int, seed: int, out: Path) -> float:
     return time.perf_counter() - started
 
 
-def _tstr_arrays(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+def _tstr_arrays(folder: Path, first: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The set on the TSTR grid; ``first``: only the run's cases 0..first-1 (by their seeds), so the TSTR data of a
+    larger set are exactly those of a set of ``first`` cases with the same seed (and its cached trainings)."""
     spec = PreprocessSpec(shape=(GRID,) * 3, spacing=(SPACING,) * 3)
+    case_set = open_set(folder, "set")
+    indices = None
+    if first is not None:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        seeds = {case_seed(manifest["parameters"]["seed"], i) for i in range(first)}
+        keep = {c["id"] for c in manifest["cases"] if c["seed"] in seeds}
+        indices = [i for i, case in enumerate(case_set.cases) if case.id in keep]
     images, labels = [], []
-    for _, case in iter_cases(open_set(folder, "set"), (*CHANNELS, "seg")):
+    for _, case in iter_cases(case_set, (*CHANNELS, "seg"), indices):
         out, _ = preprocess_case(case.arrays, case.affine, spec)
         images.append(np.stack([out[c] for c in CHANNELS]).astype(np.float32))
         labels.append(out["seg"].astype(np.uint8))
@@ -168,8 +178,9 @@ def main() -> None:
     settings = TstrSettings(steps=protocol["steps"], seeds=protocol["seeds"], seed=args.seed_base, learning_rate=protocol["learning_rate"],
                             device=args.device)
     plus = args.real_plus_synthetic.split(",") if args.real_plus_synthetic is not None else None
+    n = protocol["tstr_synthetic"]  # TSTR trains on the first n synthetic cases (case i is the same whatever the set's size)
     if args.tstr_only:
-        run_tstr_sets(_tstr_arrays(real_dir), {name: _tstr_arrays(folder) for name, folder in sets.items()}, settings,
+        run_tstr_sets(_tstr_arrays(real_dir), {name: _tstr_arrays(folder, n) for name, folder in sets.items()}, settings,
                       cache=work / "tstr-cache", real_plus_synthetic=plus)
         print(f"TSTR seeds {args.seed_base}..{args.seed_base + protocol['seeds'] - 1} cached in {work / 'tstr-cache'}")
         return
@@ -189,7 +200,7 @@ def main() -> None:
         print("evaluated: " + ", ".join(metrics))
         return
     t0 = time.perf_counter()
-    tstr = run_tstr_sets(_tstr_arrays(real_dir), {name: _tstr_arrays(folder) for name, folder in sets.items()}, settings,
+    tstr = run_tstr_sets(_tstr_arrays(real_dir), {name: _tstr_arrays(folder, n) for name, folder in sets.items()}, settings,
                          cache=work / "tstr-cache", real_plus_synthetic=plus)
     timings["tstr (all generators)"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - started
