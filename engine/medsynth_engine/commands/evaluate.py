@@ -14,7 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "evaluate",
         help="quality, diversity and memorisation of a synthetic set against a real one (metrics.json + report.html)",
         description="Compare a synthetic set with the real set: MS-SSIM diversity, MMD and Fréchet distance on "
-        "radiomics-style features, the memorisation audit, figures; with --tstr also train-on-synthetic/test-on-real Dice.",
+        "radiomics-style features, the memorisation audit, figures; with --tstr also train-on-synthetic/test-on-real Dice. "
+        "Sets of 2D slices (single-slice NIfTI, as the 2D families write them) are evaluated in 2D.",
     )
     source = ev.add_mutually_exclusive_group(required=True)
     source.add_argument("--synthetic", type=Path, help="the synthetic set")

@@ -15,7 +15,7 @@ import SimpleITK as sitk
 
 from MedSynthLib.conventions import LABEL_CHANNEL
 
-__all__ = ["PreprocessSpec", "preprocess_case", "to_sitk", "LABEL_CODES", "one_hot", "NEW_MODEL_FOV_MM", "grid_affine"]
+__all__ = ["PreprocessSpec", "preprocess_case", "crop_and_scale", "to_sitk", "LABEL_CODES", "one_hot", "NEW_MODEL_FOV_MM", "grid_affine"]
 
 #: Side (mm) of a new generator's cubic field of view when no --spacing is given: a whole adult head.
 NEW_MODEL_FOV_MM = 192.0
@@ -63,7 +63,7 @@ def to_sitk(array: np.ndarray, affine: np.ndarray) -> sitk.Image:
     return image
 
 
-def _resample(image: sitk.Image, spacing: tuple[float, float, float], label: bool) -> sitk.Image:
+def _resample(image: sitk.Image, spacing: tuple[float, ...], label: bool) -> sitk.Image:
     old = np.array(image.GetSpacing())
     new = np.array(spacing, dtype=float)
     size = [max(1, int(round(n))) for n in np.array(image.GetSize()) * old / new]
@@ -123,6 +123,11 @@ def preprocess_case(
         if not label:  # the recursive Gaussian overshoots slightly; smoothing cannot leave the input's range
             resampled = np.clip(resampled, float(array.min()), float(array.max()))
         oriented[channel] = resampled
+    return crop_and_scale(oriented, spec)
+
+
+def crop_and_scale(oriented: dict[str, np.ndarray], spec: PreprocessSpec) -> tuple[dict[str, np.ndarray], dict[str, tuple[float, float]]]:
+    """Arrays already on the spec's spacing (volumes, or 2D slices with a 2D spec) -> the spec's box, images in [-1, 1]."""
     images = [c for c in oriented if c != LABEL_CHANNEL]
     highs = {c: float(np.percentile(oriented[c], spec.high_percentile)) for c in images}
     mask = np.zeros(next(iter(oriented.values())).shape, dtype=bool)

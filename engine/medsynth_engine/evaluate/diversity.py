@@ -1,8 +1,9 @@
-"""Diversity: mean pairwise MS-SSIM within a set (MONAI's MultiScaleSSIMMetric).
+"""Diversity: mean pairwise MS-SSIM within a set (MONAI's MultiScaleSSIMMetric), of volumes or of 2D slices.
 
 Mode collapse shows as a synthetic MS-SSIM well above the real one: the model makes the same brain again
 and again. The standard 5-scale, 11-voxel setting needs volumes of 160+ voxels, so the number of scales
-(3) and the kernel size are fitted to the evaluation grid; the same setting is used for both sets.
+(3) and the kernel size are fitted to the evaluation grid; the same setting is used for both sets. The
+dimensionality (3D volumes or 2D slices) follows the arrays.
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ def ms_ssim_setting(shape: tuple[int, ...]) -> dict:
 
 
 def mean_pairwise_ms_ssim(volumes: list[np.ndarray]) -> float | None:
-    """Mean MS-SSIM over all pairs of (C, X, Y, Z) volumes in [-1, 1]; None for fewer than two."""
+    """Mean MS-SSIM over all pairs of (C, X, Y, Z) volumes or (C, X, Y) slices in [-1, 1]; None for fewer than two."""
     if len(volumes) < 2:
         return None
     setting = ms_ssim_setting(volumes[0].shape[1:])
     metric = MultiScaleSSIMMetric(
-        spatial_dims=3,
+        spatial_dims=volumes[0].ndim - 1,
         data_range=setting["data_range"],
         kernel_size=setting["kernel_size"],
         kernel_sigma=setting["kernel_sigma"],

@@ -6,6 +6,10 @@ generators it judges shares its weights, and its deepest level summarises anatom
 scale. A case's feature vector is the mean and the standard deviation of each of the bottleneck's channels.
 Input: the case on the fixed evaluation grid (64^3 at 3 mm), each sequence normalised inside the head as
 the segmenter was trained; a missing sequence is marked absent, as in training.
+
+A 2D slice (the 2D families' cases) is encoded as a slab of ``SLAB`` copies of itself, the network's total
+stride, so the bottleneck holds one plane of the slice's features: per-slice features from the same encoder,
+with no other network to train or download.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from ..models.channelnet.inputs import assemble
 from ..models.channelnet.model import ChannelModel
 from ..weights import WEIGHTS_DIR
 
-__all__ = ["ENCODER_ID", "SegEncoder"]
+__all__ = ["ENCODER_ID", "SLAB", "SegEncoder"]
 
 ENCODER_ID = "seg-phantom"
+#: Copies of a 2D slice stacked into the slab the 3D encoder reads (its three stride-2 levels: 2^3).
+SLAB = 8
 
 
 class SegEncoder:
@@ -38,7 +44,9 @@ class SegEncoder:
         self._captured.append(output)
 
     def features(self, images: np.ndarray, channels: tuple[str, ...]) -> np.ndarray:
-        """Mean and spread per bottleneck channel; ``channels`` names the rows of ``images``."""
+        """Mean and spread per bottleneck channel of a (C, X, Y, Z) volume or a (C, X, Y) slice; ``channels`` names the rows."""
+        if images.ndim == 3:
+            images = np.repeat(images[..., None], SLAB, axis=-1)
         arrays = {c: (v.astype(np.float32) + 1.0) / 2.0 for c, v in zip(channels, images, strict=True)}  # background 0, as in a scan
         x = torch.from_numpy(assemble(arrays))[None]
         self._captured.clear()

@@ -39,7 +39,7 @@ def _intensity(volume: np.ndarray, mask: np.ndarray) -> list[float]:
     hist, _ = np.histogram(values, bins=32, range=(-1.0, 1.0))
     p = hist[hist > 0] / hist.sum()
     gradient = np.sqrt(sum(g**2 for g in np.gradient(volume)))[mask]
-    contrast = np.mean([np.abs(np.diff(volume, axis=a)).mean() for a in range(3)])
+    contrast = np.mean([np.abs(np.diff(volume, axis=a)).mean() for a in range(volume.ndim)])
     laplacian = ndimage.laplace(volume)[mask]
     p10, p50, p90 = np.percentile(values, (10, 50, 90))
     return [
@@ -64,14 +64,14 @@ def _tumour(seg: np.ndarray, mask: np.ndarray) -> list[float]:
         return [0.0, *([0.0] * len(BRATS_LABELS)), 0.0, 0.0]
     shares = [float((seg == code).sum()) / size for code in BRATS_LABELS]
     head_centre = np.argwhere(mask).mean(0) if mask.any() else np.array(seg.shape) / 2
-    radius = (3 * head_voxels / (4 * np.pi)) ** (1 / 3)
+    radius = (3 * head_voxels / (4 * np.pi)) ** (1 / 3) if seg.ndim == 3 else np.sqrt(head_voxels / np.pi)  # of a ball / disc as big as the head
     offcentre = float(np.linalg.norm(np.argwhere(tumour).mean(0) - head_centre) / radius)
     surface = int((tumour & ~ndimage.binary_erosion(tumour)).sum())
     return [size / head_voxels, *shares, offcentre, surface / size]
 
 
 def case_features(images: np.ndarray, seg: np.ndarray | None) -> np.ndarray:
-    """Feature vector of one case: images (C, X, Y, Z) in [-1, 1], seg BraTS codes or None."""
+    """Feature vector of one case: images (C, X, Y, Z), or (C, X, Y) for a slice, in [-1, 1]; seg BraTS codes or None."""
     mask = head_mask(images)
     if not mask.any():
         mask = np.ones(mask.shape, dtype=bool)

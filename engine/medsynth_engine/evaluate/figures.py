@@ -73,14 +73,14 @@ def histograms_png(histograms: dict[str, np.ndarray], channels: tuple[str, ...])
     return _png(figure)
 
 
-def tumour_volumes_png(volumes: dict[str, list[dict[str, float]]]) -> bytes:
-    """Tumour volume (mL) per label and in all, one box per set."""
+def tumour_volumes_png(volumes: dict[str, list[dict[str, float]]], unit: str = "mL") -> bytes:
+    """Tumour volume (mL; or area, mm², of 2D slices) per label and in all, one box per set."""
     labels = [*BRATS_LABELS.values(), "whole"]
     figure, axes = plt.subplots(1, len(labels), figsize=(2.4 * len(labels), 2.6), squeeze=False)
     for i, label in enumerate(labels):
         ax = axes[0][i]
         data = [[v[label] for v in cases] for cases in volumes.values()]
         ax.boxplot(data, tick_labels=list(volumes), showmeans=True)
-        ax.set_title(f"{label} (mL)", fontsize=9)
+        ax.set_title(f"{label} ({unit})", fontsize=9)
         ax.tick_params(labelsize=7)
     return _png(figure)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from .tumour_stats import SIZE_KEYS
+
 __all__ = ["EXPLANATIONS", "prdc_section", "tumour_section", "tstr_section"]
 
 EXPLANATIONS = {
@@ -60,23 +62,25 @@ def prdc_section(metrics: dict[str, Any]) -> str:
 
 
 def tumour_section(metrics: dict[str, Any]) -> str:
-    """Presence rate, median volume and centroid per class, synthetic beside real."""
+    """Presence rate, median volume (area for 2D slices) and centroid per class, synthetic beside real."""
     stats = metrics.get("tumour_statistics")
     if not stats:
         return ""
+    size_key = SIZE_KEYS[metrics.get("spatial_dims", 3)]
+    size, unit = ("area", "mm^2") if size_key == "area_mm2" else ("volume", "ml")
     rows = ""
     for name, cmp in stats["synthetic_vs_real"].items():
         s, r = stats["synthetic"][name], stats["real"][name]
-        median = [(v["volume_ml"] or {}).get("median") for v in (s, r)]
+        median = [(v[size_key] or {}).get("median") for v in (s, r)]
         rows += (
             f"<tr><th>{html.escape(name)}</th><td>{_fmt(s['presence_rate'])} / {_fmt(r['presence_rate'])}</td>"
-            f"<td>{_fmt(median[0])} / {_fmt(median[1])}</td><td>{_fmt(cmp['median_volume_ratio'])}</td><td>{_fmt(cmp['centroid_shift_mm'])}</td></tr>"
+            f"<td>{_fmt(median[0])} / {_fmt(median[1])}</td><td>{_fmt(cmp[f'median_{size}_ratio'])}</td><td>{_fmt(cmp['centroid_shift_mm'])}</td></tr>"
         )
     return (
-        "<h2>Tumour classes: presence, volume, location</h2>"
-        f"<p class=note>On the fixed 3 mm grid. {html.escape(EXPLANATIONS['tumour'])}</p>"
-        "<table><tr><th>class</th><th>presence rate synthetic / real</th><th>median volume ml synthetic / real</th>"
-        f"<th>median volume ratio</th><th>centroid shift mm</th></tr>{rows}</table>"
+        f"<h2>Tumour classes: presence, {size}, location</h2>"
+        f"<p class=note>On the fixed TSTR grid{', per slice' if size == 'area' else ''}. {html.escape(EXPLANATIONS['tumour'])}</p>"
+        f"<table><tr><th>class</th><th>presence rate synthetic / real</th><th>median {size} {unit} synthetic / real</th>"
+        f"<th>median {size} ratio</th><th>centroid shift mm</th></tr>{rows}</table>"
     )
 
 

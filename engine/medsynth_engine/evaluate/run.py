@@ -4,6 +4,9 @@ Both sets are streamed case by case onto one evaluation grid (the synthetic set'
 a side) with the training preprocessing (RAS, resampled, head-centred crop, [-1, 1] per channel); only
 features, histograms, a sample for MS-SSIM and the mosaics, and (with TSTR) a small copy for training stay
 in memory. The report folder is written under a temporary name and renamed into place when complete.
+
+Sets of 2D slices (single-slice NIfTI, as the 2D families write them) are evaluated the same way on 2D grids
+(``planar``): the same metrics and keys, per slice, with ``spatial_dims`` saying which it was.
 """
 
 from __future__ import annotations
@@ -29,15 +32,16 @@ from ..setwriter import check_target
 from .audit import DEFAULT_THRESHOLD, run_audit
 from .distances import frechet_distance, mmd, standardise
 from .diversity import mean_pairwise_ms_ssim, ms_ssim_setting
-from .encoder import ENCODER_ID, SegEncoder
+from .encoder import ENCODER_ID, SLAB, SegEncoder
 from .features import case_features, feature_names, head_mask
 from .figures import HIST_BINS, histograms_png, mosaic_png, tumour_volumes_png
 from .output import write_json
+from .planar import common_dims, plane, plane_spec, preprocess_plane
 from .prdc import prdc
 from .report import render_report
-from .sets import CaseSet, common_channels, iter_cases, open_set, read_case
+from .sets import CaseSet, LoadedCase, common_channels, iter_cases, open_set, read_case
 from .tstr import TstrSettings, run_tstr
-from .tumour_stats import case_tumour, compare, set_statistics
+from .tumour_stats import SIZE_KEYS, case_tumour, compare, set_statistics
 
 __all__ = ["EvaluateRequest", "run_evaluation", "evaluation_spec"]
 
@@ -69,9 +73,28 @@ class EvaluateRequest:
             raise MedSynthError(f"The TSTR voxel size must be 0.5-12 mm, not {self.tstr_spacing}.")
         self.tstr_settings.validate(self.tstr_grid)
 
-    def tstr_spec(self) -> PreprocessSpec:
-        """TSTR's own grid, the same for every set whatever its resolution, so the real-trained Dice never depends on it."""
-        return PreprocessSpec(shape=(self.tstr_grid,) * 3, spacing=(self.tstr_spacing,) * 3)
+    def tstr_spec(self, dims: int = 3) -> PreprocessSpec:
+        """TSTR's own grid (a cube, or a square for 2D slices), the same for every set whatever its resolution, so the
+        real-trained Dice never depends on it."""
+        return PreprocessSpec(shape=(self.tstr_grid,) * dims, spacing=(self.tstr_spacing,) * dims)  # type: ignore[arg-type]
+
+
+@dataclass
+class _Grids:
+    """Where an evaluation puts its cases: the evaluation grid and the TSTR grid, of volumes (3D) or slices (2D)."""
+
+    dims: int
+    spec: PreprocessSpec
+    tstr: PreprocessSpec
+
+    def place(self, case: LoadedCase, case_set: CaseSet, index: int) -> tuple[dict, dict, dict, tuple[float, ...]]:
+        """The case on the evaluation grid, on the TSTR grid, and as read (arrays and voxel or pixel size)."""
+        if self.dims == 2:
+            arrays, spacing = plane(case, case_set, index)
+            return preprocess_plane(arrays, spacing, self.spec), preprocess_plane(arrays, spacing, self.tstr), arrays, spacing
+        out, _ = preprocess_case(case.arrays, case.affine, self.spec)
+        fixed, _ = preprocess_case(case.arrays, case.affine, self.tstr)
+        return out, fixed, case.arrays, case.spacing
 
 
 @dataclass
@@ -106,7 +129,7 @@ def _summarise(
     case_set: CaseSet,
     channels: tuple[str, ...],
     labels: bool,
-    spec: PreprocessSpec,
+    grids: _Grids,
     request: EvaluateRequest,
     encoder: SegEncoder | None,
     tick: Callable[[], None],
@@ -115,7 +138,7 @@ def _summarise(
     keep = _sample(len(case_set), request.diversity_cases)
     read = (*channels, LABEL_CHANNEL) if labels else channels
     for index, case in iter_cases(case_set, read):
-        out, _ = preprocess_case(case.arrays, case.affine, spec)
+        out, fixed, native_arrays, native_spacing = grids.place(case, case_set, index)
         images = np.stack([out[c] for c in channels]).astype(np.float32)
         seg = out[LABEL_CHANNEL] if labels else None
         summary.features.append(case_features(images, seg))
@@ -123,21 +146,20 @@ def _summarise(
         counts = np.stack([np.histogram(v[mask], bins=HIST_BINS)[0] for v in images])
         summary.histogram = counts if summary.histogram is None else summary.histogram + counts
         if labels:
-            voxel_ml = float(np.prod(case.spacing)) / 1000.0
-            native = case.arrays[LABEL_CHANNEL]
+            voxel_ml = float(np.prod(native_spacing)) / (1000.0 if grids.dims == 3 else 1.0)  # a pixel in mm^2 for a slice
+            native = native_arrays[LABEL_CHANNEL]
             volume = {name: float((native == code).sum()) * voxel_ml for code, name in BRATS_LABELS.items()}
             volume["whole"] = float((native > 0).sum()) * voxel_ml
             summary.volumes.append(volume)
         if index in keep:
             summary.diversity.append(images)
             if len(summary.mosaic) < _MOSAIC_CASES:
-                summary.mosaic.append((images, seg))
-        fixed, _ = preprocess_case(case.arrays, case.affine, request.tstr_spec())
+                summary.mosaic.append((images, seg) if grids.dims == 3 else (images[..., None], None if seg is None else seg[..., None]))
         fixed_images = np.stack([fixed[c] for c in channels]).astype(np.float32)
         if encoder is not None:
             summary.encoded.append(encoder.features(fixed_images, channels))
         if labels:
-            summary.tumours.append(case_tumour(fixed[LABEL_CHANNEL], request.tstr_spec().spacing, head_mask(fixed_images)))
+            summary.tumours.append(case_tumour(fixed[LABEL_CHANNEL], grids.tstr.spacing, head_mask(fixed_images)))
         if request.tstr:
             summary.tstr_images.append(fixed_images)
             summary.tstr_labels.append(fixed[LABEL_CHANNEL].astype(np.uint8))
@@ -151,7 +173,7 @@ def _largest_differences(names: list[str], real: np.ndarray, synthetic: np.ndarr
     return {names[i]: round(float(gap[i]), 4) for i in order}
 
 
-def _fidelity_and_diversity(real: _SetSummary, synthetic: _SetSummary) -> dict[str, Any]:
+def _fidelity_and_diversity(real: _SetSummary, synthetic: _SetSummary, dims: int) -> dict[str, Any]:
     """Top-level precision/recall/density/coverage on the encoder's features, and the real-vs-real control."""
     if not real.encoded:
         return {"precision": None, "recall": None, "density": None, "coverage": None}
@@ -163,7 +185,8 @@ def _fidelity_and_diversity(real: _SetSummary, synthetic: _SetSummary) -> dict[s
     return {
         **{k: scores[k] for k in ("precision", "recall", "density", "coverage")},
         "prdc": {
-            "features": f"{ENCODER_ID} segmenter bottleneck, mean and spread per channel ({real_f.shape[1]} values), standardised by the real set",
+            "features": f"{ENCODER_ID} segmenter bottleneck, mean and spread per channel ({real_f.shape[1]} values), standardised by the real set"
+            + (f"; each slice read as a slab of {SLAB} copies of itself" if dims == 2 else ""),
             "k": int(scores["k"]),
             "control": None if control is None else {k: control[k] for k in ("precision", "recall", "density", "coverage")},
             "control_note": f"one random half of the real set ({len(real_f) - half} cases) against the other half ({half})",
@@ -183,7 +206,9 @@ def run_evaluation(request: EvaluateRequest, progress: Callable[[int, int], None
         raise MedSynthError("--tstr needs tumour labels (seg) in every case of both sets.")
     if len(real_set) < 2:
         raise MedSynthError("The real set needs at least 2 cases to compare distributions.")
-    spec = evaluation_spec(syn_set, channels, request.grid)
+    dims = common_dims([syn_set, real_set])
+    spec = evaluation_spec(syn_set, channels, request.grid) if dims == 3 else plane_spec(syn_set, channels, request.grid)
+    grids = _Grids(dims, spec, request.tstr_spec(dims))
     total = len(syn_set) + len(real_set) + 1 + (4 * request.tstr_settings.seeds * request.tstr_settings.steps if request.tstr else 0)
     done = [0]
 
@@ -193,8 +218,8 @@ def run_evaluation(request: EvaluateRequest, progress: Callable[[int, int], None
             progress(min(done[0], total), total)
 
     encoder = SegEncoder() if any(c in MR_SEQUENCES for c in channels) else None
-    synthetic = _summarise(syn_set, channels, labels, spec, request, encoder, tick)
-    real = _summarise(real_set, channels, labels, spec, request, encoder, tick)
+    synthetic = _summarise(syn_set, channels, labels, grids, request, encoder, tick)
+    real = _summarise(real_set, channels, labels, grids, request, encoder, tick)
     audit = run_audit(request.synthetic, request.real, threshold=request.audit_threshold, channels=channels)
     tick()
     names = feature_names(channels, labels)
@@ -203,6 +228,7 @@ def run_evaluation(request: EvaluateRequest, progress: Callable[[int, int], None
     metrics: dict[str, Any] = {
         "n_synthetic": len(syn_set),
         "n_real": len(real_set),
+        "spatial_dims": dims,
         "channels": list(channels),
         "grid": {"shape": list(spec.shape), "spacing": [round(s, 4) for s in spec.spacing]},
         "ms_ssim_synthetic": mean_pairwise_ms_ssim(synthetic.diversity),
@@ -218,17 +244,18 @@ def run_evaluation(request: EvaluateRequest, progress: Callable[[int, int], None
             "mmd_kernel_width": width,
             "largest_differences": _largest_differences(names, real_z, syn_z),
         },
-        **_fidelity_and_diversity(real, synthetic),
+        **_fidelity_and_diversity(real, synthetic, dims),
         "memorised_fraction": audit.memorised_fraction,
         "audit": audit.shareable(),  # no real case names: the report may travel with the synthetic set
     }
+    size_key = SIZE_KEYS[dims]
     if labels:
-        metrics["tumour_volume_ml"] = {
+        metrics[f"tumour_{size_key}"] = {
             name: {"synthetic_mean": float(np.mean([v[name] for v in synthetic.volumes])), "real_mean": float(np.mean([v[name] for v in real.volumes]))}
             for name in [*BRATS_LABELS.values(), "whole"]
         }
-        real_stats, syn_stats = set_statistics(real.tumours), set_statistics(synthetic.tumours)
-        metrics["tumour_statistics"] = {"synthetic": syn_stats, "real": real_stats, "synthetic_vs_real": compare(syn_stats, real_stats)}
+        real_stats, syn_stats = set_statistics(real.tumours, size_key), set_statistics(synthetic.tumours, size_key)
+        metrics["tumour_statistics"] = {"synthetic": syn_stats, "real": real_stats, "synthetic_vs_real": compare(syn_stats, real_stats, size_key)}
     cohort = _cohort(request.synthetic)
     if cohort is not None:
         metrics["cohort"] = cohort
@@ -246,7 +273,7 @@ def run_evaluation(request: EvaluateRequest, progress: Callable[[int, int], None
         "histograms": histograms_png({"synthetic": synthetic.histogram, "real": real.histogram}, channels),  # type: ignore[dict-item]
     }
     if labels:
-        figures["tumour_volumes"] = tumour_volumes_png({"synthetic": synthetic.volumes, "real": real.volumes})
+        figures["tumour_volumes"] = tumour_volumes_png({"synthetic": synthetic.volumes, "real": real.volumes}, "mL" if dims == 3 else "mm²")
     return _write(out, metrics, figures)
 
 

@@ -7,7 +7,8 @@ per-channel intensity scaling and shifts (a segmenter that keys on one set's exa
 held-out cases whose contrast differs: on the validity benchmark's seed 0 split the augmentation moved held-out
 whole-tumour Dice from 0.655 to 0.794, small tumours most), and tested on the whole
 volume by Gaussian-weighted sliding windows. Everything is seeded: the same data, seed and settings give
-the same model.
+the same model. The same recipe trains on 2D slices (``patch``^2 crops, the networks with spatial_dims=2):
+the dimensionality follows the arrays.
 """
 
 from __future__ import annotations
@@ -61,21 +62,21 @@ class SegmenterSettings:
             raise MedSynthError(f"The TSTR learning rate must be between 0 and 1, not {self.learning_rate}.")
 
 
-def network_description(settings: SegmenterSettings) -> str:
+def network_description(settings: SegmenterSettings, spatial_dims: int = 3) -> str:
     return (
         f"{FAMILIES[settings.family]}; BraTS regions WT/TC/ET as sigmoid outputs, Dice (over the batch) + BCE loss; Adam lr {settings.learning_rate:g} with cosine decay; {settings.steps} steps of "
-        f"{settings.batch_size} random {settings.patch}^3 patches (2/3 centred on tumour, random left-right flip, "
+        f"{settings.batch_size} random {settings.patch}^{spatial_dims} patches (2/3 centred on tumour, random left-right flip, "
         f"per-channel intensity scale and shift +-{_AUGMENT_AMOUNT:g} on {_AUGMENT_SHARE:.0%} of patches); "
         "sliding-window inference (Gaussian, overlap 0.25)"
     )
 
 
-def _network(family: str, channels: int, classes: int) -> torch.nn.Module:
+def _network(family: str, channels: int, classes: int, spatial_dims: int) -> torch.nn.Module:
     if family == "swinunetr":
-        return SwinUNETR(in_channels=channels, out_channels=classes, feature_size=12, spatial_dims=3)
+        return SwinUNETR(in_channels=channels, out_channels=classes, feature_size=12, spatial_dims=spatial_dims)
     filters = (8, 16, 32, 64)
     return DynUNet(
-        spatial_dims=3,
+        spatial_dims=spatial_dims,
         in_channels=channels,
         out_channels=classes,
         kernel_size=[3] * len(filters),
@@ -86,7 +87,7 @@ def _network(family: str, channels: int, classes: int) -> torch.nn.Module:
     )
 
 
-def _crops(labels: np.ndarray, batch: int, patch: int, rng: np.random.Generator) -> list[tuple[int, tuple[int, int, int], bool]]:
+def _crops(labels: np.ndarray, batch: int, patch: int, rng: np.random.Generator) -> list[tuple[int, tuple[int, ...], bool]]:
     """(case, patch start, flip) for one batch: foreground-centred with probability 2/3 where the case has tumour."""
     grid = np.array(labels.shape[1:])
     picks = []
@@ -103,7 +104,7 @@ def _crops(labels: np.ndarray, batch: int, patch: int, rng: np.random.Generator)
 
 
 def _augment(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(C, p, p, p) patch with each channel scaled and shifted at random (on ``_AUGMENT_SHARE`` of the patches)."""
+    """(C, p, p[, p]) patch with each channel scaled and shifted at random (on ``_AUGMENT_SHARE`` of the patches)."""
     if rng.random() >= _AUGMENT_SHARE:
         return patch
     shape = (patch.shape[0],) + (1,) * (patch.ndim - 1)
@@ -113,12 +114,12 @@ def _augment(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def regions_of(classes: torch.Tensor) -> torch.Tensor:
-    """(N, g, g, g) class indices (0 background, 1 NCR, 2 ED, 3 ET) -> (N, 3, g, g, g) float WT, TC, ET targets."""
+    """(N, g, g, g) or (N, g, g) class indices (0 background, 1 NCR, 2 ED, 3 ET) -> (N, 3, ...) float WT, TC, ET targets."""
     return torch.stack([classes > 0, (classes == 1) | (classes == 3), classes == 3], dim=1).float()
 
 
 def classes_of(regions: torch.Tensor) -> torch.Tensor:
-    """(3, g, g, g) boolean WT, TC, ET -> class indices, nested as BraTS defines them (ET in TC in WT)."""
+    """(3, g, g, g) or (3, g, g) boolean WT, TC, ET -> class indices, nested as BraTS defines them (ET in TC in WT)."""
     wt, tc, et = regions[0], regions[1] & regions[0], regions[2] & regions[1] & regions[0]
     out = torch.zeros(wt.shape, dtype=torch.uint8)
     out[wt] = 2
@@ -130,7 +131,8 @@ def classes_of(regions: torch.Tensor) -> torch.Tensor:
 def train_segmenter(
     images: np.ndarray, classes: np.ndarray, settings: SegmenterSettings, seed: int, n_classes: int, tick: Callable[[], None]
 ) -> torch.nn.Module:
-    """Train on ``images`` (N, C, g, g, g) float32 and ``classes`` (N, g, g, g) class indices; the model in eval mode.
+    """Train on ``images`` (N, C, g, g, g) float32 and ``classes`` (N, g, g, g) class indices, or their 2D slices
+    (N, C, g, g) and (N, g, g); the model in eval mode.
 
     The network predicts the BraTS regions (whole tumour, tumour core, enhancing tumour) as three sigmoid outputs,
     as the challenge's leading entries train: the whole tumour, the region that matters most, is then one binary
@@ -140,7 +142,7 @@ def train_segmenter(
         raise MedSynthError(f"The TSTR segmenter predicts the BraTS regions of 4 classes, not {n_classes}.")
     torch.manual_seed(seed)
     device = torch.device(settings.device)
-    model = _network(settings.family, images.shape[1], 3).to(device)
+    model = _network(settings.family, images.shape[1], 3, classes.ndim - 1).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=settings.steps)
     dice = DiceLoss(sigmoid=True, batch=True)
@@ -151,10 +153,11 @@ def train_segmenter(
     model.train()
     for _ in range(settings.steps):
         xs, ys = [], []
-        for case, (a, b, c), flip in _crops(classes, settings.batch_size, p, rng):
-            x = images[case, :, a : a + p, b : b + p, c : c + p]
-            y = classes[case, a : a + p, b : b + p, c : c + p]
-            xs.append(_augment(x[:, ::-1] if flip else x, augment_rng))  # axis 0 of the volume is left-right (RAS)
+        for case, start, flip in _crops(classes, settings.batch_size, p, rng):
+            box = tuple(slice(s, s + p) for s in start)
+            x = images[(case, slice(None), *box)]
+            y = classes[(case, *box)]
+            xs.append(_augment(x[:, ::-1] if flip else x, augment_rng))  # axis 0 of the volume or slice is left-right (RAS)
             ys.append(y[::-1] if flip else y)
         x_batch = torch.from_numpy(np.ascontiguousarray(np.stack(xs))).to(device)
         y_batch = regions_of(torch.from_numpy(np.ascontiguousarray(np.stack(ys)))).to(device)
@@ -168,13 +171,13 @@ def train_segmenter(
 
 
 def predict_classes(model: torch.nn.Module, images: np.ndarray, patch: int) -> np.ndarray:
-    """Class index per voxel for (N, C, g, g, g) images, one case at a time."""
+    """Class index per voxel (or pixel) for (N, C, g, g, g) images (or (N, C, g, g) slices), one case at a time."""
     out = []
     device = next(model.parameters()).device
     with torch.no_grad():
         for case in images:
             logits = sliding_window_inference(
-                torch.from_numpy(case[None]).to(device), roi_size=(patch,) * 3, sw_batch_size=4, predictor=model, overlap=0.25, mode="gaussian"
+                torch.from_numpy(case[None]).to(device), roi_size=(patch,) * (images.ndim - 2), sw_batch_size=4, predictor=model, overlap=0.25, mode="gaussian"
             )
             out.append(classes_of(torch.sigmoid(logits)[0].cpu() > 0.5).numpy())  # type: ignore[union-attr]
     return np.stack(out)

@@ -9,6 +9,9 @@ The protocol, repeated for several seeds (each its own split and its own initial
 ``dice_ratio`` = synthetic / real mean label Dice. The control ratio B/A is what data from the very same
 distribution scores: its interval must contain 1.0, and a synthetic ratio is read against it.
 
+The same protocol runs on 2D slices (the 2D study's: train on synthetic slices, test on held-out real slices),
+with the 2D networks; a "case" is then a slice. The dimensionality follows the arrays.
+
 Deterministic: the splits come from seeded permutations (the synthetic cases from the same permutation of the
 synthetic set), and every condition of a seed starts from the same weights and draws the same patches. So a
 set evaluated against itself trains the same model as the real set, and its ratio is exactly 1.
@@ -137,7 +140,8 @@ def run_tstr_sets(
 ) -> dict[str, dict]:
     """TSTR of several synthetic sets against one real set, sharing the real and control models of each seed.
 
-    ``real`` and each synthetic set: (images (N, C, g, g, g) float32, labels (N, g, g, g) BraTS codes).
+    ``real`` and each synthetic set: (images (N, C, g, g, g) float32, labels (N, g, g, g) BraTS codes), or 2D slices
+    (N, C, g, g) and (N, g, g).
     ``cache``: a folder keeping each training's held-out scores under a key of its recipe, seed, training data and
     test data, so a later run with one more generator trains only that generator's models (the benchmark's
     ``--work``). ``real_plus_synthetic``: the sets whose real + synthetic model is trained (None: all).
@@ -194,7 +198,7 @@ def run_tstr_sets(
         "seed": settings.seed,
         "grid": grid,
         "segmenter": settings.segmenter,
-        "network": network_description(segmenter),
+        "network": network_description(segmenter, real[1].ndim - 1),
         "dice": "mean over held-out real cases and seeds; a label or region absent from prediction and truth counts as 1; "
         "mean = mean of the NCR, ED and ET labels",
         "confidence": f"95 % percentile interval of a two-level bootstrap ({RESAMPLES} resamples: seeds, then held-out cases)",
