@@ -2,7 +2,9 @@
 
 The environment is a new venv under the user's Slicer settings folder, made from a Python 3.10-3.13 that is not
 Slicer's own site-packages (the engine needs >= 3.10; Slicer 5.8's Python is 3.9). Into it go the chosen torch
-build, the engine's pinned requirements and the engine wheel that the extension ships (``MedSynthEngine/`` beside
+build, the engine's pinned requirements, the packages pinned by hash and installed without their dependencies
+(``requirements-nodeps.txt``: deepbet, whose wheel carries prepare's skull-strip weights) and the engine wheel that the
+extension ships (``MedSynthEngine/`` beside
 the module, put there by ``engine/CMakeLists.txt``). Nothing is installed into Slicer's Python.
 """
 
@@ -18,10 +20,12 @@ from pathlib import Path
 from .torchbuild import TORCH_VERSION, TorchBuild
 
 __all__ = ["SetupError", "Step", "SetupPlan", "Wheelhouse", "find_wheelhouse", "find_base_python", "make_plan",
-           "env_python", "default_env_dir", "MARKER", "WHEELHOUSE_DIR", "REQUIREMENTS_FILE"]
+           "env_python", "default_env_dir", "MARKER", "WHEELHOUSE_DIR", "REQUIREMENTS_FILE",
+           "NODEPS_FILE"]
 
 WHEELHOUSE_DIR = "MedSynthEngine"  # beside MedSynth.py in the extension (qt-scripted-modules/MedSynthEngine)
 REQUIREMENTS_FILE = "requirements-engine.txt"
+NODEPS_FILE = "requirements-nodeps.txt"  # the source tree's own file, as make setup installs it
 MARKER = "medsynth-setup.json"  # written last: its presence says the environment is complete
 ENGINE_GB = 1.5  # the engine's requirements (MONAI, SimpleITK, scipy...) unpacked, besides torch
 SUPPORTED = ((3, 10), (3, 13))
@@ -42,11 +46,13 @@ class Step:
 
 @dataclass(frozen=True)
 class Wheelhouse:
-    """What the extension ships for the engine: its wheel and the pinned requirements without torch."""
+    """What the extension ships for the engine: its wheel, the pinned requirements without torch, and the
+    hash-pinned packages installed with ``--no-deps`` (their declared dependencies are not the engine's)."""
 
     folder: Path
     wheel: Path
     requirements: Path
+    nodeps: Path
 
 
 @dataclass(frozen=True)
@@ -79,11 +85,11 @@ def find_wheelhouse(module_dir: Path) -> Wheelhouse:
     """The engine wheel shipped beside the module (installed extension or build tree), or a sentence saying why not."""
     folder = Path(module_dir) / WHEELHOUSE_DIR
     wheels = sorted(folder.glob("medsynth-*.whl"))
-    requirements = folder / REQUIREMENTS_FILE
-    if not wheels or not requirements.is_file():
+    requirements, nodeps = folder / REQUIREMENTS_FILE, folder / NODEPS_FILE
+    if not wheels or not requirements.is_file() or not nodeps.is_file():
         raise SetupError(f"The MedSynth engine wheel is missing from {folder}: reinstall the MedSynth extension, or in "
                          "a source checkout run 'make setup' and choose .venv/bin/python as the engine's Python.")
-    return Wheelhouse(folder, wheels[-1], requirements)
+    return Wheelhouse(folder, wheels[-1], requirements, nodeps)
 
 
 def _version(python: str, run=subprocess.run, env: dict[str, str] | None = None) -> tuple[int, int] | None:
@@ -129,6 +135,10 @@ def make_plan(env_dir: Path, base_python: str, wheelhouse: Wheelhouse, torch: To
         Step("torch", f"Download and install {torch.label}", _pip(python, torch_args, pip_options)),
         Step("requirements", "Download and install the engine's requirements (MONAI, SimpleITK, FastAPI...)",
              _pip(python, ["-r", str(wheelhouse.requirements)], pip_options)),
+        # After the requirements, as in make setup; --no-deps keeps deepbet's GUI/CLI dependencies out, and the hash
+        # pins the reviewed wheel whose weight files prepare checks. Without it prepare's auto skull strip is atlas.
+        Step("nodeps", "Download and install deepbet's skull-strip weights (hash-pinned, without its dependencies)",
+             _pip(python, ["--no-deps", "--require-hashes", "-r", str(wheelhouse.nodeps)], pip_options)),
         Step("engine", "Install the MedSynth engine shipped with the extension (no download)",
              _pip(python, ["--no-deps", str(wheelhouse.wheel)], pip_options)),
         Step("check", "Check that the engine imports",

@@ -42,6 +42,18 @@ def test_missing_wheel_names_the_folder(tmp_path):
         find_wheelhouse(tmp_path)
 
 
+def test_a_wheelhouse_without_the_no_deps_requirements_is_incomplete(tmp_path):
+    # without requirements-nodeps.txt the set-up would install no deepbet and prepare would quietly use the atlas
+    house = tmp_path / "MedSynthEngine"
+    house.mkdir()
+    (house / "medsynth-0.1.0-py3-none-any.whl").write_bytes(b"")
+    (house / "requirements-engine.txt").write_text("monai==1.6.1\n")
+    with pytest.raises(SetupError, match="reinstall the MedSynth extension"):
+        find_wheelhouse(tmp_path)
+    (house / "requirements-nodeps.txt").write_text("deepbet==1.0.2 --hash=sha256:00\n")
+    assert find_wheelhouse(tmp_path).nodeps == house / "requirements-nodeps.txt"
+
+
 def test_pip_failing_gives_pips_reason_and_removes_the_partial_env(tmp_path):
     env = tmp_path / "env"
     pip = (sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-index", "--find-links",

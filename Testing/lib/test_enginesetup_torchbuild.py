@@ -74,15 +74,19 @@ def test_detect_reads_a_real_nvidia_smi(monkeypatch, tmp_path):
 @pytest.mark.parametrize(("name", "index"), [("cpu", "https://download.pytorch.org/whl/cpu"),
                                              ("cu130", "https://download.pytorch.org/whl/cu130")])
 def test_planned_torch_command(tmp_path, name, index):
-    house = Wheelhouse(tmp_path, tmp_path / "medsynth-0.1.0-py3-none-any.whl", tmp_path / "requirements-engine.txt")
+    house = Wheelhouse(tmp_path, tmp_path / "medsynth-0.1.0-py3-none-any.whl", tmp_path / "requirements-engine.txt",
+                       tmp_path / "requirements-nodeps.txt")
     plan = make_plan(tmp_path / "env", "/usr/bin/python3.12", house, build_named(name, "Linux"))
     steps = {s.name: s.argv for s in plan.steps}
     python = str(tmp_path / "env" / "bin" / "python")
-    assert [s.name for s in plan.steps] == ["venv", "torch", "requirements", "engine", "check"]
+    # deepbet (prepare's default skull strip) after the requirements, as make setup does, before the engine
+    assert [s.name for s in plan.steps] == ["venv", "torch", "requirements", "nodeps", "engine", "check"]
     assert steps["venv"] == ("/usr/bin/python3.12", "-m", "venv", str(tmp_path / "env"))
     assert steps["torch"][:4] == (python, "-m", "pip", "install")
     assert steps["torch"][-3:] == (f"torch=={TORCH_VERSION}", "--index-url", index)
     assert steps["requirements"][-2:] == ("-r", str(house.requirements))
+    assert steps["nodeps"][:4] == (python, "-m", "pip", "install")
+    assert steps["nodeps"][-4:] == ("--no-deps", "--require-hashes", "-r", str(house.nodeps))
     assert steps["engine"][-2:] == ("--no-deps", str(house.wheel))
     assert Path(steps["check"][0]) == plan.python
     assert index in plan.describe() and "about" in plan.describe()

@@ -8,6 +8,7 @@ with real pip offline, runs through the panel's "Set up..." dialog in test_modul
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -26,5 +27,9 @@ def test_install_tree_holds_the_engine_wheel_and_requirements(installed_extensio
     assert {"monai", "SimpleITK", "fastapi", "uvicorn", "slicerio"} <= packages
     # torch is chosen by the set-up; Slicer's own side (Qt, VTK, MRML) never goes into the engine environment
     assert not packages & {"torch", "PyQt5", "vtk", "slicer-core"}
+    # deepbet's weights, pinned by hash as make setup installs them (the set-up's no-deps step reads this file)
+    shipped = house.nodeps.read_text()
+    assert shipped == (Path(__file__).resolve().parents[2] / "requirements-nodeps.txt").read_text()
+    assert any(line.startswith("deepbet==") and "--hash=sha256:" in line for line in shipped.splitlines())
     # and nothing in the install tree is a package for Slicer's own site-packages
     assert not list(installed_extension.parent.rglob("site-packages"))

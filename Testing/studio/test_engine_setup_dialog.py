@@ -30,6 +30,7 @@ def module_dir(tmp_path):
     house.mkdir(parents=True)
     (house / "medsynth-0.1.0-py3-none-any.whl").write_bytes(b"")
     (house / "requirements-engine.txt").write_text("monai==1.6.1\n")
+    (house / "requirements-nodeps.txt").write_text("deepbet==1.0.2 --hash=sha256:00\n")
     return house.parent
 
 
