@@ -8,15 +8,7 @@
 # override; QUICK=1 rehearses the whole path on a CPU in a few minutes (the smoke protocol).
 # Everything lands in $OUT: validity.json, table.md, the per-seed logs and the score cache (tstr-cache/).
 set -euo pipefail
-OUT=${OUT:-$PWD/gpu-out}
-mkdir -p "$OUT"
-SITE=/tmp/medsynth-site
-if compgen -G ".whl/*.whl" >/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl
-fi
-python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --target "$SITE" . 2>&1 | tail -2
-export PYTHONPATH="$SITE:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt" || true
+source bench/gpu_env.sh
 DEVICE=$(python3 -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')
 COMMON=(--work "$OUT/work" --generators "${GENERATORS:-phantom,l2i3d-phantom}" --device "$DEVICE")
 if [ "${QUICK:-0}" = 1 ]; then COMMON+=(--quick); else COMMON+=(--steps "${STEPS:-2000}"); fi
