@@ -161,3 +161,53 @@ def test_the_score_cache_trains_only_what_changed(tmp_path, monkeypatch):
     assert len(trained) == 2  # only set b's synthetic and real + synthetic models; real, control and set a were kept
     run_tstr_sets(real, {"a": synthetic}, TstrSettings(steps=4, batch_size=2, patch=16, seeds=1, test_fraction=0.5), cache=tmp_path)
     assert len(trained) == 6  # another recipe is another key
+
+
+def _head_case(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Two channels scaled to [-1, 1] as the sets arrive: background at -1, a head of varied tissue in a ball."""
+    grid = np.indices(shape).transpose(*range(1, len(shape) + 1), 0) - (np.array(shape) - 1) / 2
+    head = np.linalg.norm(grid, axis=-1) < shape[0] * 0.4
+    case = np.full((2, *shape), -1.0, np.float32)
+    for c in range(2):
+        case[c][head] = rng.uniform(-0.6, 0.9, int(head.sum()))
+    return case
+
+
+def test_inputs_are_standardised_per_case_and_channel_inside_the_head():
+    """The fix of recipe 5: a case whose brain sits at another level and spread (T1ce's top percentile on a bright
+    enhancing tumour) reaches the segmenter exactly as its twin does; the background is 0."""
+    from medsynth_engine.evaluate.segmenters import standardise
+
+    rng = np.random.default_rng(5)
+    for shape in ((12, 12, 12), (16, 16)):
+        case = _head_case(rng, shape)
+        head = case[0] > -1
+        twin = case.copy()
+        twin[0][head] = 0.5 * case[0][head] - 0.3  # the same brain, darker and flatter after the percentile scaling
+        twin[1][head] = 1.2 * case[1][head] + 0.05
+        out = standardise(np.stack([case, twin]))
+        assert out.dtype == np.float32 and out.shape == (2, 2, *shape)
+        np.testing.assert_allclose(out[0], out[1], atol=1e-4)
+        for c in range(2):
+            assert abs(out[0, c][head].mean()) < 1e-5 and out[0, c][head].std() == pytest.approx(1.0, abs=1e-4)
+            assert np.all(out[0, c][~head] == 0)
+    assert np.all(standardise(np.full((1, 2, 4, 4, 4), -1.0, np.float32)) == 0)  # an empty volume stays empty, no NaN
+
+
+def test_predictions_ignore_a_case_level_intensity_change_and_mirror_with_the_input():
+    import torch
+    from medsynth_engine.evaluate import segmenters
+
+    torch.manual_seed(0)
+    model = segmenters._network("unet", 2, 3, 3).eval()
+    case = _head_case(np.random.default_rng(6), (16, 16, 16))
+    twin = case.copy()
+    head = case[0] > -1
+    twin[:, head] = 0.7 * case[:, head] + 0.2
+    predicted = segmenters.predict_classes(model, np.stack([case, twin]), patch=16)
+    assert np.array_equal(predicted[0], predicted[1])
+    mirrored = segmenters._Mirrored(model)
+    x = torch.from_numpy(segmenters.standardise(case[None]))
+    with torch.no_grad():
+        torch.testing.assert_close(mirrored(x.flip(2)), mirrored(x).flip(2), atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(model(x.flip(2)), model(x).flip(2), atol=1e-3)  # the bare network is not symmetric

@@ -6,7 +6,13 @@ foreground oversampling, so small classes are seen) with random left-right flips
 per-channel intensity scaling and shifts (a segmenter that keys on one set's exact intensities fails on the
 held-out cases whose contrast differs: on the validity benchmark's seed 0 split the augmentation moved held-out
 whole-tumour Dice from 0.655 to 0.794, small tumours most), and tested on the whole
-volume by Gaussian-weighted sliding windows. Everything is seeded: the same data, seed and settings give
+volume by Gaussian-weighted sliding windows, averaged with the left-right mirrored prediction (nnU-Net's mirroring).
+
+Inputs are standardised per case and channel inside the head (zero mean, unit variance; 0 outside), as nnU-Net
+normalises MRI. The sets arrive scaled from percentiles to [-1, 1], and in T1ce the top percentile lands on the
+enhancing tumour, so the brain's level moved with the tumour from case to case: the same held-out tumour scored
+whole-tumour Dice 0.38 to 0.49 for every training set. Standardised, the benchmark's real-trained whole-tumour
+Dice went from 0.758 / 0.770 to 0.915 / 0.853 on seeds 1 and 2 (recipe 5). Everything is seeded: the same data, seed and settings give
 the same model. The same recipe trains on 2D slices (``patch``^2 crops, the networks with spatial_dims=2):
 the dimensionality follows the arrays.
 """
@@ -24,7 +30,7 @@ from monai.networks.nets import DynUNet, SwinUNETR
 
 from ..errors import MedSynthError
 
-__all__ = ["FAMILIES", "RECIPE_VERSION", "SegmenterSettings", "regions_of", "classes_of", "train_segmenter", "predict_classes", "network_description"]
+__all__ = ["FAMILIES", "RECIPE_VERSION", "SegmenterSettings", "regions_of", "classes_of", "standardise", "train_segmenter", "predict_classes", "network_description"]
 
 #: segmenter family -> one line for reports.
 FAMILIES = {
@@ -35,8 +41,10 @@ _FOREGROUND_SHARE = 2 / 3
 #: Intensity augmentation: with probability ``_AUGMENT_SHARE`` a patch's channels are each scaled by a factor in
 #: [1 - a, 1 + a] and shifted by [-a, a] (the inputs are normalised per case, so a is relative to the brain's range).
 _AUGMENT_AMOUNT, _AUGMENT_SHARE = 0.15, 0.8
+#: A voxel belongs to the head when any channel is this far above the background's -1 (the sets' percentile scaling).
+_HEAD_ABOVE = 0.01
 #: Raised whenever a change to the training code changes what a recipe trains (it keys the benchmark's score cache).
-RECIPE_VERSION = 4
+RECIPE_VERSION = 5
 
 
 @dataclass
@@ -67,7 +75,8 @@ def network_description(settings: SegmenterSettings, spatial_dims: int = 3) -> s
         f"{FAMILIES[settings.family]}; BraTS regions WT/TC/ET as sigmoid outputs, Dice (over the batch) + BCE loss; Adam lr {settings.learning_rate:g} with cosine decay; {settings.steps} steps of "
         f"{settings.batch_size} random {settings.patch}^{spatial_dims} patches (2/3 centred on tumour, random left-right flip, "
         f"per-channel intensity scale and shift +-{_AUGMENT_AMOUNT:g} on {_AUGMENT_SHARE:.0%} of patches); "
-        "sliding-window inference (Gaussian, overlap 0.25)"
+        "inputs standardised per case and channel inside the head; sliding-window inference (Gaussian, overlap 0.25) "
+        "averaged with its left-right mirror"
     )
 
 
@@ -85,6 +94,25 @@ def _network(family: str, channels: int, classes: int, spatial_dims: int) -> tor
         filters=filters,
         norm_name="instance",
     )
+
+
+def standardise(images: np.ndarray) -> np.ndarray:
+    """(N, C, ...) images scaled to [-1, 1] -> each case's channels at zero mean and unit variance inside its head
+    (voxels where any channel is above the background), 0 outside; float32, a new array."""
+    out = np.zeros(images.shape, dtype=np.float32)
+    for n, case in enumerate(images):
+        head = (case > -1 + _HEAD_ABOVE).any(axis=0)
+        if head.sum() < 2:
+            continue
+        for c, channel in enumerate(case):
+            values = channel[head].astype(np.float64)
+            out[n, c][head] = (values - values.mean()) / (values.std() + 1e-6)
+    return out
+
+
+def _memory_format(ndim: int) -> torch.memory_format:
+    """channels-last for 3D batches (about a fifth faster on CPU convolutions); 2D keeps the default."""
+    return torch.channels_last_3d if ndim == 5 else torch.contiguous_format
 
 
 def _crops(labels: np.ndarray, batch: int, patch: int, rng: np.random.Generator) -> list[tuple[int, tuple[int, ...], bool]]:
@@ -142,7 +170,9 @@ def train_segmenter(
         raise MedSynthError(f"The TSTR segmenter predicts the BraTS regions of 4 classes, not {n_classes}.")
     torch.manual_seed(seed)
     device = torch.device(settings.device)
-    model = _network(settings.family, images.shape[1], 3, classes.ndim - 1).to(device)
+    layout = _memory_format(images.ndim)
+    images = standardise(images)
+    model = _network(settings.family, images.shape[1], 3, classes.ndim - 1).to(device, memory_format=layout)
     optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=settings.steps)
     dice = DiceLoss(sigmoid=True, batch=True)
@@ -159,7 +189,7 @@ def train_segmenter(
             y = classes[(case, *box)]
             xs.append(_augment(x[:, ::-1] if flip else x, augment_rng))  # axis 0 of the volume or slice is left-right (RAS)
             ys.append(y[::-1] if flip else y)
-        x_batch = torch.from_numpy(np.ascontiguousarray(np.stack(xs))).to(device)
+        x_batch = torch.from_numpy(np.ascontiguousarray(np.stack(xs))).to(device, memory_format=layout)
         y_batch = regions_of(torch.from_numpy(np.ascontiguousarray(np.stack(ys)))).to(device)
         optimiser.zero_grad()
         logits = model(x_batch)
@@ -170,14 +200,27 @@ def train_segmenter(
     return model.eval()
 
 
+class _Mirrored(torch.nn.Module):
+    """The model's logits averaged with those of the left-right mirrored input, mirrored back (axis 2 of (N, C, x, ...))."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (self.model(x) + self.model(x.flip(2)).flip(2))
+
+
 def predict_classes(model: torch.nn.Module, images: np.ndarray, patch: int) -> np.ndarray:
-    """Class index per voxel (or pixel) for (N, C, g, g, g) images (or (N, C, g, g) slices), one case at a time."""
+    """Class index per voxel (or pixel) for (N, C, g, g, g) images (or (N, C, g, g) slices) scaled to [-1, 1], one
+    case at a time, standardised as in training."""
     out = []
     device = next(model.parameters()).device
+    mirrored = _Mirrored(model).eval()
     with torch.no_grad():
-        for case in images:
+        for case in standardise(images):
             logits = sliding_window_inference(
-                torch.from_numpy(case[None]).to(device), roi_size=(patch,) * (images.ndim - 2), sw_batch_size=4, predictor=model, overlap=0.25, mode="gaussian"
+                torch.from_numpy(case[None]).to(device), roi_size=(patch,) * (images.ndim - 2), sw_batch_size=4, predictor=mirrored, overlap=0.25, mode="gaussian"
             )
             out.append(classes_of(torch.sigmoid(logits)[0].cpu() > 0.5).numpy())  # type: ignore[union-attr]
     return np.stack(out)
