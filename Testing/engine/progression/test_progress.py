@@ -181,3 +181,24 @@ def test_the_renderer_follows_the_case(cases, scan):
     assert choose_renderer("inpaint", cases["small"]) == "inpaint"
     with pytest.raises(MedSynthError, match="Unknown renderer"):
         choose_renderer("paint", scan)
+
+
+def test_a_series_interrupted_while_writing_leaves_nothing(cases, tmp_path, monkeypatch):
+    """The disk fails on the second time point's files: no series folder, no hidden partial one."""
+    from medsynth_engine.progression import series as series_module
+
+    written = []
+
+    def failing_write(path, array, affine):
+        if "_m12" in Path(path).name:  # month 0's files (and regions.nii.gz) are written; month 12 has begun
+            raise OSError(28, "No space left on device")
+        written.append(Path(path))
+        return real_write(path, array, affine)
+
+    real_write = series_module.write_nifti
+    monkeypatch.setattr(series_module, "write_nifti", failing_write)
+    out = tmp_path / "series"
+    with pytest.raises(OSError, match="No space left"):
+        run_progress(ProgressRequest(case=cases["healthy"], model="atrophy", months=[0, 12], out=out))
+    assert any("_m00" in p.name for p in written) and not any(p.exists() for p in written)  # the partial folder is gone
+    assert not out.exists() and not list(tmp_path.glob(".series.partial-*"))

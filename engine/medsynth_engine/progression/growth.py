@@ -31,6 +31,7 @@ from scipy import ndimage
 
 from ..errors import MedSynthError
 from .case import CSF, GM, WM
+from .frontspeed import front_speeds
 
 __all__ = ["GrowthParams", "grow", "labels_at", "ENHANCING_THRESHOLD", "OEDEMA_THRESHOLD"]
 
@@ -108,10 +109,9 @@ def _pool(array: np.ndarray, factors: np.ndarray) -> torch.Tensor:
     return F.avg_pool3d(t, tuple(int(f) for f in factors))[0, 0]
 
 
-def grow(
-    seg: np.ndarray, classes: np.ndarray, affine: np.ndarray, months: list[float], params: GrowthParams
-) -> list[dict[str, np.ndarray]]:
-    """Density ``c`` and days at high density ``above`` on the case grid at each month (sorted, >= 0)."""
+def grow(seg: np.ndarray, classes: np.ndarray, affine: np.ndarray, months: list[float], params: GrowthParams) -> list[dict]:
+    """Per month (sorted, >= 0): density ``c`` and days at high density ``above`` on the case grid, and ``front``, the
+    visible front's speed in white and in grey matter so far (``frontspeed.front_speeds``)."""
     params.validate()
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
     factors = np.maximum(1, np.round(params.solver_mm / spacing)).astype(int)
@@ -133,7 +133,10 @@ def grow(
     dt = 0.9 / (2.0 * float(sum(float(f.max()) for f in faces)) + 1e-12) if any(float(f.max()) > 0 for f in faces) else 1.0
     dt = min(dt, 0.1 / params.rho_per_day)
     above = torch.zeros_like(c)
-    results: list[dict[str, np.ndarray]] = []
+    arrival = torch.where(c >= OEDEMA_THRESHOLD, 0.0, -1.0)  # day the visible front reached each solver voxel
+    white = _pool(classes[box] == WM, factors) > 0.5
+    grey = _pool(classes[box] == GM, factors) > 0.5
+    results: list[dict] = []
     t = 0.0
     for month in sorted(months):
         target = month * 365.25 / 12.0
@@ -148,7 +151,11 @@ def grow(
             c = (c + step * change * tissue).clamp(0.0, 1.0)
             above = above + step * (c >= ENHANCING_THRESHOLD)
             t += step
-        results.append({"c": _to_case(c, c0, box, factors, c0.shape, lo), "above": _to_case(above, np.zeros_like(c0), box, factors, c0.shape, lo)})
+            arrival = torch.where((arrival < 0) & (c >= OEDEMA_THRESHOLD), t, arrival)
+        results.append({
+            "c": _to_case(c, c0, box, factors, c0.shape, lo), "above": _to_case(above, np.zeros_like(c0), box, factors, c0.shape, lo),
+            "front": front_speeds(arrival.numpy(), white.numpy() & tissue.numpy(), grey.numpy() & tissue.numpy(), h),
+        })
     return results
 
 

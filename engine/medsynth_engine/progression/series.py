@@ -4,7 +4,8 @@ The series goes into a hidden temporary folder beside ``out`` and is renamed int
 and the manifest are written; an interrupted run leaves nothing. Time point folders are BraTS-style cases named
 ``<series id>_m<months>`` (a new random id: the input's name, which may identify a patient, is not carried
 over). ``manifest.json`` records the model, every parameter and, per time point, the files, the compartment
-volumes (growth) or the prescribed and measured regional Jacobians (atrophy), and how many voxels changed.
+volumes and the visible front's speed in white and in grey matter (growth) or the prescribed and measured
+regional Jacobians (atrophy), and how many voxels changed.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def _growth_points(case: Case, classes: np.ndarray, request: ProgressRequest, te
             arrays = inpainter.render(case.arrays, case.affine, case.seg, case.had_seg, labels, request.growth.mass_effect, request.margin_mm)
         else:
             arrays, _ = render_growth(case.arrays, classes, case.spacing, case.seg, labels, request.growth.mass_effect, request.margin_mm, request.seed + i)
-        yield month, arrays, labels, {"changed_within_mm_of_tumour": request.margin_mm}
+        yield month, arrays, labels, {"changed_within_mm_of_tumour": request.margin_mm, "front_speed": state["front"]}
 
 
 def _atrophy_points(case: Case, classes: np.ndarray, request: ProgressRequest, tell: Callable[[float, str], None]):
