@@ -144,8 +144,7 @@ def _prepare_study(study: Study, request: PrepareRequest, template: Template | N
     atlas_info = None
     to_reference: sitk.Transform = sitk.Euler3DTransform()
     to_template: sitk.Transform | None = None
-    need_prior = request.skull_strip == "atlas" or (request.skull_strip == "auto" and not deepbet_available())
-    if template is not None and (request.atlas == "mni152" or need_prior):
+    if template is not None:
         affine, before, after = affine_register(template, images[reference])
         atlas_info = {"name": "MNI152 2009 (nilearn)", "mi_before": round(before, 4), "mi_after": round(after, 4), "scales": [round(s, 3) for s in _scales(affine)]}
         if request.atlas == "mni152":
@@ -246,8 +245,9 @@ def prepare(request: PrepareRequest, progress: Callable[[float, str], None] | No
         request.log(f"medsynth prepare: {item.reason}")
     if not studies:
         raise MedSynthError(f"{request.input} holds no DICOM series or NIfTI files to prepare.")
-    need_template = request.atlas == "mni152" or request.skull_strip in ("atlas", "auto")
-    template = load_template() if need_template else None
+    # The atlas prior is needed for the atlas skull strip only; deepbet with --atlas none needs no template at all.
+    need_prior = request.skull_strip == "atlas" or (request.skull_strip == "auto" and not deepbet_available())
+    template = load_template() if request.atlas == "mni152" or need_prior else None
     cases, failed, key_entries = [], [], []
     with PreparedSetWriter(request.out) as writer:
         for index, study in enumerate(studies):

@@ -59,7 +59,9 @@ def atlas_mask(prior: np.ndarray, t1_like: np.ndarray | None, spacing: float) ->
 
 
 def _refine(core: np.ndarray, t1_like: np.ndarray, spacing: float) -> np.ndarray:
-    inner = _ball_erode(core, 6.0, spacing)
+    # One distance map of the prior's core serves both of its erosions (6 and 10 mm): each map at 1 mm costs seconds.
+    depth = ndimage.distance_transform_edt(core, sampling=spacing)
+    inner = depth > 6.0
     if inner.sum() < 1000:
         return core
     level = float(np.median(t1_like[inner]))
@@ -77,7 +79,7 @@ def _refine(core: np.ndarray, t1_like: np.ndarray, spacing: float) -> np.ndarray
     keep[0] = False
     brain = _ball_dilate(keep[labels], 6.0, spacing) & candidate
     brain = _ball_erode(_ball_dilate(brain, 3.0, spacing), 3.0, spacing)  # close sulci
-    brain = ndimage.binary_fill_holes(brain | _ball_erode(core, 10.0, spacing))
+    brain = ndimage.binary_fill_holes(brain | (depth > 10.0))
     return brain & band
 
 
