@@ -159,7 +159,7 @@ def engine_section(args: argparse.Namespace, scratch: Path) -> list[str]:
         f"| cold `medsynth generate -n 1` | {statistics.median(cold_s):.2f} | {[round(s, 2) for s in cold_s]} |",
         f"| warm engine `generate` job | {statistics.median(warm_s):.2f} | {[round(s, 2) for s in warm_s]} |",
         "",
-        f"**Warm engine vs cold CLI: {ratio:.1f}x.**",
+        f"**Warm engine vs cold CLI: {ratio:.2f}x.**",
     ]
 
 

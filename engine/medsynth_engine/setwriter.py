@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,7 +86,9 @@ class SetWriter:
             this writer adds its share of the cases to it and never commits.
 
     Memory stays bounded for any number of cases: ``add`` waits while ``bound`` cases are queued or being written,
-    so the caller computes the next case while the writer threads write the previous ones, and never more.
+    so the caller computes the next case while the writer threads write the previous ones, and never more. The files
+    of one case are compressed side by side (``workers`` file threads, apart from the case threads that wait for
+    them), so a run of one case does not write its channels one after another on one core.
     """
 
     out: Path
@@ -123,6 +125,8 @@ class SetWriter:
             )
         self.finished: dict[int, dict[str, Any]] = {}
         self._pool = ThreadPoolExecutor(max_workers=self.workers)
+        # A pool of its own: case threads wait for their files, so files in the case pool could deadlock it.
+        self._files = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="medsynth-file")
         self._pending: list[Future] = []
 
     @property
@@ -151,6 +155,7 @@ class SetWriter:
                 self.journal.start(self.arguments, self.id_key)
         except BaseException:
             self._pool.shutdown(wait=False)
+            self._files.shutdown(wait=False)
             raise
         return self
 
@@ -176,6 +181,7 @@ class SetWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         stopped = exc_type is not None and issubclass(exc_type, (KeyboardInterrupt, RunStopped))
         self._pool.shutdown(wait=True, cancel_futures=not stopped)
+        self._files.shutdown(wait=True)
         if exc_type is None or stopped or not self.tmp.exists():
             return
         if issubclass(exc_type, OSError) and self.journal.entries():
@@ -199,17 +205,26 @@ class SetWriter:
     def _write_case(self, entry: dict[str, Any], case: SynthCase) -> None:
         if self.layout == "brats":
             (self.set_dir / entry["id"]).mkdir(exist_ok=True)
-        sums = {}
-        for channel, rel in entry["files"].items():
-            array = case.arrays[channel]
-            if array.ndim == 2:  # a 2D model's slice: one NIfTI slice, its affine's third axis the slice thickness
-                array = array[:, :, None]
-            if channel == LABEL_CHANNEL and self.layout == "nnunet":
-                array = _to_nnunet_labels(array)
-            sums[rel] = write_nifti(self.set_dir / rel, array, case.affine)
+        files = {rel: self._files.submit(self._write_file, rel, channel, case) for channel, rel in entry["files"].items()}
+        wait(files.values(), return_when=FIRST_EXCEPTION)
+        for future in files.values():  # after a failure, the files not started are not written at all
+            future.cancel()
+        wait(files.values())  # none is still being written once this case ends, whatever happened
+        failed = [f.exception() for f in files.values() if not f.cancelled() and f.exception() is not None]
+        if failed:
+            raise failed[0]
+        sums = {rel: future.result() for rel, future in files.items()}
         killpoint("set.case-files")
         self.journal.record({**entry, "sha256": sums})
         killpoint("set.case-recorded")
+
+    def _write_file(self, rel: str, channel: str, case: SynthCase) -> str:
+        array = case.arrays[channel]
+        if array.ndim == 2:  # a 2D model's slice: one NIfTI slice, its affine's third axis the slice thickness
+            array = array[:, :, None]
+        if channel == LABEL_CHANNEL and self.layout == "nnunet":
+            array = _to_nnunet_labels(array)
+        return write_nifti(self.set_dir / rel, array, case.affine)
 
     def drain(self) -> None:
         """Wait until every queued case is written and journalled; raises the first write error."""

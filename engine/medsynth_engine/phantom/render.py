@@ -38,6 +38,8 @@ _OEDEMA, _ET, _NEC = TISSUE_INDEX["oedema"], TISSUE_INDEX["enhancing_tumour"], T
 _BONE, _MARROW, _SCALP, _AIR = TISSUE_INDEX["cortical_bone"], TISSUE_INDEX["marrow"], TISSUE_INDEX["scalp"], TISSUE_INDEX["air"]
 #: Enhancement is computed where the enhancing tissue's fraction exceeds this (it would change no stored value).
 _ENHANCING_FLOOR = 1e-6
+#: Soft-edge widths past the tumour's outermost edge beyond which its fractions are left out: sigmoid(-18) < 2^-25.
+_TAIL_WIDTHS = 18.0
 
 
 @dataclass(frozen=True)
@@ -296,30 +298,16 @@ def _fractions(
     soft = 0.5 * min(fine.spacing)
     frac = torch.empty(_N_TISSUES, *wm.shape, device=wm.device)
     tumour = params.tumour
-    if tumour is None:
-        frac[_WM], frac[_GM], frac[_CSF] = wm, gm, csf
-        for k in (_OEDEMA, _ET, _NEC):
-            frac[k] = 0.0
-    else:
+    frac[_WM], frac[_GM], frac[_CSF] = wm, gm, csf
+    for k in (_OEDEMA, _ET, _NEC):
+        frac[k] = 0.0
+    if tumour is not None:
         width = soft / min([tumour.radius_mm, *(f.radius_mm for f in tumour.satellites)])
-        core = _smoothstep(rho, width, 1.0).mul_(brain)
-        nec = _smoothstep(rho, width, tumour.necrosis_fraction).mul_(brain) if tumour.necrosis_fraction > 0 else None
-        # Vasogenic oedema spreads along white matter and spares CSF spaces; where it reaches grey matter it
-        # replaces it as it does white matter, so the image shows oedema wherever the label says so.
-        oedema = _smoothstep(torch.add(rho, wm, alpha=-0.6), width, tumour.oedema_extent).mul_(1.0 - core).mul_(brain).mul_(1.0 - csf)
-        spared = 1.0 - core
-        torch.mul(wm * (1.0 - oedema), spared, out=frac[_WM])
-        torch.mul(gm * (1.0 - oedema), spared, out=frac[_GM])
-        torch.mul(csf, spared, out=frac[_CSF])
-        torch.mul(wm + gm, oedema, out=frac[_OEDEMA])
-        del oedema, spared
-        cap = torch.clamp(wm + gm + csf, max=1.0)
-        if nec is None:
-            torch.mul(core, cap, out=frac[_ET])
-            frac[_NEC] = 0.0
-        else:
-            torch.mul(core * (1.0 - nec), cap, out=frac[_ET])
-            torch.mul(nec, cap, out=frac[_NEC])
+        # Beyond this level every soft edge of the tumour is under 2^-25 (18 widths past it), so 1 minus it rounds to 1
+        # and the tumour changes no fraction there: compute it only in the block of the grid that holds the rest.
+        box = _box(rho <= max(1.0, tumour.oedema_extent + 0.6) + _TAIL_WIDTHS * width)
+        if box is not None:
+            _tumour_fractions(frac[(slice(None), *box)], tumour, width, rho[box], wm[box], gm[box], csf[box], brain[box])
     outside = 1.0 - brain
     shell_noise = fine.field(FourierField(params.shell_seed, wavelength_mm=50.0), 50.0)[0]
     # Shell thicknesses vary smoothly: rim (1 + 0.3 n), skull and scalp (1 + 0.2 n) times their means.
@@ -340,6 +328,29 @@ def _fractions(
     frac[_AIR] = 0.0
     torch.clamp(1.0 - frac.sum(dim=0), min=0.0, out=frac[_AIR])
     return frac
+
+
+def _tumour_fractions(
+    frac: torch.Tensor, tumour, width: float, rho: torch.Tensor, wm: torch.Tensor, gm: torch.Tensor, csf: torch.Tensor, brain: torch.Tensor
+) -> None:
+    """Write the tumour's tissues (core, necrosis, oedema) and what they spare of WM, GM and CSF into ``frac``."""
+    core = _smoothstep(rho, width, 1.0).mul_(brain)
+    nec = _smoothstep(rho, width, tumour.necrosis_fraction).mul_(brain) if tumour.necrosis_fraction > 0 else None
+    # Vasogenic oedema spreads along white matter and spares CSF spaces; where it reaches grey matter it
+    # replaces it as it does white matter, so the image shows oedema wherever the label says so.
+    oedema = _smoothstep(torch.add(rho, wm, alpha=-0.6), width, tumour.oedema_extent).mul_(1.0 - core).mul_(brain).mul_(1.0 - csf)
+    spared = 1.0 - core
+    torch.mul(wm * (1.0 - oedema), spared, out=frac[_WM])
+    torch.mul(gm * (1.0 - oedema), spared, out=frac[_GM])
+    torch.mul(csf, spared, out=frac[_CSF])
+    torch.mul(wm + gm, oedema, out=frac[_OEDEMA])
+    del oedema, spared
+    cap = torch.clamp(wm + gm + csf, max=1.0)
+    if nec is None:
+        torch.mul(core, cap, out=frac[_ET])
+    else:
+        torch.mul(core * (1.0 - nec), cap, out=frac[_ET])
+        torch.mul(nec, cap, out=frac[_NEC])
 
 
 def _signals(params: SubjectParams, frac: torch.Tensor, names: list[str], fine: _FineGrid) -> torch.Tensor:
@@ -383,7 +394,11 @@ def _signals(params: SubjectParams, frac: torch.Tensor, names: list[str], fine: 
 
 def _support(fraction: torch.Tensor) -> tuple[slice, slice, slice] | None:
     """The bounding box of the voxels where ``fraction`` exceeds ``_ENHANCING_FLOOR`` (None when there are none)."""
-    present = fraction > _ENHANCING_FLOOR
+    return _box(fraction > _ENHANCING_FLOOR)
+
+
+def _box(present: torch.Tensor) -> tuple[slice, slice, slice] | None:
+    """The bounding box of the true voxels of ``present`` (None when there are none)."""
     box = []
     for axis in range(3):
         hit = torch.nonzero(present.any(dim=tuple(a for a in range(3) if a != axis))).flatten()
