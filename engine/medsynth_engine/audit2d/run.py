@@ -184,18 +184,6 @@ def run_slice_audit(
         ncc, index, flip, flat, corr = best[q]
         shift = [int(p) if p <= grid // 2 else int(p) - grid for p in np.unravel_index(flat, (grid, grid))]
         per_channel = [float(c.reshape(-1)[flat]) * len(chans) for c in corr] if corr is not None else []
-        score = 1.0 - (1.0 - ncc) / reference
-        result.cases.append(
-            {
-                "case": case.id,
-                "nearest_training_case": train_set.cases[where[index][0]].id,
-                "nearest_training_slice": where[index][1],
-                "ncc": round(ncc, 6),
-                "ncc_per_channel": {c: round(v, 6) for c, v in zip(chans, per_channel, strict=True)},
-                "flip_axes": list(_FLIPS[flip]),
-                "shift_voxels": shift,
-                "score": round(score, 6),
-                "flagged": bool(score >= threshold),
-            }
-        )
+        nearest = {"nearest_training_case": train_set.cases[where[index][0]].id, "nearest_training_slice": where[index][1]}
+        result.add(case.id, nearest, ncc, per_channel, _FLIPS[flip], shift)
     return result

@@ -57,6 +57,22 @@ class AuditResult:
     cases: list[dict[str, Any]] = field(default_factory=list)
     dimensions: ClassVar[int] = 3  # what a case is: a volume (3) or a slice (2, ``audit2d``)
 
+    def add(self, case: str, nearest: dict[str, Any], ncc: float, per_channel: list[float], flip: tuple[int, ...], shift: list[int]) -> None:
+        """One synthetic case's row: where its nearest training case (or slice) is, the NCC, and its score."""
+        score = 1.0 - (1.0 - ncc) / self.reference_distance
+        self.cases.append(
+            {
+                "case": case,
+                **nearest,
+                "ncc": round(ncc, 6),
+                "ncc_per_channel": {c: round(v, 6) for c, v in zip(self.channels, per_channel, strict=True)},
+                "flip_axes": list(flip),
+                "shift_voxels": shift,
+                "score": round(score, 6),
+                "flagged": bool(score >= self.threshold),
+            }
+        )
+
     @property
     def flagged(self) -> list[dict[str, Any]]:
         return [c for c in self.cases if c["flagged"]]
@@ -234,17 +250,5 @@ def run_audit(
     result = AuditResult(threshold, chans, reference, n_train, len(ref_index), grid, max_shift)
     for q, case in enumerate(syn_set.cases):
         ncc, per_channel, flip, shift, index = best[q]
-        score = 1.0 - (1.0 - ncc) / reference
-        result.cases.append(
-            {
-                "case": case.id,
-                "nearest_training_case": train_set.cases[index].id,
-                "ncc": round(ncc, 6),
-                "ncc_per_channel": {c: round(v, 6) for c, v in zip(chans, per_channel, strict=True)},
-                "flip_axes": list(flip),
-                "shift_voxels": shift,
-                "score": round(score, 6),
-                "flagged": bool(score >= threshold),
-            }
-        )
+        result.add(case.id, {"nearest_training_case": train_set.cases[index].id}, ncc, per_channel, flip, shift)
     return result
