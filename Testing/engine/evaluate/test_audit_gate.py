@@ -135,11 +135,15 @@ def test_the_gate_audits_a_2d_set_slice_by_slice(train, make_phantom_set, tmp_pa
     whole volumes and see no copy.)"""
     source = tmp_path / "slices"
     donors = {"copy": (train / "Hospital_001", 15), "fresh": (sorted(p for p in make_phantom_set(n=1, seed=1, **GRID).iterdir() if p.is_dir())[0], 16)}
+    channels = ("t1", "t1ce", "t2", "flair", "seg")
     for name, (case, k) in donors.items():
         (source / name).mkdir(parents=True)
-        for path in case.glob("*.nii.gz"):
-            array, affine = read_nifti(path)
-            write_nifti(source / name / path.name.replace(case.name, name), array[:, :, k : k + 1], affine)
+        for c in channels:
+            array, affine = read_nifti(case / f"{case.name}_{c}.nii.gz")
+            write_nifti(source / name / f"{name}_{c}.nii.gz", array[:, :, k : k + 1], affine)
+    cases = [{"id": name, "seed": seed, "files": {c: f"{name}/{name}_{c}.nii.gz" for c in channels}} for seed, name in enumerate(donors, 1)]
+    manifest = {"format": "medsynth-synthetic-set", "layout": "brats", "channels": list(channels), "cases": cases}
+    (source / "manifest.json").write_text(json.dumps(manifest))
     out = tmp_path / "shared"
     assert main(["export", "--source", str(source), "--out", str(out), "--audit-against", str(train), "--quiet"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
