@@ -29,8 +29,8 @@ FAMILY_ARGS = {
     "pgan3d": ["--resolution", "8"],
     "ldm3d": ["--stage", "autoencoder"],
     "mr2ct": ["--width", "4", "--spacing", "6"],
-    "dcgan2d": ["--resolution", "32", "--width", "16", "--batch-size", "4", "--slices", "6", "--spacing", "6"],
-    "stylegan2d": ["--resolution", "32", "--width", "16", "--slices", "3", "--spacing", "6", "--mapping-layers", "2"],
+    "dcgan2d": ["--resolution", "32", "--width", "16", "--batch-size", "4", "--slices-per-case", "6", "--spacing", "6"],
+    "stylegan2d": ["--resolution", "32", "--width", "16", "--slices-per-case", "3", "--spacing", "6", "--mapping-layers", "2"],
 }
 #: Where each family is killed: (point, the step it is killed in, the checkpoint's step after the kill). The points of
 #: the shared training code rotate over the families, so each family meets one and each point is met: mid-step (step

@@ -11,6 +11,7 @@ import pytest
 from medsynth_engine.cli import main
 from medsynth_engine.errors import MedSynthError
 from medsynth_engine.generate import GenerateRequest, case_seed, generate_set
+from medsynth_engine.nifti_io import read_nifti, write_nifti
 
 pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
 
@@ -43,7 +44,7 @@ def test_flagged_cases_are_left_out_and_the_audit_is_in_the_manifest(train, tmp_
     kept = manifest["cases"][0]["id"]
     assert sorted(p.name for p in out.iterdir()) == sorted([kept, "manifest.json"])
     audit = manifest["audit"]
-    assert audit["threshold"] == 0.5 and audit["n_synthetic"] == 3 and audit["n_flagged"] == 2
+    assert audit["threshold"] == 0.5 and audit["n_synthetic"] == 3 and audit["n_flagged"] == 2 and audit["dimensions"] == 3
     assert len(audit["left_out"]) == 2 and kept not in audit["left_out"]
     assert {c["case"] for c in audit["cases"] if c["flagged"]} == set(audit["left_out"])
     assert all(c["score"] > 0.99 for c in audit["cases"] if c["flagged"])
@@ -126,3 +127,29 @@ def test_export_gate_leaves_copies_out_of_an_exported_set(train, make_phantom_se
     assert main(["export", "--source", str(first_two), "--out", str(everything), "--audit-against", str(train)]) == 2
     assert "All 2 exported case(s) were flagged" in capsys.readouterr().err
     assert not everything.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["shared"]
+
+
+def test_the_gate_audits_a_2d_set_slice_by_slice(train, make_phantom_set, tmp_path):
+    """A 2D set (single-slice cases) goes to the 2D audit, against every head slice of the 3D training cases: a copy
+    of one training slice is left out, another subject's slice is kept. (The 3D audit would compare a slice with
+    whole volumes and see no copy.)"""
+    source = tmp_path / "slices"
+    donors = {"copy": (train / "Hospital_001", 15), "fresh": (sorted(p for p in make_phantom_set(n=1, seed=1, **GRID).iterdir() if p.is_dir())[0], 16)}
+    channels = ("t1", "t1ce", "t2", "flair", "seg")
+    for name, (case, k) in donors.items():
+        (source / name).mkdir(parents=True)
+        for c in channels:
+            array, affine = read_nifti(case / f"{case.name}_{c}.nii.gz")
+            write_nifti(source / name / f"{name}_{c}.nii.gz", array[:, :, k : k + 1], affine)
+    cases = [{"id": name, "seed": seed, "files": {c: f"{name}/{name}_{c}.nii.gz" for c in channels}} for seed, name in enumerate(donors, 1)]
+    manifest = {"format": "medsynth-synthetic-set", "layout": "brats", "channels": list(channels), "cases": cases}
+    (source / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "shared"
+    assert main(["export", "--source", str(source), "--out", str(out), "--audit-against", str(train), "--quiet"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    audit = manifest["audit"]
+    assert audit["dimensions"] == 2 and audit["n_training_cases"] == 7 and audit["n_training"] > 7  # training slices
+    assert len(manifest["cases"]) == 1 and len(audit["left_out"]) == 1 and audit["n_synthetic"] == 2
+    assert max(c["score"] for c in audit["cases"]) > 0.99 and min(c["score"] for c in audit["cases"]) < 0.5
+    text = (out / "manifest.json").read_text()
+    assert "nearest_training" not in text and not any(case.name in text for case in train.iterdir())

@@ -1,6 +1,7 @@
 """`medsynth evaluate` on 2D sets (single-slice NIfTI, as dcgan2d and stylegan2d write them), at 32x32 with a few
 steps: the 3D keys plus spatial_dims, exact answers for identical sets, a missing class and a collapsed set, the 2D
-segmenters, a sampled 2D model, and a clear refusal of slices against volumes."""
+segmenters, a sampled 2D model against 3D cases, and clear refusals (Testing/engine/evaluate/test_evaluate_2d_sliced.py:
+3D real sets against slices in detail)."""
 
 from __future__ import annotations
 
@@ -62,6 +63,7 @@ def test_identical_slice_sets_give_the_exact_answers(real, tmp_path):
     assert metrics["dice_synthetic"] == metrics["dice_real"] and set(metrics["dice_real"]) == {"NCR", "ED", "ET", "WT", "TC", "mean"}
     assert metrics["dice_ratio_ci"] == [1.0, 1.0] or metrics["dice_real"]["mean"] == 0
     assert metrics["tstr"]["n_test"] == 3 and metrics["tstr"]["n_train"] == 4 and set(metrics["dice_ci"]) >= {"real", "control", "synthetic"}
+    assert metrics["tstr"]["split"] == "by case" and metrics["tstr"]["subject_of_a_slice"].startswith("not recorded")  # no manifest
     assert "DynUNet" in metrics["tstr"]["network"] and "16^2 patches" in metrics["tstr"]["network"]
     assert (metrics["precision"], metrics["recall"], metrics["coverage"]) == (1.0, 1.0, 1.0)
     assert metrics["density"] == pytest.approx(6 / 5) and "slab" in metrics["prdc"]["features"]
@@ -102,11 +104,11 @@ def test_collapse_shows_as_high_ms_ssim_and_low_recall(real, tmp_path):
     assert metrics["memorised_fraction"] == 1.0
 
 
-def test_slices_against_volumes_are_refused_in_one_sentence(real, volumes, tmp_path, capsys):
-    assert main(["evaluate", "--synthetic", str(real), "--real", str(volumes), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+def test_volumes_against_slices_are_refused_in_one_sentence(real, volumes, tmp_path, capsys):
+    assert main(["evaluate", "--synthetic", str(volumes), "--real", str(real), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("medsynth: error: The synthetic set") and "\n" not in err
-    assert "2D slices (single-slice NIfTI)" in err and "3D volumes" in err
+    assert "holds 3D volumes but the real set" in err and "2D slices (single-slice NIfTI)" in err
     assert not (tmp_path / "out").exists()
     mixed = tmp_path / "mixed"
     shutil.copytree(real, mixed)
@@ -134,15 +136,17 @@ def test_the_2d_segmenters():
         assert result["dice_synthetic"] == result["dice_real"] and result["tstr"]["grid"] == side
 
 
-def test_a_2d_model_is_sampled_and_evaluated(volumes, real, tmp_path):
+def test_a_2d_model_is_sampled_and_evaluated(volumes, tmp_path):
     from medsynth_engine.training.finetune import FinetuneRequest, run_finetune
 
     model = run_finetune(FinetuneRequest.make(
-        data=volumes, out=tmp_path / "m", steps=1, model="dcgan2d", resolution=32, width=16, batch_size=4, seed=5, slices=3, spacing=6.0
+        data=volumes, out=tmp_path / "m", steps=1, model="dcgan2d", resolution=32, width=16, batch_size=4, seed=5, slices_per_case=3, spacing=6.0
     ))
     out = tmp_path / "report"
-    assert main(["evaluate", "--model", str(model), "-n", "3", "--real", str(real), "--out", str(out), *TINY]) == 0
+    # against the 3D cases it learnt from, sliced as its training sliced them; as many samples as real slices
+    assert main(["evaluate", "--model", str(model), "--real", str(volumes), "--slices-per-case", "1", "--out", str(out), *TINY]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["spatial_dims"] == 2 and metrics["n_synthetic"] == 3 and metrics["grid"]["shape"] == [32, 32]
+    assert metrics["spatial_dims"] == 2 and metrics["n_synthetic"] == metrics["n_real"] == 4 and metrics["grid"]["shape"] == [32, 32]
+    assert metrics["real_slicing"]["slices_per_case"] == 1 and metrics["audit"]["dimensions"] == 2
     assert {"precision", "recall", "density", "coverage", "tumour_statistics"} <= set(metrics)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "report"]  # the sampled slices are gone

@@ -22,8 +22,8 @@ TINY = {
     "pgan3d": dict(DEFAULT, resolution=8),
     "ldm3d": dict(DEFAULT, stage="autoencoder"),  # --stage: extend the stage, not start the next one
     "mr2ct": dict(DEFAULT, width=4, spacing=6.0),
-    "dcgan2d": dict(DEFAULT, resolution=32, width=16, batch_size=4, slices=6, spacing=6.0),
-    "stylegan2d": dict(DEFAULT, resolution=32, width=16, slices=3, spacing=6.0, mapping_layers=2),
+    "dcgan2d": dict(DEFAULT, resolution=32, width=16, batch_size=4, slices_per_case=6, spacing=6.0),
+    "stylegan2d": dict(DEFAULT, resolution=32, width=16, slices_per_case=3, spacing=6.0, mapping_layers=2),
 }
 FAMILIES = sorted(f.name for f in default_registry().families() if f.trainer)
 

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from ..evaluate.fingerprint import otsu
+
 __all__ = ["slice_fingerprint", "head_slices", "DEFAULT_GRID"]
 
 DEFAULT_GRID = 32
@@ -25,17 +27,6 @@ _BOX_QUANTILE = 0.005
 #: A training slice counts when its head area is at least this fraction of the case's largest (skull caps and
 #: empty slices above the head say nothing about the patient and would all look alike).
 MIN_HEAD_FRACTION = 0.1
-
-
-def _otsu(values: np.ndarray, bins: int = 128) -> float:
-    """Otsu's threshold: the level that best splits the values into two classes (head and background)."""
-    hist, edges = np.histogram(values, bins=bins)
-    centres = (edges[:-1] + edges[1:]) / 2
-    weight = np.cumsum(hist).astype(np.float64)
-    total = weight[-1]
-    mean = np.cumsum(hist * centres)
-    between = (mean[-1] * weight - mean * total) ** 2 / np.maximum(weight * (total - weight), 1e-12)
-    return float(centres[int(np.argmax(between[:-1]))])
 
 
 def _scaled(planes: list[np.ndarray]) -> list[np.ndarray]:
@@ -51,7 +42,7 @@ def head_slices(arrays: list[np.ndarray]) -> list[int]:
     volume = np.mean(_scaled(arrays), axis=0)
     if volume.shape[2] == 1:
         return [0]
-    mask = ndimage.gaussian_filter(volume, 1.0) > _otsu(volume)
+    mask = ndimage.gaussian_filter(volume, 1.0) > otsu(volume)
     area = mask.sum(axis=(0, 1))
     if area.max() == 0:
         return []
@@ -73,7 +64,7 @@ def slice_fingerprint(planes: list[np.ndarray], grid: int = DEFAULT_GRID) -> tor
     """(C, grid, grid) float32 of one slice's (X, Y) channel planes: zero-mean channels of norm 1/sqrt(C)."""
     scaled = _scaled(planes)
     mean = ndimage.gaussian_filter(np.mean(scaled, axis=0), 1.0)
-    mask = ndimage.binary_fill_holes(mean > _otsu(mean))
+    mask = ndimage.binary_fill_holes(mean > otsu(mean))
     if mask.sum() < 8:
         mask = np.ones(mean.shape, dtype=bool)
     box = _box(mask)

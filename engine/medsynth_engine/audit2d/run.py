@@ -18,15 +18,15 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import nibabel as nib
 import numpy as np
 import torch
 
 from ..errors import MedSynthError
-from ..evaluate.audit import DEFAULT_SHIFT, DEFAULT_THRESHOLD, AuditResult
-from ..evaluate.sets import CaseSet, common_channels, iter_cases, open_set
+from ..evaluate.audit import DEFAULT_SHIFT, DEFAULT_THRESHOLD, AuditResult, open_audit
+from ..evaluate.sets import CaseSet, iter_cases
 from .fingerprint import DEFAULT_GRID, head_slices, slice_fingerprint
 
 __all__ = ["SliceAuditResult", "run_slice_audit", "is_slice_set"]
@@ -42,9 +42,10 @@ class SliceAuditResult(AuditResult):
     """The 3D audit's report with slices for cases: ``n_training`` counts training slices, shifts are in pixels."""
 
     n_training_cases: int = 0
+    dimensions: ClassVar[int] = 2
 
     def settings(self) -> dict[str, Any]:
-        return {"dimensions": 2, **super().settings(), "n_training_cases": self.n_training_cases}
+        return {**super().settings(), "n_training_cases": self.n_training_cases}
 
     def shareable(self) -> dict[str, Any]:
         """Scores and settings, no training case names or slice positions."""
@@ -121,14 +122,10 @@ def run_slice_audit(
     progress: Callable[[int, int], None] | None = None,
 ) -> SliceAuditResult:
     """Audit every slice of a 2D synthetic set against every head slice of the training cases (streamed)."""
-    if not 0.0 < threshold <= 1.0:
-        raise MedSynthError(f"The threshold must be in (0, 1], not {threshold}.")
-    if not 8 <= grid <= 128 or not 0 <= max_shift < grid // 4:
-        raise MedSynthError(f"The audit grid must be 8-128 pixels and the shift below a quarter of it, not {grid} and {max_shift}.")
-    syn_set, train_set = open_set(synthetic, "synthetic", channels), open_set(train, "training", channels)
-    chans = common_channels([syn_set, train_set], channels)
-    if len(train_set) < 2:
-        raise MedSynthError("The training set needs at least 2 cases: the audit compares slices against other subjects' slices.")
+    syn_set, train_set, chans = open_audit(
+        synthetic, train, threshold=threshold, channels=channels, grid=grid, max_shift=max_shift,
+        unit="pixels", why="the audit compares slices against other subjects' slices",
+    )
     n_syn, total = len(syn_set), len(syn_set) + len(train_set)
     done = [0]
 
@@ -187,18 +184,6 @@ def run_slice_audit(
         ncc, index, flip, flat, corr = best[q]
         shift = [int(p) if p <= grid // 2 else int(p) - grid for p in np.unravel_index(flat, (grid, grid))]
         per_channel = [float(c.reshape(-1)[flat]) * len(chans) for c in corr] if corr is not None else []
-        score = 1.0 - (1.0 - ncc) / reference
-        result.cases.append(
-            {
-                "case": case.id,
-                "nearest_training_case": train_set.cases[where[index][0]].id,
-                "nearest_training_slice": where[index][1],
-                "ncc": round(ncc, 6),
-                "ncc_per_channel": {c: round(v, 6) for c, v in zip(chans, per_channel, strict=True)},
-                "flip_axes": list(_FLIPS[flip]),
-                "shift_voxels": shift,
-                "score": round(score, 6),
-                "flagged": bool(score >= threshold),
-            }
-        )
+        nearest = {"nearest_training_case": train_set.cases[where[index][0]].id, "nearest_training_slice": where[index][1]}
+        result.add(case.id, nearest, ncc, per_channel, _FLIPS[flip], shift)
     return result

@@ -33,21 +33,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..audit2d import is_slice_set, run_slice_audit
-    from ..evaluate.audit import DEFAULT_THRESHOLD, run_audit
+    from ..audit2d import audit_set
+    from ..evaluate.audit import DEFAULT_THRESHOLD
     from ..evaluate.output import write_json
-    from ..evaluate.sets import open_set
     from ..progress import ProgressBar
 
     channels = optional_channels(args.channels)
     threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
     if args.json and not Path(args.json).parent.is_dir():
         raise MedSynthError(f"The folder {Path(args.json).parent} for --json does not exist; create it first.")
-    flat = is_slice_set(open_set(args.synthetic, "synthetic", channels))
-    audit = run_slice_audit if flat else run_audit
-    result = audit(args.synthetic, args.train, threshold=threshold, channels=channels, progress=ProgressBar("Auditing", quiet=args.quiet))
+    result = audit_set(args.synthetic, args.train, threshold=threshold, channels=channels, progress=ProgressBar("Auditing", quiet=args.quiet))
+    flat = result.dimensions == 2
     if args.json:
-        write_json(args.json, {"dimensions": 2 if flat else 3, **result.to_dict()})
+        write_json(args.json, result.to_dict())
     for case in result.cases:
         mark = "PROBABLE COPY" if case["flagged"] else "ok"
         nearest = case["nearest_training_case"] + (f" slice {case['nearest_training_slice']}" if flat else "")

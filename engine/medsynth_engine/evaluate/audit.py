@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ from ..errors import MedSynthError
 from .fingerprint import DEFAULT_GRID, fingerprint
 from .sets import CaseSet, common_channels, iter_cases, open_set
 
-__all__ = ["AuditResult", "run_audit", "DEFAULT_THRESHOLD", "DEFAULT_SHIFT"]
+__all__ = ["AuditResult", "open_audit", "run_audit", "DEFAULT_THRESHOLD", "DEFAULT_SHIFT"]
 
 DEFAULT_THRESHOLD = 0.5
 #: Largest shift searched, in fingerprint voxels per axis (2 of 32: about 6% of the head's extent).
@@ -55,6 +55,23 @@ class AuditResult:
     grid: int
     max_shift: int
     cases: list[dict[str, Any]] = field(default_factory=list)
+    dimensions: ClassVar[int] = 3  # what a case is: a volume (3) or a slice (2, ``audit2d``)
+
+    def add(self, case: str, nearest: dict[str, Any], ncc: float, per_channel: list[float], flip: tuple[int, ...], shift: list[int]) -> None:
+        """One synthetic case's row: where its nearest training case (or slice) is, the NCC, and its score."""
+        score = 1.0 - (1.0 - ncc) / self.reference_distance
+        self.cases.append(
+            {
+                "case": case,
+                **nearest,
+                "ncc": round(ncc, 6),
+                "ncc_per_channel": {c: round(v, 6) for c, v in zip(self.channels, per_channel, strict=True)},
+                "flip_axes": list(flip),
+                "shift_voxels": shift,
+                "score": round(score, 6),
+                "flagged": bool(score >= self.threshold),
+            }
+        )
 
     @property
     def flagged(self) -> list[dict[str, Any]]:
@@ -66,6 +83,7 @@ class AuditResult:
 
     def settings(self) -> dict[str, Any]:
         return {
+            "dimensions": self.dimensions,
             "threshold": self.threshold,
             "channels": list(self.channels),
             "score": "1 - d / d_ref, d = 1 - NCC of the nearest training case over flips and shifts",
@@ -132,6 +150,30 @@ def _per_channel(query_fft: torch.Tensor, train: torch.Tensor, flat: int) -> lis
     return [float(c.reshape(-1)[flat]) * train.shape[0] for c in corr]
 
 
+def open_audit(
+    synthetic: Path | str,
+    train: Path | str,
+    *,
+    threshold: float,
+    channels: tuple[str, ...] | None,
+    grid: int,
+    max_shift: int,
+    unit: str = "voxels",
+    why: str = "the audit compares against their typical distance",
+) -> tuple[CaseSet, CaseSet, tuple[str, ...]]:
+    """The settings checked and both sets opened, as the 3D and the 2D audit (``audit2d``) start: the synthetic set,
+    the training set and the channels compared, or one sentence saying what is wrong."""
+    if not 0.0 < threshold <= 1.0:
+        raise MedSynthError(f"The threshold must be in (0, 1], not {threshold}.")
+    if not 8 <= grid <= 128 or not 0 <= max_shift < grid // 4:
+        raise MedSynthError(f"The audit grid must be 8-128 {unit} and the shift below a quarter of it, not {grid} and {max_shift}.")
+    syn_set, train_set = open_set(synthetic, "synthetic", channels), open_set(train, "training", channels)
+    chans = common_channels([syn_set, train_set], channels)
+    if len(train_set) < 2:
+        raise MedSynthError(f"The training set needs at least 2 cases: {why}.")
+    return syn_set, train_set, chans
+
+
 def run_audit(
     synthetic: Path | str,
     train: Path | str,
@@ -144,15 +186,7 @@ def run_audit(
     progress: Callable[[int, int], None] | None = None,
 ) -> AuditResult:
     """Audit every synthetic case against the training set (streamed); see the module docstring."""
-    if not 0.0 < threshold <= 1.0:
-        raise MedSynthError(f"The threshold must be in (0, 1], not {threshold}.")
-    if not 8 <= grid <= 128 or not 0 <= max_shift < grid // 4:
-        raise MedSynthError(f"The audit grid must be 8-128 voxels and the shift below a quarter of it, not {grid} and {max_shift}.")
-    syn_set = open_set(synthetic, "synthetic", channels)
-    train_set = open_set(train, "training", channels)
-    chans = common_channels([syn_set, train_set], channels)
-    if len(train_set) < 2:
-        raise MedSynthError("The training set needs at least 2 cases: the audit compares against their typical distance.")
+    syn_set, train_set, chans = open_audit(synthetic, train, threshold=threshold, channels=channels, grid=grid, max_shift=max_shift)
     n_syn, n_train = len(syn_set), len(train_set)
     rng = np.random.default_rng(0)
     ref_index = sorted(rng.choice(n_train, size=min(n_train, reference_cases), replace=False).tolist())
@@ -216,17 +250,5 @@ def run_audit(
     result = AuditResult(threshold, chans, reference, n_train, len(ref_index), grid, max_shift)
     for q, case in enumerate(syn_set.cases):
         ncc, per_channel, flip, shift, index = best[q]
-        score = 1.0 - (1.0 - ncc) / reference
-        result.cases.append(
-            {
-                "case": case.id,
-                "nearest_training_case": train_set.cases[index].id,
-                "ncc": round(ncc, 6),
-                "ncc_per_channel": {c: round(v, 6) for c, v in zip(chans, per_channel, strict=True)},
-                "flip_axes": list(flip),
-                "shift_voxels": shift,
-                "score": round(score, 6),
-                "flagged": bool(score >= threshold),
-            }
-        )
+        result.add(case.id, {"nearest_training_case": train_set.cases[index].id}, ncc, per_channel, flip, shift)
     return result

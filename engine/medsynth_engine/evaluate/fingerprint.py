@@ -19,14 +19,14 @@ from scipy import ndimage
 
 from .sets import LoadedCase
 
-__all__ = ["fingerprint", "DEFAULT_GRID"]
+__all__ = ["fingerprint", "otsu", "DEFAULT_GRID"]
 
 DEFAULT_GRID = 32
 #: Fraction of head voxels ignored on each side when taking the bounding box (robust to stray noise).
 _BOX_QUANTILE = 0.005
 
 
-def _otsu(values: np.ndarray, bins: int = 128) -> float:
+def otsu(values: np.ndarray, bins: int = 128) -> float:
     """Otsu's threshold: the level that best splits the values into two classes (head and background)."""
     hist, edges = np.histogram(values, bins=bins)
     centres = (edges[:-1] + edges[1:]) / 2
@@ -49,7 +49,7 @@ def _block_mean(array: np.ndarray, factor: int) -> np.ndarray:
 def _head(scaled: list[np.ndarray]) -> tuple[np.ndarray, tuple[slice, ...]]:
     """The head mask (Otsu on the smoothed mean of the channels, holes filled) and its robust bounding box."""
     mean = ndimage.gaussian_filter(np.mean(scaled, axis=0), 1.0)
-    mask = ndimage.binary_fill_holes(mean > _otsu(mean))
+    mask = ndimage.binary_fill_holes(mean > otsu(mean))
     if mask.sum() < 8:
         return np.ones(mean.shape, dtype=bool), tuple(slice(0, n) for n in mean.shape)
     box = []

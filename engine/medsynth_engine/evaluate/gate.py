@@ -1,9 +1,9 @@
 """The export gate: generate a set, audit it against the training set, and leave probable copies out.
 
 The set is generated into its hidden temporary folder beside the target (``journal.py``), audited there once
-complete (a resumed run audits the whole set), flagged cases are removed and the audit is recorded in
-``manifest.json`` (scores and threshold; no training case names or files), and only then is the folder renamed
-into place: nobody ever sees a set that still holds a copy. ``publish_audited`` is the set writer's publish step.
+complete (a resumed run audits the whole set; a 2D set slice by slice, ``audit2d``), flagged cases are removed and
+the audit is recorded in ``manifest.json`` (scores and threshold; no training case names or files), and only then is
+the folder renamed into place: nobody ever sees a set that still holds a copy. ``publish_audited`` is the set writer's publish step.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from typing import Any
 
 from MedSynthLib.conventions import LABEL_CHANNEL
 
+from ..audit2d import audit_set
 from ..errors import MedSynthError
-from .audit import AuditResult, run_audit
+from .audit import AuditResult
 from .sets import open_set
 
 __all__ = ["audit_channels", "publish_audited"]
@@ -71,7 +72,7 @@ def publish_audited(
 
     The set writer removes ``staging`` if this raises; ``out`` is checked new or empty beforehand.
     """
-    result: AuditResult = run_audit(staging, train, threshold=threshold, channels=channels, progress=audit_progress)
+    result: AuditResult = audit_set(staging, train, threshold=threshold, channels=channels, progress=audit_progress)
     flagged = {c["case"] for c in result.flagged}
     if len(flagged) == len(result.cases):
         raise MedSynthError(f"All {len(flagged)} {what} case(s) were flagged as probable copies of training cases; nothing was written.")

@@ -1,8 +1,9 @@
 """2D sets in the evaluation: cases of single-slice NIfTI files, as the 2D families (dcgan2d, stylegan2d) write them.
 
 A set is 2D when the files of its first case hold one slice (one axis of length 1); every later case must then
-be a slice too (a volume among slices is refused, naming its file), and both sets of an evaluation must have the
-same dimensionality: a 2D model is judged against real slices, never against volumes. A slice goes through the
+be a slice too (a volume among slices is refused, naming its file). A 2D synthetic set is judged against real
+slices, or against real volumes cut into slices as the 2D training cuts them (``sliced``); a 3D one only against
+volumes. A slice goes through the
 training preprocessing in its plane (reoriented to RAS, resampled to the grid's pixel size with the same
 anti-alias, a box centred on the head, [-1, 1] per channel), so slices of any in-plane resolution compare on
 one grid, as volumes do in 3D.
@@ -10,6 +11,7 @@ one grid, as volumes do in 3D.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -22,7 +24,7 @@ from ..errors import MedSynthError
 from ..nifti_io import read_header
 from .sets import CaseSet, LoadedCase, read_case
 
-__all__ = ["set_dims", "common_dims", "plane", "plane_spec", "preprocess_plane"]
+__all__ = ["set_dims", "pair_dims", "recorded_subjects", "plane", "plane_spec", "preprocess_plane"]
 
 _WORDS = {2: "2D slices (single-slice NIfTI)", 3: "3D volumes"}
 
@@ -34,13 +36,27 @@ def set_dims(case_set: CaseSet) -> int:
     return 2 if sorted(shape)[0] == 1 and sorted(shape)[1] > 1 else 3
 
 
-def common_dims(sets: list[CaseSet]) -> int:
-    """The dimensionality all ``sets`` share; a 2D set compared with a 3D one is refused in one sentence."""
-    dims = [set_dims(s) for s in sets]
-    if any(d != dims[0] for d in dims[1:]):
-        described = " but ".join(f"the {s.name} set ({s.folder}) holds {_WORDS[d]}" for s, d in zip(sets, dims, strict=True))
-        raise MedSynthError(f"{described[0].upper()}{described[1:]}; evaluate slices against slices and volumes against volumes.")
-    return dims[0]
+def pair_dims(synthetic: CaseSet, real: CaseSet) -> tuple[int, bool]:
+    """The dimensionality an evaluation runs in, and whether the real set's volumes are to be sliced (2D synthetic
+    slices against 3D real cases); 3D synthetic volumes against real slices are refused in one sentence."""
+    syn_dims, real_dims = set_dims(synthetic), set_dims(real)
+    if syn_dims == 3 and real_dims == 2:
+        raise MedSynthError(
+            f"The synthetic set ({synthetic.folder}) holds {_WORDS[3]} but the real set ({real.folder}) holds {_WORDS[2]}; "
+            "a 3D model is judged against real volumes."
+        )
+    return syn_dims, syn_dims == 2 and real_dims == 3
+
+
+def recorded_subjects(case_set: CaseSet) -> dict[str, str]:
+    """Case id -> subject, as a 2D set's ``manifest.json`` records it (``"subject"`` of each entry of ``cases``);
+    empty when the set records none, and then every slice counts as its own subject."""
+    path = case_set.folder / "manifest.json"
+    try:
+        cases = json.loads(path.read_text()).get("cases", []) if path.is_file() else []
+    except (OSError, ValueError, AttributeError) as exc:
+        raise MedSynthError(f"The {case_set.name} set's {path} cannot be read as a manifest ({exc}); fix or remove it.") from None
+    return {str(c["id"]): str(c["subject"]) for c in cases if isinstance(c, dict) and "id" in c and c.get("subject") is not None}
 
 
 def plane(case: LoadedCase, case_set: CaseSet, index: int) -> tuple[dict[str, np.ndarray], tuple[float, float]]:

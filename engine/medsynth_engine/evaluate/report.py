@@ -44,6 +44,18 @@ def _image(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
+def _slicing(slicing: dict[str, Any] | None) -> str:
+    """How the real volumes became the slices a 2D set was compared with (nothing when no slicing happened)."""
+    if not slicing:
+        return ""
+    grid = slicing["grid"]
+    return (
+        f"<p>The real set's {slicing['cases']} 3D case(s) were sliced into {slicing['slices']} {slicing['axis']} slices as the 2D "
+        f"training slices them: {slicing['selection'].removeprefix('per case ')}, at most {slicing['slices_per_case']} per case "
+        f"(--slices-per-case), from a {'x'.join(map(str, grid['shape']))} grid at {'x'.join(f'{s:.3g}' for s in grid['spacing'])} mm.</p>"
+    )
+
+
 def render_report(metrics: dict[str, Any], figures: dict[str, bytes]) -> str:
     """The HTML page for ``metrics`` (as written to metrics.json) and the figures (name -> PNG bytes)."""
     audit = metrics.get("audit") or {}
@@ -52,6 +64,7 @@ def render_report(metrics: dict[str, Any], figures: dict[str, bytes]) -> str:
         "<h1>MedSynth evaluation: synthetic against real</h1>",
         f"<p>{metrics['n_synthetic']} synthetic and {metrics['n_real']} real case(s); channels {', '.join(metrics['channels'])}; "
         f"evaluation grid {'x'.join(map(str, metrics['grid']['shape']))} at {'x'.join(f'{s:.3g}' for s in metrics['grid']['spacing'])} mm.</p>",
+        _slicing(metrics.get("real_slicing")),
         "<h2>Summary</h2>",
         _table(
             [

@@ -6,7 +6,8 @@ features, histograms, a sample for MS-SSIM and the mosaics, and (with TSTR) a sm
 in memory. The report folder is written under a temporary name and renamed into place when complete.
 
 Sets of 2D slices (single-slice NIfTI, as the 2D families write them) are evaluated the same way on 2D grids
-(``planar``): the same metrics and keys, per slice, with ``spatial_dims`` saying which it was.
+(``planar``): the same metrics and keys, per slice, with ``spatial_dims`` saying which it was. A 3D real set
+against 2D slices is cut into slices as the 2D training cuts it (``sliced``), and ``real_slicing`` says how.
 """
 
 from __future__ import annotations
@@ -24,22 +25,24 @@ import numpy as np
 
 from MedSynthLib.conventions import BRATS_LABELS, LABEL_CHANNEL
 
+from ..audit2d import audit_set
 from ..data.preprocess import PreprocessSpec, preprocess_case
 from ..errors import MedSynthError
 from ..modelfile import write_atomic
 from ..models.channelnet.inputs import SEQUENCES as MR_SEQUENCES
 from ..setwriter import check_target
-from .audit import DEFAULT_THRESHOLD, run_audit
+from .audit import DEFAULT_THRESHOLD
 from .distances import frechet_distance, mmd, standardise
 from .diversity import mean_pairwise_ms_ssim, ms_ssim_setting
 from .encoder import ENCODER_ID, SLAB, SegEncoder
 from .features import case_features, feature_names, head_mask
 from .figures import HIST_BINS, histograms_png, mosaic_png, tumour_volumes_png
 from .output import write_json
-from .planar import common_dims, plane, plane_spec, preprocess_plane
+from .planar import pair_dims, plane, plane_spec, preprocess_plane, recorded_subjects
 from .prdc import prdc
 from .report import render_report
 from .sets import CaseSet, LoadedCase, common_channels, iter_cases, open_set, read_case
+from .sliced import DEFAULT_SLICES_PER_CASE, Slicing, check_slices_per_case, slice_planes, slicing_for
 from .tstr import TstrSettings, run_tstr
 from .tumour_stats import SIZE_KEYS, case_tumour, compare, set_statistics
 
@@ -61,8 +64,10 @@ class EvaluateRequest:
     tstr_grid: int = 64
     tstr_spacing: float = 3.0
     tstr_settings: TstrSettings = field(default_factory=TstrSettings)
+    slices_per_case: int = DEFAULT_SLICES_PER_CASE  # a 3D real set against 2D slices: slices kept of each volume
 
     def validate(self) -> None:
+        check_slices_per_case(self.slices_per_case)
         if not 16 <= self.grid <= 256:
             raise MedSynthError(f"The evaluation grid must be 16-256 voxels a side, not {self.grid}.")
         if self.diversity_cases < 2:
@@ -87,14 +92,15 @@ class _Grids:
     spec: PreprocessSpec
     tstr: PreprocessSpec
 
-    def place(self, case: LoadedCase, case_set: CaseSet, index: int) -> tuple[dict, dict, dict, tuple[float, ...]]:
-        """The case on the evaluation grid, on the TSTR grid, and as read (arrays and voxel or pixel size)."""
+    def place(self, case: LoadedCase, case_set: CaseSet, index: int, slicing: Slicing | None) -> list[tuple[dict, dict, dict, tuple[float, ...]]]:
+        """Each volume or slice the case gives (one, or a sliced volume's slices) on the evaluation grid, on the TSTR
+        grid, and as read (arrays and voxel or pixel size)."""
         if self.dims == 2:
-            arrays, spacing = plane(case, case_set, index)
-            return preprocess_plane(arrays, spacing, self.spec), preprocess_plane(arrays, spacing, self.tstr), arrays, spacing
+            planes = [plane(case, case_set, index)] if slicing is None else slice_planes(case, slicing)
+            return [(preprocess_plane(a, s, self.spec), preprocess_plane(a, s, self.tstr), a, s) for a, s in planes]
         out, _ = preprocess_case(case.arrays, case.affine, self.spec)
         fixed, _ = preprocess_case(case.arrays, case.affine, self.tstr)
-        return out, fixed, case.arrays, case.spacing
+        return [(out, fixed, case.arrays, case.spacing)]
 
 
 @dataclass
@@ -108,6 +114,7 @@ class _SetSummary:
     tumours: list[dict] = field(default_factory=list)
     tstr_images: list[np.ndarray] = field(default_factory=list)
     tstr_labels: list[np.ndarray] = field(default_factory=list)
+    subjects: list[str] = field(default_factory=list)  # whose each case is (TSTR keeps a subject on one side)
 
 
 def evaluation_spec(case_set: CaseSet, channels: tuple[str, ...], grid: int) -> PreprocessSpec:
@@ -133,36 +140,43 @@ def _summarise(
     request: EvaluateRequest,
     encoder: SegEncoder | None,
     tick: Callable[[], None],
+    slicing: Slicing | None = None,
+    recorded: dict[str, str] | None = None,
 ) -> _SetSummary:
+    """Stream the set onto the grids, keeping what the metrics need; ``slicing`` cuts its volumes into slices,
+    ``recorded`` maps a case to its subject (else a case is its own subject)."""
     summary = _SetSummary()
-    keep = _sample(len(case_set), request.diversity_cases)
+    keep = _sample(len(case_set) * (slicing.per_volume if slicing else 1), request.diversity_cases)
     read = (*channels, LABEL_CHANNEL) if labels else channels
-    for index, case in iter_cases(case_set, read):
-        out, fixed, native_arrays, native_spacing = grids.place(case, case_set, index)
-        images = np.stack([out[c] for c in channels]).astype(np.float32)
-        seg = out[LABEL_CHANNEL] if labels else None
-        summary.features.append(case_features(images, seg))
-        mask = head_mask(images)
-        counts = np.stack([np.histogram(v[mask], bins=HIST_BINS)[0] for v in images])
-        summary.histogram = counts if summary.histogram is None else summary.histogram + counts
-        if labels:
-            voxel_ml = float(np.prod(native_spacing)) / (1000.0 if grids.dims == 3 else 1.0)  # a pixel in mm^2 for a slice
-            native = native_arrays[LABEL_CHANNEL]
-            volume = {name: float((native == code).sum()) * voxel_ml for code, name in BRATS_LABELS.items()}
-            volume["whole"] = float((native > 0).sum()) * voxel_ml
-            summary.volumes.append(volume)
-        if index in keep:
-            summary.diversity.append(images)
-            if len(summary.mosaic) < _MOSAIC_CASES:
-                summary.mosaic.append((images, seg) if grids.dims == 3 else (images[..., None], None if seg is None else seg[..., None]))
-        fixed_images = np.stack([fixed[c] for c in channels]).astype(np.float32)
-        if encoder is not None:
-            summary.encoded.append(encoder.features(fixed_images, channels))
-        if labels:
-            summary.tumours.append(case_tumour(fixed[LABEL_CHANNEL], grids.tstr.spacing, head_mask(fixed_images)))
-        if request.tstr:
-            summary.tstr_images.append(fixed_images)
-            summary.tstr_labels.append(fixed[LABEL_CHANNEL].astype(np.uint8))
+    recorded = recorded or {}
+    for case_index, case in iter_cases(case_set, read):
+        for out, fixed, native_arrays, native_spacing in grids.place(case, case_set, case_index, slicing):
+            sampled = len(summary.features) in keep
+            images = np.stack([out[c] for c in channels]).astype(np.float32)
+            seg = out[LABEL_CHANNEL] if labels else None
+            summary.features.append(case_features(images, seg))
+            summary.subjects.append(recorded.get(case.id, case.id))
+            mask = head_mask(images)
+            counts = np.stack([np.histogram(v[mask], bins=HIST_BINS)[0] for v in images])
+            summary.histogram = counts if summary.histogram is None else summary.histogram + counts
+            if labels:
+                voxel_ml = float(np.prod(native_spacing)) / (1000.0 if grids.dims == 3 else 1.0)  # a pixel in mm^2 for a slice
+                native = native_arrays[LABEL_CHANNEL]
+                volume = {name: float((native == code).sum()) * voxel_ml for code, name in BRATS_LABELS.items()}
+                volume["whole"] = float((native > 0).sum()) * voxel_ml
+                summary.volumes.append(volume)
+            if sampled:
+                summary.diversity.append(images)
+                if len(summary.mosaic) < _MOSAIC_CASES:
+                    summary.mosaic.append((images, seg) if grids.dims == 3 else (images[..., None], None if seg is None else seg[..., None]))
+            fixed_images = np.stack([fixed[c] for c in channels]).astype(np.float32)
+            if encoder is not None:
+                summary.encoded.append(encoder.features(fixed_images, channels))
+            if labels:
+                summary.tumours.append(case_tumour(fixed[LABEL_CHANNEL], grids.tstr.spacing, head_mask(fixed_images)))
+            if request.tstr:
+                summary.tstr_images.append(fixed_images)
+                summary.tstr_labels.append(fixed[LABEL_CHANNEL].astype(np.uint8))
         tick()
     return summary
 
@@ -206,7 +220,8 @@ def run_evaluation(request: EvaluateRequest, progress: Callable[[int, int], None
         raise MedSynthError("--tstr needs tumour labels (seg) in every case of both sets.")
     if len(real_set) < 2:
         raise MedSynthError("The real set needs at least 2 cases to compare distributions.")
-    dims = common_dims([syn_set, real_set])
+    dims, slice_real = pair_dims(syn_set, real_set)
+    slicing = slicing_for(syn_set, channels, request.slices_per_case) if slice_real else None
     spec = evaluation_spec(syn_set, channels, request.grid) if dims == 3 else plane_spec(syn_set, channels, request.grid)
     grids = _Grids(dims, spec, request.tstr_spec(dims))
     total = len(syn_set) + len(real_set) + 1 + (4 * request.tstr_settings.seeds * request.tstr_settings.steps if request.tstr else 0)
@@ -219,15 +234,16 @@ def run_evaluation(request: EvaluateRequest, progress: Callable[[int, int], None
 
     encoder = SegEncoder() if any(c in MR_SEQUENCES for c in channels) else None
     synthetic = _summarise(syn_set, channels, labels, grids, request, encoder, tick)
-    real = _summarise(real_set, channels, labels, grids, request, encoder, tick)
-    audit = run_audit(request.synthetic, request.real, threshold=request.audit_threshold, channels=channels)
+    recorded = recorded_subjects(real_set) if dims == 2 and slicing is None else {}
+    real = _summarise(real_set, channels, labels, grids, request, encoder, tick, slicing, recorded)
+    audit = audit_set(request.synthetic, request.real, threshold=request.audit_threshold, channels=channels)
     tick()
     names = feature_names(channels, labels)
     real_z, syn_z = standardise(np.stack(real.features), np.stack(synthetic.features))
     mmd_value, width = mmd(syn_z, real_z)
     metrics: dict[str, Any] = {
         "n_synthetic": len(syn_set),
-        "n_real": len(real_set),
+        "n_real": len(real.features),
         "spatial_dims": dims,
         "channels": list(channels),
         "grid": {"shape": list(spec.shape), "spacing": [round(s, 4) for s in spec.spacing]},
@@ -256,6 +272,8 @@ def run_evaluation(request: EvaluateRequest, progress: Callable[[int, int], None
         }
         real_stats, syn_stats = set_statistics(real.tumours, size_key), set_statistics(synthetic.tumours, size_key)
         metrics["tumour_statistics"] = {"synthetic": syn_stats, "real": real_stats, "synthetic_vs_real": compare(syn_stats, real_stats, size_key)}
+    if slicing is not None:
+        metrics["real_slicing"] = slicing.describe(len(real_set))
     cohort = _cohort(request.synthetic)
     if cohort is not None:
         metrics["cohort"] = cohort
@@ -266,8 +284,11 @@ def run_evaluation(request: EvaluateRequest, progress: Callable[[int, int], None
                 (np.stack(synthetic.tstr_images), np.stack(synthetic.tstr_labels)),
                 request.tstr_settings,
                 progress=lambda d, t: tick(),
+                subjects=real.subjects,
             )
         )
+        if dims == 2:
+            metrics["tstr"]["subject_of_a_slice"] = _grouping(slicing, bool(recorded))
     figures = {
         "mosaic": mosaic_png({"synthetic": synthetic.mosaic, "real": real.mosaic}, channels),
         "histograms": histograms_png({"synthetic": synthetic.histogram, "real": real.histogram}, channels),  # type: ignore[dict-item]
@@ -275,6 +296,15 @@ def run_evaluation(request: EvaluateRequest, progress: Callable[[int, int], None
     if labels:
         figures["tumour_volumes"] = tumour_volumes_png({"synthetic": synthetic.volumes, "real": real.volumes}, "mL" if dims == 3 else "mm²")
     return _write(out, metrics, figures)
+
+
+def _grouping(slicing: Slicing | None, recorded: bool) -> str:
+    """Where the TSTR split learnt whose each real slice is (a 3D case is its own subject)."""
+    if slicing is not None:
+        return "the 3D real case it was cut from"
+    if recorded:
+        return "the subject the real set's manifest.json records for it"
+    return "not recorded (no subject in the real set's manifest.json): each slice counts as its own subject"
 
 
 def _cohort(folder: Path) -> dict[str, Any] | None:

@@ -1,7 +1,8 @@
 """Train on synthetic, test on real (TSTR): is the synthetic set as useful for segmentation as the real one?
 
 The protocol, repeated for several seeds (each its own split and its own initialisation):
-- the real set is split into held-out test cases and two disjoint training sets A and B of equal size;
+- the real set is split into held-out test cases and two disjoint training sets A and B of equal size, whole
+  subjects on each side when the cases are slices of fewer subjects (``split``);
 - the same segmenter recipe trains on A (``real``), on B (``control``: an independent real set of the same
   size), on as many synthetic cases (``synthetic``), and on A plus those (``real_plus_synthetic``);
 - every model is tested on the same held-out real cases: Dice per label (NCR, ED, ET) and per BraTS region
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from ..errors import MedSynthError
 from .confidence import RESAMPLES, bootstrap_means, interval
 from .dice import LABEL_KEYS, dice_per_case, dice_per_label
 from .segmenters import RECIPE_VERSION, SegmenterSettings, network_description, predict_classes, train_segmenter
+from .split import split_by_subject
 
 __all__ = ["TstrSettings", "run_tstr", "run_tstr_sets", "dice_per_label", "resize_case"]
 
@@ -87,16 +89,6 @@ def _scores(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, patc
     return np.asarray(rows)
 
 
-def _split(n_real: int, n_syn: int, settings: TstrSettings) -> tuple[int, int]:
-    n_test = max(1, int(round(settings.test_fraction * n_real)))
-    n_train = min((n_real - n_test) // 2, n_syn)
-    if n_train < 1:
-        raise MedSynthError(
-            f"TSTR needs at least 3 real cases (held-out test cases and two training sets for the built-in control), not {n_real}."
-        )
-    return n_test, n_train
-
-
 def _summary(samples: dict[str, np.ndarray], values: dict[str, np.ndarray]) -> dict:
     out: dict = {}
     for name, v in values.items():
@@ -137,6 +129,7 @@ def run_tstr_sets(
     progress: Callable[[int, int], None] | None = None,
     cache: Path | None = None,
     real_plus_synthetic: Collection[str] | None = None,
+    subjects: Sequence[str] | None = None,
 ) -> dict[str, dict]:
     """TSTR of several synthetic sets against one real set, sharing the real and control models of each seed.
 
@@ -145,12 +138,14 @@ def run_tstr_sets(
     ``cache``: a folder keeping each training's held-out scores under a key of its recipe, seed, training data and
     test data, so a later run with one more generator trains only that generator's models (the benchmark's
     ``--work``). ``real_plus_synthetic``: the sets whose real + synthetic model is trained (None: all).
+    ``subjects``: each real case's subject (slices of one subject never fall on two sides of the split; None: each
+    case its own, see ``split``).
     Returns set name -> the metrics of ``run_tstr``.
     """
     grid = int(real[0].shape[-1])
     settings.validate(grid)
-    n_real = len(real[0])
-    n_test, n_train = _split(n_real, min(len(s[0]) for s in synthetic.values()), settings)
+    seeds = [settings.seed + k for k in range(settings.seeds)]
+    splits, n_train, counts = split_by_subject(subjects, len(real[0]), min(len(s[0]) for s in synthetic.values()), settings.test_fraction, seeds)
     segmenter = settings.segmenter_settings()
     plus = set(synthetic) if real_plus_synthetic is None else set(real_plus_synthetic) & set(synthetic)
     total = settings.seeds * (len(_SHARED) + len(synthetic) + len(plus)) * settings.steps
@@ -162,10 +157,8 @@ def run_tstr_sets(
             progress(done[0], total)
 
     per_seed: dict[str, list[np.ndarray]] = {}
-    seeds = [settings.seed + k for k in range(settings.seeds)]
-    for seed in seeds:
-        order = np.random.default_rng(seed).permutation(n_real)
-        a, b, test = order[:n_train], order[n_train : 2 * n_train], order[n_real - n_test :]
+    for seed, split in zip(seeds, splits, strict=True):
+        a, b, test = split.a, split.b, split.test
         runs: dict[str, tuple[np.ndarray, np.ndarray]] = {"real": (real[0][a], real[1][a]), "control": (real[0][b], real[1][b])}
         for name, (x, y) in synthetic.items():
             s = np.random.default_rng(seed).permutation(len(x))[:n_train]
@@ -189,7 +182,9 @@ def run_tstr_sets(
             per_seed.setdefault(key, []).append(scores)
     protocol = {
         "n_train": int(n_train),
-        "n_test": int(n_test),
+        "n_test": min(len(split.test) for split in splits),
+        "split": "by subject" if counts["subjects"] < len(real[0]) else "by case",
+        **counts,
         "seeds": seeds,
         "steps": settings.steps,
         "batch_size": settings.batch_size,
@@ -219,7 +214,8 @@ def run_tstr(
     synthetic: tuple[np.ndarray, np.ndarray],
     settings: TstrSettings,
     progress: Callable[[int, int], None] | None = None,
+    subjects: Sequence[str] | None = None,
 ) -> dict:
     """TSTR of one synthetic set: ``dice_real``, ``dice_synthetic``, ``dice_control``, ``dice_real_plus_synthetic``,
     ``dice_ci``, ``dice_ratio`` (+ ``_ci``), ``control_ratio`` (+ ``_ci``), ``real_plus_synthetic_ratio`` (+ ``_ci``), ``tstr``."""
-    return run_tstr_sets(real, {"synthetic": synthetic}, settings, progress)["synthetic"]
+    return run_tstr_sets(real, {"synthetic": synthetic}, settings, progress, subjects=subjects)["synthetic"]

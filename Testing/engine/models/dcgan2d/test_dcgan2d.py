@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 pytestmark = pytest.mark.slow  # real engines, training steps or rendered sets: make test-fast leaves it out
 
 MEDSYNTH_BIN = Path(sys.executable).parent / "medsynth"
-TINY = dict(model="dcgan2d", resolution=32, width=16, batch_size=4, seed=5, checkpoint_every=2, log_every=1, slices=6, spacing=6.0)
+TINY = dict(model="dcgan2d", resolution=32, width=16, batch_size=4, seed=5, checkpoint_every=2, log_every=1, slices_per_case=6, spacing=6.0)
 
 
 @pytest.mark.parametrize("upsample", ["transposed", "resize"])
@@ -121,6 +121,8 @@ def test_cli_lists_the_family_and_refuses_bad_options(make_phantom_set, tmp_path
     assert bad.returncode == 2 and "transposed" in bad.stderr
     two = subprocess.run([*base, "--out", str(tmp_path / "m"), "--nproc", "2", "--batch-size", "2"], capture_output=True, text=True)
     assert two.returncode == 2 and "one process" in two.stderr
+    none = subprocess.run([*base, "--out", str(tmp_path / "m"), "--slices-per-case", "0"], capture_output=True, text=True)
+    assert none.returncode == 2 and none.stderr.strip().endswith("--slices-per-case must be 1 to 4096, not 0.") and none.stderr.count("\n") == 1
     assert not (tmp_path / "m").exists()
 
 

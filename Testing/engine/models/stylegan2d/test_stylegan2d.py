@@ -27,7 +27,7 @@ from safetensors.torch import load_file
 
 MEDSYNTH_BIN = Path(sys.executable).parent / "medsynth"
 TINY = dict(
-    model="stylegan2d", resolution=32, width=16, batch_size=2, seed=5, checkpoint_every=2, log_every=1, slices=3, spacing=6.0,
+    model="stylegan2d", resolution=32, width=16, batch_size=2, seed=5, checkpoint_every=2, log_every=1, slices_per_case=3, spacing=6.0,
     mapping_layers=2, ada_kimg=0.05,
 )
 CONFIG = dict(resolution=32, width=16, image_channels=["t1", "flair"], labels=True, mapping_layers=2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...contract import option
+from ..slices2d.options import SLICES_PER_CASE_OPTION
 
 __all__ = ["DCGANOptions", "UPSAMPLE_MODES"]
 
@@ -18,6 +19,6 @@ class DCGANOptions:
         "resize", "generator upsampling: resize (nearest x2 then 3x3 conv, no grid artefact) or transposed (the poster's)",
         choices=UPSAMPLE_MODES,
     )
-    slices: int = option(48, "axial slices kept per training subject: those with the most brain and tumour", minimum=1, maximum=4096)
+    slices_per_case: int = SLICES_PER_CASE_OPTION
     dropout: float = option(0.1, "dropout after every generator layer (the poster puts dropout on every layer)", minimum=0.0, maximum=0.9)
     critic_steps: int = option(2, "critic updates per generator update (WGAN-GP)", minimum=1, maximum=10)

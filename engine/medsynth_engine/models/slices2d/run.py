@@ -133,7 +133,7 @@ class SliceGANRun:
             self.report({"message": f"reading and slicing case {done}/{total}"})
 
         data = load_slices(
-            Path(self.request.data), self.spec, self.options.slices, channels=self.channels, skip_bad=self.request.skip_bad, progress=reading
+            Path(self.request.data), self.spec, self.options.slices_per_case, channels=self.channels, skip_bad=self.request.skip_bad, progress=reading
         )
         for item in data.skipped:
             self.report({"message": f"skipped: {item['problem']}"})
@@ -191,7 +191,7 @@ class SliceGANRun:
             weights={"source": f"medsynth finetune, {self.step} of {request.steps} steps, batch {request.batch_size}"},
             preprocessing={
                 **self.spec.to_dict(),
-                "slices": f"axial; per subject the {self.options.slices} with the most head plus tumour voxels",
+                "slices": f"axial; per subject the {self.options.slices_per_case} with the most head plus tumour voxels",
                 "slice_thickness": self.spacing,
                 "normalisation": {"range": [-1.0, 1.0], "output_dtype": "int16", "channels": data.scale},
                 "data": {"layout": data.layout, "subjects": data.subjects, "slices": len(data), "skipped": len(data.skipped)},

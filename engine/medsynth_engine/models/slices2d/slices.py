@@ -23,7 +23,7 @@ from ...data.training_set import choose_channels
 from ...data.validate import CaseProblem, validate_case
 from ...errors import MedSynthError
 
-__all__ = ["SliceSet", "load_slices", "best_slices"]
+__all__ = ["SliceSet", "load_slices", "best_slices", "slice_case"]
 
 
 @dataclass
@@ -59,6 +59,20 @@ def best_slices(images: np.ndarray, labels: np.ndarray | None, keep: int) -> np.
     return np.sort(order)
 
 
+def slice_case(
+    arrays: dict[str, np.ndarray], affine: np.ndarray, spec: PreprocessSpec, keep: int
+) -> tuple[np.ndarray, np.ndarray | None, dict[str, tuple[float, float]]]:
+    """One case as the 2D training takes it: the shared preprocessing onto the (X, Y, Z) ``spec``, then its ``keep``
+    best axial slices: images (k, C, X, Y) in [-1, 1] (the image channels in ``arrays``' order), label codes (k, X, Y)
+    or None, and each channel's (low, high) intensity scale."""
+    out, scale = preprocess_case(arrays, affine, spec)
+    volume = np.stack([out[c] for c in out if c != LABEL_CHANNEL])
+    labels = out.get(LABEL_CHANNEL)
+    chosen = best_slices(volume, labels, keep)
+    kept = None if labels is None else np.moveaxis(labels[..., chosen], -1, 0).astype(np.uint8)
+    return np.moveaxis(volume[..., chosen], -1, 0), kept, scale
+
+
 def load_slices(
     folder: Path,
     spec: PreprocessSpec,
@@ -79,13 +93,10 @@ def load_slices(
         except CaseProblem as exc:
             problems.append(exc)
             continue
-        out, scale = preprocess_case(arrays, affine, spec)
-        volume = np.stack([out[c] for c in images_of])
-        labels = out.get(LABEL_CHANNEL)
-        chosen = best_slices(volume, labels, keep)
-        stacks.append(np.moveaxis(volume[..., chosen], -1, 0))
+        images, labels, scale = slice_case(arrays, affine, spec, keep)
+        stacks.append(images)
         if labels is not None:
-            label_stacks.append(np.moveaxis(labels[..., chosen], -1, 0).astype(np.uint8))
+            label_stacks.append(labels)
         lows.append({c: scale[c][0] for c in images_of})
         highs.append({c: scale[c][1] for c in images_of})
         if progress:

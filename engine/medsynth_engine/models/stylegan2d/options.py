@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...contract import option
+from ..slices2d.options import SLICES_PER_CASE_OPTION
 
 __all__ = ["StyleGANOptions"]
 
 
 @dataclass(frozen=True)
 class StyleGANOptions:
-    slices: int = option(48, "axial slices kept per training subject: those with the most brain and tumour", minimum=1, maximum=4096)
+    slices_per_case: int = SLICES_PER_CASE_OPTION
     mapping_layers: int = option(8, "fully connected layers of the mapping network z -> w (the paper's 8)", minimum=1, maximum=16)
     r1_gamma: float = option(1.0, "R1 penalty weight on real images (applied every 16 minibatches)", minimum=0.0, maximum=1000.0)
     pl_weight: float = option(2.0, "path-length regularisation weight (applied every 4 minibatches; 0 turns it off)", minimum=0.0, maximum=100.0)
