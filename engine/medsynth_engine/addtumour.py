@@ -7,7 +7,8 @@ the mask as the condition), mapped back to the case's intensities, resampled bac
 inside the mask dilated by ``margin_mm``, matched to the surrounding tissue by a per-channel offset in the
 margin band, and blended with a cosine feather that is 1 inside the mask and 0 at ``margin_mm``. Every voxel
 farther than ``margin_mm`` from the mask keeps the input file's value exactly. The output case gets a seg
-channel: the mask, merged over the case's own seg if it had one.
+channel: the mask, merged over the case's own seg if it had one. A brain mask beside the case (``<case>_mask``, as
+``medsynth prepare`` writes it) is copied unchanged, so the new case keeps it for ``add-channel``.
 
 Label codes: masks may use BraTS codes 1 (necrotic core), 2 (oedema), 3 or 4 (enhancing); 3 is read as 4,
 the BraTS 2021 code every MedSynth seg file uses (``MedSynthLib.conventions.BRATS_LABELS``).
@@ -25,6 +26,7 @@ from scipy import ndimage
 
 from MedSynthLib.conventions import LABEL_CHANNEL
 
+from .addchannel import find_brain_mask
 from .data.layouts import find_case_files
 from .errors import MedSynthError
 from .inputcheck import check_same_grid
@@ -198,7 +200,8 @@ def add_tumour(request: AddTumourRequest, progress: Callable[[float, str], None]
             progress(float(fraction), message)
 
     request.validate()
-    name, files, _ = find_case_files(Path(request.case))
+    name, files, folder = find_case_files(Path(request.case))
+    brain_mask = find_brain_mask(name, folder) if Path(request.case).is_dir() else None
     _check_out(request.out, request.case)
     arrays: dict[str, np.ndarray] = {}
     affine = None
@@ -223,7 +226,7 @@ def add_tumour(request: AddTumourRequest, progress: Callable[[float, str], None]
     )
     margin = float(request.margin_mm)
     tell(0.9, "writing the case")
-    paths = _write_case(request.out, name, written, affine)
+    paths = _write_case(request.out, name, written, affine, copies=[brain_mask] if brain_mask else [])
     tell(1.0, "done")
     return {
         "case": str((request.out / name).absolute()),
@@ -331,8 +334,9 @@ def inpaint_tumour(
     return written, changed
 
 
-def _write_case(out: Path, name: str, arrays: dict[str, np.ndarray], affine: np.ndarray) -> list[Path]:
-    """All channels into ``out/<name>`` through a temporary folder and a rename (nothing half-written)."""
+def _write_case(out: Path, name: str, arrays: dict[str, np.ndarray], affine: np.ndarray, copies: list[Path]) -> list[Path]:
+    """All channels, and ``copies`` as they are, into ``out/<name>`` through a temporary folder and a rename (nothing
+    half-written)."""
     out.mkdir(parents=True, exist_ok=True)
     partial = out / f".{name}.partial"
     final = (out / name).absolute()
@@ -341,6 +345,8 @@ def _write_case(out: Path, name: str, arrays: dict[str, np.ndarray], affine: np.
     try:
         for channel, array in arrays.items():
             write_nifti(partial / f"{name}_{channel}.nii.gz", array, affine)
+        for source in copies:
+            shutil.copyfile(source, partial / source.name)
         killpoint("add-tumour.written")
         partial.rename(final)
     except PermissionError:
@@ -349,4 +355,4 @@ def _write_case(out: Path, name: str, arrays: dict[str, np.ndarray], affine: np.
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    return sorted(final / f"{name}_{channel}.nii.gz" for channel in arrays)
+    return sorted([*(final / f"{name}_{channel}.nii.gz" for channel in arrays), *(final / source.name for source in copies)])
