@@ -176,7 +176,7 @@ def _head_case(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 def test_inputs_are_standardised_per_case_and_channel_inside_the_head():
     """The fix of recipe 5: a case whose brain sits at another level and spread (T1ce's top percentile on a bright
     enhancing tumour) reaches the segmenter exactly as its twin does; the background is 0."""
-    from medsynth_engine.evaluate.segmenters import standardise
+    from medsynth_engine.evaluate.segmenters import standardise_in_head
 
     rng = np.random.default_rng(5)
     for shape in ((12, 12, 12), (16, 16)):
@@ -185,13 +185,13 @@ def test_inputs_are_standardised_per_case_and_channel_inside_the_head():
         twin = case.copy()
         twin[0][head] = 0.5 * case[0][head] - 0.3  # the same brain, darker and flatter after the percentile scaling
         twin[1][head] = 1.2 * case[1][head] + 0.05
-        out = standardise(np.stack([case, twin]))
+        out = standardise_in_head(np.stack([case, twin]))
         assert out.dtype == np.float32 and out.shape == (2, 2, *shape)
         np.testing.assert_allclose(out[0], out[1], atol=1e-4)
         for c in range(2):
             assert abs(out[0, c][head].mean()) < 1e-5 and out[0, c][head].std() == pytest.approx(1.0, abs=1e-4)
             assert np.all(out[0, c][~head] == 0)
-    assert np.all(standardise(np.full((1, 2, 4, 4, 4), -1.0, np.float32)) == 0)  # an empty volume stays empty, no NaN
+    assert np.all(standardise_in_head(np.full((1, 2, 4, 4, 4), -1.0, np.float32)) == 0)  # an empty volume stays empty, no NaN
 
 
 def test_predictions_ignore_a_case_level_intensity_change_and_mirror_with_the_input():
@@ -207,7 +207,7 @@ def test_predictions_ignore_a_case_level_intensity_change_and_mirror_with_the_in
     predicted = segmenters.predict_classes(model, np.stack([case, twin]), patch=16)
     assert np.array_equal(predicted[0], predicted[1])
     mirrored = segmenters._Mirrored(model)
-    x = torch.from_numpy(segmenters.standardise(case[None]))
+    x = torch.from_numpy(segmenters.standardise_in_head(case[None]))
     with torch.no_grad():
         torch.testing.assert_close(mirrored(x.flip(2)), mirrored(x).flip(2), atol=1e-5, rtol=1e-4)
         assert not torch.allclose(model(x.flip(2)), model(x).flip(2), atol=1e-3)  # the bare network is not symmetric

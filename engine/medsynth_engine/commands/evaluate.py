@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..cli import optional_channels
 from ..models.slices2d.options import DEFAULT_SLICES_PER_CASE
+
+if TYPE_CHECKING:
+    from ..evaluate.sets import CaseSet
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -88,7 +92,7 @@ def _evaluate(args: argparse.Namespace, synthetic: Path, channels: tuple[str, ..
     return 0
 
 
-def _default_samples(model: str, real: CaseSet, slices_per_case: int) -> int:  # noqa: F821 - CaseSet: a type only
+def _default_samples(model: str, real: CaseSet, slices_per_case: int) -> int:
     """As many samples as the real set will have cases in the evaluation: its slices when a 2D model meets volumes."""
     from ..evaluate.planar import set_dims
     from ..registry import default_registry

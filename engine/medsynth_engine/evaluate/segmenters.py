@@ -30,7 +30,7 @@ from monai.networks.nets import DynUNet, SwinUNETR
 
 from ..errors import MedSynthError
 
-__all__ = ["FAMILIES", "RECIPE_VERSION", "SegmenterSettings", "regions_of", "classes_of", "standardise", "train_segmenter", "predict_classes", "network_description"]
+__all__ = ["FAMILIES", "RECIPE_VERSION", "SegmenterSettings", "regions_of", "classes_of", "standardise_in_head", "train_segmenter", "predict_classes", "network_description"]
 
 #: segmenter family -> one line for reports.
 FAMILIES = {
@@ -96,7 +96,7 @@ def _network(family: str, channels: int, classes: int, spatial_dims: int) -> tor
     )
 
 
-def standardise(images: np.ndarray) -> np.ndarray:
+def standardise_in_head(images: np.ndarray) -> np.ndarray:
     """(N, C, ...) images scaled to [-1, 1] -> each case's channels at zero mean and unit variance inside its head
     (voxels where any channel is above the background), 0 outside; float32, a new array."""
     out = np.zeros(images.shape, dtype=np.float32)
@@ -171,7 +171,7 @@ def train_segmenter(
     torch.manual_seed(seed)
     device = torch.device(settings.device)
     layout = _memory_format(images.ndim)
-    images = standardise(images)
+    images = standardise_in_head(images)
     model = _network(settings.family, images.shape[1], 3, classes.ndim - 1).to(device, memory_format=layout)
     optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=settings.steps)
@@ -218,7 +218,7 @@ def predict_classes(model: torch.nn.Module, images: np.ndarray, patch: int) -> n
     device = next(model.parameters()).device
     mirrored = _Mirrored(model).eval()
     with torch.no_grad():
-        for case in standardise(images):
+        for case in standardise_in_head(images):
             logits = sliding_window_inference(
                 torch.from_numpy(case[None]).to(device), roi_size=(patch,) * (images.ndim - 2), sw_batch_size=4, predictor=mirrored, overlap=0.25, mode="gaussian"
             )
