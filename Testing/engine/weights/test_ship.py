@@ -69,3 +69,34 @@ def test_a_recipe_replays_into_a_model_that_loads(tmp_path, capsys):
 def test_ship_refuses_a_model_the_family_does_not_ship(capsys):
     assert main(["pgan3d", "--model", "seg-phantom"]) == 2
     assert "ships no model seg-phantom" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_rerun_in_the_same_work_folder_continues_an_interrupted_stage(tmp_path):
+    """A training that spans sessions: the stage stopped after its first checkpoint resumes, a finished one is kept."""
+    from medsynth_engine.generate import GenerateRequest, generate_set
+    from medsynth_engine.training.finetune import run_finetune
+    from medsynth_engine.weights.ship import ship
+
+    stage = {"out": "run", "model": "pgan3d", "resolution": 8, "spacing": 10.0, "width": 8, "steps": 2, "batch_size": 2,
+             "checkpoint_every": 1, "log_every": 1, "seed": 3}
+    recipe = {"data": {"model": "phantom", "n": 2, "seed": 1, "channels": "t1,seg", "shape": [8, 8, 8], "spacing": [10.0, 10.0, 10.0]},
+              "stages": [stage], "ship": {"description": "two tiny phantom cases", "licence": "CC0-1.0"}}
+    work = tmp_path / "work"
+    generate_set(GenerateRequest(model="phantom", out=work / "data", n=2, seed=1, channels="t1,seg", shape=(8, 8, 8),
+                                 spacing=(10.0, 10.0, 10.0)), default_registry())
+    values = {k: v for k, v in stage.items() if k != "out"}
+    stopped = run_finetune(FinetuneRequest.make(out=work / "run", data=work / "data", **values), should_stop=lambda: True)
+    assert stopped == work / "run"  # the session ended after the first step's checkpoint
+    steps_logged = [json.loads(line)["step"] for line in (work / "run" / "loss.jsonl").read_text().splitlines()]
+    assert steps_logged == [1]
+    out = ship("pgan3d-phantom", recipe, tmp_path / "shipped", work)
+    log = (work / "run" / "loss.jsonl").read_text()
+    assert [json.loads(line)["step"] for line in log.splitlines()] == [1, 2]  # resumed at step 2, not started again
+    assert json.loads((out / "model.json").read_text())["metrics"]["steps"] == 2
+    # A fresh run of the recipe gives the same weights: the resume was exact.
+    fresh = ship("pgan3d-phantom", recipe, tmp_path / "fresh", tmp_path / "work2")
+    assert (fresh / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
+    ship("pgan3d-phantom", recipe, tmp_path / "again", work)  # finished: kept, nothing trained
+    assert (work / "run" / "loss.jsonl").read_text() == log
+    assert (tmp_path / "again" / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()

@@ -9,6 +9,9 @@ A shipped card's ``recipe`` says how its weights were made, in the words of the 
       "ship": {"float16": false, "description": "...", "licence": "..."}
     }
 
+A long training can span sessions: with the same ``--work`` folder, a rerun keeps the generated set and resumes
+each stage from its last checkpoint (exactly; a stage that has trained its steps is kept as it is).
+
 ``data`` is a ``medsynth generate`` request (the training set); ``pools`` (optional) names tissue pools for
 domain-randomised channel-model training (``models.channelnet.tissuepool.build_pool`` arguments); each stage is a
 ``medsynth finetune`` request with flat option names, ``out`` a folder name inside the work folder, ``data``
@@ -99,6 +102,8 @@ def ship(model_id: str, recipe: dict[str, Any], out: Path, work: Path, *, scale:
         values.setdefault("data", data)
         if str(values["data"]).startswith("pool:"):
             values["data"] = pools[str(values["data"])[5:]]
+        if values["out"].is_dir() and any(values["out"].iterdir()):
+            values["resume"] = True  # a rerun in the same work folder continues the stage, or keeps it when finished
         progress(f"stage {i + 1}/{len(recipe['stages'])}: medsynth finetune {values}")
         folder = run_finetune(FinetuneRequest.make(**values), registry=registry)
         folders[stage["out"]] = Path(folder)
@@ -147,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="which shipped model of the family (default: its first)")
     parser.add_argument("--card", type=Path, default=None, help="take the recipe from this card file instead")
     parser.add_argument("--out", type=Path, default=None, help="where to write the model folder (default: replace the shipped one)")
-    parser.add_argument("--work", type=Path, default=None, help="folder for the training set and stage runs (default: a temporary one)")
+    parser.add_argument("--work", type=Path, default=None, help="folder for the training set and stage runs (default: a temporary one); "
+                        "a rerun with the same folder keeps the set and continues each stage from its last checkpoint")
     parser.add_argument("--scale", type=float, default=1.0, help="shrink cases and steps by this factor for a rehearsal (not what ships)")
     args = parser.parse_args(argv)
     try:
