@@ -46,6 +46,22 @@ def test_two_level_bootstrap_intervals():
     assert interval(np.array([np.nan, np.inf])) is None
 
 
+def test_the_bootstrap_draws_subjects_when_they_have_several_cases():
+    """2D: a subject's slices are near-copies, so the interval must reflect the number of subjects, not of slices."""
+    rng = np.random.default_rng(5)
+    per_subject = np.tile(rng.uniform(0.3, 0.9, size=6), (3, 1))  # 3 seeds (alike here), 6 held-out subjects each
+    slices = np.repeat(per_subject, 10, axis=1)[..., None] + 0.001 * rng.normal(size=(3, 60, 1))  # 10 slices a subject
+    subjects = np.tile(np.repeat(np.arange(6), 10), (3, 1))
+    by_case = interval(bootstrap_means({"a": slices})["a"][:, 0])
+    by_subject = interval(bootstrap_means({"a": slices}, subjects=subjects)["a"][:, 0])
+    assert by_subject[0] < slices.mean() < by_subject[1]
+    assert by_subject[1] - by_subject[0] > 2 * (by_case[1] - by_case[0])  # about sqrt(10) wider
+    half = bootstrap_means({"a": slices, "b": slices / 2}, subjects=subjects)  # paired: the same draw for both
+    assert interval(half["b"][:, 0] / half["a"][:, 0]) == [0.5, 0.5]
+    one_each = np.tile(np.arange(60), (3, 1))  # one case a subject: the case bootstrap, resample for resample
+    assert np.array_equal(bootstrap_means({"a": slices}, subjects=one_each)["a"], bootstrap_means({"a": slices})["a"])
+
+
 def test_region_dice_unites_labels():
     truth = np.zeros((4, 4, 4), dtype=np.uint8)
     truth[0], truth[1], truth[2] = 1, 2, 4

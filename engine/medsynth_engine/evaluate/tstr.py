@@ -180,6 +180,8 @@ def run_tstr_sets(
                     tmp.write_text(json.dumps(scores.tolist()))
                     tmp.replace(stored)
             per_seed.setdefault(key, []).append(scores)
+    subject_of = np.unique(np.asarray(list(subjects)), return_inverse=True)[1] if subjects is not None else np.arange(len(real[0]))
+    test_subjects = np.stack([subject_of[split.test] for split in splits])
     protocol = {
         "n_train": int(n_train),
         "n_test": min(len(split.test) for split in splits),
@@ -196,12 +198,13 @@ def run_tstr_sets(
         "network": network_description(segmenter, real[1].ndim - 1),
         "dice": "mean over held-out real cases and seeds; a label or region absent from prediction and truth counts as 1; "
         "mean = mean of the NCR, ED and ET labels",
-        "confidence": f"95 % percentile interval of a two-level bootstrap ({RESAMPLES} resamples: seeds, then held-out cases)",
+        "confidence": f"95 % percentile interval of a two-level bootstrap ({RESAMPLES} resamples: seeds, then held-out "
+        + ("subjects, each with all its cases)" if counts["subjects"] < len(real[0]) else "cases)"),
     }
     results = {}
     for name in synthetic:
         values = {c: np.stack(per_seed[c]) for c in _SHARED} | {c: np.stack(per_seed[f"{name}/{c}"]) for c in _PER_SET if f"{name}/{c}" in per_seed}
-        samples = bootstrap_means(values)
+        samples = bootstrap_means(values, subjects=test_subjects)
         result = _summary(samples, values)
         mean = _KEYS.index("mean")
         result["tstr"] = protocol | {"per_seed_mean_dice": {c: [round(float(v), 4) for v in values[c][..., mean].mean(1)] for c in values}}
