@@ -124,9 +124,6 @@ class SetWriter:
                 f"or start again with --discard (or medsynth clean {self.out})."
             )
         self.finished: dict[int, dict[str, Any]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=self.workers)
-        # A pool of its own: case threads wait for their files, so files in the case pool could deadlock it.
-        self._files = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="medsynth-file")
         self._pending: list[Future] = []
 
     @property
@@ -135,6 +132,11 @@ class SetWriter:
         return self.workers + 1
 
     def __enter__(self) -> SetWriter:
+        # The pools are made here, not in __init__: a writer made only to check a request (a job's prepare) starts
+        # none and leaves none behind.
+        self._pool = ThreadPoolExecutor(max_workers=self.workers)
+        # A pool of its own: case threads wait for their files, so files in the case pool could deadlock it.
+        self._files = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="medsynth-file")
         try:
             if self.joining:
                 run = self.journal.run()
