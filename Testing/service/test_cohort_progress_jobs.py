@@ -62,7 +62,7 @@ def test_a_progress_job_writes_an_atrophy_series(client, make_phantom_set, tmp_p
 def test_a_progress_job_writes_a_growth_series(client, make_phantom_set, tmp_path):
     set_dir = make_phantom_set(n=1, shape=(32, 36, 32), spacing=5.0, channels="t1,t1ce,t2,flair,seg", tumour=True)
     case = Path(shutil.copytree(next(p for p in set_dir.iterdir() if p.is_dir()), tmp_path / "patient-0815"))
-    job = client.submit("progress", {"case": str(case), "model": "growth", "months": [0, 3, 6]})
+    job = client.submit("progress", {"case": str(case), "model": "growth", "months": [0, 3, 6], "renderer": "contrast"})  # a lone copied case reads as a scan
     job = client.wait(job["id"], poll=0.2, timeout=300)
     assert job["state"] == "succeeded", (job["error"], job["log"][-5:])
     out = Path(job["result"]["output_dir"])
