@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pytest
 
 from MedSynthLib.client import EngineError
@@ -54,3 +56,33 @@ def test_a_progress_job_writes_an_atrophy_series(client, make_phantom_set, tmp_p
     assert manifest["model"] == "atrophy" and [tp["month"] for tp in manifest["time_points"]] == [0, 6]
     assert any(p.endswith("_field.nii.gz") for p in job["result"]["written"])
     assert str(case) not in json.dumps(manifest) and case.name not in json.dumps(manifest)
+
+
+@pytest.mark.slow
+def test_a_progress_job_writes_a_growth_series(client, make_phantom_set, tmp_path):
+    set_dir = make_phantom_set(n=1, shape=(32, 36, 32), spacing=5.0, channels="t1,t1ce,t2,flair,seg", tumour=True)
+    case = Path(shutil.copytree(next(p for p in set_dir.iterdir() if p.is_dir()), tmp_path / "patient-0815"))
+    job = client.submit("progress", {"case": str(case), "model": "growth", "months": [0, 3, 6], "renderer": "contrast"})  # a lone copied case reads as a scan
+    job = client.wait(job["id"], poll=0.2, timeout=300)
+    assert job["state"] == "succeeded", (job["error"], job["log"][-5:])
+    out = Path(job["result"]["output_dir"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"] == "growth" and manifest["parameters"]["renderer"] == "contrast"
+    points = manifest["time_points"]
+    assert [tp["month"] for tp in points] == [0, 3, 6]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(tp["case"] for tp in points)
+    volumes = []
+    for tp in points:
+        assert set(tp["files"]) == {"t1", "t1ce", "t2", "flair", "seg"} and all((out / f).is_file() for f in tp["files"].values())
+        volumes.append(int(np.count_nonzero(np.asanyarray(nib.load(str(out / tp["files"]["seg"])).dataobj))))
+    assert all(b >= a for a, b in zip(volumes, volumes[1:], strict=False)) and volumes[-1] > volumes[0], volumes
+    for tp in points:
+        front = tp["front_speed"]
+        assert set(front) == {"white_mm_per_day", "grey_mm_per_day", "white_grey_ratio", "white_voxels", "grey_voxels"}, front
+        assert isinstance(front["white_voxels"], int) and isinstance(front["grey_voxels"], int)
+        for key in ("white_mm_per_day", "grey_mm_per_day", "white_grey_ratio"):
+            assert front[key] is None or (isinstance(front[key], float) and front[key] > 0), (tp["month"], key, front[key])
+        if front["white_mm_per_day"] is not None and front["grey_mm_per_day"] is not None:
+            assert front["white_grey_ratio"] == pytest.approx(front["white_mm_per_day"] / front["grey_mm_per_day"], rel=0.01)
+    assert points[0]["front_speed"]["white_voxels"] == points[0]["front_speed"]["grey_voxels"] == 0  # month 0: nothing crossed yet
+    assert points[-1]["front_speed"]["white_voxels"] + points[-1]["front_speed"]["grey_voxels"] > 0  # the front crossed tissue by month 6

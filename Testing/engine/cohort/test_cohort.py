@@ -93,6 +93,36 @@ def test_balance_splits_n_evenly_over_crossed_strata():
 
 
 @pytest.mark.slow
+def test_the_cli_balance_run_writes_balanced_label_maps(tmp_path):
+    """A real ``medsynth generate --balance`` run: the written label maps, not the split of counts, are balanced."""
+    out = tmp_path / "set"
+    result = subprocess.run(
+        [str(MEDSYNTH_BIN), "generate", "--balance", "enhancing,hemisphere", "-n", "4", "--seed", "1", "--shape", "32,36,32",
+         "--spacing", "5", "--channels", "t1,seg", "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["parameters"]["cohort"] == "balance:enhancing,hemisphere" and manifest["parameters"]["n"] == 4
+    names = ["enhancing-left", "enhancing-right", "non-enhancing-left", "non-enhancing-right"]
+    assert [(s["name"], s["count"]) for s in manifest["cohort"]["strata"]] == [(name, 1) for name in names]
+    cases = _cases(out)
+    assert sorted(entry["stratum"] for entry, _, _ in cases) == names
+    enhancing, left = [], []
+    for entry, arrays, affine in cases:
+        seg = arrays["seg"]
+        assert seg.any(), entry["stratum"]
+        tumour_x = (affine @ np.r_[np.argwhere(seg > 0).mean(axis=0), 1.0])[0]  # RAS: x grows to the right
+        midline_x = (affine @ np.r_[np.argwhere(arrays["t1"] > 0).mean(axis=0), 1.0])[0]
+        enhancing.append(bool((seg == 4).any()))
+        left.append(bool(tumour_x < midline_x))
+        assert enhancing[-1] == entry["stratum"].startswith("enhancing"), entry["stratum"]
+        assert left[-1] == entry["stratum"].endswith("-left"), (entry["stratum"], tumour_x, midline_x)
+        assert entry["attributes"]["hemisphere"] == ("left" if left[-1] else "right")
+    assert sum(enhancing) == 2 and sum(left) == 2 and sum(e and s for e, s in zip(enhancing, left, strict=True)) == 1  # crossed: one per cell
+
+
+@pytest.mark.slow
 def test_two_strata_give_the_asked_counts_each_case_inside_its_constraints(tmp_path, registry):
     (tmp_path / "c.yaml").write_text(MINIMAL)
     request = GenerateRequest(model="phantom", n=1, seed=3, out=tmp_path / "set", shape=SHAPE, spacing=SPACING, cohort=tmp_path / "c.yaml")

@@ -108,7 +108,7 @@ def _growth_points(case: Case, classes: np.ndarray, request: ProgressRequest, te
     for i, (month, state) in enumerate(zip(request.months, states, strict=True)):
         tell(0.4 + 0.5 * i / len(request.months), f"rendering month {month:g}")
         if month == 0:
-            yield month, dict(case.arrays), case.seg, {}
+            yield month, dict(case.arrays), case.seg, {"front_speed": state["front"]}  # nothing crossed yet: None, 0 voxels
             continue
         labels = labels_at(previous, state["c"], state["above"], classes, request.growth.necrosis_days)
         previous = labels
