@@ -55,7 +55,7 @@ SCRIPT = "bench/bench_validity2d.py"
 LABELLED = (*CHANNELS, "seg")
 PROTOCOLS = {
     "full": {"subjects": 24, "slices_per_case": 48, "synthetic": 432, "pool_grid": 128, "pool_spacing": 1.5, "grid": 64,
-             "tstr_grid": 64, "tstr_spacing": 3.0, "patch": 64, "steps": 1000, "seeds": 3, "learning_rate": 1e-2,
+             "tstr_grid": 64, "tstr_spacing": 3.0, "patch": 64, "steps": 500, "seeds": 3, "learning_rate": 1e-2,
              "training_subjects": 16},
     "quick": {"subjects": 8, "slices_per_case": 8, "synthetic": 32, "pool_grid": 128, "pool_spacing": 1.5, "grid": 64,
               "tstr_grid": 64, "tstr_spacing": 3.0, "patch": 64, "steps": 40, "seeds": 1, "learning_rate": 1e-2,
