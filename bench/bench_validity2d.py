@@ -30,6 +30,7 @@ import os
 import resource
 import secrets
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +39,7 @@ import numpy as np
 from bench_validity import CHANNELS, REAL_SEED, SYNTHETIC_SEED, _evaluate, _generate, _row, _write_card
 from medsynth_engine.audit2d import audit_set
 from medsynth_engine.data.preprocess import PreprocessSpec
+from medsynth_engine.errors import MedSynthError
 from medsynth_engine.evaluate.planar import plane, preprocess_plane
 from medsynth_engine.evaluate.run import EvaluateRequest
 from medsynth_engine.evaluate.sets import iter_cases, open_set
@@ -46,6 +48,7 @@ from medsynth_engine.evaluate.tstr import TstrSettings, run_tstr_sets
 from medsynth_engine.modelfile import CARD_FILE
 from medsynth_engine.models.slices2d.output import slice_affine
 from medsynth_engine.nifti_io import write_nifti
+from medsynth_engine.registry import default_registry
 from medsynth_engine.weights import WEIGHTS_DIR
 
 REFERENCE = "phantom-slices"
@@ -185,6 +188,10 @@ def main() -> None:
     protocol_name = "quick" if args.quick else "full"
     protocol = PROTOCOLS[protocol_name] | {k: getattr(args, k) for k in PROTOCOLS["full"] if getattr(args, k) is not None}
     generators = [g for g in args.generators.split(",") if g]
+    for name in generators:  # before anything is generated: an unknown model or one short of the protocol's channels
+        if name != REFERENCE:
+            plugin = default_registry().generator(name)
+            plugin.check_request(channels=LABELLED, shape=plugin.card.shape, spacing=plugin.card.spacing)
     work = args.work or Path(tempfile.mkdtemp(prefix="medsynth-validity2d-"))
     work.mkdir(parents=True, exist_ok=True)
     grid, spacing = protocol["pool_grid"], protocol["pool_spacing"]
@@ -240,4 +247,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except MedSynthError as exc:  # a generator that cannot make the protocol's channels, an unknown id: one sentence
+        print(f"bench_validity2d: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -62,3 +62,17 @@ def test_the_quick_protocol_gives_a_row_per_generator_and_a_sane_ceiling(one_ste
     header = next(i for i, line in enumerate(table) if line.startswith("| synthetic slices"))
     assert [line.split(" | ")[0] for line in table[header + 2 : header + 4]] == ["| phantom-slices", f"| {one_step_dcgan2d}"]
     assert "CPU seconds: " in done.stdout
+
+
+def test_a_generator_short_of_the_protocols_channels_is_refused_before_anything_is_made(make_phantom_set, tmp_path):
+    from medsynth_engine.training.finetune import FinetuneRequest, run_finetune
+
+    volumes = make_phantom_set(n=4, shape=(32, 32, 32), spacing=6.0, seed=0)
+    flair_only = run_finetune(FinetuneRequest.make(
+        data=volumes, out=tmp_path / "flair", steps=1, model="dcgan2d", resolution=32, width=16, batch_size=4, seed=5, slices_per_case=1,
+        spacing=6.0, channels="flair,seg",
+    ))
+    done = subprocess.run([sys.executable, str(BENCH), "--quick", "--generators", f"phantom-slices,{flair_only}", "--work", str(tmp_path / "w"), *TINIEST],
+                          capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=600)
+    assert done.returncode == 2 and "cannot make channel(s) t1, t1ce, t2" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "w").exists() or not any((tmp_path / "w").iterdir())
