@@ -29,6 +29,7 @@ from medsynth_engine.data.preprocess import PreprocessSpec, preprocess_case
 from medsynth_engine.evaluate.run import EvaluateRequest, run_evaluation
 from medsynth_engine.evaluate.sets import iter_cases, open_set
 from medsynth_engine.evaluate.tstr import TstrSettings, run_tstr_sets
+from medsynth_engine.evaluate.tumour_stats import SIZE_KEYS
 from medsynth_engine.generate import GenerateRequest, generate_set
 from medsynth_engine.modelfile import CARD_FILE, write_atomic
 from medsynth_engine.registry import default_registry
@@ -44,15 +45,18 @@ PROTOCOLS = {
 }
 
 
-def _generate(model: str, n: int, seed: int, out: Path) -> float:
-    """Generate a set (kept when ``out`` already holds the same complete set: a rerun with ``--work``)."""
+def _generate(model: str, n: int, seed: int, out: Path, grid: int = GRID, spacing: float = SPACING) -> float:
+    """Generate a set (kept when ``out`` already holds the same complete set: a rerun with ``--work``); ``model`` is an
+    id or a model folder; the phantom is generated on ``grid``^3 at ``spacing`` mm, a learned model on its own grid."""
     started = time.perf_counter()
     manifest = out / "manifest.json"
     if manifest.is_file():
         kept = json.loads(manifest.read_text())
         parameters = kept.get("parameters", {})
-        same_weights = kept.get("model", {}).get("weights_sha256") == default_registry().generator(model).weights_sha256()
-        if kept.get("model", {}).get("id") == model and same_weights and parameters.get("n") == n and parameters.get("seed") == seed:
+        plugin = default_registry().generator(model)
+        same_model = kept.get("model", {}).get("id") == plugin.card.id and kept.get("model", {}).get("weights_sha256") == plugin.weights_sha256()
+        same_grid = model != "phantom" or parameters.get("shape") == [grid] * 3
+        if same_model and same_grid and parameters.get("n") == n and parameters.get("seed") == seed:
             return 0.0
         shutil.rmtree(out)
     own_grid = model == "phantom"
@@ -63,8 +67,8 @@ def _generate(model: str, n: int, seed: int, out: Path) -> float:
             seed=seed,
             out=out,
             channels=(*CHANNELS, "seg"),
-            shape=(GRID,) * 3 if own_grid else None,
-            spacing=(SPACING,) * 3 if own_grid else None,
+            shape=(grid,) * 3 if own_grid else None,
+            spacing=(spacing,) * 3 if own_grid else None,
         ),
         default_registry(),
     )
@@ -91,15 +95,17 @@ def _tstr_arrays(folder: Path, first: int | None = None) -> tuple[np.ndarray, np
 
 
 def _row(name: str, m: dict) -> dict:
-    """The validity row of one generator, as the table, the JSON and the cards hold it."""
-    volumes = m["tumour_volume_ml"]
+    """The validity row of one generator, as the table, the JSON and the cards hold it (tumour sizes in ml for
+    volumes, in mm^2 for slices: ``SIZE_KEYS``)."""
+    size = SIZE_KEYS[m.get("spatial_dims", 3)]
+    volumes = m[f"tumour_{size}"]
     presence = m["tumour_statistics"]["synthetic"]
     return {
         "generator": name,
         "ms_ssim_synthetic": round(m["ms_ssim_synthetic"], 3),
         "ms_ssim_real": round(m["ms_ssim_real"], 3),
-        "tumour_volume_ml_synthetic": [round(volumes[k]["synthetic_mean"]) for k in ("NCR", "ED", "ET")],
-        "tumour_volume_ml_real": [round(volumes[k]["real_mean"]) for k in ("NCR", "ED", "ET")],
+        f"tumour_{size}_synthetic": [round(volumes[k]["synthetic_mean"]) for k in ("NCR", "ED", "ET")],
+        f"tumour_{size}_real": [round(volumes[k]["real_mean"]) for k in ("NCR", "ED", "ET")],
         "presence_rate_synthetic": [presence[k]["presence_rate"] for k in ("NCR", "ED", "ET")],
         "presence_rate_real": [m["tumour_statistics"]["real"][k]["presence_rate"] for k in ("NCR", "ED", "ET")],
         **{k: round(m[k], 3) for k in ("precision", "recall", "density", "coverage")},
@@ -134,12 +140,23 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _write_card(row: dict, protocol: str, settings: dict) -> None:
+def _write_card(row: dict, protocol: str, settings: dict, script: str = "bench/bench_validity.py") -> None:
+    """Record ``row`` as the shipped model's ``metrics.validity``, naming the command and protocol that measured it."""
     path = WEIGHTS_DIR / row["generator"] / CARD_FILE
     card = json.loads(path.read_text())
     ran = ", ".join(f"{k} {v}" for k, v in settings.items())
-    card.setdefault("metrics", {})["validity"] = row | {"protocol": f"bench/bench_validity.py ({protocol}: {ran}); bench/results/validity.md"}
+    card.setdefault("metrics", {})["validity"] = row | {"protocol": f"{script} ({protocol}: {ran}); bench/results/validity.md"}
     write_atomic(path, (json.dumps(card, indent=2) + "\n").encode())
+
+
+def _evaluate(folder: Path, real_dir: Path, report: Path, request: EvaluateRequest) -> dict:
+    """``medsynth evaluate``'s metrics of one set, read from ``report`` when it was evaluated since both sets were made
+    (a rerun with ``--work``)."""
+    kept = report / "metrics.json"
+    if kept.is_file() and kept.stat().st_mtime > max((folder / "manifest.json").stat().st_mtime, (real_dir / "manifest.json").stat().st_mtime):
+        return json.loads(kept.read_text())
+    shutil.rmtree(report, ignore_errors=True)
+    return json.loads((run_evaluation(request) / "metrics.json").read_text())
 
 
 def main() -> None:
@@ -188,13 +205,7 @@ def main() -> None:
     for name, folder in sets.items():
         t0 = time.perf_counter()
         report = work / f"report-{name}"
-        kept = report / "metrics.json"
-        if kept.is_file() and kept.stat().st_mtime > max((folder / "manifest.json").stat().st_mtime, (real_dir / "manifest.json").stat().st_mtime):
-            metrics[name] = json.loads(kept.read_text())  # evaluated since both sets were made (a rerun with --work)
-        else:
-            shutil.rmtree(report, ignore_errors=True)
-            request = EvaluateRequest(synthetic=folder, real=real_dir, out=report, channels=CHANNELS, grid=GRID)
-            metrics[name] = json.loads((run_evaluation(request) / "metrics.json").read_text())
+        metrics[name] = _evaluate(folder, real_dir, report, EvaluateRequest(synthetic=folder, real=real_dir, out=report, channels=CHANNELS, grid=GRID))
         timings[f"evaluate {name}"] = time.perf_counter() - t0
     if args.evaluate_only:
         print("evaluated: " + ", ".join(metrics))
