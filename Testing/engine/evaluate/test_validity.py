@@ -227,3 +227,19 @@ def test_predictions_ignore_a_case_level_intensity_change_and_mirror_with_the_in
     with torch.no_grad():
         torch.testing.assert_close(mirrored(x.flip(2)), mirrored(x).flip(2), atol=1e-5, rtol=1e-4)
         assert not torch.allclose(model(x.flip(2)), model(x).flip(2), atol=1e-3)  # the bare network is not symmetric
+
+
+def test_the_prdc_control_keeps_a_subject_on_one_side():
+    """2D: the real-vs-real control's halves share no subject (its slices are near-copies); one case a subject keeps
+    the random half of the cases it always was."""
+    from medsynth_engine.evaluate.run import _control_halves
+
+    subjects = [f"s{k // 6}" for k in range(42)]  # 7 subjects of 6 slices
+    first, second, note = _control_halves(subjects, 42)
+    assert sorted(np.concatenate([first, second]).tolist()) == list(range(42))
+    assert {subjects[i] for i in first}.isdisjoint(subjects[i] for i in second) and 18 <= len(first) <= 24
+    assert "whole subjects" in note
+    own = [f"case{k}" for k in range(10)]
+    first, second, note = _control_halves(own, 10)
+    order = np.random.default_rng(0).permutation(10)
+    assert first.tolist() == order[:5].tolist() and second.tolist() == order[5:].tolist() and note == ""

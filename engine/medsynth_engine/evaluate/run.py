@@ -192,10 +192,9 @@ def _fidelity_and_diversity(real: _SetSummary, synthetic: _SetSummary, dims: int
     if not real.encoded:
         return {"precision": None, "recall": None, "density": None, "coverage": None}
     real_f, syn_f = standardise(np.stack(real.encoded), np.stack(synthetic.encoded))
-    order = np.random.default_rng(0).permutation(len(real_f))
-    half = len(real_f) // 2
+    first, second, halves = _control_halves(real.subjects, len(real_f))
     scores = prdc(real_f, syn_f)
-    control = prdc(real_f[order[:half]], real_f[order[half:]]) if half >= 2 else None
+    control = prdc(real_f[first], real_f[second]) if min(len(first), len(second)) >= 2 else None
     return {
         **{k: scores[k] for k in ("precision", "recall", "density", "coverage")},
         "prdc": {
@@ -203,9 +202,23 @@ def _fidelity_and_diversity(real: _SetSummary, synthetic: _SetSummary, dims: int
             + (f"; each slice read as a slab of {SLAB} copies of itself" if dims == 2 else ""),
             "k": int(scores["k"]),
             "control": None if control is None else {k: control[k] for k in ("precision", "recall", "density", "coverage")},
-            "control_note": f"one random half of the real set ({len(real_f) - half} cases) against the other half ({half})",
+            "control_note": f"one random half of the real set ({len(second)} cases) against the other half ({len(first)}){halves}",
         },
     }
+
+
+def _control_halves(subjects: list[str], n: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """The real-vs-real control's two halves, whole subjects apiece where a subject has several cases (slices of one
+    volume are near-copies: halves sharing subjects would make the control read near 1), and a note saying so."""
+    order = np.random.default_rng(0).permutation(n)
+    if len(subjects) != n or len(set(subjects)) == n:  # one case a subject: a random half of the cases
+        return order[: n // 2], order[n // 2 :], ""
+    names, of = np.unique(np.asarray(subjects), return_inverse=True)
+    members = [np.flatnonzero(of == k) for k in np.random.default_rng(0).permutation(len(names))]
+    sizes = np.cumsum([len(m) for m in members])
+    cut = int(np.searchsorted(sizes, n // 2)) + 1  # the first subjects until half the cases
+    first, second = np.concatenate(members[:cut]), np.concatenate(members[cut:] or [np.array([], dtype=int)])
+    return first, second, f", whole subjects apiece ({cut} and {len(names) - cut} subjects)"
 
 
 def run_evaluation(request: EvaluateRequest, progress: Callable[[int, int], None] | None = None) -> Path:
