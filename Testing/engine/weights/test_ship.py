@@ -4,6 +4,7 @@ medsynth_engine.weights.ship`` replays a recipe into a model folder that loads (
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from medsynth_engine.errors import MedSynthError
@@ -15,11 +16,24 @@ from medsynth_engine.weights.ship import main, read_recipe
 SHIPPED = sorted(p.name for p in WEIGHTS_DIR.iterdir() if (p / "model.json").is_file())
 
 
+RECIPES = sorted((Path(__file__).parents[3] / "engine" / "medsynth_engine" / "models").glob("*/phantom_recipe*.json"))
+
+
 @pytest.mark.parametrize("model_id", SHIPPED)
 def test_every_shipped_model_records_a_recipe_its_family_accepts(model_id):
+    _check_recipe(model_id, shipped_folder(model_id) / "model.json")
+
+
+@pytest.mark.parametrize("card", RECIPES, ids=[f"{p.parent.name}/{p.name}" for p in RECIPES])
+def test_every_recipe_waiting_to_be_trained_is_one_its_family_accepts(card):
+    assert RECIPES, "no recipe files found"
+    _check_recipe(json.loads(card.read_text())["id"], card)
+
+
+def _check_recipe(model_id, card):
     registry = default_registry()
-    family = registry.family_for(model_id)
-    recipe = read_recipe(shipped_folder(model_id) / "model.json")
+    family = registry.family_for(model_id.replace("-phantom", ""))
+    recipe = read_recipe(card)
     assert recipe["data"]["model"] == "phantom" and recipe["data"]["n"] >= 2
     first = recipe["stages"][0]["model"]
     assert registry.family_for(first) is family
