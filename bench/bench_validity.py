@@ -46,7 +46,8 @@ PROTOCOLS = {
 
 
 def _generate(model: str, n: int, seed: int, out: Path, grid: int = GRID, spacing: float = SPACING) -> float:
-    """Generate a set (kept when ``out`` already holds the same complete set: a rerun with ``--work``); ``model`` is an
+    """Generate a set (kept when ``out`` already holds the same complete set, continued when a killed run left it
+    half-written: a rerun with ``--work``); ``model`` is an
     id or a model folder; the phantom is generated on ``grid``^3 at ``spacing`` mm, a learned model on its own grid."""
     started = time.perf_counter()
     manifest = out / "manifest.json"
@@ -69,6 +70,7 @@ def _generate(model: str, n: int, seed: int, out: Path, grid: int = GRID, spacin
             channels=(*CHANNELS, "seg"),
             shape=(grid,) * 3 if own_grid else None,
             spacing=(spacing,) * 3 if own_grid else None,
+            resume=(out.parent / f".{out.name}.partial").exists(),  # an interrupted run: continue its set
         ),
         default_registry(),
     )
