@@ -158,10 +158,10 @@ def _table(rows: list[dict]) -> str:
     for r in rows:
         prdc = _cell([r[k] for k in ("precision", "recall", "density", "coverage")], 3).replace("/", " / ")
         control = _cell(list(r["prdc_control"].values()), 3).replace("/", " / ") if r["prdc_control"] else "none"
-        training = "not run" if r["memorised_fraction_training"] is None else r["memorised_fraction_training"]
+        training = "not run" if r["memorised_fraction_training"] is None else f"{r['memorised_fraction_training']:.3f}"
         cells = (r["generator"], f"{r['ms_ssim_synthetic']} vs {r['ms_ssim_real']}",
                  f"{_cell(r['presence_rate_synthetic'])} vs {_cell(r['presence_rate_real'])}", f"{prdc} ({control})",
-                 f"{r['memorised_fraction']}; {training}", f"{r['dice_synthetic']['WT']:.3f} vs {r['dice_real']['WT']:.3f}",
+                 f"{r['memorised_fraction']:.3f}; {training}", f"{r['dice_synthetic']['WT']:.3f} vs {r['dice_real']['WT']:.3f}",
                  f"{r['dice_ratio']} {r['dice_ratio_ci']}", f"{r['control_ratio']} {r['control_ratio_ci']}")
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines)

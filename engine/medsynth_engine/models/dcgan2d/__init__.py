@@ -15,6 +15,7 @@ FAMILY = ModelFamily(
     kind="gan",
     summary="2D DCGAN of the BraTS poster (WGAN-GP; resize or transposed upsampling) for axial slices and tumour labels",
     capabilities=Capabilities(dims=2),
+    shipped=("dcgan2d-phantom",),
     load="medsynth_engine.models.dcgan2d.plugin:DCGAN2DModel",
     trainer=TrainerSpec(train="medsynth_engine.models.dcgan2d.train:train", options=DCGANOptions),
 )
