@@ -15,7 +15,7 @@ import SimpleITK as sitk
 
 from MedSynthLib.conventions import LABEL_CHANNEL
 
-__all__ = ["PreprocessSpec", "preprocess_case", "crop_and_scale", "to_sitk", "LABEL_CODES", "one_hot", "NEW_MODEL_FOV_MM", "grid_affine"]
+__all__ = ["PreprocessSpec", "preprocess_case", "crop_and_scale", "resample_to_spacing", "to_sitk", "LABEL_CODES", "one_hot", "NEW_MODEL_FOV_MM", "grid_affine"]
 
 #: Side (mm) of a new generator's cubic field of view when no --spacing is given: a whole adult head.
 NEW_MODEL_FOV_MM = 192.0
@@ -63,7 +63,10 @@ def to_sitk(array: np.ndarray, affine: np.ndarray) -> sitk.Image:
     return image
 
 
-def _resample(image: sitk.Image, spacing: tuple[float, ...], label: bool) -> sitk.Image:
+def resample_to_spacing(image: sitk.Image, spacing: tuple[float, ...], label: bool) -> sitk.Image:
+    """``image`` on ``spacing`` over the same extent: intensities Gaussian-smoothed first where the new voxels are
+    coarser (FWHM of the spacing gained, so no aliasing) and interpolated linearly; labels by nearest neighbour.
+    Every path that reads cases (training, 2D slicing, channel models) resamples through it, so they agree."""
     old = np.array(image.GetSpacing())
     new = np.array(spacing, dtype=float)
     size = [max(1, int(round(n))) for n in np.array(image.GetSize()) * old / new]
@@ -118,7 +121,7 @@ def preprocess_case(
     for channel, array in arrays.items():
         label = channel == LABEL_CHANNEL
         image = to_sitk(array.astype(np.uint8 if label else np.float32), affine)
-        image = _resample(sitk.DICOMOrient(image, "RAS"), spec.spacing, label)
+        image = resample_to_spacing(sitk.DICOMOrient(image, "RAS"), spec.spacing, label)
         resampled = sitk.GetArrayFromImage(image).transpose(2, 1, 0)
         if not label:  # the recursive Gaussian overshoots slightly; smoothing cannot leave the input's range
             resampled = np.clip(resampled, float(array.min()), float(array.max()))

@@ -19,7 +19,7 @@ import SimpleITK as sitk
 
 from MedSynthLib.conventions import LABEL_CHANNEL
 
-from ..data.preprocess import PreprocessSpec, _resample, crop_and_scale
+from ..data.preprocess import PreprocessSpec, crop_and_scale, resample_to_spacing
 from ..errors import MedSynthError
 from ..nifti_io import read_header
 from .sets import CaseSet, LoadedCase, read_case
@@ -86,6 +86,6 @@ def preprocess_plane(arrays: dict[str, np.ndarray], spacing: tuple[float, float]
         label = channel == LABEL_CHANNEL
         image = sitk.GetImageFromArray(np.ascontiguousarray(array.astype(np.uint8 if label else np.float32).T))
         image.SetSpacing([float(s) for s in spacing])
-        out = sitk.GetArrayFromImage(_resample(image, spec.spacing, label)).T
+        out = sitk.GetArrayFromImage(resample_to_spacing(image, spec.spacing, label)).T
         resampled[channel] = out if label else np.clip(out, float(array.min()), float(array.max()))  # as preprocess_case
     return crop_and_scale(resampled, spec)[0]

@@ -20,7 +20,7 @@ import torch
 from MedSynthLib.conventions import LABEL_CHANNEL
 
 from ...data.layouts import find_cases
-from ...data.preprocess import PreprocessSpec, _resample, preprocess_case, to_sitk
+from ...data.preprocess import PreprocessSpec, preprocess_case, resample_to_spacing, to_sitk
 from ...data.validate import CaseProblem, validate_case
 from ...errors import MedSynthError
 
@@ -112,12 +112,12 @@ class ModelGrid:
     @staticmethod
     def of(array: np.ndarray, affine: np.ndarray, spacing: tuple[float, float, float]) -> ModelGrid:
         original = to_sitk(np.zeros(array.shape, dtype=np.uint8), affine)
-        image = _resample(sitk.DICOMOrient(to_sitk(array.astype(np.float32), affine), "RAS"), spacing, label=False)
+        image = resample_to_spacing(sitk.DICOMOrient(to_sitk(array.astype(np.float32), affine), "RAS"), spacing, label=False)
         return ModelGrid(original=original, resampled=image)
 
     def to_model(self, array: np.ndarray, affine: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
         """Another channel of the same case on the model grid (X, Y, Z)."""
-        image = _resample(sitk.DICOMOrient(to_sitk(array.astype(np.float32), affine), "RAS"), spacing, label=False)
+        image = resample_to_spacing(sitk.DICOMOrient(to_sitk(array.astype(np.float32), affine), "RAS"), spacing, label=False)
         return sitk.GetArrayFromImage(image).transpose(2, 1, 0)
 
     def model_array(self) -> np.ndarray:
