@@ -119,6 +119,7 @@ def main() -> None:
     parser.add_argument("--tumour-cases", type=int, default=4)
     parser.add_argument("--healthy-cases", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="where the models run: cpu (default) or cuda")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {', '.join(PARTS)} (run parts in parallel processes)")
     parser.add_argument("--summarise", action="store_true", help="merge this label's part files and print the summary")
@@ -140,7 +141,7 @@ def main() -> None:
     from medsynth_engine.addchannel import resolve_channel_model
 
     torch.set_num_threads(args.threads)
-    device = torch.device("cpu")
+    device = torch.device(args.device)
     seg_model = resolve_channel_model("seg", args.seg)
     ct_model = resolve_channel_model("ct", args.ct)
     started = time.time()
