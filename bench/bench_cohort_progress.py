@@ -135,7 +135,7 @@ def main() -> None:
     parser.add_argument("--per-stratum", type=int, default=6)
     parser.add_argument("--shape", default="48,56,48")
     parser.add_argument("--spacing", type=float, default=4.0)
-    parser.add_argument("--growth-shape", default="48,56,48")
+    parser.add_argument("--growth-shape", default="88,104,88")
     parser.add_argument("--growth-spacing", type=float, default=2.0)
     parser.add_argument("--months", default="0,3,6,12", help="the growth series' time points")
     args = parser.parse_args()
