@@ -218,3 +218,16 @@ def test_cli_lists_the_family_and_refuses_bad_options(make_phantom_set, tmp_path
     small = subprocess.run([*base, "--out", str(tmp_path / "m"), "--resolution", "16"], capture_output=True, text=True)
     assert small.returncode == 2 and "32, 64, 128 or 256" in small.stderr
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.slow
+def test_the_learning_rate_option_reaches_both_optimisers_and_the_card(make_phantom_set, tmp_path):
+    """--learning-rate sets G's and D's Adam (scaled by lazy regularisation's interval ratio) and is recorded."""
+    from medsynth_engine.models.stylegan2d.trainer import PL_INTERVAL, R1_INTERVAL
+
+    out = run_finetune(FinetuneRequest.make(data=make_phantom_set(), out=tmp_path / "lr", steps=1, **TINY, learning_rate=0.0004))
+    card = json.loads((out / "model.json").read_text())
+    assert "Adam lr 0.0004" in card["preprocessing"]["training"]["optimiser"]
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert state["optimisers"]["opt_g"][0]["lr"] == pytest.approx(0.0004 * PL_INTERVAL / (PL_INTERVAL + 1))
+    assert state["optimisers"]["opt_d"][0]["lr"] == pytest.approx(0.0004 * R1_INTERVAL / (R1_INTERVAL + 1))

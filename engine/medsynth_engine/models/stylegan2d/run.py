@@ -33,7 +33,7 @@ class StyleGANRun(SliceGANRun):
     def make_trainer(self, device: torch.device) -> StyleGANTrainer:
         request, options = self.request, self.options
         settings = TrainSettings(
-            batch_size=request.batch_size, r1_gamma=options.r1_gamma, pl_weight=options.pl_weight, style_mixing=options.style_mixing,
+            batch_size=request.batch_size, lr=options.learning_rate, r1_gamma=options.r1_gamma, pl_weight=options.pl_weight, style_mixing=options.style_mixing,
             ada_target=options.ada_target, ada_kimg=options.ada_kimg, ema_kimg=request.batch_size * 10 / 32, amp=request.amp,
         )
         return StyleGANTrainer(self.config, self.data, settings, device, request.seed)
