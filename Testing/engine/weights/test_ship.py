@@ -114,3 +114,23 @@ def test_a_rerun_in_the_same_work_folder_continues_an_interrupted_stage(tmp_path
     ship("pgan3d-phantom", recipe, tmp_path / "again", work)  # finished: kept, nothing trained
     assert (work / "run" / "loss.jsonl").read_text() == log
     assert (tmp_path / "again" / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
+
+
+@pytest.mark.slow
+def test_a_budget_stop_ships_the_steps_reached_and_the_card_replays_them(tmp_path):
+    """ship(should_stop=...) (a lent GPU's time budget): the stage it stopped in ships at the step reached, later stages
+    are not run, and the card's recipe is cut to match, so replaying the card gives the same weights."""
+    from medsynth_engine.weights.ship import ship
+
+    stage = {"out": "run", "model": "pgan3d", "resolution": 8, "spacing": 10.0, "width": 8, "steps": 3, "batch_size": 2,
+             "checkpoint_every": 1, "log_every": 1, "seed": 3}
+    recipe = {"data": {"model": "phantom", "n": 2, "seed": 1, "channels": "t1,seg", "shape": [8, 8, 8], "spacing": [10.0, 10.0, 10.0]},
+              "stages": [stage, {"out": "run2", "model": "@run", "steps": 1, "batch_size": 2, "checkpoint_every": 1}],
+              "ship": {"description": "two tiny phantom cases", "licence": "CC0-1.0"}}
+    out = ship("pgan3d-phantom", recipe, tmp_path / "shipped", tmp_path / "work", should_stop=lambda: True)
+    card = json.loads((out / "model.json").read_text())
+    assert card["metrics"]["steps"] == 1 and card["recipe"]["stages"] == [{**stage, "steps": 1, "schedule_steps": 3}]
+    assert not (tmp_path / "work" / "run2").exists() and recipe["stages"][0]["steps"] == 3  # the caller's recipe untouched
+    replayed = ship("pgan3d-phantom", card["recipe"], tmp_path / "replayed", tmp_path / "work2")
+    assert (replayed / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
+    assert json.loads((replayed / "model.json").read_text())["recipe"] == card["recipe"]

@@ -67,8 +67,13 @@ def _scaled(values: dict[str, Any], scale: float, key: str, least: int) -> dict[
     return {**values, key: max(least, int(round(values[key] * scale)))}
 
 
-def ship(model_id: str, recipe: dict[str, Any], out: Path, work: Path, *, scale: float = 1.0, progress=print) -> Path:
-    """Run ``recipe`` in ``work`` and write the shipped folder ``out`` (through a temporary folder and a rename)."""
+def ship(model_id: str, recipe: dict[str, Any], out: Path, work: Path, *, scale: float = 1.0, progress=print, should_stop=None) -> Path:
+    """Run ``recipe`` in ``work`` and write the shipped folder ``out`` (through a temporary folder and a rename).
+
+    ``should_stop`` (a time budget, e.g. on a lent GPU) ends the training at a checkpoint: the stage it stopped in
+    ships with the steps it reached, later stages are not run, and the card's recipe says so (that stage's
+    ``steps`` set to the steps reached and ``schedule_steps`` to the planned ones, the later stages dropped), so
+    replaying the card gives the same model."""
     from ..generate import GenerateRequest, generate_set
     from ..modelfile import WEIGHTS_FILE, load_model_folder, write_atomic
     from ..registry import default_registry
@@ -94,7 +99,8 @@ def ship(model_id: str, recipe: dict[str, Any], out: Path, work: Path, *, scale:
             progress(f"building tissue pool {name}: {spec}")
             build_pool(pools[name], **spec)
     folders: dict[str, Path] = {}
-    for i, stage in enumerate(recipe["stages"]):
+    recipe = json.loads(json.dumps(recipe))  # the recipe the card records (a stop shortens it)
+    for i, stage in enumerate(list(recipe["stages"])):
         values = _scaled(dict(stage), scale, "steps", 1)
         values["out"] = work / values.pop("out")
         if str(values["model"]).startswith("@"):
@@ -105,8 +111,14 @@ def ship(model_id: str, recipe: dict[str, Any], out: Path, work: Path, *, scale:
         if values["out"].is_dir() and any(values["out"].iterdir()):
             values["resume"] = True  # a rerun in the same work folder continues the stage, or keeps it when finished
         progress(f"stage {i + 1}/{len(recipe['stages'])}: medsynth finetune {values}")
-        folder = run_finetune(FinetuneRequest.make(**values), registry=registry)
+        folder = run_finetune(FinetuneRequest.make(**values), registry=registry, should_stop=should_stop)
         folders[stage["out"]] = Path(folder)
+        reached = json.loads((Path(folder) / CARD_NAME).read_text()).get("metrics", {}).get("steps")
+        if should_stop is not None and reached is not None and values.get("steps") is not None and reached < values["steps"]:
+            progress(f"stopped at step {reached} of {values['steps']} in stage {i + 1}: shipping it, the recipe records {reached}")
+            # schedule_steps keeps step-defined schedules (pgan3d's phases, ldm3d's learning rate) laid out as planned
+            recipe["stages"] = [*recipe["stages"][:i], {**stage, "steps": reached, "schedule_steps": stage.get("schedule_steps", values["steps"])}]
+            break
     last = folders[recipe["stages"][-1]["out"]]
 
     card, tensors = load_model_folder(last)
