@@ -17,7 +17,7 @@ from medsynth_engine.generate import GenerateRequest, generate_set
 from medsynth_engine.models.slices2d.output import to_physical
 from medsynth_engine.models.slices2d.slices import load_slices
 from medsynth_engine.models.stylegan2d.augment import augment
-from medsynth_engine.models.stylegan2d.labels import LEVELS, classes, encode, one_hot_scores
+from medsynth_engine.models.stylegan2d.labels import LEVELS, classes, decode, encode, one_hot_scores
 from medsynth_engine.models.stylegan2d.network import Discriminator, Generator, ModulatedConv2d, StyleGANConfig
 from medsynth_engine.models.stylegan2d.plugin import StyleGAN2DModel
 from medsynth_engine.models.stylegan2d.project import project, read_target
@@ -81,6 +81,32 @@ def test_label_levels_round_trip_and_quantise():
     assert levels.shape == (1, 1, 2, 2) and torch.equal(levels.flatten(), LEVELS)
     noisy = levels + 0.15 * torch.tensor([1.0, -1.0, 1.0, -1.0]).reshape(1, 1, 2, 2)
     assert classes(noisy[:, 0]).flatten().tolist() == [0, 1, 2, 3]
+
+
+def test_one_hot_labels_survive_an_output_that_shrinks_where_levels_do_not():
+    """The CPU recipe's failure (bench/results/validity.md): an immature generator draws its label output with too
+    little amplitude. Scaled towards 0, one-hot labels decode to the same classes; levels read oedema as necrosis."""
+    codes = torch.tensor([[[0, 1], [2, 4]]])
+    one_hot = encode(codes, "one-hot")
+    assert one_hot.shape == (1, 4, 2, 2) and set(one_hot.unique().tolist()) == {-1.0, 1.0}
+    noisy = one_hot + 0.3 * torch.randn(one_hot.shape, generator=torch.Generator().manual_seed(0))
+    assert decode(noisy, "one-hot").flatten().tolist() == [0, 1, 2, 3]
+    shrunk = 0.2 * noisy - 0.1  # less amplitude, pulled towards the background side
+    assert decode(shrunk, "one-hot").flatten().tolist() == [0, 1, 2, 3]
+    assert decode(0.2 * encode(codes) - 0.1, "levels").flatten().tolist() != [0, 1, 2, 3]
+    assert one_hot_scores(torch.cat([torch.zeros(1, 2, 2, 2), shrunk], dim=1), 2, "one-hot")[:, 2:].argmax(1).flatten().tolist() == [0, 1, 2, 3]
+
+
+def test_a_model_from_before_the_one_hot_encoding_still_loads_as_levels():
+    old = StyleGANConfig.from_dict({"resolution": 32, "image_channels": ["t1"], "labels": True, "width": 16, "mapping_layers": 2,
+                                    "name": "stylegan2d", "version": 1})
+    assert old.label_encoding == "levels" and old.out_channels == 2
+    new = StyleGANConfig(**{**CONFIG, "label_encoding": "one-hot"})
+    generator = Generator(new)
+    out = generator.synthesis(generator.ws(torch.randn(2, new.w_dim)), "const")
+    assert new.out_channels == 2 + 4 and out.shape == (2, 6, 32, 32) and Discriminator(new)(out).shape == (2,)
+    with pytest.raises(MedSynthError, match="--label-encoding must be"):
+        StyleGANConfig(**{**CONFIG, "label_encoding": "soft"})
 
 
 def test_augment_is_differentiable_and_leaves_the_label_channel_in_range():
@@ -173,7 +199,7 @@ def test_truncation_zero_gives_the_average_image_for_every_seed(trained):
         for channel in args["channels"]:
             np.testing.assert_array_equal(case.arrays[channel], cases[0].arrays[channel])
     assert not np.array_equal(free[0].arrays["t1"], free[1].arrays["t1"])  # without truncation the seeds differ
-    np.testing.assert_array_equal(to_physical(one_hot_scores(average, 4).numpy()[0], model.card)["t1"], cases[0].arrays["t1"])
+    np.testing.assert_array_equal(to_physical(one_hot_scores(average, 4, "one-hot").numpy()[0], model.card)["t1"], cases[0].arrays["t1"])
 
 
 def test_options_a_model_does_not_take_are_refused(registry, tmp_path):
@@ -190,7 +216,8 @@ def test_projection_gets_closer_and_variations_follow_the_slice(trained, make_ph
     model = StyleGAN2DModel(trained)
     case = next(p for p in sorted(make_phantom_set().iterdir()) if p.is_dir())
     target = read_target(case, model.card)  # a volume: the training preprocessing picks its best slice
-    assert target.shape == (1, 5, 32, 32) and set(classes(target[0, 4]).unique().tolist()) >= {0, 2}
+    assert model.config.label_encoding == "one-hot"  # new models' default
+    assert target.shape == (1, 4 + 4, 32, 32) and set(decode(target[:, 4:], "one-hot").unique().tolist()) >= {0, 2}
     w, distances = project(model.generator, target, steps=12)
     assert w.shape == (1, 16) and distances[-1] < 0.9 * distances[0]
     registry.generator(str(trained)).projection_steps = 12  # the instance generate_set uses (the registry keeps it warm)
@@ -205,7 +232,7 @@ def test_projection_gets_closer_and_variations_follow_the_slice(trained, make_ph
     model.projection_steps = 12
     with torch.no_grad():
         projected = model.generator.synthesis(model.projection(case)[:, None].repeat(1, model.config.num_ws, 1), noise_mode="const")
-    np.testing.assert_array_equal(to_physical(one_hot_scores(projected, 4).numpy()[0], model.card)["t1"], first[..., 0])
+    np.testing.assert_array_equal(to_physical(one_hot_scores(projected, 4, "one-hot").numpy()[0], model.card)["t1"], first[..., 0])
 
 
 @pytest.mark.slow

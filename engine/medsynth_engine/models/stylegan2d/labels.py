@@ -1,24 +1,45 @@
-"""The tumour label as one continuous channel, as the seed study's five-channel StyleGANs made it.
+"""The tumour label as the generator draws it: one continuous channel (``levels``) or four (``one-hot``).
 
-BraTS codes 0, 1, 2, 4 become evenly spaced levels in [-1, 1] (-1, -1/3, 1/3, 1), so the generator draws the
-label like a fifth image; on output each pixel takes the code of the nearest level. Evenly spaced levels give
-every class the same margin; the codes' own spacing would squeeze background, NCR and ED together.
+``levels``, as the seed study's five-channel StyleGANs made it: BraTS codes 0, 1, 2, 4 become evenly spaced levels
+in [-1, 1] (-1, -1/3, 1/3, 1) in one channel, and on output each pixel takes the code of the nearest level. Evenly
+spaced levels give every class the same margin; the codes' own spacing would squeeze background, NCR and ED together.
+Its weakness, measured on the CPU recipe (bench/results/validity.md): a generator that has not converged draws the
+channel with too little amplitude (99.9th percentile 0.04 after 1,500 steps, never the 1/3 of oedema), so oedema
+reads as necrosis and enhancing tumour is never drawn.
+
+``one-hot`` (the default for new models since 2026-12-01): one channel per class (background, NCR, ED, ET) at
+-1 or +1, and each pixel takes the class of its largest channel. The argmax does not move when the generator's
+output shrinks towards zero, so an immature or blurred generator still writes the classes it draws.
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["LEVELS", "encode", "classes", "one_hot_scores"]
+__all__ = ["ENCODINGS", "LEVELS", "label_channels", "encode", "classes", "decode", "one_hot_scores"]
 
 #: The level of each BraTS code, in the order of ``data.preprocess.LABEL_CODES`` (0, 1, 2, 4).
 LEVELS = torch.tensor([-1.0, -1.0 / 3.0, 1.0 / 3.0, 1.0])
+ENCODINGS = ("levels", "one-hot")
 
 
-def encode(codes: torch.Tensor) -> torch.Tensor:
-    """(N, X, Y) BraTS codes -> (N, 1, X, Y) levels."""
-    index = torch.bucketize(codes.long(), torch.tensor([1, 2, 4]), right=True)  # 0->0, 1->1, 2->2, 4->3
-    return LEVELS[index][:, None]
+def label_channels(encoding: str = "levels") -> int:
+    """Network channels the label takes."""
+    if encoding not in ENCODINGS:
+        raise ValueError(f"unknown label encoding {encoding!r}; one of {', '.join(ENCODINGS)}")
+    return 1 if encoding == "levels" else 4
+
+
+def _index(codes: torch.Tensor) -> torch.Tensor:
+    return torch.bucketize(codes.long(), torch.tensor([1, 2, 4], device=codes.device), right=True)  # 0->0, 1->1, 2->2, 4->3
+
+
+def encode(codes: torch.Tensor, encoding: str = "levels") -> torch.Tensor:
+    """(N, X, Y) BraTS codes -> (N, 1, X, Y) levels or (N, 4, X, Y) one-hot at -1/+1."""
+    index = _index(codes)
+    if label_channels(encoding) == 1:
+        return LEVELS.to(codes.device)[index][:, None]
+    return torch.nn.functional.one_hot(index, 4).permute(0, 3, 1, 2).float() * 2 - 1
 
 
 def classes(channel: torch.Tensor) -> torch.Tensor:
@@ -26,9 +47,16 @@ def classes(channel: torch.Tensor) -> torch.Tensor:
     return (channel[..., None] - LEVELS.to(channel.device)).abs().argmin(dim=-1)
 
 
-def one_hot_scores(output: torch.Tensor, image_channels: int) -> torch.Tensor:
-    """(N, k + 1, X, Y) network output -> (N, k + 4, X, Y): images, then the quantised label as one-hot classes
+def decode(labels: torch.Tensor, encoding: str = "levels") -> torch.Tensor:
+    """(N, 1 or 4, X, Y) network label channels -> (N, X, Y) class indices 0..3."""
+    if label_channels(encoding) == 1:
+        return classes(labels[:, 0])
+    return labels.argmax(dim=1)
+
+
+def one_hot_scores(output: torch.Tensor, image_channels: int, encoding: str = "levels") -> torch.Tensor:
+    """(N, k + 1 or k + 4, X, Y) network output -> (N, k + 4, X, Y): images, then the decoded label as one-hot classes
     (the form the shared 2D output and mosaic code reads)."""
-    index = classes(output[:, image_channels])
+    index = decode(output[:, image_channels:], encoding)
     one_hot = torch.nn.functional.one_hot(index, 4).permute(0, 3, 1, 2).to(output.dtype)
     return torch.cat([output[:, :image_channels], one_hot], dim=1)

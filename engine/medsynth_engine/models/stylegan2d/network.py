@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import MedSynthError
+from .labels import ENCODINGS, label_channels
 
 __all__ = ["StyleGANConfig", "Generator", "Discriminator", "MappingNetwork", "ModulatedConv2d"]
 
@@ -38,6 +39,8 @@ class StyleGANConfig:
     labels: bool = True
     width: int = 512
     mapping_layers: int = 8
+    #: how the label is drawn (labels.py): "levels" (one channel; models before 2026-12-01) or "one-hot" (four)
+    label_encoding: str = "levels"
     name: str = "stylegan2d"
     version: int = 1
 
@@ -51,6 +54,8 @@ class StyleGANConfig:
             raise MedSynthError(f"--width must be at least 8 for stylegan2d, not {self.width}.")
         if not 1 <= self.mapping_layers <= 16:
             raise MedSynthError(f"--mapping-layers must be 1 to 16, not {self.mapping_layers}.")
+        if self.label_encoding not in ENCODINGS:
+            raise MedSynthError(f"--label-encoding must be {' or '.join(ENCODINGS)}, not {self.label_encoding}.")
 
     @property
     def w_dim(self) -> int:
@@ -64,7 +69,7 @@ class StyleGANConfig:
 
     @property
     def out_channels(self) -> int:
-        return len(self.image_channels) + (1 if self.labels else 0)
+        return len(self.image_channels) + (label_channels(self.label_encoding) if self.labels else 0)
 
     def channels(self, res: int) -> int:
         """Feature maps at ``res``: the width up to 32x32, then halving per octave (at least 8)."""

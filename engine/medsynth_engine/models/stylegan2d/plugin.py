@@ -84,7 +84,7 @@ class StyleGAN2DModel(ModelPlugin):
             w = centre + truncation * (self.generator.mapping(z) - w_avg)
             output = self.generator.synthesis(w[:, None].repeat(1, self.config.num_ws, 1), noise_mode="const").float().cpu()
         k = len(self.config.image_channels)
-        arrays = to_physical((one_hot_scores(output, k) if self.config.labels else output).numpy()[0], self.card)
+        arrays = to_physical((one_hot_scores(output, k, self.config.label_encoding) if self.config.labels else output).numpy()[0], self.card)
         return SynthCase(
             arrays={c: arrays[c] for c in channels},
             affine=slice_affine(tuple(shape), tuple(spacing), self.thickness),

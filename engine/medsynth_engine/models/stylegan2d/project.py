@@ -26,7 +26,7 @@ from ...errors import MedSynthError
 from ...modelfile import ModelCard
 from ..slices2d.slices import best_slices
 from .labels import encode
-from .network import Generator
+from .network import Generator, StyleGANConfig
 
 __all__ = ["project", "read_target", "DEFAULT_STEPS"]
 
@@ -59,7 +59,7 @@ def read_target(folder: Path, card: ModelCard) -> torch.Tensor:
         labels = out[LABEL_CHANNEL][..., chosen] if LABEL_CHANNEL in out else None
     target = torch.from_numpy(np.stack(planes).astype(np.float32))[None]
     if labels is not None:
-        target = torch.cat([target, encode(torch.from_numpy(labels.astype(np.int64))[None])], dim=1)
+        target = torch.cat([target, encode(torch.from_numpy(labels.astype(np.int64))[None], StyleGANConfig.from_dict(card.architecture).label_encoding)], dim=1)
     return target
 
 

@@ -27,7 +27,8 @@ class StyleGANRun(SliceGANRun):
 
     def make_config(self, resolution: int, image_channels: list[str], labels: bool, width: int) -> StyleGANConfig:
         return StyleGANConfig(
-            resolution=resolution, image_channels=image_channels, labels=labels, width=width, mapping_layers=self.options.mapping_layers
+            resolution=resolution, image_channels=image_channels, labels=labels, width=width, mapping_layers=self.options.mapping_layers,
+            label_encoding=self.options.label_encoding,
         )
 
     def make_trainer(self, device: torch.device) -> StyleGANTrainer:
@@ -52,7 +53,7 @@ class StyleGANRun(SliceGANRun):
     def mosaic_samples(self) -> np.ndarray:
         samples = self.trainer.sample(MOSAIC_SAMPLES, SAMPLE_SEED)
         k = len(self.config.image_channels)
-        return (one_hot_scores(samples, k) if self.config.labels else samples).numpy()
+        return (one_hot_scores(samples, k, self.config.label_encoding) if self.config.labels else samples).numpy()
 
     def training_card(self) -> dict[str, Any]:
         s = self.trainer.settings

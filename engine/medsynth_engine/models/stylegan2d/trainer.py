@@ -89,11 +89,11 @@ class StyleGANTrainer:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.settings.amp)
 
     def real_batch(self, n: int) -> torch.Tensor:
-        """``n`` training slices in network form: image channels, then the label as a continuous channel."""
+        """``n`` training slices in network form: image channels, then the label in the config's encoding."""
         index = torch.randint(0, len(self.data), (n,), generator=self.rng)
         images = self.data.images[index]
         if self.data.labels is not None:
-            images = torch.cat([images, encode(self.data.labels[index])], dim=1)
+            images = torch.cat([images, encode(self.data.labels[index], self.config.label_encoding)], dim=1)
         return images.to(self.device)
 
     def _ws(self, n: int, *, track: bool = False) -> torch.Tensor:
