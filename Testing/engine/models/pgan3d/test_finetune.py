@@ -85,12 +85,18 @@ def test_two_gloo_processes_agree_with_one(make_phantom_set, tmp_path):
         torch.set_num_threads(threads)
     two = run_finetune(FinetuneRequest.make(data=data, out=tmp_path / "two", steps=3, nproc=2, **request))
     a, b = _weights(one), _weights(two)
-    # The all-reduce still sums in another order than one process does, and Adam turns near-zero gradient
-    # differences into updates of up to ~lr: this agreed to 3e-6 alone, but once exceeded 1e-5 in a full-suite
-    # run (before the thread counts were matched); on phantom version 2's cases one weight of 1,728 in a
-    # discriminator block moved 1.4e-4 apart, hence atol 3e-4; the losses below must agree to 1e-5.
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=3e-4, msg=lambda m, key=key: f"{key}: {m}")
+    # The all-reduce sums in another order than one process does, and Adam turns a near-zero gradient's sign flip
+    # into an update of about lr (1e-3) either way: single weights then drift apart by up to 2 lr per step (one of
+    # 1,728 by 1.4e-4 in one run, four by up to 2.8e-3 in a serial full-suite run of 2026-12-01). So no weight may move
+    # more than those lr-sized steps allow, and of all weights at least 99 % must agree to 3e-4: a worker that
+    # trained on its own half batch without the all-reduce moves most weights apart. The losses must agree to 1e-5.
+    bound = 2 * 1e-3 * 3 + 1e-5
+    apart = {key: (a[key].float() - b[key].float()).abs() for key in a}
+    for key, gap in apart.items():
+        assert float(gap.max()) <= bound, f"{key}: {float(gap.max())} apart"
+    far = sum(int((gap > 3e-4).sum()) for gap in apart.values())
+    total = sum(gap.numel() for gap in apart.values())
+    assert far <= 0.01 * total, f"{far} of {total} weights more than 3e-4 apart"
     la = [json.loads(x)["g"] for x in (one / "loss.jsonl").read_text().splitlines()]
     lb = [json.loads(x)["g"] for x in (two / "loss.jsonl").read_text().splitlines()]
     np.testing.assert_allclose(la, lb, rtol=1e-4, atol=1e-5)
