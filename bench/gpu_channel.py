@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+import gpu_common
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Pool sizes, training and measurement per size. Seeds 7_100_000 on: no overlap with the shipped pool (7_000_000-).
@@ -111,11 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, float] = {}
 
     def timed(name: str, fn):
-        t0 = time.perf_counter()
-        result = fn()
-        timings[name] = round(time.perf_counter() - t0, 1)
-        print(f"{name}: {timings[name]} s", flush=True)
-        return result
+        return gpu_common.timed(timings, name, fn)
 
     # The shipped model's measurement needs no training: it runs beside the pool and the training, on the CPU cores.
     shipped = _shift("shipped", "seg-phantom", size, out, "cpu")
@@ -139,8 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = {label: _merged(label, out) for label in ("shipped", "candidate")}
     verdicts = {label: verdict(summary) for label, summary in rows.items()}
     timings["total"] = round(time.perf_counter() - started, 1)
-    machine = {"device": torch.cuda.get_device_name(0) if device == "cuda" else platform.processor() or platform.machine(),
-               "torch": torch.__version__, "python": sys.version.split()[0], "cpus": os.cpu_count()}
+    machine = gpu_common.machine(device)
     (out / "shift.json").write_text(json.dumps({"steps": card["metrics"].get("steps"), "verdict": verdicts, "rows": rows, "machine": machine}, indent=1) + "\n")
     (out / "timings.json").write_text(json.dumps({"timings_s": timings, "budget_s": args.budget_s, "machine": machine}, indent=2) + "\n")
     print(json.dumps({"steps": card["metrics"].get("steps"), "verdict": verdicts, "timings_s": timings}))

@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+import gpu_common
 import torch
 from medsynth_engine.evaluate.run import EvaluateRequest, run_evaluation
 from medsynth_engine.evaluate.tstr import TstrSettings
@@ -53,11 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     grid, spacing = (size["grid"],) * 3, (size["spacing"],) * 3
 
     def timed(name: str, fn):
-        t0 = time.perf_counter()
-        result = fn()
-        timings[name] = round(time.perf_counter() - t0, 1)
-        print(f"{name}: {timings[name]} s", flush=True)
-        return result
+        return gpu_common.timed(timings, name, fn)
 
     def phantom_set(name: str, n: int, seed: int) -> Path:
         request = GenerateRequest(model="phantom", n=n, seed=seed, out=args.out / name, channels=("t1", "t1ce", "t2", "flair", "seg"),
