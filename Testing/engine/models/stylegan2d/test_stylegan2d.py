@@ -255,6 +255,7 @@ def test_the_learning_rate_option_reaches_both_optimisers_and_the_card(make_phan
     out = run_finetune(FinetuneRequest.make(data=make_phantom_set(), out=tmp_path / "lr", steps=1, **TINY, learning_rate=0.0004))
     card = json.loads((out / "model.json").read_text())
     assert "Adam lr 0.0004" in card["preprocessing"]["training"]["optimiser"]
+    assert card["preprocessing"]["training"]["label_channel"].startswith("tumour label as four channels")  # one-hot, the default
     state = json.loads((out / "checkpoint" / "state.json").read_text())
     assert state["optimisers"]["opt_g"][0]["lr"] == pytest.approx(0.0004 * PL_INTERVAL / (PL_INTERVAL + 1))
     assert state["optimisers"]["opt_d"][0]["lr"] == pytest.approx(0.0004 * R1_INTERVAL / (R1_INTERVAL + 1))

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..slices2d.run import MOSAIC_SAMPLES, SAMPLE_SEED, SliceGANRun
-from .labels import one_hot_scores
+from .labels import DESCRIPTIONS, one_hot_scores
 from .network import StyleGANConfig
 from .trainer import PL_INTERVAL, R1_INTERVAL, StyleGANTrainer, TrainSettings
 
@@ -72,5 +72,5 @@ class StyleGANRun(SliceGANRun):
                 "speed_kimg": s.ada_kimg,
                 "p": round(float(self.trainer.ada.p), 6),
             },
-            "label_channel": "tumour label as one continuous channel: BraTS codes 0, 1, 2, 4 at levels -1, -1/3, 1/3, 1; the nearest level on output",
+            "label_channel": DESCRIPTIONS[self.config.label_encoding],
         }
