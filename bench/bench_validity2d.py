@@ -9,8 +9,8 @@ The 3D benchmark (``bench_validity.py``) on slices, with the same code wherever 
    so its row is the ceiling a generator can reach;
 3. per generator ``medsynth evaluate`` without TSTR (MS-SSIM, PRDC with its real-vs-real control, per-class
    tumour statistics with each class's presence, the 2D memorisation audit against every head slice of the real
-   pool) and, in the full protocol, the 2D audit of each learned generator against the shipped models' training
-   subjects (phantom, 16 subjects, seed 2026);
+   pool) and, in the full protocol, the 2D audit of each learned generator against its own training subjects (the
+   phantom subjects its card's recipe names; 16 subjects of seed 2026 when it names none);
 4. TSTR for all generators at once (``run_tstr_sets`` with a 2D U-Net): per seed the real pool's subjects split
    into held-out test subjects and two disjoint training sets (real A and the control B, whole subjects on each
    side), synthetic slices as many as A; two-level bootstrap intervals as in 3D.
@@ -109,6 +109,16 @@ def _phantom_slices(protocol: dict, out: Path) -> float:
     return time.perf_counter() - started
 
 
+def _training_subjects(name: str, protocol: dict) -> tuple[int, int]:
+    """(subjects, seed) of the phantom set a 2D generator was trained on, from its card's recipe; the shipped models'
+    16 subjects of seed 2026 when the card records no phantom recipe."""
+    card = json.loads((Path(default_registry().generator(name).folder) / CARD_FILE).read_text())
+    data = (card.get("recipe") or {}).get("data") or {}
+    if data.get("model") == "phantom" and isinstance(data.get("n"), int) and isinstance(data.get("seed"), int):
+        return data["n"], data["seed"]
+    return protocol["training_subjects"], TRAINING_SEED
+
+
 def _tstr_real(folder: Path, slicing: Slicing, spec: PreprocessSpec) -> tuple[tuple[np.ndarray, np.ndarray], list[str]]:
     """The real pool's slices on the TSTR grid and each slice's subject (the 3D case it was cut from)."""
     images, labels, subjects = [], [], []
@@ -204,10 +214,12 @@ def main() -> None:
     started, cpu_started = time.perf_counter(), _cpu_seconds()
     real_dir = work / "real"
     _generate("phantom", protocol["subjects"], REAL_SEED, real_dir, grid, spacing)
-    training = None
+    trainings: dict[tuple[int, int], Path] = {}
     if protocol["training_subjects"]:
-        training = work / "training"
-        _generate("phantom", protocol["training_subjects"], TRAINING_SEED, training, grid, spacing)
+        for subjects in {_training_subjects(name, protocol) for name in generators if name != REFERENCE}:
+            default = subjects == (protocol["training_subjects"], TRAINING_SEED)
+            trainings[subjects] = work / ("training" if default else f"training-n{subjects[0]}-seed{subjects[1]}")
+            _generate("phantom", subjects[0], subjects[1], trainings[subjects], grid, spacing)
     timed("generate real pool and training subjects", started, cpu_started)
     sets, metrics, audits = {}, {}, {}
     for name in generators:
@@ -221,6 +233,7 @@ def main() -> None:
         request = EvaluateRequest(synthetic=sets[name], real=real_dir, out=report, channels=CHANNELS, grid=protocol["grid"],
                                   slices_per_case=protocol["slices_per_case"])
         metrics[name] = _evaluate(sets[name], real_dir, report, request)
+        training = None if name == REFERENCE else trainings.get(_training_subjects(name, protocol))
         audits[name] = None if name == REFERENCE else _training_audit(sets[name], training, work / f"audit-{Path(name).name}")
         timed(f"generate and evaluate {name}", t0, c0)
     t0, c0 = time.perf_counter(), _cpu_seconds()

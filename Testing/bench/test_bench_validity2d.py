@@ -76,3 +76,20 @@ def test_a_generator_short_of_the_protocols_channels_is_refused_before_anything_
                           capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=600)
     assert done.returncode == 2 and "cannot make channel(s) t1, t1ce, t2" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "w").exists() or not any((tmp_path / "w").iterdir())
+
+
+def test_each_generator_is_audited_against_the_subjects_its_card_says_it_was_trained_on(one_step_dcgan2d, tmp_path):
+    """A shipped card's recipe names its phantom training set (stylegan2d-phantom: 48 subjects); a card without a
+    recipe falls back to the shipped models' 16 subjects of seed 2026."""
+    import shutil
+
+    sys.path.insert(0, str(BENCH.parent))
+    from bench_validity2d import PROTOCOLS, TRAINING_SEED, _training_subjects
+
+    assert _training_subjects(str(one_step_dcgan2d), PROTOCOLS["full"]) == (16, TRAINING_SEED)
+    shipped = tmp_path / "dc"
+    shutil.copytree(one_step_dcgan2d, shipped)
+    card = json.loads((shipped / "model.json").read_text())
+    card["recipe"] = {"data": {"model": "phantom", "n": 48, "seed": 7}, "stages": [{"out": "run", "model": "dcgan2d"}]}
+    (shipped / "model.json").write_text(json.dumps(card))
+    assert _training_subjects(str(shipped), PROTOCOLS["full"]) == (48, 7)
