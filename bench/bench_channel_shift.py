@@ -117,7 +117,7 @@ def main() -> None:
     parser.add_argument("--seg", default="seg-phantom")
     parser.add_argument("--ct", default="mr2ct-phantom")
     parser.add_argument("--tumour-cases", type=int, default=4)
-    parser.add_argument("--healthy-cases", type=int, default=2)
+    parser.add_argument("--healthy-cases", type=int, default=6)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="where the models run: cpu (default) or cuda")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")

@@ -32,7 +32,7 @@ import gpu_common
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Pool sizes, training and measurement per size. Seeds 7_100_000 on: no overlap with the shipped pool (7_000_000-).
-FULL = {"tumour": 96, "healthy": 48, "workers": 12, "batch": 8, "steps": 20_000, "checkpoint_every": 250, "tumour_cases": 4, "healthy_cases": 2}
+FULL = {"tumour": 96, "healthy": 48, "workers": 12, "batch": 8, "steps": 20_000, "checkpoint_every": 250, "tumour_cases": 4, "healthy_cases": 6}
 TINY = {"tumour": 2, "healthy": 1, "workers": 2, "batch": 2, "steps": 2, "checkpoint_every": 1, "tumour_cases": 1, "healthy_cases": 1}
 POOL_SEED = 7_100_000
 #: bench_channel_shift parts, one process each per model.
