@@ -87,6 +87,32 @@ def test_painted_cases_vary_in_contrast_and_keep_labels_ct_and_skull_choice(pool
     np.testing.assert_array_equal(again[0][draws[0][3]["sequences"][0]], draws[0][0][draws[0][3]["sequences"][0]])
 
 
+def test_tumour_contrast_to_white_matter_is_kept_where_it_marks_the_tumour_and_drawn_freely_in_t1():
+    """Oedema brighter than white matter on FLAIR is what oedema is: in t1ce, t2 and flair the tumour tissues keep
+    their physical ratio to white matter (within exp(N(0, 0.1))); in t1 and with anchoring turned off they do not."""
+    from medsynth_engine.models.channelnet.randomise import TUMOUR_TISSUES, _tissue_means
+
+    wm = TISSUE_INDEX["white_matter"]
+
+    def log_ratios(sequence: str, ranges: Ranges) -> np.ndarray:
+        rng = torch.Generator().manual_seed(7)
+        physics = _tissue_means(sequence, rng, Ranges(contrast_log_sigma=0.0, tumour_contrast_log_sigma=0.0), 0.3)
+        draws = torch.stack([_tissue_means(sequence, rng, ranges, 0.3) for _ in range(300)])
+        return torch.log((draws[:, list(TUMOUR_TISSUES)] / draws[:, [wm]]) / (physics[list(TUMOUR_TISSUES)] / physics[wm])).numpy()
+
+    for sequence in ("t1ce", "t2", "flair"):
+        anchored = log_ratios(sequence, RANGES)
+        assert np.abs(anchored).max() < 0.5 and 0.07 < anchored.std() < 0.13  # exp(N(0, 0.1)) around the physics
+        assert log_ratios(sequence, Ranges(tumour_anchored_sequences=())).std() > 0.4  # free: 0.35 x sqrt(2)
+    assert log_ratios("t1", RANGES).std() > 0.4
+    oedema = TUMOUR_TISSUES.index(TISSUE_INDEX["oedema"])
+    physics = _tissue_means("flair", torch.Generator(), Ranges(contrast_log_sigma=0.0, tumour_contrast_log_sigma=0.0), 0.3)
+    darker = -float(torch.log(physics[TISSUE_INDEX["oedema"]] / physics[wm]))  # oedema under white matter on FLAIR
+    assert darker < -0.5  # physically oedema is the brighter (1.9x)
+    assert (log_ratios("flair", Ranges(tumour_anchored_sequences=()))[:, oedema] < darker).any()  # free draws reverse it
+    assert not (log_ratios("flair", RANGES)[:, oedema] < darker).any()
+
+
 def test_every_batch_holds_a_healthy_subject(pool):
     data = RandomisedSet(load_pool(pool), "seg", Ranges(fov_cut_probability=0.0, geometry_probability=0.0))
     rng = torch.Generator().manual_seed(0)
@@ -105,6 +131,7 @@ def test_finetune_on_a_pool_records_the_randomisation_in_the_card(pool, tmp_path
     card = json.loads((out / "model.json").read_text())
     ranges = card["preprocessing"]["training"]["domain_randomisation"]
     assert ranges["thick_slice_mm"] == list(RANGES.thick_slice_mm) and ranges["healthy_per_batch"] == 1
+    assert ranges["tumour_anchored_sequences"] == ["t1ce", "t2", "flair"] and ranges["tumour_contrast_log_sigma"] == 0.1
     assert "tissue pool" in card["training_data"]
     assert card["preprocessing"]["training"]["sequence_dropout"]["t1_only_share"] == RANGES.t1_only_share
     losses = [json.loads(line) for line in (out / "loss.jsonl").read_text().splitlines()]
