@@ -214,9 +214,10 @@ def main() -> None:
     started, cpu_started = time.perf_counter(), _cpu_seconds()
     real_dir = work / "real"
     _generate("phantom", protocol["subjects"], REAL_SEED, real_dir, grid, spacing)
+    subjects_of = {name: _training_subjects(name, protocol) for name in generators if name != REFERENCE}
     trainings: dict[tuple[int, int], Path] = {}
     if protocol["training_subjects"]:
-        for subjects in {_training_subjects(name, protocol) for name in generators if name != REFERENCE}:
+        for subjects in set(subjects_of.values()):
             default = subjects == (protocol["training_subjects"], TRAINING_SEED)
             trainings[subjects] = work / ("training" if default else f"training-n{subjects[0]}-seed{subjects[1]}")
             _generate("phantom", subjects[0], subjects[1], trainings[subjects], grid, spacing)
@@ -233,8 +234,7 @@ def main() -> None:
         request = EvaluateRequest(synthetic=sets[name], real=real_dir, out=report, channels=CHANNELS, grid=protocol["grid"],
                                   slices_per_case=protocol["slices_per_case"])
         metrics[name] = _evaluate(sets[name], real_dir, report, request)
-        training = None if name == REFERENCE else trainings.get(_training_subjects(name, protocol))
-        audits[name] = None if name == REFERENCE else _training_audit(sets[name], training, work / f"audit-{Path(name).name}")
+        audits[name] = None if name == REFERENCE else _training_audit(sets[name], trainings.get(subjects_of[name]), work / f"audit-{Path(name).name}")
         timed(f"generate and evaluate {name}", t0, c0)
     t0, c0 = time.perf_counter(), _cpu_seconds()
     tstr_spec = PreprocessSpec(shape=(protocol["tstr_grid"],) * 2, spacing=(protocol["tstr_spacing"],) * 2)
