@@ -49,7 +49,7 @@ from medsynth_engine.modelfile import CARD_FILE
 from medsynth_engine.models.slices2d.output import slice_affine
 from medsynth_engine.nifti_io import write_nifti
 from medsynth_engine.registry import default_registry
-from medsynth_engine.weights import WEIGHTS_DIR
+from medsynth_engine.weights import WEIGHTS_DIR, model_folder
 
 REFERENCE = "phantom-slices"
 GENERATORS = (REFERENCE, "dcgan2d-phantom", "stylegan2d-phantom")
@@ -112,7 +112,7 @@ def _phantom_slices(protocol: dict, out: Path) -> float:
 def _training_subjects(name: str, protocol: dict) -> tuple[int, int]:
     """(subjects, seed) of the phantom set a 2D generator was trained on, from its card's recipe; the shipped models'
     16 subjects of seed 2026 when the card records no phantom recipe."""
-    card = json.loads((Path(default_registry().generator(name).folder) / CARD_FILE).read_text())
+    card = json.loads((model_folder(name) / CARD_FILE).read_text())  # checked to exist before: main's check_request
     data = (card.get("recipe") or {}).get("data") or {}
     if data.get("model") == "phantom" and isinstance(data.get("n"), int) and isinstance(data.get("seed"), int):
         return data["n"], data["seed"]

@@ -20,12 +20,12 @@ __all__ = ["DESCRIPTIONS", "ENCODINGS", "LEVELS", "label_channels", "encode", "c
 
 #: The level of each BraTS code, in the order of ``data.preprocess.LABEL_CODES`` (0, 1, 2, 4).
 LEVELS = torch.tensor([-1.0, -1.0 / 3.0, 1.0 / 3.0, 1.0])
-ENCODINGS = ("levels", "one-hot")
-#: What a model card says of each encoding.
+#: Each encoding and what a model card says of it.
 DESCRIPTIONS = {
     "levels": "tumour label as one continuous channel: BraTS codes 0, 1, 2, 4 at levels -1, -1/3, 1/3, 1; the nearest level on output",
     "one-hot": "tumour label as four channels (background, NCR, ED, ET) at -1/+1; the class of the largest channel on output",
 }
+ENCODINGS = tuple(DESCRIPTIONS)
 
 
 def label_channels(encoding: str = "levels") -> int:
