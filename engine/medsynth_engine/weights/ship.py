@@ -13,7 +13,8 @@ A long training can span sessions: with the same ``--work`` folder, a rerun keep
 each stage from its last checkpoint (exactly; a stage that has trained its steps is kept as it is).
 
 ``data`` is a ``medsynth generate`` request (the training set); ``pools`` (optional) names tissue pools for
-domain-randomised channel-model training (``models.channelnet.tissuepool.build_pool`` arguments); each stage is a
+domain-randomised channel-model training (``models.channelnet.tissuepool.build_pool`` arguments, or ``parts``:
+a list of them merged, see ``build_recipe_pool``); each stage is a
 ``medsynth finetune`` request with flat option names, ``out`` a folder name inside the work folder, ``data``
 defaulting to the generated set (``pool:NAME`` for a pool) and a ``model`` of ``@name`` meaning an earlier stage's
 output folder. The last stage's folder is shipped: its card
@@ -37,9 +38,26 @@ from typing import Any
 from ..errors import MedSynthError
 from . import CARD_NAME, WEIGHTS_DIR, shipped_folder
 
-__all__ = ["ship", "read_recipe", "main"]
+__all__ = ["ship", "read_recipe", "build_recipe_pool", "main"]
 
 PREVIEW = "preview.png"
+
+
+def build_recipe_pool(out: Path, spec: dict[str, Any], scale: float = 1.0) -> Path:
+    """A recipe's tissue pool: ``build_pool`` arguments, or ``{"parts": [arguments, ...]}`` built one by one and merged
+    (a pool built by parallel processes, as ``bench/gpu_channel.py`` builds it, is recorded that way)."""
+    from ..models.channelnet.tissuepool import build_pool, merge_pools
+
+    def scaled(part: dict[str, Any]) -> dict[str, Any]:
+        return _scaled(_scaled(dict(part), scale, "tumour_cases", 1), scale, "healthy_cases", 1)
+
+    if "parts" not in spec:
+        return build_pool(out, **scaled(spec))
+    parts = [build_pool(out.with_name(f"{out.name}-part{i}"), **scaled(part)) for i, part in enumerate(spec["parts"])]
+    merged = merge_pools(parts, out)
+    for part in parts:
+        shutil.rmtree(part, ignore_errors=True)
+    return merged
 
 
 def read_recipe(card_path: Path) -> dict[str, Any]:
@@ -93,11 +111,8 @@ def ship(model_id: str, recipe: dict[str, Any], out: Path, work: Path, *, scale:
     for name, spec in recipe.get("pools", {}).items():
         pools[name] = work / f"pool-{name}"
         if not pools[name].is_dir():
-            from ..models.channelnet.tissuepool import build_pool
-
-            spec = _scaled(_scaled(dict(spec), scale, "tumour_cases", 1), scale, "healthy_cases", 1)
             progress(f"building tissue pool {name}: {spec}")
-            build_pool(pools[name], **spec)
+            build_recipe_pool(pools[name], spec, scale)
     folders: dict[str, Path] = {}
     recipe = json.loads(json.dumps(recipe))  # the recipe the card records (a stop shortens it)
     for i, stage in enumerate(list(recipe["stages"])):

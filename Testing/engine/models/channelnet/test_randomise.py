@@ -123,6 +123,27 @@ def test_every_batch_holds_a_healthy_subject(pool):
         assert (x[:, 4:].flatten(2).amax(2) > 0).any(1).all()  # at least one sequence given in each sample
 
 
+def test_a_recipe_pool_built_in_parts_is_the_parts_merged(pool, tmp_path):
+    from medsynth_engine.weights.ship import build_recipe_pool
+
+    grid = {"shape": list(SHAPE), "spacing": SPACING}  # as a recipe's JSON holds them
+    spec = {"parts": [{"tumour_cases": 2, "healthy_cases": 1, **grid}, {"tumour_cases": 1, "healthy_cases": 1, "seed": 99, **grid}]}
+    built, merged = load_pool(build_recipe_pool(tmp_path / "pool-x", spec)), load_pool(pool)
+    assert torch.equal(built.fractions, merged.fractions) and torch.equal(built.labels, merged.labels)
+    assert built.healthy.tolist() == merged.healthy.tolist() == [False, False, True, False, True]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pool-x"]  # the parts are not left behind
+
+
+def test_half_of_each_batch_is_healthy_and_at_least_one_sample_has_a_tumour(pool):
+    data = RandomisedSet(load_pool(pool), "seg")
+    rng = torch.Generator().manual_seed(0)
+    assert [data.healthy_count(rng, b) for b in (2, 3, 4, 8)] == [1, 2, 2, 4]
+    assert RandomisedSet(load_pool(pool), "seg", Ranges(healthy_share=0.9)).healthy_count(rng, 4) == 3  # one tumour sample stays
+    assert RandomisedSet(load_pool(pool), "seg", Ranges(healthy_share=0.0)).healthy_count(rng, 4) == 1  # one healthy sample stays
+    alone = [data.healthy_count(rng, 1) for _ in range(200)]
+    assert set(alone) == {0, 1} and 60 < sum(alone) < 140  # batch 1: healthy or not at random, by the share
+
+
 def test_finetune_on_a_pool_records_the_randomisation_in_the_card(pool, tmp_path):
     request = FinetuneRequest(
         data=pool, out=tmp_path / "seg", model="seg", steps=2, resolution=16, spacing=SPACING, width=4, batch_size=2, checkpoint_every=2
@@ -130,7 +151,7 @@ def test_finetune_on_a_pool_records_the_randomisation_in_the_card(pool, tmp_path
     out = run_finetune(request)
     card = json.loads((out / "model.json").read_text())
     ranges = card["preprocessing"]["training"]["domain_randomisation"]
-    assert ranges["thick_slice_mm"] == list(RANGES.thick_slice_mm) and ranges["healthy_per_batch"] == 1
+    assert ranges["thick_slice_mm"] == list(RANGES.thick_slice_mm) and ranges["healthy_share"] == RANGES.healthy_share
     assert ranges["tumour_anchored_sequences"] == ["t1ce", "t2", "flair"] and ranges["tumour_contrast_log_sigma"] == 0.1
     assert "tissue pool" in card["training_data"]
     assert card["preprocessing"]["training"]["sequence_dropout"]["t1_only_share"] == RANGES.t1_only_share

@@ -10,7 +10,9 @@ import pytest
 import torch
 from medsynth_engine.addchannel import AddChannelRequest, add_channel
 from medsynth_engine.errors import MedSynthError
-from medsynth_engine.models.channelnet.inputs import SEQUENCES, assemble, drop_sequences
+import torch.nn.functional as F
+from medsynth_engine.models.channelnet.inputs import SEQUENCES, assemble, corner_holding, drop_sequences
+from medsynth_engine.models.segnet.train import TRAINING, beyond_t1_samples
 from medsynth_engine.models.segnet.train import train as train_seg
 from medsynth_engine.nifti_io import read_nifti
 from medsynth_engine.training.finetune import FinetuneRequest, run_finetune
@@ -52,6 +54,42 @@ def test_sequence_dropout_keeps_at_least_one_present_sequence():
     assert (present.sum(1) >= 1).all() and (present[:, 1] == 0).all()
     assert ((out[:, :4].flatten(2).amax(2) > 0) == (present > 0)).all()  # images zeroed with their presence maps
     assert ((present[:, 0] == 1) & (present.sum(1) == 1)).sum() > 16  # the t1-only share
+
+
+def test_tumour_patches_hold_the_tumour_voxel_anywhere_not_at_their_centre():
+    rng, shape, patch = torch.Generator().manual_seed(0), (40, 48, 40), 16
+    voxel = torch.tensor([20, 24, 20])
+    places = []
+    for _ in range(400):
+        corner = corner_holding(voxel, shape, patch, rng)
+        assert all(0 <= c <= s - patch for c, s in zip(corner, shape, strict=True))
+        place = voxel - torch.tensor(corner)
+        assert ((place >= 0) & (place < patch)).all()  # the voxel is inside its patch
+        places.append(place)
+    places = torch.stack(places).float()
+    # Spread over the whole patch (uniform over 0-15: std 4.6), not parked at its centre (std 0).
+    assert (places.std(0) > 3.5).all() and (places.min(0).values <= 1).all() and (places.max(0).values >= patch - 2).all()
+    edge = corner_holding(torch.tensor([0, 47, 5]), shape, patch, rng)  # near the volume's border: clipped into it
+    assert edge[0] == 0 and edge[1] == shape[1] - patch and 0 <= edge[2] <= 5
+
+
+def test_dice_is_left_out_for_samples_given_t1_alone():
+    """T1 alone does not show a tumour: those samples learn from cross-entropy only; the others from CE + Dice."""
+    torch.manual_seed(0)
+    pred = torch.randn(3, 4, 8, 8, 8)
+    codes = torch.zeros(3, 8, 8, 8, dtype=torch.uint8)
+    codes[:, 2:6, 2:6, 2:6] = 2  # oedema
+    x = torch.zeros(3, 8, 8, 8, 8)
+    x[:, 4] = 1.0  # t1 given in all three
+    x[1, 7] = 1.0  # flair too in the second
+    assert beyond_t1_samples(x).tolist() == [False, True, False]
+    classes = codes.long()
+    classes[classes == 4] = 3
+    ce = F.cross_entropy(pred, classes)
+    t1_alone = TRAINING.loss(pred[[0, 2]], codes[[0, 2]], x[[0, 2]], None)["total"]
+    assert float(t1_alone) == pytest.approx(float(F.cross_entropy(pred[[0, 2]], classes[[0, 2]])), abs=1e-6)
+    mixed = TRAINING.loss(pred, codes, x, None)["total"]
+    assert float(mixed) > float(ce) + 0.3  # plus the second sample's Dice loss (random logits: about 0.8)
 
 
 def test_finetune_seg_from_scratch_and_exact_resume(make_phantom_set, tmp_path):

@@ -6,10 +6,10 @@ holds one line per ``log_every`` steps, progress dicts match pgan3d's, and ``sho
 at a checkpoint without raising.
 
 Each step draws ``batch_size`` random patches (``patch``^3) from the cases on the model grid, half of them
-centred on the target's foreground for segnet (tumours are small), flips left-right at random, and drops
+holding a foreground voxel for segnet (tumours are small; at a random place in the patch: ``inputs.corner_holding``), flips left-right at random, and drops
 MR sequences at random (``inputs.drop_sequences``) so the model works from any subset of them. When
 ``--data`` is a tissue pool (``tissuepool``), every batch is painted anew by ``randomise`` instead
-(domain randomisation; one healthy subject in every batch) and the card records the ranges.
+(domain randomisation; healthy subjects in every batch) and the card records the ranges.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from ...training.losslog import SAMPLES_DIR, truncate_loss_log
 from ...training.mosaic import write_mosaic
 from ...training.single import StepBookkeeping, update_ema
 from ...weights import model_folder
-from .inputs import SEQUENCES, PairedSet, drop_sequences, load_paired_set
+from .inputs import SEQUENCES, PairedSet, corner_holding, drop_sequences, load_paired_set
 from .model import NET_PREFIX, run_network
 from .network import ChannelNetConfig, build_unet
 from .randomise import RandomisedSet
@@ -209,8 +209,7 @@ class _Run(StepBookkeeping):
             if self.family.target == "seg" and draw[0] < 0.5:
                 fg = torch.nonzero(target > 0)
                 if len(fg):
-                    centre = fg[int(torch.randint(len(fg), (1,), generator=rng))]
-                    corner = [min(max(int(c) - p // 2, 0), s - p) for c, s in zip(centre, shape, strict=True)]
+                    corner = corner_holding(fg[int(torch.randint(len(fg), (1,), generator=rng))], shape, p, rng)
             box = tuple(slice(c, c + p) for c in corner)
             x, y = self.data.inputs[i][(slice(None), *box)], target[box]
             if draw[1] < 0.5:

@@ -79,6 +79,19 @@ def assemble(arrays: dict[str, np.ndarray], shape: tuple[int, ...] | None = None
     return out
 
 
+def corner_holding(voxel: torch.Tensor, shape: tuple[int, ...], patch: int, generator: torch.Generator) -> list[int]:
+    """A patch corner that puts ``voxel`` at a uniformly random place inside the patch (clipped to the volume).
+
+    Not at the patch's centre: a UNet trained on patches centred on tumour learns that a patch's centre is tumour
+    (zero padding tells it where the centre is), and sliding-window inference, which weights window centres most,
+    turns that into tumour where the image shows none. Measured on the seg-phantom trained that way, healthy heads,
+    T1 alone: tumour probability 0.14-0.15 at window centres, 0.04 24 voxels out, 0.01-0.02 at the edges; Gaussian
+    window weighting labelled up to 4x the voxels equal weighting did (bench/bench_window_bias.py, add_channel.md).
+    """
+    offsets = torch.randint(patch, (len(shape),), generator=generator)
+    return [min(max(int(c) - int(o), 0), s - patch) for c, o, s in zip(voxel, offsets, shape, strict=True)]
+
+
 def drop_sequences(x: torch.Tensor, generator: torch.Generator, keep: float, t1_only: float = 0.0) -> torch.Tensor:
     """Sequence dropout for training: each present sequence is kept with probability ``keep`` (at least one stays).
 

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from ...phantom.tissues import GADOLINIUM_R1_PER_MM_S, TISSUE_INDEX, TISSUES, flair_null_ti, signal
 from ...phantom.tissues import SEQUENCES as MR_PHYSICS
-from .inputs import SEQUENCES, assemble
+from .inputs import SEQUENCES, assemble, corner_holding
 from .tissuepool import TissuePool
 
 __all__ = ["Ranges", "RANGES", "RandomisedSet", "TUMOUR_TISSUES", "paint"]
@@ -74,9 +74,9 @@ class Ranges:
     fov_cut_mm: tuple[float, float] = (10.0, 60.0)
     keep_probability: float = 0.6  # each sequence kept (at least one)
     t1_only_share: float = 0.35
-    healthy_per_batch: int = 1
+    healthy_share: float = 0.5  # of each batch's samples (at least one; at batch 1 a draw)
     reuse_steps: int = 4  # a painted case serves this many batches (new patches each time): painting costs as much as a step
-    tumour_centred_share: float = 0.7
+    tumour_patch_share: float = 0.7  # of a tumour subject's patches, those that hold tumour (anywhere in the patch)
 
     def to_dict(self) -> dict:
         return {"method": "SynthSeg-style domain randomisation on phantom anatomy (models/channelnet/randomise.py)", **asdict(self)}
@@ -285,16 +285,21 @@ class RandomisedSet:
         x, target, labels = self._painted(rng, healthy)
         shape = labels.shape
         corner = [int(torch.randint(s - patch + 1, (1,), generator=rng)) for s in shape]
-        if not healthy and float(torch.rand(1, generator=rng)) < self.ranges.tumour_centred_share:
+        if not healthy and float(torch.rand(1, generator=rng)) < self.ranges.tumour_patch_share:
             fg = torch.nonzero(labels > 0)
             if len(fg):
-                centre = fg[int(torch.randint(len(fg), (1,), generator=rng))]
-                corner = [min(max(int(c) - patch // 2, 0), s - patch) for c, s in zip(centre, shape, strict=True)]
+                corner = corner_holding(fg[int(torch.randint(len(fg), (1,), generator=rng))], shape, patch, rng)
         box = tuple(slice(c, c + patch) for c in corner)
         return x[(slice(None), *box)], target[box]
 
+    def healthy_count(self, rng: torch.Generator, batch_size: int) -> int:
+        """Healthy samples in a batch: ``healthy_share`` of it, at least one and (from batch 2) one with a tumour."""
+        if batch_size == 1:
+            return int(float(torch.rand(1, generator=rng)) < self.ranges.healthy_share)
+        return min(max(1, round(batch_size * self.ranges.healthy_share)), batch_size - 1)
+
     def batch(self, rng: torch.Generator, batch_size: int, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``batch_size`` patches, the last ``healthy_per_batch`` of them from healthy subjects."""
-        healthy_from = max(0, batch_size - self.ranges.healthy_per_batch)
+        """``batch_size`` patches, the last ``healthy_count`` of them from healthy subjects."""
+        healthy_from = batch_size - self.healthy_count(rng, batch_size)
         pairs = [self.sample(rng, b >= healthy_from, patch) for b in range(batch_size)]
         return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
