@@ -118,6 +118,9 @@ def main() -> None:
     parser.add_argument("--ct", default="mr2ct-phantom")
     parser.add_argument("--tumour-cases", type=int, default=4)
     parser.add_argument("--healthy-cases", type=int, default=6)
+    parser.add_argument("--healthy-seed", type=int, default=HEALTHY_SEED, help=f"first healthy draw_subject seed (default {HEALTHY_SEED}: the benchmark's)")
+    parser.add_argument("--tumour-seed", type=int, default=TUMOUR_SEED, help=f"first tumour draw_subject seed (default {TUMOUR_SEED}); other seeds "
+                        "make a validation set to choose a checkpoint on, apart from the cases the benchmark reports")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="where the models run: cpu (default) or cuda")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
@@ -145,7 +148,7 @@ def main() -> None:
     seg_model = resolve_channel_model("seg", args.seg)
     ct_model = resolve_channel_model("ct", args.ct)
     started = time.time()
-    results: dict = {"label": args.label, "seg": seg_model.id, "ct": ct_model.id, "healthy_real": {}, "healthy_phantom": {}, "dice": {}, "ct_hu": {}}
+    results: dict = {"label": args.label, "seg": seg_model.id, "ct": ct_model.id, "healthy_seed": args.healthy_seed, "tumour_seed": args.tumour_seed, "healthy_real": {}, "healthy_phantom": {}, "dice": {}, "ct_hu": {}}
 
     def segment(case: dict, steps, sequences, skull: bool = True, masked: bool = False) -> tuple[np.ndarray, np.ndarray]:
         arrays = {}
@@ -168,7 +171,7 @@ def main() -> None:
 
     masks = ((False,) if "healthy" in parts else ()) + ((True,) if "masked" in parts else ())
     for i in range(args.healthy_cases if masks else 0):
-        case = render_case(HEALTHY_SEED + i, tumour=False)
+        case = render_case(args.healthy_seed + i, tumour=False)
         for (name, steps), inputs, masked in itertools.product({**PHANTOM_SHIFTS, **BEYOND}.items(), (("t1",), SEQUENCES), masks):
             seg, grid = segment(case, steps, inputs, masked=masked)
             key = f"{name}, skull on{' + brain mask' if masked else ''}, {'T1 only' if inputs == ('t1',) else 'all four'}"
@@ -177,7 +180,7 @@ def main() -> None:
 
     subsets = [c for n in range(1, 5) for c in itertools.combinations(SEQUENCES, n)]
     for i in range(args.tumour_cases if parts & {"dice", "subsets", "ct", "masked"} else 0):
-        case = render_case(TUMOUR_SEED + i, tumour=True)
+        case = render_case(args.tumour_seed + i, tumour=True)
         for name, steps in PHANTOM_SHIFTS.items() if "masked" in parts else ():
             truth, _ = thick(case["seg"], case["affine"], steps, label=True)
             for inputs in (SEQUENCES, ("t1",)):

@@ -134,3 +134,24 @@ def test_a_budget_stop_ships_the_steps_reached_and_the_card_replays_them(tmp_pat
     replayed = ship("pgan3d-phantom", card["recipe"], tmp_path / "replayed", tmp_path / "work2")
     assert (replayed / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
     assert json.loads((replayed / "model.json").read_text())["recipe"] == card["recipe"]
+
+
+@pytest.mark.slow
+def test_a_pool_recipe_builds_its_pool_in_parts_and_generates_no_unused_set(tmp_path):
+    grid = {"shape": [24, 28, 24], "spacing": 8.0}
+    recipe = {
+        "data": {"model": "phantom", "n": 2, "seed": 1, "channels": "t1,seg", "shape": [8, 8, 8], "spacing": [10.0, 10.0, 10.0]},
+        "pools": {"p": {"parts": [{"tumour_cases": 1, "healthy_cases": 1, **grid}, {"tumour_cases": 1, "healthy_cases": 1, "seed": 99, **grid}]}},
+        "stages": [{"out": "run", "model": "seg", "data": "pool:p", "resolution": 16, "spacing": 8.0, "width": 4, "steps": 2, "batch_size": 2,
+                    "checkpoint_every": 2}],
+        "ship": {"description": "a tiny pool", "licence": "CC0-1.0"},
+    }
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps({"recipe": recipe}))
+    out, work = tmp_path / "seg-phantom", tmp_path / "work"
+    assert main(["seg", "--card", str(card), "--out", str(out), "--work", str(work)]) == 0
+    assert sorted(p.name for p in work.iterdir()) == ["pool-p", "run"]  # no training set generated, no pool parts left
+    assert json.loads((work / "pool-p" / "pool.json").read_text())["subjects"][2]["seed"] == 99
+    shipped = json.loads((out / "model.json").read_text())
+    assert shipped["recipe"] == recipe and "domain_randomisation" in shipped["preprocessing"]["training"]
+    assert default_registry().family_for(str(out)).name == "seg"

@@ -103,7 +103,8 @@ def ship(model_id: str, recipe: dict[str, Any], out: Path, work: Path, *, scale:
     work.mkdir(parents=True, exist_ok=True)
     data_spec = _scaled(dict(recipe["data"]), scale, "n", 2)
     data = work / "data"
-    if not (data / "manifest.json").is_file():
+    uses_set = any(not str(stage.get("data", "")).startswith("pool:") for stage in recipe["stages"])
+    if uses_set and not (data / "manifest.json").is_file():
         progress(f"generating the training set: {data_spec}")
         fields = {k: tuple(v) if k in ("shape", "spacing") else v for k, v in data_spec.items() if k != "model"}
         generate_set(GenerateRequest(model=data_spec.get("model", "phantom"), out=data, **fields), registry)

@@ -113,6 +113,27 @@ def test_tumour_contrast_to_white_matter_is_kept_where_it_marks_the_tumour_and_d
     assert not (log_ratios("flair", RANGES)[:, oedema] < darker).any()
 
 
+def test_grey_matter_stays_darker_than_oedema_where_the_tumour_contrast_is_kept():
+    """Drawn freely, grey matter outshines the anchored oedema on FLAIR in about a fifth of the draws, and the blobs of
+    grey matter (cerebellum, deep nuclei) look like oedema; kept within exp(N(0, 0.1)) of its ratio to white matter,
+    it almost never does. On T1 (not anchored) it stays free."""
+    from medsynth_engine.models.channelnet.randomise import _tissue_means
+
+    gm, oedema, wm = TISSUE_INDEX["grey_matter"], TISSUE_INDEX["oedema"], TISSUE_INDEX["white_matter"]
+
+    def draws(sequence: str, ranges: Ranges) -> torch.Tensor:
+        rng = torch.Generator().manual_seed(3)
+        return torch.stack([_tissue_means(sequence, rng, ranges, 0.3) for _ in range(400)])
+
+    for sequence in ("t2", "flair"):
+        kept = draws(sequence, RANGES)
+        assert (kept[:, gm] >= kept[:, oedema]).float().mean() < 0.02
+        assert 0.07 < torch.log(kept[:, gm] / kept[:, wm]).std() < 0.13
+        free = draws(sequence, Ranges(brain_contrast_log_sigma=0.35 * 2**0.5))  # as drawn before: 0.35 for each of GM and WM
+        assert (free[:, gm] >= free[:, oedema]).float().mean() > 0.1
+    assert torch.log(draws("t1", RANGES)[:, gm] / draws("t1", RANGES)[:, wm]).std() > 0.4
+
+
 def test_every_batch_holds_a_healthy_subject(pool):
     data = RandomisedSet(load_pool(pool), "seg", Ranges(fov_cut_probability=0.0, geometry_probability=0.0))
     rng = torch.Generator().manual_seed(0)

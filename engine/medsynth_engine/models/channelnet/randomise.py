@@ -14,8 +14,12 @@ contrast and resolution. Here each sample of a tissue pool (``tissuepool``) goes
    Measured on two 1,200-step continuations of seg-phantom that differ only in this (bench/results/add_channel.md):
    whole-tumour Dice 0.88 against 0.80 freely drawn, worst healthy-head false positive with all four sequences
    12 ml against 68 ml (3 mm slices, skull on); one pair of runs (continued to 2,400 steps the anchored one
-   drifted to 0.74), so the reason is the physics and the pair only agrees. T1 is left free: its tumour
-   contrast resembles grey matter's;
+   drifted to 0.74), so the reason is the physics and the pair only agrees. Grey matter and CSF keep theirs
+   there too (``brain_contrast_log_sigma``): drawn freely, grey matter (FLAIR 1.28, T2 1.56 of white matter) was
+   brighter than the anchored oedema (1.89, 2.46) in about a fifth of the samples, and a model trained fresh on
+   that labelled the blobs of grey matter (cerebellum, insula, deep nuclei) of healthy heads as oedema, tens of ml
+   with all four sequences (bench/results/add_channel.md). T1 is left free: its tumour contrast resembles grey
+   matter's;
 3. geometry: rotation about every axis and isotropic scale (a share of samples: it is the costly step),
    left-right flip (orientation and head size), applied to images, CT, brain mask and labels together;
 4. acquisition: resolution 1-6 mm on a random axis and 1-3 mm in plane (slice-profile blur, down- and
@@ -42,11 +46,13 @@ from ...phantom.tissues import SEQUENCES as MR_PHYSICS
 from .inputs import SEQUENCES, assemble, corner_holding
 from .tissuepool import TissuePool
 
-__all__ = ["Ranges", "RANGES", "RandomisedSet", "TUMOUR_TISSUES", "paint"]
+__all__ = ["Ranges", "RANGES", "RandomisedSet", "TUMOUR_TISSUES", "HEALTHY_BRAIN_TISSUES", "paint"]
 
 _AIR = TISSUE_INDEX["air"]
 #: The tissues of a tumour, by index: their contrast to white matter is kept in ``tumour_anchored_sequences``.
 TUMOUR_TISSUES = tuple(TISSUE_INDEX[name] for name in ("oedema", "enhancing_tumour", "necrosis"))
+#: Grey matter and CSF: their contrast to white matter is kept (within ``brain_contrast_log_sigma``) where the tumour's is.
+HEALTHY_BRAIN_TISSUES = tuple(TISSUE_INDEX[name] for name in ("grey_matter", "csf"))
 _BRAIN = len(TISSUES)
 _HU = torch.tensor([t.hu for t in TISSUES])
 HU_AIR = -1000.0
@@ -63,6 +69,7 @@ class Ranges:
     contrast_log_sigma: float = 0.35  # tissue mean = physical signal x exp(N(0, sigma)), per tissue and sequence
     tumour_anchored_sequences: tuple[str, ...] = ("t1ce", "t2", "flair")  # tumour tissues keep their contrast to WM here
     tumour_contrast_log_sigma: float = 0.1  # ... within exp(N(0, sigma)) of white matter's factor
+    brain_contrast_log_sigma: float = 0.1  # grey matter and CSF too, in those sequences (else grey matter can pass for oedema)
     texture_std: tuple[float, float] = (0.0, 0.1)  # within-tissue standard deviation, share of the white-matter mean
     thick_slice_mm: tuple[float, float] = (1.0, 6.0)  # on one random axis
     in_plane_mm: tuple[float, float] = (1.0, 3.0)  # on the two others
@@ -158,8 +165,9 @@ def _tissue_means(sequence: str, rng: torch.Generator, r: Ranges, gadolinium_mM:
     means = means / means[TISSUE_INDEX["white_matter"]]
     factors = torch.exp(r.contrast_log_sigma * torch.randn(len(TISSUES), generator=rng))
     if sequence in r.tumour_anchored_sequences:
-        anchored = factors[TISSUE_INDEX["white_matter"]] * torch.exp(r.tumour_contrast_log_sigma * torch.randn(len(TUMOUR_TISSUES), generator=rng))
-        factors[list(TUMOUR_TISSUES)] = anchored
+        wm = factors[TISSUE_INDEX["white_matter"]]
+        factors[list(TUMOUR_TISSUES)] = wm * torch.exp(r.tumour_contrast_log_sigma * torch.randn(len(TUMOUR_TISSUES), generator=rng))
+        factors[list(HEALTHY_BRAIN_TISSUES)] = wm * torch.exp(r.brain_contrast_log_sigma * torch.randn(len(HEALTHY_BRAIN_TISSUES), generator=rng))
     means = means * factors
     means[_AIR] = 0.0
     return means
