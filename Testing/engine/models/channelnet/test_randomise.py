@@ -113,6 +113,16 @@ def test_tumour_contrast_to_white_matter_is_kept_where_it_marks_the_tumour_and_d
     assert not (log_ratios("flair", RANGES)[:, oedema] < darker).any()
 
 
+def test_bias_fields_reach_beyond_what_the_phantoms_scans_draw():
+    """The phantom's scans draw a bias field of log sd 0.03-0.2; training must cover that and go beyond it."""
+    from medsynth_engine.models.channelnet.randomise import _acquire
+
+    only_bias = Ranges(thick_slice_mm=(2.0, 2.0), in_plane_mm=(2.0, 2.0), partial_volume_blur_vox=(0.0, 0.0), gamma_log_sigma=0.0, noise_share=(0.0, 0.0))
+    rng = torch.Generator().manual_seed(0)
+    sds = [float(torch.log(_acquire(torch.ones(24, 28, 24), rng, only_bias)).std()) for _ in range(60)]
+    assert max(sds) > 0.25 and 0.1 < float(np.mean(sds)) < 0.2 and min(sds) < 0.05  # uniform over 0-0.3
+
+
 def test_grey_matter_stays_darker_than_oedema_where_the_tumour_contrast_is_kept():
     """Drawn freely, grey matter outshines the anchored oedema on FLAIR in about a fifth of the draws, and the blobs of
     grey matter (cerebellum, deep nuclei) look like oedema; kept within exp(N(0, 0.1)) of its ratio to white matter,

@@ -74,7 +74,11 @@ class Ranges:
     thick_slice_mm: tuple[float, float] = (1.0, 6.0)  # on one random axis
     in_plane_mm: tuple[float, float] = (1.0, 3.0)  # on the two others
     partial_volume_blur_vox: tuple[float, float] = (0.0, 0.6)  # extra Gaussian sigma
-    bias_log_amplitude: tuple[float, float] = (0.0, 0.5)
+    # Bias field: smooth noise on a grid of 3-5 points per axis, log standard deviation drawn here. The first ranges
+    # (peak log amplitude 0-0.5, i.e. a log sd of 0.10 at most) stayed under what the phantom's own scans draw (log sd
+    # 0.03-0.2), and the healthy heads whose bias exceeded 0.104 were the ones given tumour (add_channel.md).
+    bias_log_std: tuple[float, float] = (0.0, 0.3)
+    bias_points: tuple[int, int] = (3, 5)
     gamma_log_sigma: float = 0.25
     noise_share: tuple[float, float] = (0.0, 0.06)  # Rician sigma, share of the white-matter mean
     fov_cut_probability: float = 0.3
@@ -186,9 +190,10 @@ def _acquire(image: torch.Tensor, rng: torch.Generator, r: Ranges) -> torch.Tens
     if list(coarse) != list(shape):
         image = F.interpolate(image[None, None], size=coarse, mode="trilinear", align_corners=False)
         image = F.interpolate(image, size=list(shape), mode="trilinear", align_corners=False)[0, 0]
-    field = torch.randn(1, 1, 4, 4, 4, generator=rng)
+    points = int(torch.randint(r.bias_points[0], r.bias_points[1] + 1, (1,), generator=rng))
+    field = torch.randn(1, 1, points, points, points, generator=rng)
     field = F.interpolate(field, size=list(shape), mode="trilinear", align_corners=True)[0, 0]
-    image = image * torch.exp(_uniform(rng, *r.bias_log_amplitude) * field / max(float(field.abs().max()), 1e-6))
+    image = image * torch.exp(_uniform(rng, *r.bias_log_std) * field / max(float(field.std()), 1e-6))
     image = image.clamp(min=0.0)
     peak = float(image.max()) or 1.0
     image = peak * (image / peak) ** math.exp(r.gamma_log_sigma * _normal(rng))
@@ -270,7 +275,7 @@ class RandomisedSet:
             plain = Ranges(
                 geometry_probability=0.0, rotation_deg=0.0, scale=(1.0, 1.0), skull_off_probability=0.0, contrast_log_sigma=0.0,
                 tumour_contrast_log_sigma=0.0, texture_std=(0.02, 0.02),
-                thick_slice_mm=(2.0, 2.0), in_plane_mm=(2.0, 2.0), partial_volume_blur_vox=(0.0, 0.0), bias_log_amplitude=(0.0, 0.0),
+                thick_slice_mm=(2.0, 2.0), in_plane_mm=(2.0, 2.0), partial_volume_blur_vox=(0.0, 0.0), bias_log_std=(0.0, 0.0),
                 gamma_log_sigma=0.0, noise_share=(0.02, 0.02), fov_cut_probability=0.0, keep_probability=1.0, t1_only_share=0.0,
             )
             images, _, _, _ = paint(self.pool.fractions[0].float() / 255.0, self.pool.labels[0], torch.Generator().manual_seed(0), plain)
