@@ -38,7 +38,7 @@ from typing import Any
 from ..errors import MedSynthError
 from . import CARD_NAME, WEIGHTS_DIR, shipped_folder
 
-__all__ = ["ship", "read_recipe", "build_recipe_pool", "main"]
+__all__ = ["ship", "package", "read_recipe", "build_recipe_pool", "main"]
 
 PREVIEW = "preview.png"
 
@@ -93,10 +93,8 @@ def ship(model_id: str, recipe: dict[str, Any], out: Path, work: Path, *, scale:
     ``steps`` set to the steps reached and ``schedule_steps`` to the planned ones, the later stages dropped), so
     replaying the card gives the same model."""
     from ..generate import GenerateRequest, generate_set
-    from ..modelfile import WEIGHTS_FILE, load_model_folder, write_atomic
     from ..registry import default_registry
     from ..training.finetune import run_finetune
-    from ..training.losslog import SAMPLES_DIR
     from ..training.request import FinetuneRequest
 
     registry = default_registry()
@@ -135,8 +133,19 @@ def ship(model_id: str, recipe: dict[str, Any], out: Path, work: Path, *, scale:
             # schedule_steps keeps step-defined schedules (pgan3d's phases, ldm3d's learning rate) laid out as planned
             recipe["stages"] = [*recipe["stages"][:i], {**stage, "steps": reached, "schedule_steps": stage.get("schedule_steps", values["steps"])}]
             break
-    last = folders[recipe["stages"][-1]["out"]]
+    return package(folders[recipe["stages"][-1]["out"]], model_id, recipe, out, registry)
 
+
+def package(last: Path, model_id: str, recipe: dict[str, Any], out: Path, registry=None) -> Path:
+    """Write the trained model folder ``last`` as the shipped folder ``out``: the shipped id, the recipe and the ship
+    text in its card, float16 where the recipe says, its newest training mosaic as the preview; checked to load as
+    its family's model, then put in place by a rename. ``ship`` ends here; a run chosen from a training's checkpoints
+    (on a validation set) is packaged the same way."""
+    from ..modelfile import WEIGHTS_FILE, load_model_folder, write_atomic
+    from ..registry import default_registry
+    from ..training.losslog import SAMPLES_DIR
+
+    registry = registry or default_registry()
     card, tensors = load_model_folder(last)
     extra = recipe.get("ship", {})
     if extra.get("float16"):

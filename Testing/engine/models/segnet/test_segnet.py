@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from medsynth_engine.addchannel import AddChannelRequest, add_channel
 from medsynth_engine.errors import MedSynthError
-import torch.nn.functional as F
 from medsynth_engine.models.channelnet.inputs import SEQUENCES, assemble, corner_holding, drop_sequences
 from medsynth_engine.models.segnet.train import TRAINING, beyond_t1_samples
 from medsynth_engine.models.segnet.train import train as train_seg
