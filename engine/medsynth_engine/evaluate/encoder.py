@@ -7,6 +7,10 @@ scale. A case's feature vector is the mean and the standard deviation of each of
 Input: the case on the fixed evaluation grid (64^3 at 3 mm), each sequence normalised inside the head as
 the segmenter was trained; a missing sequence is marked absent, as in training.
 
+The weights are frozen in ``encoder_weights/`` (seg-phantom as shipped from 2026-11-30, SHA-256 pinned below), not
+read from the shipped seg-phantom: like FID's one Inception network, the feature extractor must not change when the
+segmenter is retrained, or every recorded precision, recall, density and coverage would silently move.
+
 A 2D slice (the 2D families' cases) is encoded as a slab of ``SLAB`` copies of itself, the network's total
 stride, so the bottleneck holds one plane of the slice's features: per-slice features from the same encoder,
 with no other network to train or download.
@@ -14,16 +18,22 @@ with no other network to train or download.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
+from ..errors import MedSynthError
 from ..models.channelnet.inputs import assemble
 from ..models.channelnet.model import ChannelModel
-from ..weights import WEIGHTS_DIR
 
-__all__ = ["ENCODER_ID", "SLAB", "SegEncoder"]
+__all__ = ["ENCODER_DIR", "ENCODER_ID", "ENCODER_SHA256", "SLAB", "SegEncoder"]
 
-ENCODER_ID = "seg-phantom"
+#: Named after the segmenter it froze (evaluation results say "<ENCODER_ID> segmenter bottleneck").
+ENCODER_ID = "seg-phantom of 2026-11-30 (frozen)"
+ENCODER_DIR = Path(__file__).with_name("encoder_weights")
+#: The weights every recorded evaluation used; the card's hash is checked on load, this pins the card.
+ENCODER_SHA256 = "8f56e7f1147ec347f0db061c06f7472c321b847777fc18665cd8f5793651fa8a"
 #: Copies of a 2D slice stacked into the slab the 3D encoder reads (its three stride-2 levels: 2^3).
 SLAB = 8
 
@@ -32,7 +42,9 @@ class SegEncoder:
     """Bottleneck features of the shipped segmenter for (C, X, Y, Z) volumes in [-1, 1]."""
 
     def __init__(self) -> None:
-        model = ChannelModel(WEIGHTS_DIR / ENCODER_ID, expected="segnet")
+        model = ChannelModel(ENCODER_DIR, expected="segnet")
+        if model.card.weights.get("sha256") != ENCODER_SHA256:
+            raise MedSynthError(f"The evaluation encoder in {ENCODER_DIR} is not the frozen one (SHA-256 {ENCODER_SHA256[:12]}...).")
         self.net = model.net
         widest = max(model.config.channels)
         self._captured: list[torch.Tensor] = []
