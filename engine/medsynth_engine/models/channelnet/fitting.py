@@ -6,8 +6,9 @@ holds one line per ``log_every`` steps, progress dicts match pgan3d's, and ``sho
 at a checkpoint without raising.
 
 Each step draws ``batch_size`` random patches (``patch``^3) from the cases on the model grid, half of them
-holding a foreground voxel for segnet (tumours are small; at a random place in the patch: ``inputs.corner_holding``), flips left-right at random, and drops
-MR sequences at random (``inputs.drop_sequences``) so the model works from any subset of them. When
+holding a foreground voxel for segnet (tumours are small), at a random place in the patch
+(``inputs.corner_holding``), flips left-right at random, and drops MR sequences at random
+(``inputs.drop_sequences``) so the model works from any subset of them. When
 ``--data`` is a tissue pool (``tissuepool``), every batch is painted anew by ``randomise`` instead
 (domain randomisation; healthy subjects in every batch) and the card records the ranges.
 """
