@@ -15,6 +15,9 @@ with today's shipped models and once with the candidates; the rows are comparabl
   thick-slice grid, as ``medsynth add-channel`` uses the case's ``_mask`` (input zero outside it, labels kept
   inside): the phantom's own brain mask, i.e. a perfect skull stripping (what ``medsynth prepare`` aims at).
 
+``--n4``: every input goes through N4 bias-field correction first, as ``medsynth add-channel`` does by default for
+seg (``addchannel.model_inputs``: the same function, fitted inside the brain mask for the ``masked`` rows).
+
 Shifted volumes come from one 1 mm rendering per case: a Gaussian slice profile of FWHM the slice thickness,
 then every n-th slice (what a thick-slice acquisition integrates). Cases are cached in bench/out/shift_cases.
 
@@ -125,6 +128,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="where the models run: cpu (default) or cuda")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {', '.join(PARTS)} (run parts in parallel processes)")
+    parser.add_argument("--n4", action="store_true", help="N4-correct every input first, as add-channel does for seg (the seg rows only)")
     parser.add_argument("--summarise", action="store_true", help="merge this label's part files and print the summary")
     args = parser.parse_args()
     if args.summarise:
@@ -141,38 +145,50 @@ def main() -> None:
     parts = set(args.parts.split(","))
 
     import torch
-    from medsynth_engine.addchannel import resolve_channel_model
+    from medsynth_engine.addchannel import model_inputs, resolve_channel_model
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     seg_model = resolve_channel_model("seg", args.seg)
     ct_model = resolve_channel_model("ct", args.ct)
     started = time.time()
-    results: dict = {"label": args.label, "seg": seg_model.id, "ct": ct_model.id, "healthy_seed": args.healthy_seed, "tumour_seed": args.tumour_seed, "healthy_real": {}, "healthy_phantom": {}, "dice": {}, "ct_hu": {}}
+    results: dict = {"label": args.label, "seg": seg_model.id, "ct": ct_model.id, "healthy_seed": args.healthy_seed, "tumour_seed": args.tumour_seed,
+                     "n4": args.n4, "n4_seconds": 0.0, "healthy_real": {}, "healthy_phantom": {}, "dice": {}, "ct_hu": {}}
+    prepared: dict = {}  # (case id, steps, masked) -> the four inputs as the model sees them (N4 is per sequence)
+
+    def to_model(arrays: dict, affine: np.ndarray, brain: np.ndarray | None) -> dict:
+        t = time.perf_counter()
+        out = model_inputs(arrays, affine, brain, n4=args.n4)
+        results["n4_seconds"] = round(results["n4_seconds"] + (time.perf_counter() - t if args.n4 else 0.0), 1)
+        return out
 
     def segment(case: dict, steps, sequences, skull: bool = True, masked: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        arrays = {}
-        for name in sequences:
-            image = case[name] * (1 if skull else case["brain"])
-            arrays[name], affine = thick(image, case["affine"], steps)
-        if not masked:
-            return seg_model.predict(arrays, affine, device=device), affine
-        brain = thick(case["brain"], case["affine"], steps, label=True)[0] > 0
-        seg = seg_model.predict({k: np.where(brain, v, 0) for k, v in arrays.items()}, affine, device=device)
-        seg[~brain] = 0
+        key = (id(case), steps, skull, masked)
+        if key not in prepared:
+            prepared.clear()  # one case and shift at a time: the subsets of the sequences reuse it
+            arrays = {}
+            for name in SEQUENCES:
+                image = case[name] * (1 if skull else case["brain"])
+                arrays[name], affine = thick(image, case["affine"], steps)
+            brain = thick(case["brain"], case["affine"], steps, label=True)[0] > 0 if masked else None
+            prepared[key] = (to_model(arrays, affine, brain), affine, brain, case)  # the case held: its id stays unique
+        arrays, affine, brain, _ = prepared[key]
+        seg = seg_model.predict({k: arrays[k] for k in sequences}, affine, device=device)
+        if brain is not None:
+            seg[~brain] = 0
         return seg, affine
 
     t1, affine = mni_t1()
     for name, steps in MNI_SHIFTS.items() if "real" in parts else ():
         image, grid = thick(t1, affine, steps)
-        seg = seg_model.predict({"t1": image}, grid, device=device)
+        seg = seg_model.predict(to_model({"t1": image}, grid, None), grid, device=device)
         results["healthy_real"][f"MNI152 T1, brain-extracted, {name}"] = round(tumour_ml(seg, grid), 2)
         print(f"MNI {name}: {results['healthy_real'][f'MNI152 T1, brain-extracted, {name}']} ml", flush=True)
 
     masks = ((False,) if "healthy" in parts else ()) + ((True,) if "masked" in parts else ())
     for i in range(args.healthy_cases if masks else 0):
         case = render_case(args.healthy_seed + i, tumour=False)
-        for (name, steps), inputs, masked in itertools.product({**PHANTOM_SHIFTS, **BEYOND}.items(), (("t1",), SEQUENCES), masks):
+        for (name, steps), masked, inputs in itertools.product({**PHANTOM_SHIFTS, **BEYOND}.items(), masks, (("t1",), SEQUENCES)):
             seg, grid = segment(case, steps, inputs, masked=masked)
             key = f"{name}, skull on{' + brain mask' if masked else ''}, {'T1 only' if inputs == ('t1',) else 'all four'}"
             results["healthy_phantom"].setdefault(key, []).append(round(tumour_ml(seg, grid), 2))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 import subprocess
 import sys
@@ -184,3 +185,39 @@ def test_cli_adds_a_channel_and_fails_with_one_sentence(case):
     assert len(lines) == 1 and lines[0].startswith("medsynth: error: ") and "add --replace" in lines[0]
     listing = subprocess.run([str(MEDSYNTH_BIN), "models"], capture_output=True, text=True)
     assert listing.returncode == 0 and "Channel models" in listing.stdout and "seg-phantom" in listing.stdout
+
+
+def test_n4_is_on_for_seg_off_for_ct_and_switchable(case, tmp_path):
+    seen: list[str] = []
+    seg = add_channel(AddChannelRequest(case=case, channel="seg", device="cpu"), progress=lambda f, m: seen.append(m))
+    assert seg["n4"] is True and seg["n4_seconds"] > 0 and any("correcting the bias field (N4)" in m for m in seen)
+    plain = add_channel(AddChannelRequest(case=case, channel="seg", device="cpu", n4=False, out=tmp_path / "plain"))
+    assert plain["n4"] is False and plain["n4_seconds"] == 0
+    ct = add_channel(AddChannelRequest(case=case, channel="ct", device="cpu"))
+    assert ct["n4"] is False
+    forced = add_channel(AddChannelRequest(case=case, channel="ct", device="cpu", n4=True, out=tmp_path / "forced"))
+    assert forced["n4"] is True
+    # the correction reaches the model: mr2ct's HU differ with and without it
+    assert not np.array_equal(read_nifti(Path(ct["written"][0]))[0], read_nifti(Path(forced["written"][0]))[0])
+
+
+def test_a_volume_n4_cannot_correct_is_one_sentence_naming_it(case, tmp_path):
+    t1, affine = read_nifti(case / f"{case.name}_t1.nii.gz")
+    (tmp_path / "thin").mkdir()
+    thin = tmp_path / "thin" / "thin_t1.nii.gz"
+    write_nifti(thin, t1[:, :, 10:13], affine)  # three slices
+    with pytest.raises(MedSynthError) as caught:
+        add_channel(AddChannelRequest(case=thin, channel="seg", device="cpu"))
+    message = str(caught.value)
+    assert str(thin) in message and "N4 bias correction failed" in message and "--n4 off" in message and "\n" not in message
+    assert sorted(p.name for p in thin.parent.iterdir()) == ["thin_t1.nii.gz"]
+
+
+def test_cli_n4_switch(case):
+    on = subprocess.run([str(MEDSYNTH_BIN), "add-channel", "--channel", "seg", "--case", str(case), "--device", "cpu"], capture_output=True, text=True)
+    assert on.returncode == 0, on.stderr
+    assert "(N4-corrected)" in on.stdout.splitlines()[0]
+    off = subprocess.run([str(MEDSYNTH_BIN), "add-channel", "--channel", "seg", "--case", str(case), "--device", "cpu", "--replace", "--n4", "off",
+                          "--json"], capture_output=True, text=True)
+    assert off.returncode == 0, off.stderr
+    assert json.loads(off.stdout)["n4"] is False

@@ -78,9 +78,14 @@ def test_add_seg_and_ct_jobs_write_the_channels_on_the_case_grid(client, mr_case
     assert seg.shape == reference.shape and np.allclose(seg.affine, reference.affine, atol=1e-5)
     assert set(np.unique(np.asarray(seg.dataobj)).tolist()) <= {0, *BRATS_LABELS}
     assert f"{mr_case.name}_seg.nii.gz" in client.files(seg_job["id"])  # served like any job output
+    result = seg_job["result"]
+    assert result["n4"] is True and result["n4_seconds"] > 0  # the seg channel's inputs are bias-corrected by default
+    found = f"Tumour found: {result['tumour_ml']:g} ml" if result["tumour_found"] else f"No tumour found ({result['tumour_ml']:g} ml labelled"
+    assert seg_job["message"].startswith(found), seg_job["message"]  # what the panel's job line shows
 
     ct_job = client.wait(client.submit("add-channel", {"case": str(mr_case), "channel": "ct"})["id"], poll=0.2, timeout=120)
     assert ct_job["state"] == "succeeded", ct_job["error"]
+    assert ct_job["message"] == "Done." and ct_job["result"]["n4"] is False
     ct = nib.load(str(mr_case / f"{mr_case.name}_ct.nii.gz"))
     assert ct.shape == reference.shape and np.allclose(ct.affine, reference.affine, atol=1e-5)
     values = np.asarray(ct.dataobj, dtype=float)

@@ -84,6 +84,18 @@ def test_add_a_ct_to_any_volume_opens_with_the_ct_window(logic):
     assert slicer.util.arrayFromVolume(ct).shape == array.shape
 
 
+def test_a_seg_job_says_on_the_panels_job_line_whether_it_found_a_tumour(logic, make_phantom_set):
+    set_dir = make_phantom_set(n=1, shape=(24, 24, 24), spacing=6.0, channels="t1", tumour=False)
+    loaded = logic.loadCase(next(p for p in set_dir.iterdir() if p.is_dir()), show=False)
+    logic.addChannel("seg", loaded.volumes["t1"])
+    job = finish(logic)
+    result = job["result"]
+    assert result["n4"] is True  # the engine's default for seg: the panel asks nothing else
+    expected = f"No tumour found ({result['tumour_ml']:g} ml labelled" if not result["tumour_found"] else f"Tumour found: {result['tumour_ml']:g} ml"
+    line = logic.controller.view({}).job_status
+    assert line.startswith(f"Add-channel job succeeded: {expected}"), line
+
+
 def test_a_drawn_segment_is_added_to_the_case_as_a_tumour(logic, make_phantom_set):
     set_dir = make_phantom_set(n=1, shape=(32, 32, 32), spacing=6.0, channels="t1,t1ce,t2,flair", tumour=False)
     case = next(p for p in set_dir.iterdir() if p.is_dir())

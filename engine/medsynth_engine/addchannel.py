@@ -11,6 +11,10 @@ makes the input brain-extracted before the model sees it (zero outside the mask,
 and keeps tumour labels inside the brain: a T1 with its skull is the input the seg model gets wrong most
 (bench/results/add_channel.md).
 
+N4 bias-field correction (``biasfield``) runs on each input sequence first, by default for the seg channel: the
+shipped seg model labels oedema where a healthy head's bias field is strong, and N4 takes that away
+(bench/results/add_channel.md, "N4 on the input"); ``n4=False`` (``--n4 off``) skips it, ``True`` forces it for ct.
+
 Models are channel models (families whose capabilities name a channel: seg, mr2ct), not generators: shipped
 ones live in ``weights/<id>/``, and any model folder written by ``medsynth finetune --model seg|mr2ct`` works too.
 """
@@ -38,7 +42,7 @@ from .weights import model_folder, shipped_folder
 
 __all__ = [
     "AddChannelRequest", "add_channel", "channel_models", "channels_offered", "default_channel_model", "resolve_channel_model",
-    "find_case_files", "find_brain_mask", "tumour_outcome", "MIN_TUMOUR_ML",
+    "find_case_files", "find_brain_mask", "tumour_outcome", "outcome_sentence", "model_inputs", "n4_default", "MIN_TUMOUR_ML",
 ]
 
 #: Below this labelled volume a seg result is reported as "no tumour found": the shipped seg model labels up to
@@ -52,6 +56,45 @@ def tumour_outcome(codes: np.ndarray, affine: np.ndarray) -> dict:
     by_label = {BRATS_LABELS[code]: round(float((codes == code).sum()) * voxel_ml, 2) for code in sorted(BRATS_LABELS)}
     total = round(float((codes > 0).sum()) * voxel_ml, 2)
     return {"tumour_found": total >= MIN_TUMOUR_ML, "tumour_ml": total, "tumour_ml_by_label": by_label}
+
+
+def outcome_sentence(outcome: dict) -> str:
+    """What the seg channel found, in words (CLI, job message, panel): a clinician reads "no tumour found", not an
+    empty label map."""
+    if not outcome["tumour_found"]:
+        return f"no tumour found ({outcome['tumour_ml']:g} ml labelled in all, under the {MIN_TUMOUR_ML:g} ml a tumour needs)"
+    parts = ", ".join(f"{name} {ml:g} ml" for name, ml in outcome["tumour_ml_by_label"].items() if ml)
+    return f"tumour found: {outcome['tumour_ml']:g} ml ({parts})"
+
+
+def n4_default(channel: str) -> bool:
+    """Whether add-channel corrects the bias field when not told: for seg (measured to remove its false tumours in
+    healthy heads); not for ct (mr2ct was not measured with it)."""
+    return channel == "seg"
+
+
+def model_inputs(arrays: dict[str, np.ndarray], affine: np.ndarray, brain: np.ndarray | None = None, n4: bool = False,
+                 names: dict[str, Path] | None = None) -> dict[str, np.ndarray]:
+    """What the channel model sees: each sequence N4-corrected (``n4``; fitted inside ``brain`` when given, else on
+    Otsu's foreground), then zero outside ``brain``. The benchmark (bench_channel_shift) measures through this.
+
+    ``names``: the files the arrays came from, for the one sentence a failed correction gives.
+    """
+    out = {}
+    for channel, array in arrays.items():
+        if n4:
+            from .biasfield import n4_array
+
+            try:
+                array = n4_array(array, affine, brain)
+            except (ValueError, RuntimeError) as exc:
+                where = (names or {}).get(channel, channel)
+                raise MedSynthError(f"N4 bias correction failed on {where} ({str(exc).strip().splitlines()[-1]}); "
+                                    "add the channel without it (--n4 off).") from None
+        if brain is not None:
+            array = np.where(brain, array, np.zeros((), dtype=array.dtype))
+        out[channel] = array
+    return out
 
 
 @dataclass
@@ -70,6 +113,7 @@ class AddChannelRequest:
             True forces bf16 autocast; False is eager float32.
         brain_mask: a brain mask on the case's grid; default the case's own ``<case>_mask.nii.gz`` when it has one.
         no_brain_mask: ignore any brain mask (the model sees the whole head).
+        n4: N4 bias-field correction of each input sequence first; None: ``n4_default(channel)`` (on for seg).
     """
 
     case: Path
@@ -81,6 +125,7 @@ class AddChannelRequest:
     amp: bool | None = None
     brain_mask: Path | None = None
     no_brain_mask: bool = False
+    n4: bool | None = None
 
 
 def find_brain_mask(case_id: str, folder: Path) -> Path | None:
@@ -243,8 +288,8 @@ def _write_together(outputs: list[tuple[Path, Callable[[Path], None]]]) -> None:
 def add_channel(request: AddChannelRequest, progress: Callable[[float, str], None] | None = None) -> dict:
     """Predict ``request.channel`` for the case and write it beside the case; returns what was done.
 
-    Returns ``{"channel", "model", "inputs", "brain_mask" (the mask file used, or None), "written": [absolute paths],
-    "seconds", "network_seconds"}``, and
+    Returns ``{"channel", "model", "inputs", "brain_mask" (the mask file used, or None), "n4" (whether the inputs
+    were bias-corrected), "n4_seconds", "written": [absolute paths], "seconds", "network_seconds"}``, and
     for seg the ``tumour_outcome`` (``tumour_found`` False: "no tumour found", reported as such, not an error).
     """
     from .device import select_device
@@ -274,7 +319,12 @@ def add_channel(request: AddChannelRequest, progress: Callable[[float, str], Non
     brain = None
     if mask_file is not None:
         brain = _read_brain_mask(mask_file, reference, arrays[next(iter(arrays))].shape, affine)
-        arrays = {c: np.where(brain, a, np.zeros((), dtype=a.dtype)) for c, a in arrays.items()}
+    n4 = n4_default(request.channel) if request.n4 is None else bool(request.n4)
+    if n4:
+        report(0.1, f"correcting the bias field (N4) of {', '.join(arrays)}")
+    t = time.monotonic()
+    arrays = model_inputs(arrays, affine, brain, n4=n4, names=files)
+    n4_seconds = time.monotonic() - t if n4 else 0.0
     array = model.predict(arrays, affine, device=device, amp=request.amp, progress=report)
     if brain is not None and request.channel == "seg":
         array[~brain] = 0
@@ -288,15 +338,15 @@ def add_channel(request: AddChannelRequest, progress: Callable[[float, str], Non
         outputs.append((targets[1], lambda p: _segmentation_nrrd(p, array, affine)))
     _write_together(outputs)
     outcome = tumour_outcome(array, affine) if request.channel == "seg" else {}
-    if outcome and not outcome["tumour_found"]:
-        report(0.95, f"no tumour found ({outcome['tumour_ml']:g} ml labelled, under {MIN_TUMOUR_ML:g} ml)")
-    report(1.0, f"wrote {', '.join(p.name for p in targets)}")
+    report(1.0, f"wrote {', '.join(p.name for p in targets)}" + (f"; {outcome_sentence(outcome)}" if outcome else ""))
     return {
         **outcome,
         "channel": request.channel,
         "model": model.id,
         "inputs": list(arrays),
         "brain_mask": str(mask_file.resolve()) if mask_file is not None else None,
+        "n4": n4,
+        "n4_seconds": round(n4_seconds, 3),
         "written": [str(p.resolve()) for p in targets],
         "seconds": round(time.monotonic() - started, 3),
         "network_seconds": round(model.network_seconds, 3),

@@ -28,11 +28,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       help="brain mask on the case's grid: the input is brain-extracted with it and seg labels stay inside "
                       "(default: the case's own <case>_mask.nii.gz, as medsynth prepare writes it, when there is one)")
     mask.add_argument("--no-brain-mask", action="store_true", help="ignore the case's brain mask: the model sees the whole head")
+    p.add_argument("--n4", choices=("auto", "on", "off"), default="auto",
+                   help="N4 bias-field correction of each input sequence before the model: auto (default: on for seg, "
+                   "off for ct), on, off")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..addchannel import AddChannelRequest, add_channel
+    from ..addchannel import AddChannelRequest, add_channel, outcome_sentence
 
     request = AddChannelRequest(
         case=args.case,
@@ -44,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         amp={"auto": None, "on": True, "off": False}[args.amp],
         brain_mask=args.brain_mask,
         no_brain_mask=args.no_brain_mask,
+        n4={"auto": None, "on": True, "off": False}[args.n4],
     )
 
     live = sys.stderr.isatty() and not args.json
@@ -65,17 +69,8 @@ def run(args: argparse.Namespace) -> int:
         if live:
             sys.stderr.write("\n")
         inside = f" inside the brain mask {result['brain_mask']}" if result.get("brain_mask") else ""
-        print(f"{result['channel']} from {', '.join(result['inputs'])}{inside} by {result['model']}: " + ", ".join(result["written"]))
+        corrected = " (N4-corrected)" if result.get("n4") else ""
+        print(f"{result['channel']} from {', '.join(result['inputs'])}{corrected}{inside} by {result['model']}: " + ", ".join(result["written"]))
         if "tumour_found" in result:
-            print(_outcome_line(result))
+            print(outcome_sentence(result))
     return 0
-
-
-def _outcome_line(result: dict) -> str:
-    """What the seg channel found, in words: a clinician reads "no tumour found", not an empty label map."""
-    from ..addchannel import MIN_TUMOUR_ML
-
-    if not result["tumour_found"]:
-        return f"no tumour found ({result['tumour_ml']:g} ml labelled in all, under the {MIN_TUMOUR_ML:g} ml a tumour needs)"
-    parts = ", ".join(f"{name} {ml:g} ml" for name, ml in result["tumour_ml_by_label"].items() if ml)
-    return f"tumour found: {result['tumour_ml']:g} ml ({parts})"

@@ -272,11 +272,21 @@ class JobRunner:
         elif "error" in outcome:
             fields = {"state": "failed", "message": "Failed.", "error": outcome["error"]}
         else:
-            fields = {"state": "succeeded", "message": "Done.", "progress": 1.0}
+            fields = {"state": "succeeded", "message": self._done_message(handle, outcome.get("result")), "progress": 1.0}
         if isinstance(outcome.get("result"), dict):
             fields["result"] = outcome["result"]
         self.store.update(handle.job_id, worker_pid=None, worker_started=None, **fields)
         killpoint("jobs.ended")
+
+    def _done_message(self, handle: Running, result: Any) -> str:
+        """A succeeded job's message: its kind's ``done_message`` of the result (a broken one must not fail the job)."""
+        kind = self._kind(self.store.get(handle.job_id)["kind"])
+        if kind.done_message is None or not isinstance(result, dict):
+            return "Done."
+        try:
+            return kind.done_message(result)
+        except Exception:  # noqa: BLE001 - the job did succeed; the message is a courtesy
+            return "Done."
 
     def _run_in_engine(self, handle: Running, job: dict[str, Any], job_dir: Path) -> dict[str, Any]:
         report = ProgressReport(self.store, handle.job_id)

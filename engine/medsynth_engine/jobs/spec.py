@@ -152,6 +152,7 @@ class JobKind:
     ``resume(params, job_dir)``, where given, returns the params to queue the stopped job again with;
     ``requeue_on_restart`` says a job of the kind that was running when the engine died queues again by itself
     (journalled sets: nothing is lost by continuing); ``resumed_message`` is the job's message when it is queued.
+    ``done_message(result)``, where given, is the message of a job that succeeded (else "Done.").
     """
 
     name: str
@@ -164,6 +165,7 @@ class JobKind:
     resume: Callable[[dict[str, Any], Path], dict[str, Any]] | None = None
     requeue_on_restart: bool = False
     resumed_message: str = "Queued to resume from its last checkpoint."
+    done_message: Callable[[dict[str, Any]], str] | None = None
 
     def lane(self, params: dict[str, Any]) -> str:
         if self.lane_by == "device":

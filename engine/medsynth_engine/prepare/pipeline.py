@@ -22,6 +22,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .. import __version__
+from ..biasfield import n4_image
 from ..errors import MedSynthError
 from ..journal import case_id as keyed_case_id
 from ..journal import new_id_key
@@ -89,19 +90,6 @@ def _anonymous(text: str, names: list[str], label: str) -> str:
     return re.sub(r"(/[^\s;,]+)+", "a file", text)
 
 
-def _n4(image: sitk.Image) -> sitk.Image:
-    """N4 bias correction on a 4x shrunk copy, the field applied at full resolution (SimpleITK's recipe)."""
-    image = sitk.Cast(image, sitk.sitkFloat32)
-    mask = sitk.OtsuThreshold(image, 0, 1, 200)
-    shrunk = sitk.Shrink(image, [4, 4, 4])
-    shrunk_mask = sitk.Shrink(mask, [4, 4, 4])
-    corrector = sitk.N4BiasFieldCorrectionImageFilter()
-    corrector.SetMaximumNumberOfIterations([25, 25, 25])
-    corrector.Execute(shrunk, shrunk_mask)
-    log_field = corrector.GetLogBiasFieldAsImage(image)
-    return image / sitk.Exp(log_field)
-
-
 def _scales(transform: sitk.AffineTransform) -> list[float]:
     return [float(s) for s in np.linalg.svd(np.array(transform.GetMatrix()).reshape(3, 3), compute_uv=False)]
 
@@ -127,7 +115,7 @@ def _prepare_study(study: Study, request: PrepareRequest, template: Template | N
     steps["read"] = time.monotonic() - t
     if request.n4:
         t = time.monotonic()
-        images = {k: _n4(v) for k, v in images.items()}
+        images = {k: n4_image(v) for k, v in images.items()}
         steps["n4"] = time.monotonic() - t
     reference = next(s for s in REFERENCE_ORDER if s in images)
     t = time.monotonic()

@@ -27,6 +27,7 @@ class AddChannelParams(JobParams):
     amp: bool | None = None
     brain_mask: PathText | None = None
     no_brain_mask: bool = False
+    n4: bool | None = None
 
     @model_validator(mode="after")
     def _one_mask_choice(self) -> AddChannelParams:
@@ -64,10 +65,21 @@ def run(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     return add_channel(AddChannelRequest(**request_fields(params, ("case", "out", "brain_mask"))), progress=ctx.fraction_progress())
 
 
+def done_message(result: dict[str, Any]) -> str:
+    """The job's message once it succeeded: what the seg channel found ("no tumour found ..."), else "Done."."""
+    from ...addchannel import outcome_sentence
+
+    if "tumour_found" not in result:
+        return "Done."
+    sentence = outcome_sentence(result)
+    return sentence[0].upper() + sentence[1:] + "."
+
+
 KIND = JobKind(
     name="add-channel",
     params=AddChannelParams,
     prepare=prepare,
     run=run,
     summary="Add a segmentation (seg) or CT channel to a case with a channel model.",
+    done_message=done_message,
 )
