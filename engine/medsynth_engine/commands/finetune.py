@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=4, help="global batch, split over --nproc (default 4)")
     p.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints and mosaics (default 100)")
     p.add_argument("--log-every", type=int, default=10, help="steps between lines of loss.jsonl (default 10)")
-    p.add_argument("--width", type=int, default=None, help="network width at 4^3 for a new model (default 128)")
+    p.add_argument("--width", type=int, default=None, help="network width of a new model (default: the family's, e.g. 128 for pgan3d, 16 for seg and mr2ct)")
     p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--nproc", type=int, default=1, help="training processes (gloo on CPU, NCCL on GPUs; default 1)")
