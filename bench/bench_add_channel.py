@@ -6,7 +6,9 @@ models (seg-phantom, mr2ct-phantom; both at 2 mm, sliding window of 64^3). Modes
 - ``eager``: float32, one sliding window per network call, the reference;
 - ``fp32``: float32, the windows batched 8 per call (``amp=False``);
 - ``fast``: what ``amp=None`` picks on this device (CPU: float32 with batched windows; GPU: + bf16, channels_last_3d);
-- ``bf16``: bf16 autocast + channels_last_3d, batched windows (``amp=True``).
+- ``bf16``: bf16 autocast + channels_last_3d, batched windows (``amp=True``);
+- ``fast+N4``: ``fast`` with N4 bias correction of the four sequences first (add-channel's default for seg; the other
+  modes run without it, so their ratios are the network path's).
 All run under ``torch.inference_mode``.
 
 Each measurement runs in a fresh subprocess (so peak resident memory is that mode's alone): one warm-up
@@ -30,8 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "engine"))
 sys.path.insert(0, str(ROOT))
 
-#: mode -> (amp, windows per network call)
-MODES = {"eager": (False, 1), "fp32": (False, 8), "fast": (None, 8), "bf16": (True, 8)}
+#: mode -> (amp, windows per network call, N4 first)
+MODES = {"eager": (False, 1, False), "fp32": (False, 8, False), "fast": (None, 8, False), "bf16": (True, 8, False), "fast+N4": (None, 8, True)}
 
 
 def make_case(folder: Path) -> Path:
@@ -51,21 +53,22 @@ def child(case: Path, channel: str, mode: str, repeats: int, threads: int, devic
     from medsynth_engine.models.channelnet import model
 
     torch.set_num_threads(threads)
-    amp, model.SW_BATCH = MODES[mode]
-    times, network = [], []
+    amp, model.SW_BATCH, n4 = MODES[mode]
+    times, network, n4_seconds = [], [], []
     with tempfile.TemporaryDirectory() as out:
         for i in range(repeats + 1):
             started = time.perf_counter()
-            result = add_channel(AddChannelRequest(case=case, channel=channel, out=Path(out), replace=True, device=device, amp=amp))
+            result = add_channel(AddChannelRequest(case=case, channel=channel, out=Path(out), replace=True, device=device, amp=amp, n4=n4))
             if i:
                 times.append(time.perf_counter() - started)
                 network.append(result["network_seconds"])
+                n4_seconds.append(result["n4_seconds"])
     if device.startswith("cuda"):
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:  # VmHWM: this process's own high-water mark (ru_maxrss would carry the parent's over fork and exec)
         status = Path("/proc/self/status").read_text()
         peak = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
-    return {"channel": channel, "mode": mode, "seconds": min(times), "network_seconds": min(network), "peak_mb": peak}
+    return {"channel": channel, "mode": mode, "seconds": min(times), "network_seconds": min(network), "n4_seconds": min(n4_seconds), "peak_mb": peak}
 
 
 def main() -> None:
@@ -93,13 +96,13 @@ def main() -> None:
                 print(rows[-1], file=sys.stderr)
     memory = "peak CUDA MB" if args.device.startswith("cuda") else "peak RSS MB"
     print(f"torch {torch.__version__}, {args.threads} thread(s), device {args.device}, 128^3 case at 1.5 mm, best of {args.repeats}\n")
-    print(f"| channel | mode | seconds per case | speed vs eager | network seconds | network speed vs eager | {memory} |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"| channel | mode | seconds per case | speed vs eager | network seconds | network speed vs eager | N4 seconds | {memory} |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         ref = next(r for r in rows if r["channel"] == row["channel"] and r["mode"] == "eager")
         print(
             f"| {row['channel']} | {row['mode']} | {row['seconds']:.2f} | {ref['seconds'] / row['seconds']:.2f}x "
-            f"| {row['network_seconds']:.2f} | {ref['network_seconds'] / row['network_seconds']:.2f}x | {row['peak_mb']:.0f} |"
+            f"| {row['network_seconds']:.2f} | {ref['network_seconds'] / row['network_seconds']:.2f}x | {row['n4_seconds']:.2f} | {row['peak_mb']:.0f} |"
         )
 
 
