@@ -13,7 +13,7 @@ and keeps tumour labels inside the brain: a T1 with its skull is the input the s
 
 N4 bias-field correction (``biasfield``) runs on each input sequence first, by default for the seg channel: the
 shipped seg model labels oedema where a healthy head's bias field is strong, and N4 takes that away
-(bench/results/add_channel.md, "N4 on the input"); ``n4=False`` (``--n4 off``) skips it, ``True`` forces it for ct.
+(bench/results/add_channel.md, "N4 inside add-channel"); ``n4=False`` (``--n4 off``) skips it, ``True`` forces it for ct.
 
 Models are channel models (families whose capabilities name a channel: seg, mr2ct), not generators: shipped
 ones live in ``weights/<id>/``, and any model folder written by ``medsynth finetune --model seg|mr2ct`` works too.
@@ -90,7 +90,7 @@ def model_inputs(arrays: dict[str, np.ndarray], affine: np.ndarray, brain: np.nd
             except (ValueError, RuntimeError) as exc:
                 where = (names or {}).get(channel, channel)
                 raise MedSynthError(f"N4 bias correction failed on {where} ({str(exc).strip().splitlines()[-1]}); "
-                                    "add the channel without it (--n4 off).") from None
+                                    "add the channel without it (--n4 off; a job's n4: false).") from None
         if brain is not None:
             array = np.where(brain, array, np.zeros((), dtype=array.dtype))
         out[channel] = array

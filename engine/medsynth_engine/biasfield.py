@@ -5,7 +5,7 @@ field is smooth, the fit costs the voxel count) and divided out at full resoluti
 slices whole: a 1 mm axis is shrunk 4x, a 5 mm axis not at all, and no axis below ``MIN_FIT_VOXELS`` voxels.
 
 Why add-channel runs it: the shipped seg model labels oedema where a healthy head's bias field is strongest; N4
-on the input removes that (bench/results/add_channel.md, "N4 on the input").
+on the input removes that (bench/results/add_channel.md, "N4 inside add-channel").
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ FIT_SPACING_MM = 4.0
 MIN_FIT_VOXELS = 8
 #: Fitting levels and iterations per level: three levels keep the B-spline mesh coarser than a tumour (a fourth
 #: level fits bright tumour as "field": Dice 0.89 -> 0.38 at 3 mm); 50 iterations, not 25, finish the fit
-#: (bench/results/add_channel.md, "N4 on the input").
+#: (bench/results/add_channel.md, "N4 inside add-channel").
 ITERATIONS = (50, 50, 50)
 #: Fits in a row, each on the previous one's output (Otsu's foreground found anew on it when no mask is given): one
 #: pass left 2.1 ml of false tumour in a healthy phantom head at 7 mm slices (100 iterations per level: 1.4 ml; a
