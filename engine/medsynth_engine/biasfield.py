@@ -1,7 +1,8 @@
 """N4 bias-field correction (Tustison et al. 2010, SimpleITK's filter), for ``medsynth prepare --n4`` and add-channel.
 
-The field is fitted (``PASSES`` times, each on the last one's output) on a copy shrunk to about ``FIT_SPACING_MM`` per axis (SimpleITK's recommended recipe: the
-field is smooth, the fit costs the voxel count) and divided out at full resolution. Shrinking per axis keeps thick
+The field is fitted (``PASSES`` times, each on the last one's output) on a copy shrunk to about ``FIT_SPACING_MM``
+per axis (SimpleITK's recommended recipe: the field is smooth, the fit costs the voxel count) and divided out at
+full resolution. Shrinking per axis keeps thick
 slices whole: a 1 mm axis is shrunk 4x, a 5 mm axis not at all, and no axis below ``MIN_FIT_VOXELS`` voxels.
 
 Why add-channel runs it: the shipped seg model labels oedema where a healthy head's bias field is strongest; N4
