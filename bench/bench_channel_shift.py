@@ -154,7 +154,7 @@ def main() -> None:
     started = time.time()
     results: dict = {"label": args.label, "seg": seg_model.id, "ct": ct_model.id, "healthy_seed": args.healthy_seed, "tumour_seed": args.tumour_seed,
                      "n4": args.n4, "n4_seconds": 0.0, "healthy_real": {}, "healthy_phantom": {}, "dice": {}, "ct_hu": {}}
-    prepared: dict = {}  # (case id, steps, masked) -> the four inputs as the model sees them (N4 is per sequence)
+    prepared: dict = {}  # (case id, steps, skull, masked) -> the four inputs as the model sees them (N4 is per sequence)
 
     def to_model(arrays: dict, affine: np.ndarray, brain: np.ndarray | None) -> dict:
         t = time.perf_counter()
