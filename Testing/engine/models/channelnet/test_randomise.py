@@ -87,6 +87,31 @@ def test_painted_cases_vary_in_contrast_and_keep_labels_ct_and_skull_choice(pool
     np.testing.assert_array_equal(again[0][draws[0][3]["sequences"][0]], draws[0][0][draws[0][3]["sequences"][0]])
 
 
+def test_a_cut_field_of_view_is_air_in_the_ct_target_as_it_is_background_in_the_labels(pool):
+    """The cut is the last draw: the same seed with and without it paints the same case, and only the slab the MR
+    no longer shows differs, where the CT is air (a head left there taught mr2ct to paint tissue on empty input)."""
+    data = load_pool(pool)
+    fractions, labels = _subject(data, healthy=False)
+    cut_somewhere = 0
+    for seed in range(6):
+        whole = paint(fractions, labels, torch.Generator().manual_seed(seed), Ranges(fov_cut_probability=0.0))
+        cut = paint(fractions, labels, torch.Generator().manual_seed(seed), Ranges(fov_cut_probability=1.0))
+        assert cut[3]["fov_cut"] and not whole[3]["fov_cut"]
+        changed = cut[2] != whole[2]
+        assert torch.all(cut[2][changed] == -1000.0)
+        hidden = np.ones(labels.shape, dtype=bool)
+        for image in cut[0].values():
+            hidden &= image == 0.0
+        assert bool(torch.from_numpy(hidden)[changed].all())  # the CT changed only where the MR shows nothing
+        shown_before = np.zeros(labels.shape, dtype=bool)
+        for name, image in whole[0].items():
+            shown_before |= image != cut[0][name]
+        assert torch.all(cut[2][torch.from_numpy(shown_before)] == -1000.0)  # where the cut hid the head, CT is air
+        assert bool(changed[cut[1] != whole[1]].all()) and torch.all(cut[1][changed] == 0)  # and labels background
+        cut_somewhere += int(changed.any())
+    assert cut_somewhere >= 3  # most cuts reach the head
+
+
 def test_tumour_contrast_to_white_matter_is_kept_where_it_marks_the_tumour_and_drawn_freely_in_t1():
     """Oedema brighter than white matter on FLAIR is what oedema is: in t1ce, t2 and flair the tumour tissues keep
     their physical ratio to white matter (within exp(N(0, 0.1))); in t1 and with anchoring turned off they do not."""
@@ -188,8 +213,13 @@ def test_finetune_on_a_pool_records_the_randomisation_in_the_card(pool, tmp_path
     assert card["preprocessing"]["training"]["sequence_dropout"]["t1_only_share"] == RANGES.t1_only_share
     losses = [json.loads(line) for line in (out / "loss.jsonl").read_text().splitlines()]
     assert losses and all(np.isfinite(line["dice_ce"]) for line in losses)
+    assert ranges["skull_off_probability"] == 0.5 and ranges["tumour_patch_share"] == RANGES.tumour_patch_share
     ct = run_finetune(FinetuneRequest(data=pool, out=tmp_path / "ct", model="mr2ct", steps=1, resolution=16, spacing=SPACING, width=4, batch_size=2))
     assert np.isfinite(json.loads((ct / "loss.jsonl").read_text().splitlines()[-1])["l1"])
+    # mr2ct's own ranges: whole-head MR more often, patches not centred on tumours; the card says so.
+    ct_ranges = json.loads((ct / "model.json").read_text())["preprocessing"]["training"]["domain_randomisation"]
+    assert ct_ranges["skull_off_probability"] == 0.3 and ct_ranges["tumour_patch_share"] == 0.0
+    assert ct_ranges["thick_slice_mm"] == ranges["thick_slice_mm"]
     with pytest.raises(MedSynthError, match="is at 8 mm"):
         run_finetune(FinetuneRequest(data=pool, out=tmp_path / "c", model="seg", steps=1, resolution=16, spacing=4.0, width=4, batch_size=2))
 

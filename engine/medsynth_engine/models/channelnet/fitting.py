@@ -40,7 +40,7 @@ from ...weights import model_folder
 from .inputs import SEQUENCES, PairedSet, corner_holding, drop_sequences, load_paired_set
 from .model import NET_PREFIX, run_network
 from .network import ChannelNetConfig, build_unet
-from .randomise import RandomisedSet
+from .randomise import RANGES, RandomisedSet, Ranges
 from .tissuepool import is_pool, load_pool
 
 if TYPE_CHECKING:
@@ -70,6 +70,7 @@ class Family:
     stages: tuple[str | None, ...] = (None,)
     norm: str = "instance"
     describe: str = ""
+    ranges: Ranges = RANGES  # domain randomisation when the data is a tissue pool
     extras: Callable[[ChannelNetConfig, str | None], dict[str, Any]] = field(default=lambda config, stage: {})
 
 
@@ -184,7 +185,7 @@ class _Run(StepBookkeeping):
             pool = load_pool(self.request.data)
             if abs(pool.spacing - self.spacing) > 1e-6:
                 raise MedSynthError(f"The tissue pool {self.request.data} is at {pool.spacing:g} mm; train at that --spacing, not {self.spacing:g}.")
-            return RandomisedSet(pool, self.family.target)
+            return RandomisedSet(pool, self.family.target, self.family.ranges)
 
         def reading(done: int, total: int) -> None:
             self.report({"message": f"reading and checking case {done}/{total}"})

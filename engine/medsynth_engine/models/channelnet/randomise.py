@@ -24,7 +24,8 @@ contrast and resolution. Here each sample of a tissue pool (``tissuepool``) goes
    left-right flip (orientation and head size), applied to images, CT, brain mask and labels together;
 4. acquisition: resolution 1-6 mm on a random axis and 1-3 mm in plane (slice-profile blur, down- and
    up-sampling), extra partial-volume blur, a multiplicative bias field, gamma, Rician noise;
-5. a field of view that cuts the head at a random side; brain-extracted images are zero outside the brain;
+5. a field of view that cuts the head at a random side (labels there become background, CT air); brain-extracted
+   images are zero outside the brain;
 6. a random subset of the sequences, T1 alone in a fixed share (the common clinical case), normalised
    exactly as at inference (``inputs.assemble``) on the whole volume, then a patch is cut out.
 
@@ -249,6 +250,8 @@ def paint(
             image[cut] = 0.0
         labels = labels.clone()
         labels[cut] = 0
+        ct = ct.clone()
+        ct[cut] = HU_AIR  # what the MR does not show, the CT does not invent: a head painted there taught air as tissue
     drawn = {"skull_off": skull_off, "sequences": kept, "moved": moved, "fov_cut": cut is not None}
     return {k: v.numpy() for k, v in images.items()}, labels, ct, drawn
 

@@ -6,10 +6,15 @@ L1 loss, weighted x4 in bone (above 300 HU) so the thin skull is not averaged aw
 adds MONAI's PatchDiscriminator conditioned on the MR (least-squares GAN, weight 0.01) for sharper bone;
 the default (no ``--stage``) is the plain L1 regression. A quarter of the training patches see T1 alone,
 the most common clinical MR.
+
+On a tissue pool (domain randomisation, ``channelnet.randomise``) two ranges differ from seg's: a CT is asked of
+whole-head MR far more often than of a brain-extracted one, where the skull can only be guessed, so 30% of the
+samples are brain-extracted (seg: 50%); and patches are placed anywhere in the head, none centred on a tumour.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -17,6 +22,7 @@ import torch
 from ..channelnet.fitting import Family, train_family
 from ..channelnet.inputs import HU_RANGE
 from ..channelnet.model import CT_SCALE
+from ..channelnet.randomise import RANGES
 from .options import MR2CTOptions
 
 __all__ = ["train", "TRAINING", "ADVERSARIAL_WEIGHT"]
@@ -67,6 +73,7 @@ TRAINING = Family(
     norm="batch",
     describe="MONAI UNet regression of HU/1000, AdamW",
     extras=_extras,
+    ranges=replace(RANGES, skull_off_probability=0.3, tumour_patch_share=0.0),
 )
 
 
