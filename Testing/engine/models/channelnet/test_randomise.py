@@ -214,9 +214,10 @@ def test_finetune_on_a_pool_records_the_randomisation_in_the_card(pool, tmp_path
     losses = [json.loads(line) for line in (out / "loss.jsonl").read_text().splitlines()]
     assert losses and all(np.isfinite(line["dice_ce"]) for line in losses)
     assert ranges["skull_off_probability"] == 0.5 and ranges["tumour_patch_share"] == RANGES.tumour_patch_share
-    ct = run_finetune(FinetuneRequest(data=pool, out=tmp_path / "ct", model="mr2ct", steps=1, resolution=16, spacing=SPACING, width=4, batch_size=2))
+    ct = run_finetune(FinetuneRequest.make(data=pool, out=tmp_path / "ct", model="mr2ct", steps=1, resolution=16, spacing=SPACING, width=4,
+                                           batch_size=2, brain_extracted_share=0.3))
     assert np.isfinite(json.loads((ct / "loss.jsonl").read_text().splitlines()[-1])["l1"])
-    # mr2ct's own ranges: whole-head MR more often, patches not centred on tumours; the card says so.
+    # mr2ct's own ranges: the brain-extracted share it was given, patches not centred on tumours; the card says so.
     ct_ranges = json.loads((ct / "model.json").read_text())["preprocessing"]["training"]["domain_randomisation"]
     assert ct_ranges["skull_off_probability"] == 0.3 and ct_ranges["tumour_patch_share"] == 0.0
     assert ct_ranges["thick_slice_mm"] == ranges["thick_slice_mm"]

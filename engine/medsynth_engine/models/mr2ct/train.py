@@ -7,9 +7,10 @@ adds MONAI's PatchDiscriminator conditioned on the MR (least-squares GAN, weight
 the default (no ``--stage``) is the plain L1 regression. A quarter of the training patches see T1 alone,
 the most common clinical MR.
 
-On a tissue pool (domain randomisation, ``channelnet.randomise``) two ranges differ from seg's: a CT is asked of
-whole-head MR far more often than of a brain-extracted one, where the skull can only be guessed, so 30% of the
-samples are brain-extracted (seg: 50%); and patches are placed anywhere in the head, none centred on a tumour.
+On a tissue pool (domain randomisation, ``channelnet.randomise``) patches are placed anywhere in the head, none
+centred on a tumour, and ``--brain-extracted-share`` sets how many samples are brain-extracted (default 0.5, as
+seg's): on those the skull can only be guessed from the brain's outline, and empty input around a brain means
+skull and scalp where around a whole head it means air, so the share moves the model between the two inputs.
 """
 
 from __future__ import annotations
@@ -73,10 +74,11 @@ TRAINING = Family(
     norm="batch",
     describe="MONAI UNet regression of HU/1000, AdamW",
     extras=_extras,
-    ranges=replace(RANGES, skull_off_probability=0.3, tumour_patch_share=0.0),
+    ranges=replace(RANGES, tumour_patch_share=0.0),
 )
 
 
 def train(request, options: MR2CTOptions, progress=None, should_stop=None) -> Path:
     """Train or continue an mr2ct model; the contract of training.finetune.run_finetune."""
-    return train_family(TRAINING, request, options.stage, progress, should_stop)
+    family = replace(TRAINING, ranges=replace(TRAINING.ranges, skull_off_probability=options.brain_extracted_share))
+    return train_family(family, request, options.stage, progress, should_stop)
