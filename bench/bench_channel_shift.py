@@ -9,8 +9,8 @@ with today's shipped models and once with the candidates; the rows are comparabl
   randomisation range), T1 only and all four sequences: tumour ml;
 - phantom cases with a tumour (fresh seeds, skull on) at 2, 3, 5 mm slices: whole-tumour Dice with all four
   sequences and with T1 only, and at 3 mm for every subset of the sequences;
-- mr2ct: mean HU in brain, CSF, cortical bone and air (truth: the phantom's tissue fractions) on the 3 mm
-  cases, T1 only, with skull and brain-extracted;
+- mr2ct: mean HU in brain, CSF, cortical bone and air (truth: the phantom's tissue fractions) and the mean
+  absolute error over the head on the 3 mm cases, T1 only and all four, with skull and brain-extracted;
 - ``masked``: the healthy and tumour rows (T1 only and all four) again, skull on but with a brain mask on the
   thick-slice grid, as ``medsynth add-channel`` uses the case's ``_mask`` (input zero outside it, labels kept
   inside): the phantom's own brain mask, i.e. a perfect skull stripping (what ``medsynth prepare`` aims at).
@@ -210,14 +210,14 @@ def main() -> None:
                 seg, grid = segment(case, steps, inputs)
                 truth, _ = thick(case["seg"], case["affine"], steps, label=True)
                 results["dice"].setdefault(f"{name}, skull on, {'+'.join(inputs)}", []).append(round(dice(seg, truth), 3))
-        for skull in (True, False) if "ct" in parts else ():
+        for skull, inputs in itertools.product((True, False), (("t1",), SEQUENCES)) if "ct" in parts else ():
             arrays, grid = {}, None
-            image = case["t1"] * (1 if skull else case["brain"])
-            arrays["t1"], grid = thick(image, case["affine"], (1, 1, 3))
+            for name in inputs:
+                arrays[name], grid = thick(case[name] * (1 if skull else case["brain"]), case["affine"], (1, 1, 3))
             hu = ct_model.predict(arrays, grid, device=device).astype(np.float32)
             regions, _ = thick(case["regions"], case["affine"], (1, 1, 3), label=True)
             truth_hu, _ = thick(case["ct"], case["affine"], (1, 1, 3), label=True)
-            key = f"3 mm slices, T1 only, {'skull on' if skull else 'brain-extracted'}"
+            key = f"3 mm slices, {'T1 only' if inputs == ('t1',) else 'all four'}, {'skull on' if skull else 'brain-extracted'}"
             row = results["ct_hu"].setdefault(key, {"mae_head": [], **{n: [] for n in REGIONS.values()}})
             head = regions != 4
             row["mae_head"].append(round(float(np.abs(hu - truth_hu)[head].mean()), 1))

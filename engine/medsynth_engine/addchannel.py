@@ -9,7 +9,8 @@ renames leaves no NIfTI (or the old one) and the next run makes both again. An e
 A brain mask (``<case>_mask.nii.gz``, which ``medsynth prepare`` writes beside each case, or any mask file given)
 makes the input brain-extracted before the model sees it (zero outside the mask, as the training data were)
 and keeps tumour labels inside the brain: a T1 with its skull is the input the seg model gets wrong most
-(bench/results/add_channel.md).
+(bench/results/add_channel.md). The ct channel uses a mask only when one is given: mr2ct-phantom reads the skull
+from a whole-head MR and only guesses it around a brain-extracted one.
 
 N4 bias-field correction (``biasfield``) runs on each input sequence first, by default for the seg channel: the
 shipped seg model labels oedema where a healthy head's bias field is strong, and N4 takes that away
@@ -111,7 +112,8 @@ class AddChannelRequest:
         device: auto (None), cpu, cuda, cuda:N or mps.
         amp: None takes the fast path where it helps (bf16 + channels_last on GPU, channels_last on CPU);
             True forces bf16 autocast; False is eager float32.
-        brain_mask: a brain mask on the case's grid; default the case's own ``<case>_mask.nii.gz`` when it has one.
+        brain_mask: a brain mask on the case's grid; default for seg the case's own ``<case>_mask.nii.gz`` when it
+            has one (for ct none: the skull a whole-head MR shows is what a CT is made of).
         no_brain_mask: ignore any brain mask (the model sees the whole head).
         n4: N4 bias-field correction of each input sequence first; None: ``n4_default(channel)`` (on for seg).
     """
@@ -315,7 +317,8 @@ def add_channel(request: AddChannelRequest, progress: Callable[[float, str], Non
     device = select_device(request.device)
     report(0.05, f"reading {case_id}")
     arrays, affine, reference = _read_case(files)
-    mask_file = None if request.no_brain_mask else (Path(request.brain_mask) if request.brain_mask else find_brain_mask(case_id, folder))
+    own_mask = find_brain_mask(case_id, folder) if request.channel == "seg" else None  # a CT needs the skull the head shows
+    mask_file = None if request.no_brain_mask else (Path(request.brain_mask) if request.brain_mask else own_mask)
     brain = None
     if mask_file is not None:
         brain = _read_brain_mask(mask_file, reference, arrays[next(iter(arrays))].shape, affine)

@@ -26,7 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     mask = p.add_mutually_exclusive_group()
     mask.add_argument("--brain-mask", type=Path, default=None,
                       help="brain mask on the case's grid: the input is brain-extracted with it and seg labels stay inside "
-                      "(default: the case's own <case>_mask.nii.gz, as medsynth prepare writes it, when there is one)")
+                      "(default for seg: the case's own <case>_mask.nii.gz, as medsynth prepare writes it, when there is one; "
+                      "for ct none, as the skull a whole-head MR shows is what a CT is made of)")
     mask.add_argument("--no-brain-mask", action="store_true", help="ignore the case's brain mask: the model sees the whole head")
     p.add_argument("--n4", choices=("auto", "on", "off"), default="auto",
                    help="N4 bias-field correction of each input sequence before the model: auto (default: on for seg, "
