@@ -104,8 +104,10 @@ def test_add_channel_reads_a_prepared_case_with_its_brain_mask(prepared_set, tmp
         out = tmp_path / channel
         assert main(["add-channel", "--channel", channel, "--case", str(case), "--out", str(out), "--device", "cpu", "--json"]) == 0
         result = json.loads(capsys.readouterr().out)
-        assert result["brain_mask"] == str((case / f"{cases[0]}_mask.nii.gz").resolve())  # prepare's mask is used, not read as a sequence
-        assert sorted(result["inputs"]) == ["flair", "t1", "t1ce", "t2"]
+        # seg uses prepare's mask; ct does not (a CT is made of the skull; prepare's images are stripped already).
+        mask = str((case / f"{cases[0]}_mask.nii.gz").resolve())
+        assert result["brain_mask"] == (mask if channel == "seg" else None)
+        assert sorted(result["inputs"]) == ["flair", "t1", "t1ce", "t2"]  # the mask is not read as a sequence
         written, written_affine = _read(out / f"{cases[0]}_{channel}.nii.gz")
         assert written.shape == t1.shape and np.allclose(written_affine, affine, atol=1e-4)
         if channel == "seg":
