@@ -74,7 +74,6 @@ def test_the_cases_own_mask_brain_extracts_the_input_and_bounds_the_labels(head,
     np.testing.assert_array_equal(labels, by_hand_labels)
 
 
-
 def test_ct_keeps_the_whole_head_unless_a_mask_is_given(head, tmp_path):
     """A CT is made of the skull the whole-head MR shows: ct ignores the case's own mask, and uses one given."""
     case = _copy(head, tmp_path)
@@ -86,6 +85,7 @@ def test_ct_keeps_the_whole_head_unless_a_mask_is_given(head, tmp_path):
     given = add_channel(AddChannelRequest(case=case, channel="ct", device="cpu", out=tmp_path / "given", brain_mask=mask_file))
     assert given["brain_mask"] == str(mask_file.resolve()) and bare["brain_mask"] is None
     assert not np.array_equal(read_nifti(tmp_path / "given" / "head-001_ct.nii.gz")[0], read_nifti(tmp_path / "own" / "head-001_ct.nii.gz")[0])
+
 
 def test_no_brain_mask_sees_the_whole_head(head, tmp_path):
     with_mask_file = _copy(head, tmp_path / "a")
